@@ -1,0 +1,5 @@
+import sys
+
+from cellgpt.cli import main
+
+sys.exit(main())

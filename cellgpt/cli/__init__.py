@@ -1,0 +1,46 @@
+"""The `cellgpt` command line. Each sub-command group lives in its own module with a
+`register(subparsers)` function that adds its parsers and sets `func` on them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Sub-command modules, imported lazily so `cellgpt --help` stays fast.
+COMMAND_MODULES = ["cellgpt.cli.weights", "cellgpt.cli.tokenizer_cmd"]
+
+
+class UserError(Exception):
+    """A mistake in the user's input: printed as one clear line, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cellgpt", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # command group not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"cellgpt: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cellgpt: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
