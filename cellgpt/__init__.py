@@ -1,3 +1,12 @@
-"""cellgpt: GPT-2 as a living spreadsheet."""
+"""cellgpt: GPT-2 as a living spreadsheet.
+
+import cellgpt
+wb = cellgpt.open("workbooks/gpt2.py", model="gpt2-mini", prompt="ROMEO:")
+wb["h3.attn.pattern"]          # a numpy array
+wb.table("logits")             # a pandas DataFrame with token labels
+"""
+
+from cellgpt.api import full_library, open
 
 __version__ = "0.1.0"
+__all__ = ["full_library", "open"]

@@ -1,0 +1,40 @@
+"""The generic spreadsheet runtime: named formula cells, a dependency graph, lazy
+recalculation, pins, per-cell errors, block templates and workbook files. It knows nothing
+about GPT-2, Textual or Excel."""
+
+from cellgpt.engine.errors import (
+    CellError,
+    CycleError,
+    DefinitionError,
+    DuplicateNameError,
+    EngineError,
+    ErrorInfo,
+    FormulaError,
+    UnknownNameError,
+)
+from cellgpt.engine.functions import FunctionLibrary, core
+from cellgpt.engine.io import WorkbookFileError, load_workbook, save_workbook
+from cellgpt.engine.store import Status
+from cellgpt.engine.workbook import CellInfo, CellSpec, RunCancelled, Template, Workbook
+
+__all__ = [
+    "CellError",
+    "CellInfo",
+    "CellSpec",
+    "CycleError",
+    "DefinitionError",
+    "DuplicateNameError",
+    "EngineError",
+    "ErrorInfo",
+    "FormulaError",
+    "FunctionLibrary",
+    "RunCancelled",
+    "Status",
+    "Template",
+    "UnknownNameError",
+    "Workbook",
+    "WorkbookFileError",
+    "core",
+    "load_workbook",
+    "save_workbook",
+]

@@ -1,0 +1,450 @@
+"""The function library formulas may call.
+
+Each entry is a plain Python callable plus metadata: a one-line doc, and optionally its Excel
+form (used by the .xlsx exporter) and whether it works row by row (so appending a row to its
+input only needs the new row computed). Libraries are composable: a domain package (GPT-2)
+registers its own functions into a copy of the core library; the engine itself knows nothing
+about any domain.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cellgpt.engine.errors import CellEvalError
+from cellgpt.engine.formula import MAX_SEQUENCE, check_elements
+
+
+@dataclass(frozen=True)
+class LibraryFunction:
+    name: str
+    impl: Callable[..., Any]
+    doc: str = ""
+    excel: Any = None  # the exporter's description of this function in Excel terms
+    rowwise: bool = False  # output row r depends only on input row r (same leading axis)
+
+
+@dataclass
+class FunctionLibrary:
+    functions: dict[str, LibraryFunction] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
+
+    def register(
+        self,
+        name: str,
+        impl: Callable[..., Any] | None = None,
+        *,
+        doc: str = "",
+        excel: Any = None,
+        rowwise: bool = False,
+    ) -> Any:
+        """Register `impl` under `name`; usable as a decorator when impl is omitted."""
+
+        def add(fn: Callable[..., Any]) -> Callable[..., Any]:
+            if "__" in name or not name.isidentifier():
+                raise ValueError(f"invalid function name {name!r}")
+            text = doc or (fn.__doc__ or "").strip().splitlines()[0:1]
+            first_line = text if isinstance(text, str) else (text[0] if text else "")
+            self.functions[name] = LibraryFunction(name, fn, first_line, excel, rowwise)
+            return fn
+
+        return add(impl) if impl is not None else add
+
+    def constant(self, name: str, value: Any) -> None:
+        self.constants[name] = value
+
+    def copy(self) -> FunctionLibrary:
+        return FunctionLibrary(dict(self.functions), dict(self.constants))
+
+    def impls(self) -> dict[str, Callable[..., Any]]:
+        return {name: f.impl for name, f in self.functions.items()}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.functions
+
+    def __getitem__(self, name: str) -> LibraryFunction:
+        return self.functions[name]
+
+
+# ---------------------------------------------------------------------------------------
+# The core library: generic numeric helpers, no domain knowledge.
+
+core = FunctionLibrary()
+core.constant("pi", math.pi)
+core.constant("e", math.e)
+core.constant("inf", math.inf)
+core.constant("nan", math.nan)
+
+
+def _as_array(x: Any) -> np.ndarray:
+    return x if isinstance(x, np.ndarray) else np.asarray(x)
+
+
+def _shape_arg(shape: Any) -> tuple[int, ...]:
+    dims = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
+    if any(int(d) < 0 for d in dims):
+        raise CellEvalError(f"negative dimension in shape {dims}")
+    check_elements(int(np.prod([int(d) for d in dims], dtype=np.float64)))
+    return tuple(int(d) for d in dims)
+
+
+def _dtype(dtype: str) -> np.dtype:
+    allowed = {"float32", "float64", "int64", "int32", "bool"}
+    if dtype not in allowed:
+        raise CellEvalError(f"dtype must be one of {sorted(allowed)}, not {dtype!r}")
+    return np.dtype(dtype)
+
+
+@core.register("zeros")
+def zeros(shape: Any, dtype: str = "float32") -> np.ndarray:
+    """An array of zeros of the given shape."""
+    return np.zeros(_shape_arg(shape), dtype=_dtype(dtype))
+
+
+@core.register("ones")
+def ones(shape: Any, dtype: str = "float32") -> np.ndarray:
+    """An array of ones of the given shape."""
+    return np.ones(_shape_arg(shape), dtype=_dtype(dtype))
+
+
+@core.register("full")
+def full(shape: Any, value: float, dtype: str = "float32") -> np.ndarray:
+    """An array of the given shape filled with one value."""
+    return np.full(_shape_arg(shape), value, dtype=_dtype(dtype))
+
+
+@core.register("arange")
+def arange(
+    start: float, stop: float | None = None, step: float = 1, dtype: str = "float32"
+) -> np.ndarray:
+    """Evenly spaced values in [start, stop)."""
+    lo, hi = (0, start) if stop is None else (start, stop)
+    if step == 0:
+        raise CellEvalError("arange: step must not be 0")
+    check_elements(max(0, math.ceil((hi - lo) / step)))
+    return np.arange(lo, hi, step, dtype=_dtype(dtype))
+
+
+@core.register("linspace")
+def linspace(start: float, stop: float, num: int = 50) -> np.ndarray:
+    """`num` evenly spaced values from start to stop inclusive."""
+    check_elements(int(num))
+    return np.linspace(start, stop, int(num), dtype=np.float32)
+
+
+@core.register("eye")
+def eye(n: int) -> np.ndarray:
+    """The n x n identity matrix."""
+    _shape_arg((n, n))
+    return np.eye(int(n), dtype=np.float32)
+
+
+@core.register("array")
+def array(values: Any, dtype: str = "float32") -> np.ndarray:
+    """Turn a (nested) list of numbers into an array."""
+    result = np.asarray(values, dtype=_dtype(dtype))
+    check_elements(result.size)
+    return result
+
+
+@core.register("random_normal")
+def random_normal(shape: Any, seed: int = 0, scale: float = 1.0) -> np.ndarray:
+    """Seeded normal random numbers (reproducible)."""
+    rng = np.random.default_rng(int(seed))
+    return (rng.standard_normal(_shape_arg(shape)) * scale).astype(np.float32)
+
+
+@core.register("matmul", rowwise=True)
+def matmul(a: Any, b: Any) -> np.ndarray:
+    """Matrix product a @ b."""
+    a, b = _as_array(a), _as_array(b)
+    if a.ndim >= 1 and b.ndim >= 1:
+        inner_a = a.shape[-1]
+        inner_b = b.shape[-2] if b.ndim >= 2 else b.shape[0]
+        if inner_a != inner_b:
+            raise CellEvalError(
+                f"matmul: shapes {a.shape} and {b.shape} do not fit ({inner_a} != {inner_b})"
+            )
+        rows = a.shape[-2] if a.ndim >= 2 else 1
+        cols = b.shape[-1] if b.ndim >= 2 else 1
+        check_elements(rows * cols)
+    return np.matmul(a, b)
+
+
+@core.register("transpose")
+def transpose(a: Any, axes: Any = None) -> np.ndarray:
+    """Swap rows and columns (or permute the given axes)."""
+    return np.transpose(_as_array(a), axes)
+
+
+@core.register("reshape")
+def reshape(a: Any, shape: Any) -> np.ndarray:
+    """The same numbers in a new shape."""
+    return np.reshape(_as_array(a), tuple(int(d) for d in shape))
+
+
+@core.register("concat")
+def concat(arrays: Iterable[Any], axis: int = 0) -> np.ndarray:
+    """Join arrays along an axis."""
+    return np.concatenate([_as_array(a) for a in arrays], axis=int(axis))
+
+
+@core.register("stack")
+def stack(arrays: Iterable[Any], axis: int = 0) -> np.ndarray:
+    """Stack arrays along a new axis."""
+    return np.stack([_as_array(a) for a in arrays], axis=int(axis))
+
+
+def _reduce(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def reducer(a: Any, axis: int | None = None, keepdims: bool = False) -> Any:
+        return fn(_as_array(a), axis=axis, keepdims=keepdims)
+
+    return reducer
+
+
+for _name, _fn, _doc in [
+    ("sum", np.sum, "Sum of the values (along an axis)."),
+    ("mean", np.mean, "Arithmetic mean (along an axis)."),
+    ("var", np.var, "Population variance (along an axis)."),
+    ("std", np.std, "Population standard deviation (along an axis)."),
+    ("amax", np.max, "Largest value (along an axis)."),
+    ("amin", np.min, "Smallest value (along an axis)."),
+]:
+    core.register(_name, _reduce(_fn), doc=_doc)
+
+
+@core.register("argmax")
+def argmax(a: Any, axis: int | None = None) -> Any:
+    """Index of the largest value (first one on ties)."""
+    return np.argmax(_as_array(a), axis=axis)
+
+
+@core.register("argmin")
+def argmin(a: Any, axis: int | None = None) -> Any:
+    """Index of the smallest value."""
+    return np.argmin(_as_array(a), axis=axis)
+
+
+def _elementwise(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[Any], Any]:
+    def apply(a: Any) -> Any:
+        return fn(_as_array(a))
+
+    return apply
+
+
+for _name, _fn, _doc in [
+    ("exp", np.exp, "e to the power x, element by element."),
+    ("log", np.log, "Natural logarithm, element by element."),
+    ("sqrt", np.sqrt, "Square root, element by element."),
+    ("tanh", np.tanh, "Hyperbolic tangent, element by element."),
+    ("abs", np.abs, "Absolute value, element by element."),
+    ("sign", np.sign, "Sign (-1, 0, 1), element by element."),
+]:
+    core.register(_name, _elementwise(_fn), doc=_doc, rowwise=True)
+
+
+def _binary(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def apply(a: Any, b: Any) -> Any:
+        a, b = _as_array(a), _as_array(b)
+        check_elements(int(np.prod(np.broadcast_shapes(a.shape, b.shape), dtype=np.float64)))
+        return fn(a, b)
+
+    return apply
+
+
+core.register(
+    "maximum", _binary(np.maximum), doc="Element-wise larger of two arrays.", rowwise=True
+)
+core.register(
+    "minimum", _binary(np.minimum), doc="Element-wise smaller of two arrays.", rowwise=True
+)
+
+
+@core.register("where", rowwise=True)
+def where(condition: Any, a: Any, b: Any) -> np.ndarray:
+    """a where condition holds, else b (element by element)."""
+    c, a, b = _as_array(condition), _as_array(a), _as_array(b)
+    check_elements(int(np.prod(np.broadcast_shapes(c.shape, a.shape, b.shape), dtype=np.float64)))
+    return np.where(c, a, b)
+
+
+@core.register("clip", rowwise=True)
+def clip(a: Any, lo: float | None, hi: float | None) -> np.ndarray:
+    """Limit values to [lo, hi]."""
+    return np.clip(_as_array(a), lo, hi)
+
+
+@core.register("relu", rowwise=True)
+def relu(a: Any) -> np.ndarray:
+    """max(0, x) element by element."""
+    return np.maximum(_as_array(a), 0)
+
+
+@core.register("softmax", rowwise=True)
+def softmax(a: Any, axis: int = -1) -> np.ndarray:
+    """exp(x - max) / sum(exp(x - max)) along an axis; -inf entries become 0."""
+    a = _as_array(a)
+    shifted = a - np.max(a, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@core.register("layer_norm", rowwise=True)
+def layer_norm(x: Any, gain: Any, bias: Any, eps: float = 1e-5) -> np.ndarray:
+    """Normalise each row to mean 0 and (population) variance 1, then scale and shift."""
+    x = _as_array(x)
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = np.mean(centred * centred, axis=-1, keepdims=True)
+    return centred / np.sqrt(var + np.float32(eps)) * gain + bias
+
+
+@core.register("gelu", rowwise=True)
+def gelu(x: Any) -> np.ndarray:
+    """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    x = _as_array(x)
+    c = np.float32(math.sqrt(2.0 / math.pi))
+    return (
+        np.float32(0.5)
+        * x
+        * (np.float32(1.0) + np.tanh(c * (x + np.float32(0.044715) * x * x * x)))
+    )
+
+
+@core.register("dot")
+def dot(a: Any, b: Any) -> Any:
+    """Dot product of two vectors."""
+    return np.dot(_as_array(a), _as_array(b))
+
+
+@core.register("norm")
+def norm(a: Any, axis: int | None = None) -> Any:
+    """Euclidean length (along an axis)."""
+    return np.linalg.norm(_as_array(a), axis=axis)
+
+
+@core.register("cosine")
+def cosine(a: Any, b: Any) -> Any:
+    """Cosine similarity of a vector with a vector, or with each row of a matrix."""
+    a, b = _as_array(a).astype(np.float64), _as_array(b).astype(np.float64)
+    return (b @ a) / (np.linalg.norm(b, axis=-1) * np.linalg.norm(a))
+
+
+@core.register("causal_mask")
+def causal_mask(n: int) -> np.ndarray:
+    """An n x n boolean matrix, True on and below the diagonal."""
+    _shape_arg((n, n))
+    return np.tril(np.ones((int(n), int(n)), dtype=bool))
+
+
+@core.register("topk")
+def topk(a: Any, k: int) -> np.ndarray:
+    """Indices of the k largest values, largest first (ties: lower index first)."""
+    a = _as_array(a).ravel()
+    k = max(0, min(int(k), a.size))
+    return np.argsort(-a, kind="stable")[:k]
+
+
+@core.register("take")
+def take(a: Any, indices: Any, axis: int = 0) -> np.ndarray:
+    """Pick rows (or entries along an axis) by index."""
+    return np.take(_as_array(a), _as_array(indices).astype(np.int64), axis=int(axis))
+
+
+@core.register("size")
+def size(a: Any) -> int:
+    """Number of items (length of a list or string, element count of an array)."""
+    return int(a.size) if isinstance(a, np.ndarray) else len(a)
+
+
+@core.register("shape")
+def shape(a: Any) -> tuple[int, ...]:
+    """Shape of an array."""
+    return tuple(_as_array(a).shape)
+
+
+@core.register("cast")
+def cast(a: Any, dtype: str) -> np.ndarray:
+    """Convert an array to another number type."""
+    return _as_array(a).astype(_dtype(dtype))
+
+
+@core.register("to_int")
+def to_int(x: Any) -> int:
+    """A whole number."""
+    return int(x)
+
+
+@core.register("to_float")
+def to_float(x: Any) -> float:
+    """A floating-point number."""
+    return float(x)
+
+
+@core.register("text")
+def text(x: Any) -> str:
+    """A short text form of a value."""
+    out = str(x)
+    if len(out) > MAX_SEQUENCE:
+        raise CellEvalError("text: value is too long to show")
+    return out
+
+
+@core.register("join")
+def join(items: Iterable[Any], sep: str = "") -> str:
+    """Join strings with a separator."""
+    return str(sep).join(str(i) for i in items)
+
+
+@core.register("rows")
+def rows(a: Any, start: int, stop: int | None = None) -> Any:
+    """Rows start..stop-1 of a matrix (or items of a list)."""
+    return a[int(start) : None if stop is None else int(stop)]
+
+
+@core.register("mse")
+def mse(prediction: Any, target: Any) -> float:
+    """Mean squared error."""
+    d = _as_array(prediction) - _as_array(target)
+    return float(np.mean(d * d))
+
+
+@core.register("nearest")
+def nearest(query: Any, matrix: Any, labels: Any, k: int = 5) -> list[tuple[str, float]]:
+    """The k rows of `matrix` most cosine-similar to `query`, as (label, similarity)."""
+    sims = cosine(query, matrix)
+    order = topk(sims, k)
+    return [(str(labels[i]), float(sims[i])) for i in order]
+
+
+@core.register("index_of")
+def index_of(items: Any, item: Any) -> int:
+    """Position of `item` in a list (error if absent)."""
+    items = list(items)
+    if item not in items:
+        raise CellEvalError(f"index_of: {item!r} is not in the list")
+    return items.index(item)
+
+
+@core.register("row")
+def row(matrix: Any, index: int) -> np.ndarray:
+    """One row of a matrix."""
+    return _as_array(matrix)[int(index)]
+
+
+# Familiar spreadsheet-style names for the reductions.
+core.register("max", core["amax"].impl, doc="Largest value (along an axis).")
+core.register("min", core["amin"].impl, doc="Smallest value (along an axis).")
+core.register("len", size, doc="Number of items.")
+
+
+@core.register("isin")
+def isin(items: Any, values: Any) -> np.ndarray:
+    """For each item: is it one of `values`? (a boolean mask)"""
+    wanted = set(values)
+    return np.array([item in wanted for item in items], dtype=bool)

@@ -1,0 +1,76 @@
+"""Per-cell run state, kept apart from the graph: value, status, error, timing, version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from cellgpt.engine.errors import ErrorInfo
+
+
+class Status(StrEnum):
+    FRESH = "fresh"
+    STALE = "stale"
+    ERROR = "error"
+    BLOCKED = "blocked"
+    RUNNING = "running"
+    PINNED = "pinned"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+MISSING: Any = object()
+
+
+@dataclass
+class CellState:
+    status: Status = Status.STALE
+    value: Any = MISSING
+    error: ErrorInfo | None = None
+    duration: float = 0.0  # seconds of the last evaluation
+    version: int = 0  # bumps each time a new value is stored
+    runs: int = 0  # evaluations attempted
+
+    @property
+    def has_value(self) -> bool:
+        return self.value is not MISSING
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        v = self.value
+        if isinstance(v, np.ndarray | np.generic):
+            return tuple(v.shape)
+        if isinstance(v, list | tuple | str):
+            return (len(v),)
+        return None
+
+    @property
+    def dtype(self) -> str | None:
+        v = self.value
+        if isinstance(v, np.ndarray | np.generic):
+            return str(v.dtype)
+        if v is MISSING:
+            return None
+        return type(v).__name__
+
+
+class ValueStore:
+    def __init__(self) -> None:
+        self._states: dict[str, CellState] = {}
+
+    def add(self, name: str) -> CellState:
+        state = self._states[name] = CellState()
+        return state
+
+    def remove(self, name: str) -> None:
+        self._states.pop(name, None)
+
+    def __getitem__(self, name: str) -> CellState:
+        return self._states[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._states
