@@ -487,9 +487,21 @@ class Workbook:
         return cell.pin_value if cell.pinned else state.value
 
     def _plan(self, target: str | None) -> list[str]:
-        candidates = self._graph.ancestors(target) | {target} if target is not None else None
-        order = self._graph.topo_order(candidates)
-        return [n for n in order if self._store[n].status == Status.STALE]
+        """The stale cells `target` needs, in evaluation order. A fresh cell's ancestors are
+        all fresh (an edit invalidates everything downstream), so the search stops there."""
+        if target is None:
+            return [n for n in self._graph.topo_order() if self._store[n].status == Status.STALE]
+        needed: set[str] = set()
+        stack = [target]
+        while stack:
+            name = stack.pop()
+            if name in needed or self._store[name].status != Status.STALE:
+                continue
+            needed.add(name)
+            stack.extend(self._graph.parents(name))
+        if len(needed) <= 1:
+            return list(needed)
+        return self._graph.topo_order(needed)
 
     def _run_plan(
         self,
