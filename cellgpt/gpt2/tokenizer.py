@@ -1,0 +1,556 @@
+"""GPT-2 byte-level BPE tokenizer, written to be traced.
+
+Text is cut into words by a regex, each word's UTF-8 bytes are mapped to printable characters
+(`bytes_to_unicode`), and the ranked merges of `vocab.bpe` are applied pass by pass until no
+ranked pair is left. `encode` matches tiktoken (special tokens, lone surrogates); `trace`
+returns every merge pass so the spreadsheet can show the tokenization table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Literal
+
+import regex
+
+GPT2_SPLIT_PATTERN = (
+    r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+)
+GPT4_SPLIT_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+PATTERNS: dict[str, str] = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
+
+DATA_DIR = Path(__file__).resolve().parent / "data" / "gpt2"
+ENCODER_FILE = "encoder.json"
+MERGES_FILE = "vocab.bpe"
+CONFIG_FILE = "tokenizer_config.json"
+
+# Word caches are cleared wholesale when they reach this size: bounded memory, no LRU cost.
+CACHE_LIMIT = 100_000
+_NO_RANK = 1 << 62
+_SPECIAL_LOOKING = regex.compile(r"<\|[^\s]*\|>")
+
+SpecialSet = Literal["all"] | Collection[str]
+
+
+class TokenizerError(ValueError):
+    """Bad vocabulary files, unknown token ids, or disallowed special tokens in text."""
+
+
+@dataclass(frozen=True)
+class MergePass:
+    """One BPE pass: the lowest-ranked adjacent pair, merged everywhere it occurs."""
+
+    pair: tuple[str, str]
+    rank: int
+    tokens: tuple[str, ...]
+
+
+@dataclass
+class WordTrace:
+    """How one pre-split word (or special token) became token ids."""
+
+    word: str
+    symbols: str
+    passes: list[MergePass] = field(default_factory=list)
+    tokens: tuple[str, ...] = ()
+    ids: tuple[int, ...] = ()
+
+
+@cache
+def bytes_to_unicode() -> dict[int, str]:
+    """Map every byte to a printable character, so BPE tokens are readable strings.
+
+    Bytes that are already printable (and not space) stand for themselves; the rest are moved
+    to code points 256, 257, ... in byte order. The mapping is a bijection.
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
+    mapping = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return dict(sorted(mapping.items()))
+
+
+def unicode_to_bytes() -> dict[str, int]:
+    """The inverse of `bytes_to_unicode`."""
+    return {ch: b for b, ch in bytes_to_unicode().items()}
+
+
+def fix_surrogates(text: str) -> str:
+    """Make text encodable as UTF-8 the way tiktoken does.
+
+    Surrogate pairs stored as two code units are joined into one character; lone surrogates
+    become U+FFFD.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+@lru_cache(maxsize=64)
+def _alternation(tokens: frozenset[str]) -> regex.Pattern[str]:
+    # Longest first, so a special token that extends another one wins deterministically.
+    ordered = sorted(tokens, key=lambda t: (-len(t), t))
+    return regex.compile("|".join(regex.escape(t) for t in ordered))
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validating vocabulary files
+# ---------------------------------------------------------------------------------------------
+
+
+def _json_line(raw: str, key: str) -> int | None:
+    """The 1-based line of a JSON object key in `raw`, for error messages."""
+    for quoted in (json.dumps(key), json.dumps(key, ensure_ascii=False)):
+        pos = raw.find(quoted + ":")
+        if pos < 0:
+            pos = raw.find(quoted)
+        if pos >= 0:
+            return raw.count("\n", 0, pos) + 1
+    return None
+
+
+def _where(path: Path, line: int | None) -> str:
+    return f"{path} line {line}" if line is not None else str(path)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise TokenizerError(f"{path}: file not found") from e
+    except UnicodeDecodeError as e:
+        raise TokenizerError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
+
+
+def _load_json(path: Path) -> tuple[Any, str]:
+    raw = _read_text(path)
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise TokenizerError(f"{_where(path, _json_line(raw, key))}: duplicate key {key!r}")
+            out[key] = value
+        return out
+
+    try:
+        return json.loads(raw, object_pairs_hook=no_duplicates), raw
+    except json.JSONDecodeError as e:
+        raise TokenizerError(
+            f"{path} line {e.lineno} column {e.colno}: invalid JSON ({e.msg})"
+        ) from e
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def load_encoder(path: Path) -> dict[str, int]:
+    """Read `encoder.json`: token string → id, with unique non-negative integer ids."""
+    data, raw = _load_json(path)
+    if not isinstance(data, dict):
+        raise TokenizerError(f"{path} line 1: expected a JSON object of token -> id")
+    seen: dict[int, str] = {}
+    for token, idx in data.items():
+        problem = None
+        if not token:
+            problem = "empty token string"
+        elif not _is_id(idx):
+            problem = f"id of {token!r} must be a non-negative int, got {idx!r}"
+        elif idx in seen:
+            problem = f"id {idx} used by both {seen[idx]!r} and {token!r}"
+        if problem:
+            raise TokenizerError(f"{_where(path, _json_line(raw, token))}: {problem}")
+        seen[idx] = token
+    return data
+
+
+def load_merges(path: Path) -> list[tuple[tuple[str, str], int]]:
+    """Read `vocab.bpe`: ranked merges, each with its 1-based line number for later errors."""
+    lines = _read_text(path).split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()  # trailing blank lines are harmless
+    merges: list[tuple[tuple[str, str], int]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for lineno, line in enumerate(lines, start=1):
+        line = line.removesuffix("\r")
+        if lineno == 1 and line.startswith("#version"):
+            continue
+        parts = line.split(" ")
+        if len(parts) != 2 or not all(parts):
+            raise TokenizerError(
+                f"{path} line {lineno}: expected two tokens separated by one space, got {line!r}"
+            )
+        pair = (parts[0], parts[1])
+        if pair in seen:
+            raise TokenizerError(
+                f"{path} line {lineno}: merge {line!r} repeats the merge on line {seen[pair]}"
+            )
+        seen[pair] = lineno
+        merges.append((pair, lineno))
+    return merges
+
+
+def _check_merges(
+    merges: list[tuple[tuple[str, str], int]], encoder: dict[str, int], path: Path
+) -> None:
+    for (left, right), lineno in merges:
+        for part in (left, right, left + right):
+            if part not in encoder:
+                what = "result" if part == left + right else "part"
+                raise TokenizerError(
+                    f"{path} line {lineno}: merge {left!r} {right!r}: {what} {part!r} "
+                    "is not in the encoder"
+                )
+
+
+def _check_bytes(encoder: dict[str, int], path: Path) -> None:
+    for b, ch in bytes_to_unicode().items():
+        if ch not in encoder:
+            raise TokenizerError(f"{path}: byte 0x{b:02x} (symbol {ch!r}) is not in the encoder")
+
+
+def _load_config(folder: Path, encoder: dict[str, int]) -> tuple[str, dict[str, int]]:
+    """Pattern and special tokens from an optional tokenizer_config.json."""
+    path = folder / CONFIG_FILE
+    default_specials = {t: i for t, i in encoder.items() if _SPECIAL_LOOKING.fullmatch(t)}
+    if not path.exists():
+        return GPT2_SPLIT_PATTERN, default_specials
+    config, raw = _load_json(path)
+    if not isinstance(config, dict):
+        raise TokenizerError(f"{path} line 1: expected a JSON object")
+    pattern = config.get("pattern", "gpt2")
+    if not isinstance(pattern, str) or not pattern:
+        raise TokenizerError(
+            f"{_where(path, _json_line(raw, 'pattern'))}: pattern must be a string"
+        )
+    pattern = PATTERNS.get(pattern, pattern)
+    try:
+        regex.compile(pattern)
+    except regex.error as e:
+        raise TokenizerError(f"{_where(path, _json_line(raw, 'pattern'))}: bad regex ({e})") from e
+    specials = config.get("special_tokens", default_specials)
+    if not isinstance(specials, dict) or not all(_is_id(i) for i in specials.values()):
+        raise TokenizerError(
+            f"{_where(path, _json_line(raw, 'special_tokens'))}: special_tokens must map "
+            "token strings to non-negative int ids"
+        )
+    return pattern, specials
+
+
+def _check_specials(specials: dict[str, int], encoder: dict[str, int], folder: Path) -> None:
+    by_id = {i: t for t, i in encoder.items()}
+    for token, idx in specials.items():
+        if not token:
+            raise TokenizerError(f"{folder / CONFIG_FILE}: empty special token")
+        if token in encoder and encoder[token] != idx:
+            raise TokenizerError(
+                f"{folder / CONFIG_FILE}: special token {token!r} has id {idx}, "
+                f"but {ENCODER_FILE} gives it {encoder[token]}"
+            )
+        if by_id.get(idx, token) != token:
+            raise TokenizerError(
+                f"{folder / CONFIG_FILE}: special token {token!r} reuses id {idx} of {by_id[idx]!r}"
+            )
+    if len(set(specials.values())) != len(specials):
+        raise TokenizerError(f"{folder / CONFIG_FILE}: special token ids are not unique")
+
+
+# ---------------------------------------------------------------------------------------------
+# The tokenizer
+# ---------------------------------------------------------------------------------------------
+
+
+class Tokenizer:
+    """Byte-level BPE with GPT-2 files (`encoder.json` + `vocab.bpe`)."""
+
+    def __init__(
+        self,
+        encoder: dict[str, int],
+        merges: Iterable[tuple[str, str]],
+        special_tokens: dict[str, int] | None = None,
+        pattern: str = GPT2_SPLIT_PATTERN,
+    ) -> None:
+        """Build from already-validated tables; use `from_dir` to load and check files."""
+        self.encoder: dict[str, int] = dict(encoder)
+        self.bpe_ranks: dict[tuple[str, str], int] = {p: r for r, p in enumerate(merges)}
+        self.special_tokens: dict[str, int] = dict(special_tokens or {})
+        self.pattern: str = PATTERNS.get(pattern, pattern)
+        self.decoder: dict[int, str] = {i: t for t, i in self.encoder.items()}
+        self.decoder.update({i: t for t, i in self.special_tokens.items()})
+        self.vocab_size: int = max(self.decoder, default=-1) + 1
+        self._split_re = regex.compile(self.pattern)
+        self._byte_to_char = bytes_to_unicode()
+        self._translate = [self._byte_to_char[b] for b in range(256)]
+        self._token_bytes = self._build_token_bytes()
+        self._bpe_cache: dict[str, tuple[str, ...]] = {}
+        self._ids_cache: dict[str, tuple[int, ...]] = {}
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> Tokenizer:
+        """Load and validate `encoder.json`, `vocab.bpe` and optional `tokenizer_config.json`."""
+        folder = Path(path)
+        encoder = load_encoder(folder / ENCODER_FILE)
+        merges = load_merges(folder / MERGES_FILE)
+        _check_bytes(encoder, folder / ENCODER_FILE)
+        _check_merges(merges, encoder, folder / MERGES_FILE)
+        pattern, specials = _load_config(folder, encoder)
+        _check_specials(specials, encoder, folder)
+        return cls(encoder, [pair for pair, _ in merges], specials, pattern)
+
+    @classmethod
+    @cache
+    def gpt2(cls) -> Tokenizer:
+        """The bundled GPT-2 tokenizer (loaded once per process)."""
+        return cls.from_dir(DATA_DIR)
+
+    def _build_token_bytes(self) -> dict[int, bytes]:
+        char_to_byte = {ch: b for b, ch in self._byte_to_char.items()}
+        out: dict[int, bytes] = {}
+        for idx, token in self.decoder.items():
+            if token in self.special_tokens:
+                out[idx] = token.encode("utf-8")  # specials are literal text, not mapped bytes
+                continue
+            try:
+                out[idx] = bytes(char_to_byte[ch] for ch in token)
+            except KeyError as e:
+                raise TokenizerError(
+                    f"token {token!r} (id {idx}) has character {e.args[0]!r} outside the byte map"
+                ) from None
+        return out
+
+    # -- splitting and BPE ------------------------------------------------------------------
+
+    def split(self, text: str) -> list[str]:
+        """The regex pre-split words of `text` (special tokens are not recognised here)."""
+        return self._split_re.findall(fix_surrogates(text))
+
+    def word_to_symbols(self, word: str) -> str:
+        """A word's UTF-8 bytes as printable symbols, one character per byte."""
+        return fix_surrogates(word).encode("utf-8").decode("latin-1").translate(self._translate)
+
+    def bpe_trace(self, symbols: str) -> list[MergePass]:
+        """Every merge pass applied to `symbols` (printable byte symbols), in order."""
+        passes: list[MergePass] = []
+        ranks = self.bpe_ranks
+        word = list(symbols)
+        while len(word) > 1:
+            pair_ranks = [ranks.get(pair, _NO_RANK) for pair in pairwise(word)]
+            rank = min(pair_ranks)
+            if rank == _NO_RANK:
+                break
+            start = pair_ranks.index(rank)
+            pair = (word[start], word[start + 1])
+            word = _merge(word, pair[0], pair[1], start)
+            passes.append(MergePass(pair, rank, tuple(word)))
+        return passes
+
+    def bpe(self, symbols: str) -> tuple[str, ...]:
+        """The BPE tokens of one word given as printable byte symbols (cached)."""
+        tokens = self._bpe_cache.get(symbols)
+        if tokens is None:
+            passes = self.bpe_trace(symbols)
+            tokens = passes[-1].tokens if passes else tuple(symbols)
+            if len(self._bpe_cache) >= CACHE_LIMIT:
+                self._bpe_cache.clear()
+            self._bpe_cache[symbols] = tokens
+        return tokens
+
+    def clear_cache(self) -> None:
+        """Forget cached words (for cold-cache measurements)."""
+        self._bpe_cache.clear()
+        self._ids_cache.clear()
+
+    def _word_ids(self, word: str) -> tuple[int, ...]:
+        ids = self._ids_cache.get(word)
+        if ids is None:
+            encoder = self.encoder
+            ids = tuple([encoder[t] for t in self.bpe(self.word_to_symbols(word))])
+            if len(self._ids_cache) >= CACHE_LIMIT:
+                self._ids_cache.clear()
+            self._ids_cache[word] = ids
+        return ids
+
+    # -- encoding ---------------------------------------------------------------------------
+
+    def _allowed(self, allowed_special: SpecialSet) -> frozenset[str]:
+        if isinstance(allowed_special, str):
+            if allowed_special != "all":
+                raise TokenizerError(
+                    f"allowed_special must be 'all' or a set, got {allowed_special!r}"
+                )
+            allowed = frozenset(self.special_tokens)
+        else:
+            allowed = frozenset(allowed_special)
+        return allowed
+
+    def _disallowed(
+        self, allowed: frozenset[str], disallowed_special: SpecialSet
+    ) -> frozenset[str]:
+        if isinstance(disallowed_special, str):
+            if disallowed_special != "all":
+                raise TokenizerError(
+                    f"disallowed_special must be 'all' or a set, got {disallowed_special!r}"
+                )
+            return frozenset(self.special_tokens) - allowed
+        return frozenset(disallowed_special)
+
+    def _segments(
+        self, text: str, allowed_special: SpecialSet, disallowed_special: SpecialSet
+    ) -> Iterator[tuple[str, bool]]:
+        """(piece, is_special) in order: ordinary text chunks and allowed special tokens."""
+        allowed = self._allowed(allowed_special)
+        disallowed = self._disallowed(allowed, disallowed_special)
+        if disallowed and (hit := _alternation(disallowed).search(text)):
+            raise TokenizerError(
+                f"text contains disallowed special token {hit.group()!r} at character offset "
+                f"{hit.start()}; pass allowed_special={{{hit.group()!r}}} to encode it as a "
+                "special token, or disallowed_special=() to encode it as ordinary text"
+            )
+        text = fix_surrogates(text)
+        # Only tokens the vocabulary knows can become special ids (as in tiktoken).
+        allowed = frozenset(allowed & self.special_tokens.keys())
+        if not allowed:
+            yield text, False
+            return
+        start = 0
+        for hit in _alternation(allowed).finditer(text):
+            if hit.start() > start:
+                yield text[start : hit.start()], False
+            yield hit.group(), True
+            start = hit.end()
+        if start < len(text):
+            yield text[start:], False
+
+    def _encode_chunk(self, text: str, out: list[int]) -> None:
+        cache_get = self._ids_cache.get
+        word_ids = self._word_ids
+        for word in self._split_re.findall(text):
+            ids = cache_get(word)
+            out.extend(ids if ids is not None else word_ids(word))
+
+    def encode(
+        self,
+        text: str,
+        allowed_special: SpecialSet = frozenset(),
+        disallowed_special: SpecialSet = "all",
+    ) -> list[int]:
+        """Token ids of `text`, with tiktoken's special-token rules.
+
+        A disallowed special token in the text raises `TokenizerError`; allowed ones become
+        their ids; other special-looking text is encoded as ordinary text. "all" is shorthand
+        for every special token (for `disallowed_special`: every one not allowed).
+        """
+        out: list[int] = []
+        for piece, special in self._segments(text, allowed_special, disallowed_special):
+            if special:
+                out.append(self.special_tokens[piece])
+            else:
+                self._encode_chunk(piece, out)
+        return out
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Token ids of `text`, treating special-token text as ordinary text."""
+        out: list[int] = []
+        self._encode_chunk(fix_surrogates(text), out)
+        return out
+
+    # -- decoding ---------------------------------------------------------------------------
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The raw bytes the ids stand for (may end inside a UTF-8 character)."""
+        table = self._token_bytes
+        ids = ids if isinstance(ids, list | tuple) else list(ids)
+        try:
+            return b"".join([table[i] for i in ids])
+        except (KeyError, TypeError):
+            bad = next(i for i in ids if not _hashable_in(i, table))
+            raise TokenizerError(
+                f"unknown token id {bad!r} (vocabulary has ids 0..{self.vocab_size - 1})"
+            ) from None
+
+    def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
+        """Text of the ids; invalid UTF-8 (e.g. half a character) becomes U+FFFD."""
+        return self.decode_bytes(list(ids)).decode("utf-8", errors=errors)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes of one token."""
+        return self.decode_bytes([token_id])
+
+    def token_str(self, token_id: int) -> str:
+        """One token as display text (partial UTF-8 shown as U+FFFD)."""
+        return self.token_bytes(token_id).decode("utf-8", errors="replace")
+
+    def tokenize(
+        self,
+        text: str,
+        allowed_special: SpecialSet = frozenset(),
+        disallowed_special: SpecialSet = "all",
+    ) -> list[str]:
+        """Display string of each token of `text` (same special-token rules as `encode`)."""
+        return [self.token_str(i) for i in self.encode(text, allowed_special, disallowed_special)]
+
+    # -- tracing ----------------------------------------------------------------------------
+
+    def trace(
+        self,
+        text: str,
+        allowed_special: SpecialSet = frozenset(),
+        disallowed_special: SpecialSet = "all",
+    ) -> list[WordTrace]:
+        """Word by word account of `encode`: split, byte symbols, merge passes, tokens, ids."""
+        rows: list[WordTrace] = []
+        for piece, special in self._segments(text, allowed_special, disallowed_special):
+            if special:
+                idx = self.special_tokens[piece]
+                rows.append(WordTrace(piece, piece, [], (piece,), (idx,)))
+                continue
+            for word in self._split_re.findall(piece):
+                symbols = self.word_to_symbols(word)
+                passes = self.bpe_trace(symbols)
+                tokens = passes[-1].tokens if passes else tuple(symbols)
+                ids = tuple(self.encoder[t] for t in tokens)
+                rows.append(WordTrace(word, symbols, passes, tokens, ids))
+        return rows
+
+    def __repr__(self) -> str:
+        return (
+            f"Tokenizer(vocab_size={self.vocab_size}, merges={len(self.bpe_ranks)}, "
+            f"special_tokens={sorted(self.special_tokens)})"
+        )
+
+
+def _hashable_in(key: object, table: dict[int, bytes]) -> bool:
+    try:
+        return key in table
+    except TypeError:
+        return False
+
+
+def _merge(word: list[str], left: str, right: str, start: int) -> list[str]:
+    """Merge every non-overlapping (left, right) in `word`, scanning left to right from `start`."""
+    out = word[:start]
+    i, n = start, len(word)
+    while i < n:
+        if i + 1 < n and word[i] == left and word[i + 1] == right:
+            out.append(left + right)
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return out
