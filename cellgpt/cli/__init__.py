@@ -8,7 +8,11 @@ import importlib
 import sys
 
 # Sub-command modules, imported lazily so `cellgpt --help` stays fast.
-COMMAND_MODULES = ["cellgpt.cli.weights", "cellgpt.cli.tokenizer_cmd"]
+COMMAND_MODULES = [
+    "cellgpt.cli.run_cmd",
+    "cellgpt.cli.weights",
+    "cellgpt.cli.tokenizer_cmd",
+]
 
 
 class UserError(Exception):

@@ -482,7 +482,13 @@ class Workbook:
     def _value_or_raise(self, name: str) -> Any:
         state = self._store[name]
         if state.status in (Status.ERROR, Status.BLOCKED):
-            raise CellError(name, state.error or ErrorInfo("eval", "failed"))
+            error = state.error or ErrorInfo("eval", "failed")
+            root = self._store[error.blocked_by].error if error.blocked_by else None
+            if root is not None:  # say why the blocker failed, not just who it is
+                error = ErrorInfo(
+                    "blocked", f"{error.message}: {root.message}", blocked_by=error.blocked_by
+                )
+            raise CellError(name, error)
         cell = self._cells[name]
         return cell.pin_value if cell.pinned else state.value
 
@@ -696,9 +702,13 @@ class Workbook:
         return pd.DataFrame(arr, index=index, columns=columns)
 
     def _labels(self, label_cell: str | None, n: int) -> list[Any] | None:
-        if not label_cell or label_cell not in self:
+        """Labels from the cell (or library constant) a display hint names."""
+        if label_cell in self.library.constants:
+            labels = list(self.library.constants[label_cell])
+        elif label_cell and label_cell in self:
+            labels = list(self.run(label_cell))
+        else:
             return None
-        labels = list(self.run(label_cell))
         if len(labels) != n:
             return None
         # Repeated labels (the same token twice) are made unique by position.

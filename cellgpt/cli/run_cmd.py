@@ -1,0 +1,214 @@
+"""`cellgpt run`, `cellgpt cell` and `cellgpt tokenize`: the model from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellgpt.cli import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_WORKBOOK = REPO_ROOT / "workbooks" / "gpt2.py"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run", help="run the model on a prompt: top next tokens, generation"
+    )
+    _model_args(run)
+    run.add_argument("--top-k", type=int, default=10, help="how many next-token candidates to list")
+    run.add_argument("--generate", type=int, default=0, metavar="N", help="generate N tokens")
+    run.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    run.add_argument("--sample-top-k", type=int, default=0, help="sample among the k most likely")
+    run.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.set_defaults(func=cmd_run)
+
+    cell = subparsers.add_parser("cell", help="print the value of any cell")
+    cell.add_argument("name", help="cell name, step alias or hook name (e.g. h3.attn.pattern)")
+    _model_args(cell)
+    cell.add_argument("--format", choices=["table", "csv", "json", "npy"], default="table")
+    cell.add_argument("--out", help="write to this file instead of standard output")
+    cell.set_defaults(func=cmd_cell)
+
+    tok = subparsers.add_parser("tokenize", help="split text into tokens and ids")
+    tok.add_argument("text")
+    tok.add_argument("--tokenizer", help="tokenizer folder (default: the bundled GPT-2)")
+    tok.add_argument("--json", action="store_true")
+    tok.set_defaults(func=cmd_tokenize)
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompt", help="the text to run")
+    parser.add_argument("--model", default=None, help="weights folder or name (default: gpt2-mini)")
+    parser.add_argument("--workbook", default=str(DEFAULT_WORKBOOK), help="workbook file")
+    parser.add_argument(
+        "--truncate",
+        choices=["none", "left"],
+        default="none",
+        help="'left' drops the oldest tokens of a prompt longer than the context",
+    )
+
+
+def open_workbook(args: argparse.Namespace, **inputs: Any) -> Any:
+    """Load the workbook with the prompt and model; user mistakes become UserError."""
+    import cellgpt
+    from cellgpt.engine import EngineError
+    from cellgpt.gpt2.models import DEFAULT_MODEL, ModelNotFoundError, resolve_model
+
+    model = args.model or DEFAULT_MODEL
+    try:
+        resolve_model(model)
+    except ModelNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        wb = cellgpt.open(args.workbook, model=model, prompt=args.prompt, **inputs)
+    except EngineError as exc:
+        raise UserError(str(exc)) from None
+    if args.truncate == "left":
+        _truncate_left(wb)
+    return wb
+
+
+def _truncate_left(wb: Any) -> None:
+    """Keep the last n_ctx tokens by feeding the kept ids in as the prompt's ids."""
+    n_ctx = int(_get(wb, "config")["n_ctx"])
+    ids = list(_get(wb, "prompt_ids"))
+    if len(ids) > n_ctx:
+        wb.pin("prompt_ids", ids[-n_ctx:])
+
+
+def _get(wb: Any, name: str) -> Any:
+    from cellgpt.engine import CellError
+
+    try:
+        return wb[name]
+    except CellError as exc:
+        raise UserError(str(exc)) from None
+    except KeyError as exc:
+        raise UserError(str(exc.args[0])) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cellgpt.gpt2.generate import generate
+
+    wb = open_workbook(
+        args,
+        show_k=max(1, args.top_k),
+        temperature=args.temperature,
+        sample_top_k=args.sample_top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    tokens, ids, top = _get(wb, "tokens"), _get(wb, "token_ids"), _get(wb, "top_k")
+    generated: list[int] = []
+    if args.generate > 0:
+        try:
+            generated = generate(wb, args.generate, greedy=args.temperature == 0)
+        except Exception as exc:
+            from cellgpt.engine import CellError
+
+            if isinstance(exc, CellError):
+                raise UserError(str(exc)) from None
+            raise
+    text = wb["tokenizer"].decode(generated) if generated else ""
+    if args.json:
+        out = {
+            "tokens": tokens,
+            "token_ids": [int(i) for i in ids],
+            "top_k": [{"id": i, "token": t, "prob": p, "logit": lg} for i, t, p, lg in top],
+            "generated_ids": generated,
+            "generated_text": text,
+        }
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    print(f"tokens ({len(tokens)}): " + " ".join(f"[{t}]" for t in _visible(tokens)))
+    print(f"\nnext token (top {len(top)}):")
+    width = max(len(repr(t)) for _, t, _, _ in top)
+    for i, t, p, lg in top:
+        bar = "█" * max(1, round(p * 40))
+        print(f"  {t!r:<{width}}  id {i:>6}  p {p:7.2%}  logit {lg:8.3f}  {bar}")
+    if generated:
+        print(f"\ngenerated ({len(generated)} tokens):\n{args.prompt}{text}")
+    return 0
+
+
+def _visible(tokens: list[str]) -> list[str]:
+    return [t.replace("\n", "\\n").replace("\t", "\\t") for t in tokens]
+
+
+def cmd_cell(args: argparse.Namespace) -> int:
+    wb = open_workbook(args)
+    if args.name not in wb:
+        raise UserError(
+            f"no cell named {args.name!r} (try `cellgpt cell --help`; names look like h3.attn.pattern)"
+        )
+    value = _get(wb, args.name)
+    if args.format == "npy":
+        if not args.out:
+            raise UserError("--format npy needs --out FILE")
+        np.save(args.out, np.asarray(value))
+        return 0
+    if args.format == "json":
+        text = json.dumps(_jsonable(value), ensure_ascii=False)
+    elif args.format == "csv":
+        buffer = io.StringIO()
+        wb.table(args.name).to_csv(buffer)
+        text = buffer.getvalue()
+    else:
+        text = _table_text(wb, args.name, value)
+    if args.out:
+        Path(args.out).write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
+    else:
+        sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+    return 0
+
+
+def _table_text(wb: Any, name: str, value: Any) -> str:
+    info = wb.info(name)
+    head = f"{info.name}  shape={info.shape}  dtype={info.dtype}\n"
+    if isinstance(value, np.ndarray) and value.ndim > 2:
+        with np.printoptions(precision=4, suppress=True, linewidth=120, threshold=2000):
+            return head + str(value)
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", 60, "display.max_columns", 12, "display.width", 140):
+        return head + str(wb.table(name))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, int | float | str | bool | type(None)):
+        return value
+    return repr(value)
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    from cellgpt.gpt2.tokenizer import Tokenizer, TokenizerError
+
+    try:
+        tok = Tokenizer.from_dir(args.tokenizer) if args.tokenizer else Tokenizer.gpt2()
+        ids = tok.encode(args.text, allowed_special="all")
+    except (TokenizerError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    tokens = [tok.token_str(i) for i in ids]
+    if args.json:
+        print(json.dumps({"tokens": tokens, "token_ids": ids}, ensure_ascii=False))
+    else:
+        for i, t in zip(ids, tokens, strict=True):
+            print(f"{i:>6}  {t!r}")
+    return 0

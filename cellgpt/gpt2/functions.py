@@ -1,0 +1,230 @@
+"""GPT-2's functions for formulas: loading a model, the tokenizer stages, attention helpers
+and sampling. `register(library)` adds them to a copy of the engine's core library."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from cellgpt.engine import FunctionLibrary
+from cellgpt.engine.errors import CellEvalError
+from cellgpt.gpt2.models import load_model_params, load_model_tokenizer
+
+BPE_COLUMNS = ["word", "text", "pass", "merge", "rank", "tokens"]
+TOP_K_COLUMNS = ["id", "token", "prob", "logit"]
+
+
+def _tok(tokenizer: Any) -> Any:
+    from cellgpt.gpt2.tokenizer import Tokenizer
+
+    if not isinstance(tokenizer, Tokenizer):
+        raise CellEvalError("expected a tokenizer (the `tokenizer` cell)")
+    return tokenizer
+
+
+def load_weights(model: str) -> Any:
+    """The model's parameter tables (CSV, cached as .npy)."""
+    try:
+        return load_model_params(model)
+    except (LookupError, ValueError, OSError) as exc:
+        raise CellEvalError(str(exc)) from exc
+
+
+def load_tokenizer(model: str) -> Any:
+    """The model's tokenizer (encoder.json + vocab.bpe)."""
+    try:
+        return load_model_tokenizer(model)
+    except (LookupError, ValueError, OSError) as exc:
+        raise CellEvalError(str(exc)) from exc
+
+
+def model_config(weights: Any) -> dict[str, Any]:
+    """The model's shape: n_layer, n_head, n_embd, n_ctx, vocab_size, layer_norm_epsilon."""
+    return dict(weights.config.to_dict())
+
+
+def param(weights: Any, name: str, layer: int | None = None) -> np.ndarray:
+    """One parameter table, e.g. param(weights, "attn.c_attn.weight", 3)."""
+    key = name if layer is None else f"h.{int(layer)}.{name}"
+    try:
+        return weights[key]
+    except KeyError:
+        raise CellEvalError(f"the model has no parameter {key!r}") from None
+
+
+def split_words(tokenizer: Any, prompt: str, allow_special: bool = True) -> list[str]:
+    """The GPT-2 regex pre-split of the prompt (special tokens such as <|endoftext|> stay whole)."""
+    if not isinstance(prompt, str):
+        raise CellEvalError("the prompt must be text")
+    rows = _tok(tokenizer).trace(
+        prompt, allowed_special="all" if allow_special else frozenset(), disallowed_special=()
+    )
+    return [row.word for row in rows]
+
+
+def bpe_passes(tokenizer: Any, words: list[str]) -> list[tuple[Any, ...]]:
+    """One row per merge pass of each word: (word#, word, pass#, merged pair, rank, tokens).
+    Pass 0 is the word as bytes; the last pass of a word holds its final tokens."""
+    tok = _tok(tokenizer)
+    rows: list[tuple[Any, ...]] = []
+    for w, word in enumerate(words):
+        if word in tok.special_tokens:
+            rows.append((w, word, 0, "special token", None, (word,)))
+            continue
+        symbols = tok.word_to_symbols(word)
+        rows.append((w, word, 0, "", None, tuple(symbols)))
+        for n, merge in enumerate(tok.bpe_trace(symbols), start=1):
+            rows.append(
+                (w, word, n, f"{merge.pair[0]} + {merge.pair[1]}", merge.rank, merge.tokens)
+            )
+    return rows
+
+
+def bpe_ids(tokenizer: Any, bpe: list[tuple[Any, ...]]) -> list[int]:
+    """Token ids from the final pass of every word."""
+    tok = _tok(tokenizer)
+    finals: dict[int, tuple[str, ...]] = {}
+    for row in bpe:
+        finals[row[0]] = row[5]
+    ids: list[int] = []
+    for w in sorted(finals):
+        for token in finals[w]:
+            ids.append(
+                tok.special_tokens[token] if token in tok.special_tokens else tok.encoder[token]
+            )
+    return ids
+
+
+def token_texts(tokenizer: Any, token_ids: list[int]) -> list[str]:
+    """Each token as readable text."""
+    tok = _tok(tokenizer)
+    try:
+        return [tok.token_str(int(i)) for i in token_ids]
+    except ValueError as exc:
+        raise CellEvalError(str(exc)) from exc
+
+
+def positions(wpe: np.ndarray, n_tokens: int) -> np.ndarray:
+    """The first n rows of the position table; refuses prompts longer than the context."""
+    if n_tokens == 0:
+        raise CellEvalError("the prompt is empty: type at least one character")
+    if n_tokens > wpe.shape[0]:
+        raise CellEvalError(
+            f"the prompt has {n_tokens} tokens; this model reads at most {wpe.shape[0]} (n_ctx)"
+        )
+    return wpe[:n_tokens]
+
+
+def embed_tokens(wte: np.ndarray, token_ids: list[int]) -> np.ndarray:
+    """Rows of the token embedding table, one per token id."""
+    ids = np.asarray(token_ids, dtype=np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= wte.shape[0]):
+        raise CellEvalError(f"token id out of range for a vocabulary of {wte.shape[0]}")
+    return wte[ids]
+
+
+def split_heads(qkv: np.ndarray, part: int, n_head: int) -> np.ndarray:
+    """From the [T, 3·n_embd] qkv matrix take q (0), k (1) or v (2) as [n_head, T, d_head]."""
+    t, width = qkv.shape
+    n_embd = width // 3
+    block = qkv[:, part * n_embd : (part + 1) * n_embd]
+    return np.ascontiguousarray(
+        block.reshape(t, int(n_head), n_embd // int(n_head)).transpose(1, 0, 2)
+    )
+
+
+def merge_heads(z: np.ndarray) -> np.ndarray:
+    """[n_head, T, d_head] → [T, n_head·d_head]: the heads side by side."""
+    h, t, d = z.shape
+    return np.ascontiguousarray(z.transpose(1, 0, 2).reshape(t, h * d))
+
+
+def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """q·kᵀ / sqrt(d_head) per head, with the future masked to -inf (causal)."""
+    d_head = q.shape[-1]
+    scores = np.matmul(q, k.transpose(0, 2, 1)) * np.float32(1.0 / math.sqrt(d_head))
+    t = q.shape[1]
+    scores[:, np.triu(np.ones((t, t), dtype=bool), k=1)] = -np.inf
+    return scores
+
+
+def zero_head(x: np.ndarray, head: int) -> np.ndarray:
+    """A copy of a per-head array with one head set to zero (an ablation)."""
+    out = np.array(x, copy=True)
+    out[int(head)] = 0
+    return out
+
+
+def last_row(x: np.ndarray) -> np.ndarray:
+    """The last row (the newest token)."""
+    return x[-1]
+
+
+def top_tokens(tokenizer: Any, logits: np.ndarray, k: int = 10) -> list[tuple[Any, ...]]:
+    """The k most likely next tokens: (id, text, probability, logit)."""
+    tok = _tok(tokenizer)
+    probs = _softmax(logits)
+    order = np.argsort(-logits, kind="stable")[: int(k)]
+    return [(int(i), tok.token_str(int(i)), float(probs[i]), float(logits[i])) for i in order]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - np.max(logits)
+    e = np.exp(z)
+    return e / e.sum()
+
+
+def sample_token(
+    logits: np.ndarray,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    step: int = 0,
+) -> int:
+    """Draw the next token: greedy at temperature 0; otherwise softmax(logits / T) restricted
+    to the top_k most likely (0 = all) and the smallest set with probability ≥ top_p."""
+    if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
+        raise CellEvalError("need temperature ≥ 0, 0 < top_p ≤ 1 and top_k ≥ 0")
+    if temperature == 0:
+        return int(np.argmax(logits))
+    scaled = logits.astype(np.float64) / temperature
+    order = np.argsort(-scaled, kind="stable")
+    if top_k:
+        order = order[: int(top_k)]
+    probs = _softmax(scaled[order])
+    if top_p < 1:
+        keep = int(np.searchsorted(np.cumsum(probs), top_p) + 1)
+        order, probs = order[:keep], probs[:keep] / probs[:keep].sum()
+    rng = np.random.default_rng([int(seed), int(step)])
+    return int(order[rng.choice(len(order), p=probs)])
+
+
+def token_text(tokenizer: Any, token_id: int) -> str:
+    """One token id as text."""
+    return _tok(tokenizer).token_str(int(token_id))
+
+
+def register(library: FunctionLibrary) -> FunctionLibrary:
+    for fn in (
+        load_weights,
+        load_tokenizer,
+        model_config,
+        param,
+        split_words,
+        bpe_passes,
+        bpe_ids,
+        token_texts,
+        top_tokens,
+        sample_token,
+        token_text,
+        zero_head,
+    ):
+        library.register(fn.__name__, fn)
+    for fn in (positions, embed_tokens, split_heads, merge_heads, attention_scores, last_row):
+        library.register(fn.__name__, fn, rowwise=fn in (embed_tokens,))
+    library.constant("BPE_COLUMNS", BPE_COLUMNS)
+    library.constant("TOP_K_COLUMNS", TOP_K_COLUMNS)
+    return library

@@ -1,0 +1,35 @@
+"""Autoregressive generation through the workbook: choose a token, append it to the
+`generated` input cell, re-run. Each step's choice is the `next_token` cell (greedy) or the
+`sample` cell (temperature / top-k / top-p, seeded per step)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cellgpt.engine import Workbook
+
+
+def generate(
+    wb: Workbook,
+    n_new: int,
+    *,
+    greedy: bool = True,
+    stop_at_eot: bool = False,
+    on_token: Callable[[int], None] | None = None,
+) -> list[int]:
+    """Generate up to `n_new` tokens; stops early at the context limit (or end-of-text)."""
+    chooser = "next_token" if greedy else "sample"
+    new_ids: list[int] = []
+    n_ctx = int(wb["config"]["n_ctx"])
+    eot = wb["tokenizer"].special_tokens.get("<|endoftext|>")
+    for _ in range(n_new):
+        if int(wb["n_tokens"]) >= n_ctx:
+            break
+        token = int(wb[chooser])
+        new_ids.append(token)
+        wb.set("generated", [*wb["generated"], token])
+        if on_token is not None:
+            on_token(token)
+        if stop_at_eot and token == eot:
+            break
+    return new_ids

@@ -1,0 +1,185 @@
+"""GPT-2, one cell per step: prompt → tokens → embeddings → 12 transformer blocks → logits →
+next token. Every cell is a formula you can read, edit and re-run; the numbers are exactly
+those of Hugging Face's GPT2LMHeadModel (float32)."""
+
+# ---------------------------------------------------------------- inputs
+model = "gpt2-mini"
+"""Which weights to use: a folder of CSV tables (config.json, *.csv, encoder.json, vocab.bpe)
+or a name under weights_csv/."""
+
+prompt = "Mike is quick. He moves"
+"""The text the model continues."""
+
+generated = []
+"""Token ids appended after the prompt by generation (empty to start)."""
+
+allow_special = True
+"""Whether text such as <|endoftext|> in the prompt becomes its special token."""
+
+# ---------------------------------------------------------------- the model's tables
+weights: cell(kind="model") = load_weights(model)
+"""All parameter tables of the model, loaded from CSV (cached as binary after the first load)."""
+
+tokenizer: cell(kind="model") = load_tokenizer(model)
+"""The byte-level BPE tokenizer: a vocabulary (encoder.json) and ranked merges (vocab.bpe)."""
+
+config: cell(kind="model") = model_config(weights)
+"""The model's shape: blocks, heads, width, context length, vocabulary size."""
+
+n_layer = config["n_layer"]
+"""How many transformer blocks are stacked (12 in GPT-2 small)."""
+
+n_head = config["n_head"]
+"""Attention heads per block; each looks at the text in its own way."""
+
+eps = config["layer_norm_epsilon"]
+"""Small number added inside layer norm's square root so it never divides by zero."""
+
+wte: cell(kind="param") = param(weights, "wte.weight")
+"""Token embedding table: one learned row of numbers per vocabulary entry."""
+
+wpe: cell(kind="param") = param(weights, "wpe.weight")
+"""Position embedding table: one learned row per position in the context."""
+
+ln_f.weight: cell(kind="param") = param(weights, "ln_f.weight")
+"""Final layer norm: per-dimension scale."""
+
+ln_f.bias: cell(kind="param") = param(weights, "ln_f.bias")
+"""Final layer norm: per-dimension shift."""
+
+# ---------------------------------------------------------------- tokenize
+words: cell(stage="tokenize") = split_words(tokenizer, prompt, allow_special)
+"""Step 1 of tokenizing: a regular expression cuts the text into words, numbers, punctuation
+and runs of spaces; a leading space stays attached to the word after it (" moves")."""
+
+bpe: cell(stage="tokenize", cols="BPE_COLUMNS") = bpe_passes(tokenizer, words)
+"""Step 2: byte-pair encoding. Each word starts as single bytes; every pass merges the adjacent
+pair that ranks best in the learned merge list, until no listed pair is left."""
+
+prompt_ids: cell(stage="tokenize") = bpe_ids(tokenizer, bpe)
+"""Step 3: each final piece's number in the vocabulary."""
+
+token_ids: cell(stage="tokenize", rows="tokens") = prompt_ids + generated
+"""The token ids the model reads: the prompt's, then any generated ones."""
+
+tokens: cell(stage="tokenize") = token_texts(tokenizer, token_ids)
+"""The tokens as text (labels for every matrix below)."""
+
+n_tokens = len(token_ids)
+"""How many tokens (rows) flow through the model."""
+
+# ---------------------------------------------------------------- embed
+wte_rows: cell(stage="embed", rows="tokens", alias="hook_embed") = embed_tokens(wte, token_ids)
+"""Each token's row of the token embedding table: what the token means, as numbers."""
+
+wpe_rows: cell(stage="embed", rows="tokens", alias="hook_pos_embed") = positions(wpe, n_tokens)
+"""Rows 0..n-1 of the position table: where each token stands."""
+
+embed: cell(stage="embed", rows="tokens") = wte_rows + wpe_rows
+"""Token meaning plus position: the residual stream entering block 0."""
+
+# ---------------------------------------------------------------- the transformer blocks
+with block("h", count=n_layer, input=embed, output="resid_post"):
+    """One transformer block: attention (tokens look at earlier tokens) and an MLP (each token
+    thinks on its own), each added back onto the residual stream."""
+
+    ln_1.weight: cell(kind="param") = param(weights, "ln_1.weight", i)
+    """Layer norm 1: per-dimension scale."""
+    ln_1.bias: cell(kind="param") = param(weights, "ln_1.bias", i)
+    """Layer norm 1: per-dimension shift."""
+    attn.c_attn.weight: cell(kind="param") = param(weights, "attn.c_attn.weight", i)
+    """Projection from the stream to queries, keys and values (side by side)."""
+    attn.c_attn.bias: cell(kind="param") = param(weights, "attn.c_attn.bias", i)
+    """Bias of the query/key/value projection."""
+    attn.c_proj.weight: cell(kind="param") = param(weights, "attn.c_proj.weight", i)
+    """Projection from the heads' outputs back to the stream."""
+    attn.c_proj.bias: cell(kind="param") = param(weights, "attn.c_proj.bias", i)
+    """Bias of the attention output projection."""
+    ln_2.weight: cell(kind="param") = param(weights, "ln_2.weight", i)
+    """Layer norm 2: per-dimension scale."""
+    ln_2.bias: cell(kind="param") = param(weights, "ln_2.bias", i)
+    """Layer norm 2: per-dimension shift."""
+    mlp.c_fc.weight: cell(kind="param") = param(weights, "mlp.c_fc.weight", i)
+    """MLP expansion: stream width → 4× width."""
+    mlp.c_fc.bias: cell(kind="param") = param(weights, "mlp.c_fc.bias", i)
+    """Bias of the MLP expansion."""
+    mlp.c_proj.weight: cell(kind="param") = param(weights, "mlp.c_proj.weight", i)
+    """MLP contraction: 4× width → stream width."""
+    mlp.c_proj.bias: cell(kind="param") = param(weights, "mlp.c_proj.bias", i)
+    """Bias of the MLP contraction."""
+
+    resid_pre: cell(rows="tokens", alias=("h{i}.step0", "blocks.{i}.hook_resid_pre")) = prev
+    """The residual stream entering this block."""
+    ln_1: cell(rows="tokens", alias=("h{i}.step1", "blocks.{i}.ln1.hook_normalized")) = layer_norm(resid_pre, ln_1.weight, ln_1.bias, eps)
+    """Layer norm: each token's row is shifted to mean 0 and scaled to variance 1, then
+    multiplied by a learned scale and shifted by a learned bias."""
+    qkv: cell(rows="tokens", alias="h{i}.step2") = matmul(ln_1, attn.c_attn.weight) + attn.c_attn.bias
+    """One matrix product makes every token's query, key and value vectors (side by side)."""
+    q: cell(rows="tokens", alias=("h{i}.step3", "blocks.{i}.attn.hook_q")) = split_heads(qkv, 0, n_head)
+    """Queries, split into heads: what each token is looking for. Shape [head, token, d_head]."""
+    k: cell(rows="tokens", alias=("h{i}.step4", "blocks.{i}.attn.hook_k")) = split_heads(qkv, 1, n_head)
+    """Keys, split into heads: what each token offers to be found by."""
+    v: cell(rows="tokens", alias=("h{i}.step5", "blocks.{i}.attn.hook_v")) = split_heads(qkv, 2, n_head)
+    """Values, split into heads: what each token passes on when attended to."""
+    attn.scores: cell(rows="tokens", cols="tokens", alias=("h{i}.step6", "blocks.{i}.attn.hook_attn_scores")) = attention_scores(q, k)
+    """How well each query matches each earlier key: q·kᵀ/√d_head. Later tokens are masked to
+    -inf, so a token can only look back (the model is causal)."""
+    attn.pattern: cell(rows="tokens", cols="tokens", alias=("h{i}.step7", "blocks.{i}.attn.hook_pattern")) = softmax(attn.scores)
+    """Softmax turns each row of scores into weights that sum to 1: where each token looks."""
+    attn.z: cell(rows="tokens", alias=("h{i}.step8", "blocks.{i}.attn.hook_z")) = merge_heads(matmul(attn.pattern, v))
+    """Each token's weighted mix of the values it looks at, heads side by side."""
+    attn.out: cell(rows="tokens", alias=("h{i}.step9", "blocks.{i}.hook_attn_out")) = matmul(attn.z, attn.c_proj.weight) + attn.c_proj.bias
+    """The heads' findings projected back to the stream's width."""
+    resid_mid: cell(rows="tokens", alias=("h{i}.step10", "blocks.{i}.hook_resid_mid")) = resid_pre + attn.out
+    """Residual connection: attention's output is added to the stream."""
+    ln_2: cell(rows="tokens", alias=("h{i}.step11", "blocks.{i}.ln2.hook_normalized")) = layer_norm(resid_mid, ln_2.weight, ln_2.bias, eps)
+    """Layer norm again, before the MLP."""
+    mlp.fc: cell(rows="tokens", alias=("h{i}.step12", "blocks.{i}.mlp.hook_pre")) = matmul(ln_2, mlp.c_fc.weight) + mlp.c_fc.bias
+    """The MLP widens each token's vector to 4× the width."""
+    mlp.gelu: cell(rows="tokens", alias=("h{i}.step13", "blocks.{i}.mlp.hook_post")) = gelu(mlp.fc)
+    """GELU: a smooth ReLU, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
+    mlp.out: cell(rows="tokens", alias=("h{i}.step14", "blocks.{i}.hook_mlp_out")) = matmul(mlp.gelu, mlp.c_proj.weight) + mlp.c_proj.bias
+    """…and projects it back to the stream's width."""
+    resid_post: cell(rows="tokens", alias=("h{i}.step15", "blocks.{i}.hook_resid_post")) = resid_mid + mlp.out
+    """Residual connection: the MLP's output is added; this is the block's output."""
+
+# ---------------------------------------------------------------- output
+ln_f: cell(stage="output", rows="tokens", alias="ln_final.hook_normalized") = layer_norm(h.out, ln_f.weight, ln_f.bias, eps)
+"""Final layer norm of the last block's output."""
+
+logits_all: cell(stage="output", rows="tokens") = matmul(ln_f, transpose(wte))
+"""A score for every vocabulary entry at every position: each row of ln_f dotted with every
+row of the token embedding table (the output head shares the input table)."""
+
+logits: cell(stage="output") = matmul(last_row(ln_f), transpose(wte))
+"""The scores for the token after the last one — only the last row is needed to predict."""
+
+probs: cell(stage="output") = softmax(logits)
+"""Softmax of the logits: the predicted probability of each possible next token."""
+
+show_k = 10
+"""How many candidates `top_k` lists."""
+
+top_k: cell(stage="output", cols="TOP_K_COLUMNS") = top_tokens(tokenizer, logits, show_k)
+"""The most likely next tokens with their probabilities."""
+
+next_token: cell(stage="output") = argmax(logits)
+"""Greedy choice: the single most likely next token id."""
+
+next_text: cell(stage="output") = token_text(tokenizer, next_token)
+"""The greedy next token as text."""
+
+temperature = 1.0
+"""Sampling temperature: below 1 sharpens the distribution, above 1 flattens it; 0 is greedy."""
+
+sample_top_k = 0
+"""Sample only among the k most likely tokens (0 = no limit)."""
+
+top_p = 1.0
+"""Nucleus sampling: keep the fewest tokens whose probabilities add up to top_p."""
+
+seed = 0
+"""Random seed: the same seed gives the same samples."""
+
+sample: cell(stage="output") = sample_token(logits, temperature, sample_top_k, top_p, seed, len(generated))
+"""A sampled next token id (temperature, top-k, top-p), reproducible through the seed."""
