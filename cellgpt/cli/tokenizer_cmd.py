@@ -1,0 +1,322 @@
+"""`cellgpt tokenizer ...`: train a BPE vocabulary, encode, decode, and compare tokenizers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from itertools import accumulate
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from cellgpt.cli import UserError
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from cellgpt.gpt2.tokenizer import Tokenizer
+
+BUNDLED = "gpt2"
+DEFAULT_SPECIAL = "<|endoftext|>"
+# Background colours cycled over tokens in `compare` (dark text stays readable on all).
+TOKEN_STYLES = (
+    "black on rgb(255,214,153)",
+    "black on rgb(168,218,255)",
+    "black on rgb(196,240,170)",
+    "black on rgb(240,190,235)",
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `tokenizer` command group to the top-level parser."""
+    group = subparsers.add_parser(
+        "tokenizer", help="train, inspect and compare byte-level BPE tokenizers"
+    )
+    sub = group.add_subparsers(dest="tokenizer_command", required=True)
+    _add_train(sub)
+    _add_encode(sub)
+    _add_decode(sub)
+    _add_compare(sub)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a vocabulary and write encoder.json + vocab.bpe")
+    p.add_argument("corpus", nargs="+", type=Path, help="UTF-8 text file(s), one document each")
+    p.add_argument("--vocab-size", type=int, required=True, help="256 + merges + specials")
+    split = p.add_mutually_exclusive_group()
+    split.add_argument("--pattern", choices=["gpt2", "gpt4"], default="gpt2", help="pre-split")
+    split.add_argument("--pattern-regex", metavar="REGEX", help="a custom pre-split regex")
+    p.add_argument(
+        "--special",
+        action="append",
+        metavar="TOKEN",
+        help=f"a special token, repeatable (default: {DEFAULT_SPECIAL})",
+    )
+    p.add_argument("--no-special", action="store_true", help="train without special tokens")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_encode(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="print the token ids of TEXT")
+    p.add_argument("text", metavar="TEXT", help="text to encode ('-' reads stdin)")
+    p.add_argument("--tokenizer", default=BUNDLED, help="folder with encoder.json, or 'gpt2'")
+    p.add_argument("--json", action="store_true", help="print ids and tokens as JSON")
+    p.set_defaults(func=cmd_encode)
+
+
+def _add_decode(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("decode", help="print the text of token ids")
+    p.add_argument("ids", nargs="+", metavar="IDS", help="ids (spaces, commas or a JSON list)")
+    p.add_argument("--tokenizer", default=BUNDLED, help="folder with encoder.json, or 'gpt2'")
+    p.set_defaults(func=cmd_decode)
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="token counts and boundaries of TEXT per tokenizer")
+    p.add_argument("text", metavar="TEXT", help="text to compare on ('-' reads stdin)")
+    p.add_argument(
+        "--tokenizer",
+        action="append",
+        required=True,
+        help="folder with encoder.json, or 'gpt2' (repeat to compare several)",
+    )
+    colour = p.add_mutually_exclusive_group()
+    colour.add_argument("--no-color", action="store_true", help="show boundaries with '|'")
+    colour.add_argument("--color", action="store_true", help="colours even when piped")
+    p.set_defaults(func=cmd_compare)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def load_tokenizer(name: str) -> Tokenizer:
+    """'gpt2' (the bundled GPT-2) or a folder with encoder.json + vocab.bpe."""
+    from cellgpt.gpt2.tokenizer import Tokenizer, TokenizerError
+
+    if name == BUNDLED:
+        return Tokenizer.gpt2()
+    folder = Path(name)
+    if not folder.is_dir():
+        raise UserError(
+            f"no tokenizer folder {name!r} (give a folder with encoder.json and vocab.bpe, "
+            f"or '{BUNDLED}')"
+        )
+    try:
+        return Tokenizer.from_dir(folder)
+    except TokenizerError as e:
+        raise UserError(str(e)) from None
+
+
+def _text_arg(text: str) -> str:
+    return sys.stdin.read() if text == "-" else text
+
+
+def _read_corpus(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"corpus file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"corpus is a folder, not a text file: {path}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from None
+
+
+def _encode(tok: Tokenizer, text: str) -> list[int]:
+    # On the command line, special-token text means the special token.
+    return tok.encode(text, allowed_special="all")
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+
+
+class ProgressReporter:
+    """`progress(done, total)` callback printing merges done and merges/s to a stream."""
+
+    def __init__(self, stream: TextIO, every: float = 0.5) -> None:
+        self.stream = stream
+        self.every = every
+        self.is_tty = stream.isatty()
+        self.start = self.last = 0.0  # set at the first merge: the rate covers merging only
+        self.done = 0
+        self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        now = time.perf_counter()
+        if not self.start:
+            self.start = self.last = now
+        if now - self.last >= self.every:
+            self.last = now
+            self._write(self._line(now), final=False)
+
+    def _line(self, now: float) -> str:
+        elapsed = now - self.start if self.start else 0.0
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        return f"merges {self.done}/{self.total}  {rate:,.0f} merges/s  {elapsed:.1f} s"
+
+    def _write(self, line: str, final: bool) -> None:
+        if self.is_tty:
+            self.stream.write("\r" + line + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """Print the final count and rate."""
+        self._write(self._line(time.perf_counter()), final=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train on the corpus files and save the vocabulary files into --out."""
+    from cellgpt.gpt2.bpe_train import train_bpe
+
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} is a file, not a folder")
+    if args.no_special and args.special:
+        raise UserError("--no-special and --special contradict each other")
+    specials = [] if args.no_special else (args.special or [DEFAULT_SPECIAL])
+    texts = [_read_corpus(path) for path in args.corpus]
+    size = sum(len(t.encode("utf-8")) for t in texts)
+    print(f"pre-splitting {len(texts)} file(s), {size / 1e6:.2f} MB", file=sys.stderr)
+    progress = ProgressReporter(sys.stderr)
+    try:
+        trained = train_bpe(
+            texts,
+            args.vocab_size,
+            pattern=args.pattern_regex or args.pattern,
+            special_tokens=specials,
+            progress=progress,
+        )
+    except ValueError as e:
+        if progress.done:
+            progress.finish()  # end the progress line before the error
+        raise UserError(str(e)) from None
+    progress.finish()
+    trained.save(args.out)
+    print(
+        f"wrote {args.out}: vocab_size {trained.vocab_size} = 256 bytes + "
+        f"{len(trained.merges)} merges + {len(trained.special_tokens)} special",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# encode / decode
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    """Print the ids of TEXT (space-separated, or JSON with the tokens)."""
+    tok = load_tokenizer(args.tokenizer)
+    ids = _encode(tok, _text_arg(args.text))
+    if args.json:
+        tokens = [tok.token_str(i) for i in ids]
+        print(json.dumps({"ids": ids, "tokens": tokens}, ensure_ascii=False))
+    else:
+        print(" ".join(map(str, ids)))
+    return 0
+
+
+def parse_ids(args: list[str]) -> list[int]:
+    """Ids from arguments such as `1 2 3`, `1,2,3` or `[1, 2, 3]`."""
+    words = " ".join(args).replace(",", " ").replace("[", " ").replace("]", " ").split()
+    ids = []
+    for word in words:
+        try:
+            value = int(word)
+        except ValueError:
+            raise UserError(f"not a token id: {word!r}") from None
+        if value < 0:
+            raise UserError(f"token ids are non-negative, got {value}")
+        ids.append(value)
+    return ids
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    """Print the text of the ids."""
+    from cellgpt.gpt2.tokenizer import TokenizerError
+
+    tok = load_tokenizer(args.tokenizer)
+    try:
+        print(tok.decode(parse_ids(args.ids)))
+    except TokenizerError as e:
+        raise UserError(str(e)) from None
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# compare
+# ---------------------------------------------------------------------------------------------
+
+
+def token_pieces(tok: Tokenizer, ids: list[int]) -> list[str]:
+    """The text of each token, whole characters only.
+
+    A character split across tokens is shown with the token holding its first byte; a token
+    holding only the tail of a character shows as an empty piece.
+    """
+    data = tok.decode_bytes(ids)
+    ends = list(accumulate(len(tok.token_bytes(i)) for i in ids))
+    pieces: list[list[str]] = [[] for _ in ids]
+    pos = k = 0
+    for ch in data.decode("utf-8"):
+        while pos >= ends[k]:
+            k += 1
+        pieces[k].append(ch)
+        pos += len(ch.encode("utf-8"))
+    return ["".join(p) for p in pieces]
+
+
+def plain_boundaries(pieces: list[str]) -> str:
+    """Tokens separated by '|'."""
+    return "|" + "|".join(pieces) + "|"
+
+
+def coloured_boundaries(pieces: list[str]) -> Text:
+    """Tokens on alternating background colours; newlines shown as ↵ so they are visible."""
+    from rich.text import Text
+
+    text = Text()
+    for k, piece in enumerate(pieces):
+        text.append(piece.replace("\n", "↵\n"), style=TOKEN_STYLES[k % len(TOKEN_STYLES)])
+    return text
+
+
+def stats_line(name: str, text: str, n_tokens: int) -> str:
+    """Token count, bytes per token and characters per token."""
+    n_bytes = len(text.encode("utf-8"))
+    return (
+        f"{name}: {n_tokens} tokens, {n_bytes / n_tokens:.2f} bytes/token, "
+        f"{len(text) / n_tokens:.2f} chars/token"
+    )
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """For each tokenizer: counts, ratios, and the text with token boundaries shown."""
+    from rich.console import Console
+
+    text = _text_arg(args.text)
+    if not text:
+        raise UserError("TEXT is empty: nothing to compare")
+    console = Console(highlight=False, force_terminal=True if args.color else None)
+    colour = not args.no_color and console.is_terminal and not console.no_color
+    for k, name in enumerate(args.tokenizer):
+        tok = load_tokenizer(name)
+        ids = _encode(tok, text)
+        pieces = token_pieces(tok, ids)
+        if k:
+            print()
+        print(stats_line(name, text, len(ids)))
+        if colour:
+            console.print(coloured_boundaries(pieces), soft_wrap=True)
+        else:
+            print(plain_boundaries(pieces))
+    return 0
