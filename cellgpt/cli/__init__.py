@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "cellgpt.cli.run_cmd",
     "cellgpt.cli.weights",
     "cellgpt.cli.tokenizer_cmd",
+    "cellgpt.cli.tui_cmd",
 ]
 
 

@@ -1,0 +1,311 @@
+"""CellGptApp: owns the workbook, the navigation history and the one running job, and keeps
+the panes in step with the workbook. The keys' actions live in `actions.py`."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.text import Text
+from textual.app import App, SystemCommand
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import OptionList, Tree
+
+from cellgpt.engine import Status
+from cellgpt.tui.actions import Actions
+from cellgpt.tui.jobs import (
+    CellsChanged,
+    ChangeBridge,
+    JobFinished,
+    JobProgress,
+    JobResult,
+    JobRunner,
+)
+from cellgpt.tui.numfmt import format_stats, summarize
+from cellgpt.tui.screens.main import MainScreen
+from cellgpt.tui.widgets.cell_tree import CellTree
+from cellgpt.tui.widgets.details import DetailsPane
+from cellgpt.tui.widgets.prompt_bar import PromptBar
+from cellgpt.tui.widgets.topk import TopKPanel
+from cellgpt.tui.widgets.value_pane import ValuePane
+
+SYNC_STATS_LIMIT = 2_000_000  # bigger arrays get their stats computed in a thread
+START_CELLS = ("h0.attn.pattern", "tokens", "prompt")  # what the first screen shows
+PANEL_CELLS = {"top_k", "next_text", "prompt", "generated", "token_ids", "model"}
+
+
+class StatsReady(Message):
+    def __init__(self, key: tuple[str, int], text: str) -> None:
+        super().__init__()
+        self.key, self.text = key, text
+
+
+class CellGptApp(Actions, App[None]):
+    """The TUI. Give it a workbook, or a `loader` that builds one (run in a thread)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "cellgpt"
+
+    def __init__(
+        self,
+        workbook: Any = None,
+        *,
+        loader: Callable[[], Any] | None = None,
+        autorun: bool = True,
+        show_timings: bool = True,
+        start_cell: str | None = None,
+        freeze_gc: bool = False,
+    ) -> None:
+        super().__init__()
+        self._freeze_gc = freeze_gc
+        if workbook is None and loader is None:
+            raise ValueError("CellGptApp needs a workbook or a loader")
+        self.wb: Any = workbook
+        self._loader = loader
+        self._autorun = autorun
+        self._start_cell = start_cell
+        self.main = MainScreen(show_timings=show_timings)
+        self.jobs = JobRunner(self)
+        self.bridge = ChangeBridge(self)
+        self.current: str | None = None
+        self.history: list[str] = []
+        self._stats: dict[tuple[str, int], str] = {}
+        self._structure_dirty = False
+
+    # ------------------------------------------------------------------ start-up
+    async def on_mount(self) -> None:
+        await self.push_screen(self.main)  # wait: the panes must exist before we fill them
+        if self.wb is not None:
+            self._attach()
+            return
+        loader = self._loader
+        assert loader is not None
+        self.value_pane.message(Text("loading the model…", "cyan"))
+        self.jobs.start("Loading the workbook", lambda ctx: loader(), self._loaded)
+
+    def _loaded(self, result: JobResult) -> None:
+        self.wb = result.value
+        self._attach()
+
+    def _load_failed(self, error: BaseException) -> None:
+        message = Text.assemble(
+            ("could not load the workbook\n\n", "bold red"), str(error), ("\n\nCtrl+Q quits", "dim")
+        )
+        self.value_pane.message(message)
+
+    def _attach(self) -> None:
+        self.wb.subscribe(self.bridge)
+        self.tree.build(self.wb)
+        start = self._start_cell or next((c for c in START_CELLS if c in self.wb), None)
+        start = start or (self.wb.cells() or [None])[0]
+        if start is not None:
+            self.navigate(start, push=False)
+        self.tree.focus()
+        self.refresh_panels()
+        self._settle_heap()
+        if self._autorun and self.wb.stale():
+            self.start_run(None, "Running the model")
+
+    def _settle_heap(self) -> None:
+        """Move the long-lived objects (tokenizer tables, the cell graph, widgets) out of the
+        garbage collector's sight: a full collection over them takes 50-100 ms, a visible
+        stutter when it lands on a keypress."""
+        if self._freeze_gc:
+            gc.collect()
+            gc.freeze()
+
+    def on_unmount(self) -> None:
+        self.jobs.cancel()  # a running job stops at its next cell instead of outliving us
+        if self._freeze_gc:
+            gc.unfreeze()
+
+    # ------------------------------------------------------------------ panes
+    @property
+    def tree(self) -> CellTree:
+        return self.main.query_one(CellTree)
+
+    @property
+    def value_pane(self) -> ValuePane:
+        return self.main.query_one(ValuePane)
+
+    @property
+    def details(self) -> DetailsPane:
+        return self.main.query_one(DetailsPane)
+
+    def navigate(self, name: str, *, push: bool = True) -> None:
+        """Show a cell; with push, remember where we were for Escape."""
+        if self.wb is None or name not in self.wb:
+            self.notify(f"no cell named {name!r}", severity="warning")
+            return
+        name = self.wb.resolve(name)
+        if push and self.current is not None and self.current != name:
+            self.history.append(self.current)
+        self.current = name
+        self.tree.select_cell(name)
+        self.show_current(new=True)
+
+    def show_current(self, *, new: bool = False) -> None:
+        if self.wb is None or self.current is None or self.current not in self.wb:
+            return
+        name = self.current
+        self.value_pane.show(self.wb, name)
+        self.details.show(self.wb, name, self._stats_text(name), same_cell=not new)
+
+    def _stats_text(self, name: str) -> str:
+        """Stats of an array value: cached per version; big arrays are summed in a thread."""
+        value = self.wb.value(name)
+        if not isinstance(value, np.ndarray) or self.wb.status(name) == Status.RUNNING:
+            return ""
+        key = (name, self.wb.info(name).version)
+        if key in self._stats:
+            return self._stats[key]
+        if value.size <= SYNC_STATS_LIMIT:
+            stats = summarize(value)
+            self._stats[key] = format_stats(stats) if stats else ""
+            return self._stats[key]
+
+        def work() -> None:
+            stats = summarize(value)
+            self.post_message(StatsReady(key, format_stats(stats) if stats else ""))
+
+        self.run_worker(work, group="stats", thread=True, exclusive=True, exit_on_error=False)
+        return "stats: computing…"
+
+    def on_stats_ready(self, message: StatsReady) -> None:
+        self._stats[message.key] = message.text
+        if self.current == message.key[0]:
+            self.show_current()
+
+    def refresh_panels(self) -> None:
+        """The prompt bar and the next-token panel."""
+        wb = self.wb
+        if wb is None:
+            return
+        prompt = wb.value("prompt") if "prompt" in wb else ""
+        generated = ""
+        ids = wb.value("generated") if "generated" in wb else None
+        tok = wb.value("tokenizer") if "tokenizer" in wb else None
+        if ids and tok is not None and hasattr(tok, "decode"):
+            generated = tok.decode(ids)
+        tokens = wb.value("token_ids") if "token_ids" in wb else None
+        model = str(wb.value("model", "")) if "model" in wb else ""
+        self.main.query_one(PromptBar).show_prompt(
+            str(prompt or ""),
+            generated,
+            Path(model).name or model,
+            len(tokens) if isinstance(tokens, list) else None,
+        )
+        panel = self.main.query_one(TopKPanel)
+        panel.display = "top_k" in wb
+        if "top_k" in wb:
+            next_text = wb.value("next_text") if "next_text" in wb else None
+            stale = wb.status("top_k") != Status.FRESH
+            panel.show(wb.value("top_k"), stale=stale, next_text=next_text)
+
+    # ------------------------------------------------------------------ events
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
+        if event.node is not self.tree.cursor_node:
+            return  # a stale event from a programmatic move (expanding shifts lines)
+        name = event.node.data
+        if name and name != self.current and self.wb is not None and name in self.wb:
+            self.current = name
+            self.show_current(new=True)
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
+        if event.node.data:  # a cell: Enter moves to its references, ready to dive
+            self.details.query_one("#refs", OptionList).focus()
+
+    def on_cell_tree_open_value(self, _: CellTree.OpenValue) -> None:
+        self.value_pane.focus_value()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        option_id = event.option.id or ""
+        if event.option_list.id == "refs" and option_id.startswith("ref:"):
+            self.navigate(option_id[4:])
+
+    def on_cells_changed(self, _: CellsChanged) -> None:
+        if self.wb is None:
+            return
+        names = self.bridge.drain()
+        known = self.tree.names
+        if any((n in self.wb) != (n in known) for n in names):
+            self._structure_dirty = True  # cells came or went (e.g. a new model's block count)
+        if self._structure_dirty and not self.jobs.busy:
+            self._rebuild()
+            return
+        self.tree.refresh_marks(self.wb, {n for n in names if n in known and n in self.wb})
+        if self.current in names:
+            self.show_current()
+        if names & PANEL_CELLS:
+            self.refresh_panels()
+
+    def _rebuild(self) -> None:
+        self._structure_dirty = False
+        self.tree.build(self.wb)
+        if self.current is None or self.current not in self.wb:
+            self.current = next((c for c in START_CELLS if c in self.wb), None)
+        if self.current is not None:
+            self.tree.select_cell(self.current)
+        self.history = [h for h in self.history if h in self.wb]
+        self.show_current(new=True)
+        self.refresh_panels()
+        self._settle_heap()
+
+    def on_job_progress(self, message: JobProgress) -> None:
+        if self.jobs.busy:
+            where = f": {message.cell}" if message.cell else ""
+            total = f" ({message.done}/{message.total})" if message.total else ""
+            self.main.query_one(PromptBar).set_busy(
+                f"{message.title}{where}{total}", message.done, message.total
+            )
+
+    def on_job_finished(self, message: JobFinished) -> None:
+        self.jobs.finished()
+        self.main.query_one(PromptBar).set_busy(None)
+        result = message.result
+        if result.cancelled:
+            stale = len(self.wb.stale()) if self.wb is not None else 0
+            self.notify(f"{result.title}: cancelled — {stale} cells left stale", severity="warning")
+        elif result.error is not None:
+            self.notify(f"{result.title} failed: {result.error}", severity="error", timeout=8)
+            if self.wb is None:
+                self._load_failed(result.error)
+        elif message.on_done is not None:
+            message.on_done(result)
+        if self.wb is not None:
+            if self._structure_dirty:
+                self._rebuild()
+            else:
+                self.tree.refresh_marks(self.wb, self.tree.names)
+                self.show_current()
+                self.refresh_panels()
+
+    # ------------------------------------------------------------------ command palette
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if screen is not self.main:
+            return
+        for title, help_text, action in COMMANDS:
+            yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
+
+
+COMMANDS: list[tuple[str, str, str]] = [
+    ("Edit formula", "e — change the selected cell's formula", "edit_formula"),
+    ("Re-run cell", "r — recompute the selected cell (stale inputs first)", "rerun"),
+    ("Run all stale", "R — recompute every stale cell", "run_all"),
+    ("Pin / unpin", "P — fix the selected cell's current value, or release it", "pin"),
+    ("Edit prompt", "p — change the text and re-run the model", "edit_prompt"),
+    ("Generate next token", "g — append the predicted token and re-run", "generate"),
+    ("Find cell or token", "/ — fuzzy search", "find"),
+    ("Save workbook", "s — write the workbook file (atomic)", "save"),
+    ("Save workbook as", "S — write the workbook to another file", "save_as"),
+    ("Export to .xlsx", "x — write a spreadsheet", "export"),
+    ("Cancel job", "c — stop the running job at the next cell", "cancel"),
+    ("Toggle precision", ". — 2 / 4 / 6 decimals", "precision"),
+    ("Toggle heatmap", "m — colours only", "compact"),
+    ("Help", "? — keys and marks", "help"),
+]

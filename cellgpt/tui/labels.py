@@ -1,0 +1,71 @@
+"""Row and column labels for a cell's value, taken from the cells its display hints name
+(e.g. `rows="tokens"`), or from the vocabulary when an axis is vocabulary-sized."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Labeler = Callable[[int], str]
+
+_CONTROL = str.maketrans({"\n": "↵", "\t": "→", "\r": "␍"})
+
+
+def visible(text: str) -> str:
+    """Token text with its edge spaces shown as · (a leading space matters in GPT-2) and
+    line breaks and tabs as symbols; spaces inside the text stay spaces."""
+    text = text.translate(_CONTROL)
+    core = text.strip(" ")
+    if not core:
+        return "·" * len(text)
+    left = len(text) - len(text.lstrip(" "))
+    right = len(text) - len(text.rstrip(" "))
+    return "·" * left + core + "·" * right
+
+
+def from_hint(wb: Any, hint: Any, n: int) -> Labeler | None:
+    """Labels from a cell or library constant named by a hint, if it has exactly n items."""
+    if not isinstance(hint, str) or not hint:
+        return None
+    labels: Any = None
+    constants = getattr(getattr(wb, "library", None), "constants", {})
+    if hint in constants:
+        labels = constants[hint]
+    elif hint in wb:
+        labels = wb.value(hint)  # never runs anything: the UI thread must not compute
+    if not isinstance(labels, list | tuple) or len(labels) != n:
+        return None
+    texts = [visible(str(x)) for x in labels]
+    return texts.__getitem__
+
+
+def vocabulary(wb: Any, n: int, *, with_id: bool = True) -> Labeler | None:
+    """`id token` labels when n is the vocabulary size of the workbook's tokenizer."""
+    tok = wb.value("tokenizer") if "tokenizer" in wb else None
+    if tok is None or getattr(tok, "vocab_size", None) != n or not hasattr(tok, "token_str"):
+        return None
+    width = len(str(n - 1))
+
+    def label(i: int) -> str:  # built lazily: only visible rows are ever asked for
+        text = visible(tok.token_str(i))
+        return f"{i:>{width}} {text}" if with_id else text
+
+    return label
+
+
+def numbered(labels: Labeler) -> Labeler:
+    """`i label`, so row numbers stay visible next to token texts."""
+    return lambda i: f"{i} {labels(i)}"
+
+
+def for_axis(wb: Any, hint: Any, n: int, *, rows: bool = True) -> Labeler:
+    """The best labels for an axis of length n: hint cell, vocabulary, or plain indices.
+    Row labels carry the index; column labels are kept short (they share a narrow header)."""
+    hinted = from_hint(wb, hint, n)
+    if hinted is not None:
+        return numbered(hinted) if rows else hinted
+    return vocabulary(wb, n, with_id=rows) or str
+
+
+def is_vocabulary(wb: Any, n: int) -> bool:
+    return vocabulary(wb, n) is not None

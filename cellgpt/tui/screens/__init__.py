@@ -1,0 +1,1 @@
+"""Modal screens: help, edit (formula / prompt / path), find."""

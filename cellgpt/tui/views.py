@@ -1,0 +1,102 @@
+"""Decide how a cell's value is shown: a numeric grid (2-D, per head for 3-D), a table (lists
+of records, the BPE passes), or text (strings, scalars, dicts, objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+Kind = Literal["grid", "table", "text", "empty"]
+TABLE_ROW_LIMIT = 5000  # a table is a DataTable; beyond this we show the first rows only
+
+
+@dataclass(frozen=True)
+class View:
+    kind: Kind
+    array: np.ndarray | None = None  # grid: 2-D, or 3-D with heads on the first axis
+    heads: int = 0  # grid: number of heads (0 = plain matrix)
+    vector: str = ""  # grid from a 1-D value: "row" or "column"
+    columns: tuple[str, ...] = ()  # table: column titles
+    rows: tuple[tuple[Any, ...], ...] = ()  # table: records
+    text: str = ""  # text view, or a note for the other kinds
+
+
+def is_numeric_array(value: Any) -> bool:
+    """Real numbers only: complex or object arrays are shown as text."""
+    return isinstance(value, np.ndarray) and (
+        np.issubdtype(value.dtype, np.integer)
+        or np.issubdtype(value.dtype, np.floating)
+        or value.dtype == bool
+    )
+
+
+def classify(value: Any, *, vocab_size: int | None = None, columns: Any = None) -> View:
+    """How to show `value`. A 1-D vector of vocabulary length becomes a column (one labelled
+    row per token); other vectors become a single row."""
+    if value is None:
+        return View("empty")
+    if is_numeric_array(value):
+        arr = value.astype(np.float32) if value.dtype == bool else value
+        if arr.ndim == 0:
+            return View("text", text=repr(arr.item()))
+        if arr.ndim == 1:
+            if vocab_size is not None and arr.shape[0] == vocab_size:
+                return View("grid", arr[:, None], vector="column")
+            return View("grid", arr[None, :], vector="row")
+        if arr.ndim == 2:
+            return View("grid", arr)
+        if arr.ndim == 3:
+            return View("grid", arr, heads=arr.shape[0])
+        flat = arr.reshape(-1, arr.shape[-1])
+        return View("grid", flat, text=f"shown flattened to {flat.shape[0]} × {flat.shape[1]}")
+    if isinstance(value, list | tuple) and value and not isinstance(value, str):
+        return _table(value, columns)
+    if isinstance(value, list | tuple):
+        return View("text", text="(empty list)")
+    return View("text", text=_text(value))
+
+
+def _table(items: list[Any] | tuple[Any, ...], columns: Any) -> View:
+    shown = items[:TABLE_ROW_LIMIT]
+    note = f"first {TABLE_ROW_LIMIT} of {len(items)} rows" if len(items) > TABLE_ROW_LIMIT else ""
+    if all(isinstance(r, tuple | list) for r in shown):
+        width = max(len(r) for r in shown)
+        names = list(columns) if isinstance(columns, list | tuple) else []
+        names = [str(c) for c in names[:width]] + [str(i) for i in range(len(names), width)]
+        rows = tuple(tuple(r) + ("",) * (width - len(r)) for r in shown)
+        return View("table", columns=tuple(names), rows=rows, text=note)
+    return View("table", columns=("value",), rows=tuple((r,) for r in shown), text=note)
+
+
+def _short(value: Any) -> str:
+    """One line for a field: arrays by shape and dtype, anything else by a clipped repr."""
+    if isinstance(value, np.ndarray):
+        return f"array {' × '.join(map(str, value.shape))} {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 100 else text[:100] + " …"
+
+
+def _fields(value: Any) -> dict[str, Any] | None:
+    fields = getattr(value, "__dict__", None)
+    return dict(fields) if isinstance(fields, dict) and fields else None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {_short(v)}" for k, v in value.items())
+    text = repr(value)
+    fields = _fields(value)
+    if len(text) > 300 and fields is not None:  # e.g. a bundle of weight tables
+        lines = [type(value).__name__]
+        for name, field in fields.items():
+            if isinstance(field, dict) and len(field) > 3:
+                lines.append(f"{name}: {len(field)} entries")
+                lines += [f"  {k}: {_short(v)}" for k, v in list(field.items())[:200]]
+            else:
+                lines.append(f"{name}: {_short(field)}")
+        return "\n".join(lines)
+    return text if len(text) <= 4000 else text[:4000] + " …"

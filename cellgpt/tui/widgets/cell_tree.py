@@ -1,0 +1,144 @@
+"""The cell tree: every cell grouped by stage, with a status mark and its last run time."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from cellgpt.engine import Status
+from cellgpt.tui.grouping import Group, group_cells, initially_expanded
+from cellgpt.tui.numfmt import format_duration
+
+MARKS: dict[str, tuple[str, str]] = {
+    "fresh": ("●", "green"),
+    "stale": ("○", "yellow"),
+    "error": ("✗", "bold red"),
+    "blocked": ("⊘", "magenta"),
+    "running": ("⟳", "bold cyan"),
+    "pinned": ("P", "bold blue"),
+}
+# Worst first: a group shows the mark of its worst cell.
+_SEVERITY = ["error", "blocked", "running", "stale", "pinned", "fresh"]
+
+
+def mark(status: str) -> Text:
+    symbol, style = MARKS.get(str(status), ("?", "dim"))
+    return Text(symbol, style=style)
+
+
+class CellTree(Tree[str]):
+    """Leaves carry the cell name as data; group nodes carry None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("right", "open", "Open", show=False),
+        Binding("left", "close", "Close", show=False),
+    ]
+
+    class OpenValue(Message):
+        """Right arrow on a cell: the user wants to move into its value."""
+
+    def __init__(self, *, id: str | None = None, show_timings: bool = True) -> None:
+        super().__init__("cells", id=id)
+        self.show_root = False
+        self.guide_depth = 2
+        self.show_timings = show_timings
+        self._leaves: dict[str, TreeNode[str]] = {}
+        self._groups: list[tuple[TreeNode[str], Group]] = []
+        self._prefix: dict[str, str] = {}  # cell -> its block prefix, trimmed in labels
+
+    @property
+    def names(self) -> set[str]:
+        return set(self._leaves)
+
+    def build(self, wb: Any) -> None:
+        """(Re)build every node from the workbook's current cells."""
+        self.clear()
+        self._leaves.clear()
+        self._groups.clear()
+        for group in group_cells(wb):
+            node = self.root.add(group.title, expand=initially_expanded(group))
+            self._groups.append((node, group))
+            self._add_cells(node, group, wb)
+            for child in group.children:
+                sub = node.add(child.title, expand=False)
+                self._groups.append((sub, child))
+                self._add_cells(sub, child, wb)
+        self.refresh_marks(wb, set(self._leaves))
+
+    def _add_cells(self, node: TreeNode[str], group: Group, wb: Any) -> None:
+        block = group.key.split(":", 1)[1] + "." if ":" in group.key else ""
+        for name in group.cells:
+            if group.key.startswith(("block:", "params:")) and name.startswith(block):
+                self._prefix[name] = block
+            self._leaves[name] = node.add_leaf(name, data=name)
+
+    def refresh_marks(self, wb: Any, names: set[str]) -> None:
+        """Update the labels of the named cells and of every group."""
+        for name in names:
+            leaf = self._leaves.get(name)
+            if leaf is not None and name in wb:
+                leaf.set_label(self._leaf_label(wb, name))
+        for node, group in self._groups:
+            node.set_label(self._group_label(wb, group))
+
+    def _leaf_label(self, wb: Any, name: str) -> Text:
+        state = wb.state(name)
+        status = Status.PINNED if wb.cell(name).pinned else state.status
+        short = name[len(self._prefix.get(name, "")) :]
+        label = Text.assemble(mark(status), " ", short)
+        if wb.cell(name).overridden:
+            label.append(" ✎", style="bold yellow")  # its formula was edited
+        computed = not wb.cell(name).is_input
+        if self.show_timings and computed and state.duration > 0 and status != Status.STALE:
+            label.append(f"  {format_duration(state.duration)}", style="dim")
+        return label
+
+    def _group_label(self, wb: Any, group: Group) -> Text:
+        statuses = [str(wb.status(n)) for n in group.all_cells() if n in wb]
+        worst = min(statuses, key=_SEVERITY.index, default="fresh")
+        label = Text.assemble(mark(worst), " ", Text(group.title, style="bold"))
+        bad = sum(1 for s in statuses if s != "fresh" and s != "pinned")
+        if bad:
+            label.append(
+                f"  {bad} {worst if len(set(statuses)) <= 2 else 'not fresh'}", style="dim"
+            )
+        return label
+
+    def action_open(self) -> None:
+        node = self.cursor_node
+        if node is None:
+            return
+        if node.data is not None:
+            self.post_message(self.OpenValue())
+        elif not node.is_expanded:
+            node.expand()
+        elif node.children:
+            self.move_cursor(node.children[0])
+
+    def action_close(self) -> None:
+        node = self.cursor_node
+        if node is None:
+            return
+        if node.data is None and node.is_expanded:
+            node.collapse()
+        elif node.parent is not None and node.parent is not self.root:
+            self.move_cursor(node.parent)
+
+    def select_cell(self, name: str) -> bool:
+        """Open the groups above a cell and put the cursor on it (no event if already there)."""
+        leaf = self._leaves.get(name)
+        if leaf is None:
+            return False
+        parent = leaf.parent
+        while parent is not None:
+            parent.expand()
+            parent = parent.parent
+        _ = self.last_line  # expanding invalidates line numbers; this rebuilds them now
+        if self.cursor_node is not leaf:
+            self.move_cursor(leaf)
+        return True

@@ -1,0 +1,231 @@
+"""The centre pane: one cell's value as a virtual grid (matrices; 3-D values one head at a
+time), a table (BPE passes, top-k, lists) or text, with a title and a cursor status line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import DataTable, Sparkline, Static
+
+from cellgpt.engine import Status
+from cellgpt.tui import labels
+from cellgpt.tui.colors import robust_max
+from cellgpt.tui.numfmt import PRECISIONS
+from cellgpt.tui.views import View, classify
+from cellgpt.tui.widgets.cell_tree import mark
+from cellgpt.tui.widgets.matrix_grid import MatrixGrid
+
+SPARK_POINTS = 2000  # a sparkline never needs more points than this
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.6g}"
+    if isinstance(value, tuple | list):
+        return " ".join(labels.visible(str(v)) for v in value)
+    if isinstance(value, str):
+        return labels.visible(value)
+    return "" if value is None else str(value)
+
+
+def _is_probability_map(array: np.ndarray, hints: dict[str, Any]) -> bool:
+    """Attention patterns (token × token, values in [0, 1]) get a fixed 0..1 scale, so heads
+    and blocks can be compared by colour."""
+    if not hints.get("rows") or hints.get("rows") != hints.get("cols"):
+        return False
+    finite = array[np.isfinite(array)]
+    return finite.size > 0 and float(finite.min()) >= 0.0 and float(finite.max()) <= 1.0
+
+
+class ValuePane(Vertical):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.head = 0
+        self.precision = 4
+        self.compact = False
+        self._name: str | None = None
+        self._view: View | None = None
+        self._key: tuple[Any, ...] | None = None  # (name, version, head) last drawn
+        self._scale: dict[tuple[str, int], float] = {}
+        self._row_labels: labels.Labeler = str
+        self._col_labels: labels.Labeler = str
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="value-title")
+        yield Sparkline([], id="value-spark")
+        yield MatrixGrid(id="grid")
+        yield DataTable(id="table", zebra_stripes=True, cursor_type="row")
+        with VerticalScroll(id="text-scroll"):
+            yield Static(id="value-text")
+        yield Static(id="value-status")
+
+    def on_mount(self) -> None:
+        self._show_kind("empty")
+
+    def message(self, text: Text) -> None:
+        """Show a message instead of a value (loading, load errors)."""
+        self._show_kind("empty")
+        self.query_one("#value-text", Static).update(text)
+
+    @property
+    def grid(self) -> MatrixGrid:
+        return self.query_one(MatrixGrid)
+
+    @property
+    def view(self) -> View | None:
+        return self._view
+
+    @property
+    def heads(self) -> int:
+        return self._view.heads if self._view is not None else 0
+
+    # ------------------------------------------------------------------ showing a cell
+    def show(self, wb: Any, name: str, *, force: bool = False) -> None:
+        """Show the cell's current value (never computes: a stale cell shows its last value)."""
+        info = wb.info(name)
+        value = wb.value(name)
+        key = (name, info.version, info.status, self.head, id(value))
+        if key == self._key and not force:
+            self._title(info)  # only the status may have changed
+            return
+        same_cell = self._name == name
+        self._name, self._key = name, key
+        vocab = getattr(wb.value("tokenizer") if "tokenizer" in wb else None, "vocab_size", None)
+        view = classify(value, vocab_size=vocab, columns=self._columns(wb, info.hints))
+        self._view = view
+        if view.heads:
+            self.head = min(self.head, view.heads - 1)
+        self._show_kind(view.kind)
+        if view.kind == "grid":
+            self._show_grid(wb, info, view, keep_cursor=same_cell)
+        elif view.kind == "table":
+            self._show_table(view)
+        elif view.kind == "text":
+            self.query_one("#value-text", Static).update(Text(view.text))
+        else:
+            self.query_one("#value-text", Static).update(self._empty_message(info))
+        self._title(info)
+
+    def _columns(self, wb: Any, hints: dict[str, Any]) -> Any:
+        cols = hints.get("cols")
+        constants = getattr(getattr(wb, "library", None), "constants", {})
+        return constants.get(cols) if isinstance(cols, str) else None
+
+    def _show_kind(self, kind: str) -> None:
+        self.query_one(MatrixGrid).display = kind == "grid"
+        self.query_one(DataTable).display = kind == "table"
+        self.query_one("#text-scroll").display = kind in ("text", "empty")
+        vector = self._view is not None and bool(self._view.vector)
+        self.query_one(Sparkline).display = kind == "grid" and vector
+
+    def _empty_message(self, info: Any) -> Text:
+        if info.status == Status.ERROR and info.error is not None:
+            return Text(f"✗ {info.error.message}", style="bold red")
+        if info.status == Status.BLOCKED and info.error is not None:
+            return Text(f"⊘ {info.error.message}", style="magenta")
+        if info.status == Status.RUNNING:
+            return Text("⟳ computing…", style="cyan")
+        return Text("not computed yet — press r to run this cell (R runs everything stale)", "dim")
+
+    def _show_grid(self, wb: Any, info: Any, view: View, *, keep_cursor: bool) -> None:
+        assert view.array is not None
+        array = view.array
+        hints = info.hints
+        scale_key = (info.name, info.version)
+        if scale_key not in self._scale:
+            self._scale = {
+                scale_key: 1.0 if _is_probability_map(array, hints) else robust_max(array)
+            }
+        matrix = array[self.head] if view.heads else array
+        if view.vector == "row":
+            rows: labels.Labeler = lambda i: info.name.rsplit(".", 1)[-1]  # noqa: E731
+            cols = labels.for_axis(wb, None, matrix.shape[1], rows=False)
+        elif view.vector == "column":
+            rows = labels.for_axis(wb, None, matrix.shape[0])
+            cols = lambda j: "value"  # noqa: E731
+        else:
+            rows = labels.for_axis(wb, hints.get("rows"), matrix.shape[0])
+            cols = labels.for_axis(wb, hints.get("cols"), matrix.shape[1], rows=False)
+        self._row_labels, self._col_labels = rows, cols
+        corner = f"head {self.head}" if view.heads else ""
+        grid = self.query_one(MatrixGrid)
+        grid.precision, grid.compact = self.precision, self.compact
+        grid.set_data(
+            matrix,
+            rows=rows,
+            cols=cols,
+            vmax=self._scale[scale_key],
+            corner=corner,
+            keep_cursor=keep_cursor,
+        )
+        if view.vector:
+            flat = np.asarray(view.array, dtype=np.float64).reshape(-1)
+            step = max(1, flat.size // SPARK_POINTS)
+            data = flat[::step]
+            self.query_one(Sparkline).data = np.where(np.isfinite(data), data, 0.0).tolist()
+
+    def _show_table(self, view: View) -> None:
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.add_columns(*view.columns)
+        table.add_rows([tuple(_cell_text(v) for v in row) for row in view.rows])
+        note = f"{len(view.rows)} rows" + (f" ({view.text})" if view.text else "")
+        self.query_one("#value-status", Static).update(Text(note, style="dim"))
+
+    def _title(self, info: Any) -> None:
+        status = Status.PINNED if info.pinned else info.status
+        title = Text.assemble((info.name, "bold"), "  ", mark(status), f" {status}")
+        if self._view is not None and self._view.kind == "grid" and self._view.array is not None:
+            shape = " × ".join(str(d) for d in (info.shape or ()))
+            title.append(f"   {shape}", style="cyan")
+            if self._view.heads:
+                title.append(f"   head {self.head + 1}/{self._view.heads} [ ]", style="bold")
+            if self._view.text:
+                title.append(f"   {self._view.text}", style="dim")
+        if status == Status.STALE and self._view is not None and self._view.kind != "empty":
+            title.append("   last value; r runs", style="yellow")
+        self.query_one("#value-title", Static).update(title)
+
+    # ------------------------------------------------------------------ controls
+    def focus_value(self) -> None:
+        """Focus whatever shows the value (the grid or the table)."""
+        kind = self._view.kind if self._view is not None else "empty"
+        if kind == "grid":
+            self.query_one(MatrixGrid).focus()
+        elif kind == "table":
+            self.query_one(DataTable).focus()
+        else:
+            self.query_one("#text-scroll").focus()
+
+    def set_head(self, wb: Any, delta: int) -> bool:
+        if not self.heads or self._name is None:
+            return False
+        self.head = (self.head + delta) % self.heads
+        self.show(wb, self._name, force=True)
+        return True
+
+    def cycle_precision(self) -> int:
+        self.precision = PRECISIONS[(PRECISIONS.index(self.precision) + 1) % len(PRECISIONS)]
+        self.grid.precision = self.precision
+        return self.precision
+
+    def toggle_compact(self) -> bool:
+        self.compact = not self.compact
+        self.grid.compact = self.compact
+        return self.compact
+
+    def on_matrix_grid_cursor_moved(self, event: MatrixGrid.CursorMoved) -> None:
+        value = event.grid.value_at(event.row, event.col)
+        text = Text.assemble(
+            ("row ", "dim"),
+            self._row_labels(event.row),
+            ("   col ", "dim"),
+            self._col_labels(event.col),
+            ("   = ", "dim"),
+            (f"{value:.9g}" if value is not None else "", "bold"),
+        )
+        self.query_one("#value-status", Static).update(text)
