@@ -68,8 +68,12 @@ def main() -> None:
     one = statistics.median(time_one_cell_rerun(n, args.repeats))
     print(f"chain of {n} cells, median of {args.repeats} runs")
     print(f"  engine run_all      : {full * 1e3:8.3f} ms = {full / n * 1e6:6.2f} us per cell")
-    print(f"  plain python loop   : {plain * 1e3:8.3f} ms ({full / plain:.0f}x less work than the engine)")
-    print(f"  re-run one mid cell : {one * 1e6:8.2f} us  (= {one / (full / n):.1f} x one cell of a full run)")
+    print(
+        f"  plain python loop   : {plain * 1e3:8.3f} ms ({full / plain:.0f}x less work than the engine)"
+    )
+    print(
+        f"  re-run one mid cell : {one * 1e6:8.2f} us  (= {one / (full / n):.1f} x one cell of a full run)"
+    )
 
 
 if __name__ == "__main__":

@@ -257,7 +257,13 @@ def chain_workbook(n: int = 3) -> Workbook:
 def test_template_instances_are_wired_in_a_chain():
     wb = chain_workbook(3)
     assert [n for n in wb.cells() if n.startswith("h")] == [
-        "h0.double", "h0.out", "h1.double", "h1.out", "h2.double", "h2.out", "h.out",
+        "h0.double",
+        "h0.out",
+        "h1.double",
+        "h1.out",
+        "h2.double",
+        "h2.out",
+        "h.out",
     ]
     assert wb.cell("h1.double").source == "h0.out * 2"
     assert wb.cell("h2.out").source == "h2.double + 2 * scale"
@@ -306,7 +312,9 @@ def test_template_with_unknown_name_is_refused():
     wb.define("n", "2")
     wb.define("x0", "1")
     with pytest.raises(UnknownNameError, match="nothing_here"):
-        wb.define_template(Template("h", "n", "x0", "out", [CellSpec("out", "prev + nothing_here")]))
+        wb.define_template(
+            Template("h", "n", "x0", "out", [CellSpec("out", "prev + nothing_here")])
+        )
     assert wb.templates() == []
 
 
