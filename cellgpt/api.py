@@ -9,16 +9,12 @@ from cellgpt.engine import FunctionLibrary, Workbook, core, load_workbook
 
 
 def full_library() -> FunctionLibrary:
-    """The core library plus every domain package's functions that is installed."""
-    library = core.copy()
-    try:
-        from cellgpt.gpt2.functions import register as register_gpt2
-    except ModuleNotFoundError as exc:  # the GPT-2 layer is optional for generic workbooks
-        if exc.name != "cellgpt.gpt2.functions":
-            raise
-    else:
-        register_gpt2(library)
-    return library
+    """The core library plus the GPT-2 and tokenizer-workbench functions."""
+    # Imported here so that `import cellgpt.engine` alone never loads the GPT-2 layer.
+    from cellgpt.gpt2.functions import register as register_gpt2
+    from cellgpt.gpt2.tokenizer_functions import register as register_tokenizer
+
+    return register_tokenizer(register_gpt2(core.copy()))
 
 
 def open(path: str | os.PathLike[str], **inputs: Any) -> Workbook:

@@ -123,7 +123,12 @@ def test_zeroing_a_head_changes_only_downstream(tiny):
     runs_h0 = wb.state("h0.resid_post").runs
     wb.set_formula("h1.attn.pattern", "zero_head(softmax(h1.attn.scores), 2)")
     stale = set(wb.stale())
-    assert "h1.attn.pattern" in stale and "logits" in stale and "h1.resid_post" in stale and "ln_f" in stale
+    assert (
+        "h1.attn.pattern" in stale
+        and "logits" in stale
+        and "h1.resid_post" in stale
+        and "ln_f" in stale
+    )
     assert "h0.resid_post" not in stale and "h1.attn.scores" not in stale
     after = wb["logits"]
     assert wb.state("h0.resid_post").runs == runs_h0

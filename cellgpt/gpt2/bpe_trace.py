@@ -1,0 +1,89 @@
+"""BPE training, pass by pass, for the tokenizer workbook: the same incremental trainer as
+`train_bpe`, with a snapshot of every chunk's segmentation after each merge. Snapshots cost
+a copy of all chunks per merge, so this is for teaching-sized corpora, not for real training."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cellgpt.gpt2.bpe_train import (
+    _PairStats,
+    count_chunks,
+    gpt2_byte_order,
+    readable,
+    resolve_pattern,
+)
+
+# The traced trainer refuses bigger corpora: its snapshots grow with merges × chunks.
+MAX_TRACE_CHUNKS = 2_000
+MAX_TRACE_MERGES = 500
+
+PASS_COLUMNS = ("pass", "pair", "new token", "id", "count")
+
+
+def chunk_counts(
+    corpus: str, pattern: str = "gpt2", specials: Sequence[str] = ()
+) -> list[tuple[str, int]]:
+    """The corpus cut by the split pattern into chunks, each distinct chunk with its count,
+    most frequent first (ties in first-seen order)."""
+    counts = count_chunks([corpus], resolve_pattern(pattern), list(specials))
+    return sorted(counts.items(), key=lambda kv: -kv[1])
+
+
+def training_passes(
+    corpus: str, n_merges: int, pattern: str = "gpt2", specials: Sequence[str] = ()
+) -> list[tuple[Any, ...]]:
+    """One row per merge: (pass, pair, new token, id, count, then each chunk's tokens after
+    the pass, in `chunk_counts` order). Pass 0 shows the chunks as single bytes."""
+    counts = count_chunks([corpus], resolve_pattern(pattern), list(specials))
+    n_merges = int(n_merges)
+    if len(counts) > MAX_TRACE_CHUNKS or n_merges > MAX_TRACE_MERGES:
+        raise ValueError(
+            f"the pass-by-pass trace is for small corpora (at most {MAX_TRACE_CHUNKS} distinct "
+            f"chunks and {MAX_TRACE_MERGES} merges; got {len(counts)} and {n_merges}); "
+            "train big vocabularies with `cellgpt tokenizer train`"
+        )
+    order = [chunk for chunk, _ in sorted(counts.items(), key=lambda kv: -kv[1])]
+    id_of_byte = {b: i for i, b in enumerate(gpt2_byte_order())}
+    words = [[id_of_byte[b] for b in chunk.encode("utf-8")] for chunk in counts]
+    position = {chunk: i for i, chunk in enumerate(counts)}
+    token_bytes = [bytes([b]) for b in gpt2_byte_order()]
+    stats = _PairStats(words, list(counts.values()), token_bytes)
+
+    def segmentation() -> list[str]:
+        return [
+            "·".join(_bare(stats.token_bytes[t]) for t in stats.words[position[c]]) for c in order
+        ]
+
+    rows: list[tuple[Any, ...]] = [(0, "", "", None, None, *segmentation())]
+    for done in range(n_merges):
+        best = stats.pop_best()
+        if best is None:
+            raise ValueError(f"the corpus supports only {done} merges; {n_merges} were asked for")
+        (left, right), count = best
+        new_id = 256 + done
+        stats.merge((left, right), new_id)
+        pair = f"{readable(stats.token_bytes[left])} + {readable(stats.token_bytes[right])}"
+        merged = readable(stats.token_bytes[new_id])
+        rows.append((done + 1, pair, merged, new_id, count, *segmentation()))
+    return rows
+
+
+def _bare(token: bytes) -> str:
+    """A token without quotes, a space shown as "␣" so that token boundaries stay visible."""
+    return readable(token)[1:-1].replace(" ", "␣")
+
+
+def training_columns(chunks: list[tuple[str, int]]) -> list[str]:
+    """Column labels for `training_passes`: the pass facts, then one column per chunk."""
+    return [*PASS_COLUMNS, *(f"{_bare(c.encode('utf-8'))} ×{n}" for c, n in chunks)]
+
+
+def train_tokenizer(
+    corpus: str, vocab_size: int, pattern: str = "gpt2", specials: Sequence[str] = ()
+) -> Any:
+    """A tokenizer trained on the corpus with the real trainer (`cellgpt tokenizer train`)."""
+    from cellgpt.gpt2.bpe_train import train_bpe
+
+    return train_bpe([corpus], int(vocab_size), pattern=pattern, special_tokens=list(specials))

@@ -1,0 +1,101 @@
+"""Formula functions of the tokenizer workbench: train a BPE vocabulary pass by pass, then
+encode and decode with it. `register(library)` adds them to a library."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import Any
+
+from cellgpt.engine import FunctionLibrary
+from cellgpt.engine.errors import CellEvalError
+from cellgpt.gpt2 import bpe_trace
+from cellgpt.gpt2.bpe_train import TrainedBPE, readable
+
+MERGE_COLUMNS = ["id", "token", "left", "right", "count"]
+
+
+def _cell_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    # The trainer reports bad input as ValueError; in a cell that is the cell's own error.
+    @wraps(fn)
+    def wrapper(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except ValueError as exc:
+            raise CellEvalError(str(exc)) from None
+
+    return wrapper
+
+
+def _trained(trained: Any) -> TrainedBPE:
+    if not isinstance(trained, TrainedBPE):
+        raise CellEvalError("expected a trained vocabulary (a `train_tokenizer(...)` cell)")
+    return trained
+
+
+@_cell_errors
+def chunk_counts(corpus: str, pattern: str = "gpt2", specials: Sequence[str] = ()) -> list:
+    """Distinct pre-split chunks of the corpus with their counts, most frequent first."""
+    return bpe_trace.chunk_counts(corpus, pattern, specials)
+
+
+@_cell_errors
+def training_passes(
+    corpus: str, n_merges: int, pattern: str = "gpt2", specials: Sequence[str] = ()
+) -> list:
+    """BPE training pass by pass: the pair merged, its count, and every chunk's tokens after."""
+    return bpe_trace.training_passes(corpus, n_merges, pattern, specials)
+
+
+def training_columns(chunks: list) -> list[str]:
+    """Column labels for `training_passes`: pass facts, then one column per chunk."""
+    return bpe_trace.training_columns(chunks)
+
+
+@_cell_errors
+def train_tokenizer(
+    corpus: str, vocab_size: int, pattern: str = "gpt2", specials: Sequence[str] = ()
+) -> TrainedBPE:
+    """A vocabulary trained on the corpus by the real trainer (`cellgpt tokenizer train`)."""
+    return bpe_trace.train_tokenizer(corpus, vocab_size, pattern, specials)
+
+
+def learned_merges(trained: Any) -> list[tuple[Any, ...]]:
+    """The learned merges as (id, token, left, right, count), in rank order."""
+    t = _trained(trained)
+    return [
+        (256 + rank, readable(left + right), readable(left), readable(right), count)
+        for rank, ((left, right), count) in enumerate(zip(t.merges, t.merge_counts, strict=True))
+    ]
+
+
+def as_tokenizer(trained: Any) -> Any:
+    """The trained vocabulary as a tokenizer (the same class that loads GPT-2's files)."""
+    return _trained(trained).to_tokenizer()
+
+
+def decode_ids(tokenizer: Any, ids: Sequence[int]) -> str:
+    """Token ids back to text (invalid UTF-8 becomes the replacement character)."""
+    from cellgpt.gpt2.tokenizer import Tokenizer
+
+    if not isinstance(tokenizer, Tokenizer):
+        raise CellEvalError("expected a tokenizer")
+    try:
+        return tokenizer.decode([int(i) for i in ids])
+    except (KeyError, ValueError) as exc:
+        raise CellEvalError(f"cannot decode: {exc}") from None
+
+
+def register(library: FunctionLibrary) -> FunctionLibrary:
+    for fn in (
+        chunk_counts,
+        training_passes,
+        training_columns,
+        train_tokenizer,
+        learned_merges,
+        as_tokenizer,
+        decode_ids,
+    ):
+        library.register(fn.__name__, fn)
+    library.constant("MERGE_COLUMNS", MERGE_COLUMNS)
+    return library

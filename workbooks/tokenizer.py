@@ -1,0 +1,64 @@
+"""The tokenizer workbench: watch byte-pair encoding learn a vocabulary from a tiny corpus,
+merge by merge, then encode a prompt with what it learned. The corpus is the textbook one
+(low ×5, lower ×2, newest ×6, widest ×3). Edit the corpus, the number of merges or the
+prompt and re-run; `cellgpt tokenizer train` uses the very same trainer on real corpora."""
+
+# ---------------------------------------------------------------- inputs
+corpus = "low low low low low lower lower newest newest newest newest newest newest widest widest widest"
+"""The training text. Every distinct chunk is counted once with its frequency."""
+
+pattern = "gpt2"
+"""How text is cut into chunks before merging: "gpt2", "gpt4" (cl100k) or your own regex."""
+
+specials = ["<|endoftext|>"]
+"""Special tokens: never split, never merged, each gets its own id after the merges."""
+
+n_merges = 10
+"""How many merges to learn; the vocabulary is 256 bytes + merges + special tokens."""
+
+prompt = "lowest newer wider"
+"""Text to encode with the trained vocabulary: words it has never seen as a whole."""
+
+# ---------------------------------------------------------------- training
+chunks: cell(stage="train") = chunk_counts(corpus, pattern, specials)
+"""Step 1: the split pattern cuts the corpus into chunks (a leading space stays on the word:
+" low" and "low" differ). Identical chunks are counted once, with their frequency."""
+
+pass_columns = training_columns(chunks)
+"""Labels of the training table: what each pass merged, then every chunk's tokens."""
+
+training: cell(stage="train", cols="pass_columns") = training_passes(corpus, n_merges, pattern, specials)
+"""Step 2: each pass counts every adjacent pair of tokens over all chunks (weighted by the
+chunk's frequency), merges the most frequent pair everywhere into one new token, and repeats.
+Ties go to the pair whose bytes sort first (b"a" < b"ab" < b"b"), so training is repeatable.
+Row 0 is the start: every chunk as single bytes; tokens are separated by "·", a space is "␣"."""
+
+vocab_size = 256 + n_merges + len(specials)
+"""The vocabulary size: 256 single bytes, one token per merge, one per special token."""
+
+trained: cell(stage="train") = train_tokenizer(corpus, vocab_size, pattern, specials)
+"""The same training with the real trainer, as a vocabulary you could save."""
+
+merges: cell(stage="train", cols="MERGE_COLUMNS") = learned_merges(trained)
+"""The merge list (vocab.bpe): rank order is the order they were learned, and encoding
+replays them in that order."""
+
+tokenizer: cell(stage="train") = as_tokenizer(trained)
+"""The trained vocabulary as a tokenizer: the same code that reads GPT-2's own files."""
+
+# ---------------------------------------------------------------- encoding
+words: cell(stage="encode") = split_words(tokenizer, prompt)
+"""Step 1 of encoding: the same split pattern cuts the prompt into words."""
+
+bpe: cell(stage="encode", cols="BPE_COLUMNS") = bpe_passes(tokenizer, words)
+"""Step 2: each word starts as bytes; every pass applies the best-ranked learned merge that
+fits, until none does. Unseen words still encode: they end as known pieces."""
+
+ids = bpe_ids(tokenizer, bpe)
+"""Step 3: each final piece's id in the vocabulary."""
+
+tokens = token_texts(tokenizer, ids)
+"""The pieces as text."""
+
+decoded = decode_ids(tokenizer, ids)
+"""Decoding joins the pieces' bytes again: always the prompt back, byte for byte."""
