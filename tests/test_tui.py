@@ -777,3 +777,26 @@ def test_find_ranks_exact_names_first(wb: Workbook) -> None:
     assert hits[0].target == "logits"
     assert find_cells(wb.cells(), wb.aliases(), "h3.step7")[0].target == "h3.attn.pattern"
     assert [h.target for h in find_tokens(wb["tokens"], "quick")] == [2]
+
+
+def test_tokenizer_workbench_opens_with_its_stages_and_labelled_columns(tmp_path: Path) -> None:
+    path = tmp_path / "tokenizer.py"
+    shutil.copy(REPO / "workbooks" / "tokenizer.py", path)
+    book = cellgpt.open(path)
+    app = CellGptApp(book, start_cell="training")
+
+    async def scenario(pilot: Any) -> None:
+        groups = [n.label.plain.split()[1] for n in app.tree.root.children]
+        assert groups[:3] == ["inputs", "train", "encode"]  # the workbook's own order
+        header = str(app.value_pane.query_one("DataTable").ordered_columns[5].label)
+        assert header == "␣newest ×6"  # column labels from the `pass_columns` cell
+        await pilot.press("p")  # the prompt key edits this workbook's prompt too
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, EditScreen)
+        screen.query_one("#edit-input").value = "slowest"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert book["decoded"] == "slowest"
+
+    run_app(app, scenario)

@@ -54,11 +54,11 @@ bpe: cell(stage="encode", cols="BPE_COLUMNS") = bpe_passes(tokenizer, words)
 """Step 2: each word starts as bytes; every pass applies the best-ranked learned merge that
 fits, until none does. Unseen words still encode: they end as known pieces."""
 
-ids = bpe_ids(tokenizer, bpe)
+ids: cell(stage="encode") = bpe_ids(tokenizer, bpe)
 """Step 3: each final piece's id in the vocabulary."""
 
-tokens = token_texts(tokenizer, ids)
+tokens: cell(stage="encode") = token_texts(tokenizer, ids)
 """The pieces as text."""
 
-decoded = decode_ids(tokenizer, ids)
+decoded: cell(stage="encode") = decode_ids(tokenizer, ids)
 """Decoding joins the pieces' bytes again: always the prompt back, byte for byte."""

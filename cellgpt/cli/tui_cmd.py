@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from cellgpt.cli import UserError
-from cellgpt.cli.run_cmd import _model_args, open_workbook
+from cellgpt.cli.run_cmd import DEFAULT_WORKBOOK, _model_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     from cellgpt.tui.app import CellGptApp
 
     try:  # a missing model is reported before the screen opens
-        resolve_model(args.model or DEFAULT_MODEL)
+        if args.model or args.workbook == str(DEFAULT_WORKBOOK):
+            resolve_model(args.model or DEFAULT_MODEL)
     except ModelNotFoundError as exc:
         raise UserError(str(exc)) from None
     app = CellGptApp(
@@ -44,13 +45,22 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    if args.prompt is not None:
-        return open_workbook(args)
+    """The workbook with the inputs given on the command line; a workbook without a `model`
+    or `prompt` input (e.g. the tokenizer workbench) opens as it is."""
     import cellgpt
+    from cellgpt.cli.run_cmd import _truncate_left
     from cellgpt.engine import EngineError
-    from cellgpt.gpt2.models import DEFAULT_MODEL
 
     try:
-        return cellgpt.open(args.workbook, model=args.model or DEFAULT_MODEL)
+        wb = cellgpt.open(args.workbook)
+        for name, value in (("model", args.model), ("prompt", args.prompt)):
+            if value is None:
+                continue
+            if name not in wb:
+                raise UserError(f"{args.workbook} has no {name!r} input to set")
+            wb.set(name, value)
+        if args.truncate == "left" and "prompt_ids" in wb:
+            _truncate_left(wb)
     except EngineError as exc:
         raise UserError(str(exc)) from None
+    return wb

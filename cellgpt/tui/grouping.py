@@ -77,7 +77,8 @@ def _order(g: Group) -> tuple[int, Any, ...]:
     if g.key.startswith("block:"):
         m = _BLOCK.match(g.title)
         return (5, int(m.group(2)) if m else 0, g.title)
-    return (4 if g.key.startswith("stage:") else 9, 0, g.title)
+    # Other stages keep the workbook's definition order (the sort is stable).
+    return (4, 0, "") if g.key.startswith("stage:") else (9, 0, g.title)
 
 
 def initially_expanded(g: Group) -> bool:

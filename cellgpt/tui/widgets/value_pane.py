@@ -112,8 +112,14 @@ class ValuePane(Vertical):
 
     def _columns(self, wb: Any, hints: dict[str, Any]) -> Any:
         cols = hints.get("cols")
+        if not isinstance(cols, str):
+            return None
         constants = getattr(getattr(wb, "library", None), "constants", {})
-        return constants.get(cols) if isinstance(cols, str) else None
+        if cols in constants:
+            return constants[cols]
+        # A label cell: use its value if already computed (never run cells while drawing).
+        value = wb.value(cols) if cols in wb else None
+        return list(value) if isinstance(value, list | tuple) else None
 
     def _show_kind(self, kind: str) -> None:
         self.query_one(MatrixGrid).display = kind == "grid"
