@@ -1,0 +1,226 @@
+"""Deciding what the .xlsx holds: which cells, of what kind, on which sheets, with which
+labels, and (formulas mode) which cells become Excel formulas."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cellgpt.engine import Status, Workbook
+from cellgpt.export.excel_forms import with_excel_forms
+from cellgpt.export.layout import (
+    Placement,
+    SheetNames,
+    parts_needed,
+    place,
+    wants_transpose,
+)
+from cellgpt.export.translate import Translator
+from cellgpt.export.xlarray import NoExcelForm, Piece, is_numeric
+
+MODES = ("values", "formulas")
+
+
+@dataclass
+class Entry:
+    """One cell of the workbook and how it is exported."""
+
+    name: str
+    kind: str  # array | list | table | mapping | text | skip
+    value: Any = None
+    how: str = "values"  # formula | values | parameter values | not exported
+    note: str = ""
+    sheets: list[str] = field(default_factory=list)
+    placement: Placement | None = None
+    pieces: list[Piece] | None = None  # formulas mode: Excel pieces of the logical view
+    row_labels: list[Any] | None = None  # stored rows
+    col_labels: list[Any] | None = None  # stored columns
+
+
+@dataclass
+class Plan:
+    mode: str
+    entries: list[Entry]
+    vocab: list[str] | None
+
+    def entry(self, name: str) -> Entry | None:
+        return next((e for e in self.entries if e.name == name), None)
+
+
+def is_param(wb: Workbook, name: str) -> bool:
+    return wb.cell(name).hints.get("kind") == "param"
+
+
+def kind_of(value: Any) -> str:
+    if isinstance(value, str):
+        return "text"
+    if is_numeric(value) and not isinstance(value, bool | np.bool_):
+        return "array"  # numbers, arrays and lists of numbers (token ids)
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(v, list | tuple) for v in value):
+            return "table"
+        if all(isinstance(v, str | int | float | bool | type(None)) for v in value):
+            return "list"
+    if isinstance(value, bool | np.bool_):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return "skip"
+
+
+def select(wb: Workbook, patterns: Sequence[str] | None, mode: str, with_params: bool) -> list[str]:
+    """Cells to export, in workbook order. Patterns match names or aliases (fnmatch)."""
+    names = wb.cells()
+    if patterns:
+        aliases = wb.aliases()
+        chosen = {
+            wb.resolve(n)
+            for n in [*names, *aliases]
+            if any(fnmatch.fnmatchcase(n, p) for p in patterns)
+        }
+        if not chosen:
+            raise ValueError(f"no cell matches {' '.join(patterns)}")
+        if mode == "formulas":  # formulas need their inputs on sheets too
+            for n in list(chosen):
+                chosen |= wb.ancestors(n)
+        names = [n for n in names if n in chosen]
+    if mode == "values" and not with_params:
+        names = [n for n in names if not is_param(wb, n)]
+    return names
+
+
+def vocab_labels(wb: Workbook) -> list[str] | None:
+    """The vocabulary as text, when the workbook has a tokenizer (labels logits rows)."""
+    tok = wb.value("tokenizer") if "tokenizer" in wb else None
+    if tok is None or not hasattr(tok, "token_str"):
+        return None
+    config = wb.value("config") if "config" in wb else None
+    size = config.get("vocab_size") if isinstance(config, dict) else None
+    if not isinstance(size, int):
+        return None
+    try:
+        return [tok.token_str(i) for i in range(size)]
+    except (ValueError, KeyError):
+        return None
+
+
+def _labels(wb: Workbook, hint: Any, n: int) -> list[Any] | None:
+    if not isinstance(hint, str):
+        return None
+    if hint in wb.library.constants:
+        labels = list(wb.library.constants[hint])
+    elif hint in wb:
+        value = wb.value(hint)
+        labels = list(value) if isinstance(value, list | tuple | np.ndarray) else []
+    else:
+        return None
+    return labels if len(labels) == n else None
+
+
+def array_labels(
+    wb: Workbook, name: str, shape: tuple[int, ...], vocab: list[str] | None
+) -> tuple[list[Any], list[Any]]:
+    """Row and column labels of the logical view: hinted cells (token strings), the
+    vocabulary for vocab-sized axes, else 0-based indices."""
+    hints = wb.cell(name).hints
+
+    def axis(hint: Any, n: int) -> list[Any]:
+        found = _labels(wb, hint, n)
+        if found is None and vocab is not None and n == len(vocab) and n > 1:
+            found = vocab
+        return found if found is not None else list(range(n))
+
+    if len(shape) == 0:
+        return [name], [0]
+    if len(shape) == 1:
+        return [name], axis(hints.get("cols") or hints.get("rows"), shape[0])
+    col_labels = axis(hints.get("cols"), shape[-1])
+    inner = axis(hints.get("rows"), shape[-2])
+    if len(shape) == 2:
+        return inner, col_labels
+    outer = int(np.prod(shape[:-2]))
+    return [f"{k}:{lab}" for k in range(outer) for lab in inner], col_labels
+
+
+def build_plan(
+    wb: Workbook,
+    mode: str,
+    with_params: bool = False,
+    patterns: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Plan:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    names = select(wb, patterns, mode, with_params)
+    vocab = vocab_labels(wb)
+    sheets = SheetNames()
+    entries: list[Entry] = []
+    placements: dict[str, Placement] = {}
+    for name in names:
+        state = wb.state(name)
+        if state.status in (Status.ERROR, Status.BLOCKED):
+            message = state.error.message if state.error else str(state.status)
+            entries.append(Entry(name, "skip", how="not exported", note=f"error: {message}"))
+            continue
+        value = wb.value(name)
+        entry = Entry(name, kind_of(value), value)
+        if entry.kind == "skip":
+            entry.how, entry.note = "not exported", f"not a table ({type(value).__name__})"
+        elif entry.kind == "array":
+            _place_array(wb, entry, sheets, vocab)
+            placements[name] = entry.placement  # type: ignore[assignment]
+        else:
+            entry.sheets = [sheets.make(name)]
+        if is_param(wb, name) and entry.kind != "skip":
+            entry.how = "parameter values"
+        entries.append(entry)
+    if mode == "formulas":
+        _translate(wb, entries, placements, progress)
+    return Plan(mode, entries, vocab)
+
+
+def _place_array(wb: Workbook, entry: Entry, sheets: SheetNames, vocab: list[str] | None) -> None:
+    arr = np.asarray(entry.value)
+    shape = arr.shape
+    hints = wb.cell(entry.name).hints
+    transposed = wants_transpose(shape, len(vocab) if vocab else None)
+    # A token-labelled vector reads best as a column, one row per token.
+    transposed = transposed or (
+        arr.ndim == 1 and _labels(wb, hints.get("rows"), shape[0]) is not None
+    )
+    n = parts_needed(shape, transposed)
+    names = [sheets.make(entry.name if i == 0 else f"{entry.name} ({i + 1})") for i in range(n)]
+    entry.placement, _ = place(shape, names, transposed)
+    entry.sheets = names
+    rows, cols = array_labels(wb, entry.name, shape, vocab)
+    entry.row_labels, entry.col_labels = (cols, rows) if transposed else (rows, cols)
+    if n > 1:
+        entry.note = f"split over {n} sheets (Excel's row limit)"
+
+
+def _translate(
+    wb: Workbook,
+    entries: list[Entry],
+    placements: dict[str, Placement],
+    progress: Callable[[str], None] | None,
+) -> None:
+    translator = Translator(wb, with_excel_forms(wb.library), placements)
+    for entry in entries:
+        if entry.kind != "array" or entry.how != "values" or wb.cell(entry.name).is_input:
+            continue
+        if entry.placement is not None and len(entry.placement.parts) > 1:
+            entry.note = "no Excel form: split over several sheets"
+            continue
+        if progress is not None:
+            progress(entry.name)
+        try:
+            entry.pieces = translator.cell(entry.name)
+            entry.how = "formula"
+        except NoExcelForm as exc:
+            entry.note = f"no Excel form: {exc}"
+        except (ValueError, TypeError) as exc:  # an unexpected shape inside a form
+            entry.note = f"no Excel form: {type(exc).__name__}: {exc}"

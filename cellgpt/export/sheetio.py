@@ -1,0 +1,207 @@
+"""Writing rows into openpyxl write-only worksheets: safe text cells and fast numeric rows.
+
+Text is always a string cell (openpyxl would turn "=1+1" into a formula), with characters
+XML cannot hold escaped the OOXML way (`_x001B_`). Numbers are written as the shortest text
+that reads back to the same float32. For big matrices the rows are rendered as XML text
+straight into openpyxl's stream (openpyxl's per-cell objects cost ~7 µs a number: 15 min for
+GPT-2 small's parameters); if the stream does not allow that (lxml backend) we fall back to
+openpyxl cells carrying the same text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.worksheet.formula import ArrayFormula
+
+from cellgpt.export.layout import col_letter
+from cellgpt.gpt2.floatfmt import format_float32_shortest
+
+MAX_TEXT = 32_767  # Excel's limit on one cell's text
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_LOOKS_ESCAPED = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
+
+
+def clean_text(text: str) -> str:
+    """Text a cell can hold: control characters as OOXML escapes (Excel and openpyxl decode
+    `_xHHHH_`), a literal `_xHHHH_` protected, at most 32,767 characters."""
+    text = _LOOKS_ESCAPED.sub("_x005F_", text)
+    text = _CONTROL.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
+    if len(text) > MAX_TEXT:
+        text = text[: MAX_TEXT - 1] + "…"
+    return text
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def text_cell(ws: Any, text: Any, **style: Any) -> WriteOnlyCell:
+    """A cell that holds `text` as a string, never as a formula."""
+    cell = WriteOnlyCell(ws)
+    cell._value = clean_text(str(text))  # bypass openpyxl's "=" → formula guess
+    cell.data_type = "s"
+    for key, value in style.items():
+        setattr(cell, key, value)
+    return cell
+
+
+def value_cell(ws: Any, value: Any) -> Any:
+    """A plain Python value as a cell: strings stay strings, numbers stay numbers."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return text_cell(ws, value)
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        if not np.isfinite(value):
+            return text_cell(ws, repr(float(value)))
+        if isinstance(value, np.float32):
+            return number_cell(ws, format_float32_shortest(np.array([value]))[0])
+        return float(value)
+    return text_cell(ws, _short_repr(value))
+
+
+def _short_repr(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def number_cell(ws: Any, text: str) -> WriteOnlyCell:
+    """A numeric cell whose XML text is exactly `text`."""
+    cell = WriteOnlyCell(ws)
+    cell._value = text  # openpyxl writes str values of numeric cells verbatim
+    cell.data_type = "n"
+    return cell
+
+
+def formula_cell(ws: Any, ref: str, formula: str) -> WriteOnlyCell:
+    """A legacy array formula over `ref` (openpyxl writes it at the range's top-left)."""
+    cell = WriteOnlyCell(ws)
+    cell.value = ArrayFormula(ref, "=" + formula)
+    return cell
+
+
+def plain_formula(ws: Any, formula: str) -> WriteOnlyCell:
+    """An ordinary one-cell formula (text we built ourselves, never user text)."""
+    return WriteOnlyCell(ws, value="=" + formula)
+
+
+def number_texts(block: np.ndarray) -> list[str]:
+    """Cell text for each number of a 2-D block, row-major: shortest float32 text, full
+    float64 repr, integers as such; non-finite values as None (written as text)."""
+    flat = block.reshape(-1)
+    if flat.dtype == np.float32:
+        finite = np.isfinite(flat)
+        if finite.all():
+            return format_float32_shortest(flat)
+        texts: list[Any] = format_float32_shortest(np.where(finite, flat, 0))
+        for i in np.flatnonzero(~finite):
+            texts[i] = None
+        return texts
+    if flat.dtype.kind == "f":
+        return [repr(float(v)) if np.isfinite(v) else None for v in flat.tolist()]
+    if flat.dtype.kind == "b":
+        return ["1" if v else "0" for v in flat.tolist()]
+    return [str(v) for v in flat.tolist()]
+
+
+class RawRow(list):
+    """One pre-rendered `<row>` element, appended like a row of values."""
+
+
+class RowWriter:
+    """Appends rows of (label, numbers...) to a write-only worksheet, as raw XML when the
+    stream allows it."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.raw = _install_raw_rows(ws)
+        self.row = 0  # rows appended so far
+
+    def append(self, cells: Sequence[Any]) -> None:
+        self.ws.append(list(cells))
+        self.row += 1
+
+    def numbers(self, labels: Sequence[Any], block: np.ndarray, col0: int) -> None:
+        """Append one row per row of `block` (2-D), its label in column A and its numbers
+        from column `col0` (0-based) on."""
+        n_cols = block.shape[1]
+        letters = [col_letter(col0 + j) for j in range(n_cols)]
+        texts = number_texts(block)
+        for i in range(block.shape[0]):
+            row_texts = texts[i * n_cols : (i + 1) * n_cols]
+            label = labels[i] if i < len(labels) else None
+            if self.raw:
+                self.ws.append(RawRow([self._raw_row(self.row + 1, label, letters, row_texts)]))
+                self.row += 1
+            else:
+                cells: list[Any] = [None if label is None else value_cell(self.ws, label)]
+                cells += [None] * (col0 - 1)
+                cells += [
+                    text_cell(self.ws, "nan/inf") if t is None else number_cell(self.ws, t)
+                    for t in row_texts
+                ]
+                self.append(cells)
+
+    @staticmethod
+    def _raw_row(r: int, label: Any, letters: list[str], texts: list[str | None]) -> str:
+        rs = str(r)
+        parts = [f'<row r="{rs}">']
+        if label is not None:
+            if isinstance(label, str):
+                parts.append(_inline(f"A{rs}", label))
+            else:
+                parts.append(f'<c r="A{rs}"><v>{label}</v></c>')
+        for letter, text in zip(letters, texts, strict=True):
+            if text is None:
+                parts.append(_inline(letter + rs, "nan/inf"))
+            else:
+                parts.append(f'<c r="{letter}{rs}"><v>{text}</v></c>')
+        parts.append("</row>")
+        return "".join(parts)
+
+
+def _inline(ref: str, text: str) -> str:
+    return f'<c r="{ref}" t="inlineStr"><is><t xml:space="preserve">{_xml_escape(clean_text(text))}</t></is></c>'
+
+
+def _install_raw_rows(ws: Any) -> bool:
+    """Teach this worksheet to pass RawRow through to its XML stream untouched."""
+    ws._get_writer()
+    writer = ws._writer
+    to_row, write_row = ws._values_to_row, writer.write_row
+    probe = getattr(writer, "xf", None)
+    if probe is None:
+        return False
+
+    def values_to_row(values: Any, row_idx: int) -> Any:
+        return values if isinstance(values, RawRow) else to_row(values, row_idx)
+
+    def write(xf: Any, row: Any, row_idx: int) -> None:
+        if isinstance(row, RawRow):
+            xf._file(row[0])
+        else:
+            write_row(xf, row, row_idx)
+
+    try:
+        from openpyxl import LXML
+    except ImportError:  # pragma: no cover
+        LXML = False
+    if LXML:  # lxml's stream escapes strings: use openpyxl cells instead
+        return False
+    ws._values_to_row, writer.write_row = values_to_row, write
+    return True
+
+
+def chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
