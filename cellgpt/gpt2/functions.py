@@ -3,6 +3,7 @@ and sampling. `register(library)` adds them to a copy of the engine's core libra
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from cellgpt.engine import FunctionLibrary
 from cellgpt.engine.errors import CellEvalError
+from cellgpt.engine.parallel import for_chunks
 from cellgpt.gpt2.models import load_model_params, load_model_tokenizer
 
 BPE_COLUMNS = ["word", "text", "pass", "merge", "rank", "tokens"]
@@ -130,9 +132,9 @@ def split_heads(qkv: np.ndarray, part: int, n_head: int) -> np.ndarray:
     t, width = qkv.shape
     n_embd = width // 3
     block = qkv[:, part * n_embd : (part + 1) * n_embd]
-    return np.ascontiguousarray(
-        block.reshape(t, int(n_head), n_embd // int(n_head)).transpose(1, 0, 2)
-    )
+    # A view, not a copy: each head's [T, d_head] slice has a plain row stride, which BLAS
+    # reads directly, and three copies of qkv per block would cost ~110 MB at 1024 tokens.
+    return block.reshape(t, int(n_head), n_embd // int(n_head)).transpose(1, 0, 2)
 
 
 def merge_heads(z: np.ndarray) -> np.ndarray:
@@ -143,11 +145,38 @@ def merge_heads(z: np.ndarray) -> np.ndarray:
 
 def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     """q·kᵀ / sqrt(d_head) per head, with the future masked to -inf (causal)."""
+    if q.dtype != k.dtype or q.dtype.type not in (np.float32, np.float64) or q.ndim != 3:
+        return _attention_scores_plain(q, k)
+    heads, t, d_head = q.shape
+    scale = q.dtype.type(np.float32(1.0 / math.sqrt(d_head)))  # as the plain formula
+    out = np.empty((heads, t, k.shape[1]), dtype=q.dtype)
+    future = _future_mask(t, k.shape[1])
+
+    def per_heads(start: int, stop: int) -> None:
+        o = out[start:stop]
+        np.matmul(q[start:stop], k[start:stop].transpose(0, 2, 1), out=o)
+        o *= scale
+        np.copyto(o, -np.inf, where=future)  # broadcast over heads: no [H, T, T] mask
+
+    for_chunks(heads, per_heads, work=float(heads) * t * k.shape[1] * d_head)
+    return out
+
+
+def _attention_scores_plain(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     d_head = q.shape[-1]
     scores = np.matmul(q, k.transpose(0, 2, 1)) * np.float32(1.0 / math.sqrt(d_head))
     t = q.shape[1]
     scores[:, np.triu(np.ones((t, t), dtype=bool), k=1)] = -np.inf
     return scores
+
+
+@functools.lru_cache(maxsize=8)
+def _future_mask(rows: int, cols: int) -> np.ndarray:
+    """True where key position > query position (queries are the last `rows` positions)."""
+    q_pos = np.arange(cols - rows, cols)[:, None]
+    mask = np.arange(cols)[None, :] > q_pos
+    mask.flags.writeable = False
+    return mask
 
 
 def zero_head(x: np.ndarray, head: int) -> np.ndarray:

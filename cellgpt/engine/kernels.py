@@ -1,0 +1,123 @@
+"""Fast numpy kernels behind the core library's heavy functions.
+
+Each kernel computes exactly the same operations, in the same order, as the obvious numpy
+expression (so results are bit-identical to it), but: writes into one preallocated output
+instead of a chain of temporaries, works in place on that output, keeps float32 float32, and
+splits the work into per-core chunks (see parallel.py). Rows are independent in every kernel
+here, so chunking never changes a result.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cellgpt.engine.parallel import for_chunks
+
+_FLOATS = (np.float32, np.float64)
+
+
+def is_float(*arrays: np.ndarray) -> bool:
+    """All float32 or all float64 (the kernels never mix or promote)."""
+    return all(a.dtype.type in _FLOATS for a in arrays) and len({a.dtype for a in arrays}) == 1
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b, chunked: by rows of a (many rows), by columns of b (few rows: a vector times a
+    big matrix such as the 50257-wide output head), or by the batch axis (stacked heads)."""
+    if not is_float(a, b) or a.ndim == 0 or b.ndim < 2:
+        return np.matmul(a, b)
+    if a.ndim <= 2 and b.ndim == 2:
+        rows = 1 if a.ndim == 1 else a.shape[0]
+        inner, cols = b.shape
+        out = np.empty((*a.shape[:-1], cols), dtype=a.dtype)
+        work = float(rows) * inner * cols
+        if rows >= 64:
+
+            def row_chunk(start: int, stop: int) -> None:
+                np.matmul(a[start:stop], b, out=out[start:stop])
+
+            for_chunks(rows, row_chunk, work=work)
+        else:
+
+            def col_chunk(start: int, stop: int) -> None:
+                np.matmul(a, b[:, start:stop], out=out[..., start:stop])
+
+            for_chunks(cols, col_chunk, work=work)
+        return out
+    if a.ndim == 3 and b.ndim == 3 and a.shape[0] == b.shape[0]:
+        batch, rows, inner = a.shape
+        out = np.empty((batch, rows, b.shape[2]), dtype=a.dtype)
+
+        def batch_chunk(start: int, stop: int) -> None:
+            np.matmul(a[start:stop], b[start:stop], out=out[start:stop])
+
+        for_chunks(batch, batch_chunk, work=float(batch) * rows * inner * b.shape[2])
+        return out
+    return np.matmul(a, b)
+
+
+def _rows_view(a: np.ndarray) -> np.ndarray:
+    """A 2-D [rows, last axis] view of a C-contiguous array."""
+    return a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a
+
+
+def softmax_last(a: np.ndarray) -> np.ndarray:
+    """exp(a - max) / sum(exp(a - max)) over the last axis, in one output buffer."""
+    src = _rows_view(np.ascontiguousarray(a))
+    out = np.empty_like(src)
+
+    def rows(start: int, stop: int) -> None:
+        x, o = src[start:stop], out[start:stop]
+        np.subtract(x, np.max(x, axis=-1, keepdims=True), out=o)
+        np.exp(o, out=o)
+        o /= np.sum(o, axis=-1, keepdims=True)
+
+    for_chunks(src.shape[0], rows, work=src.size * 8.0)
+    return out.reshape(a.shape)
+
+
+def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """(x - mean) / sqrt(var + eps) * gain + bias per row (population variance)."""
+    src = _rows_view(np.ascontiguousarray(x))
+    out = np.empty_like(src)
+    eps32 = src.dtype.type(np.float32(eps))  # as the plain formula: eps rounded to float32
+
+    def rows(start: int, stop: int) -> None:
+        r, o = src[start:stop], out[start:stop]
+        np.subtract(r, r.mean(axis=-1, keepdims=True), out=o)
+        var = np.mean(o * o, axis=-1, keepdims=True)
+        o /= np.sqrt(var + eps32)
+        o *= gain
+        o += bias
+
+    for_chunks(src.shape[0], rows, work=src.size * 8.0)
+    return out.reshape(x.shape)
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), evaluated left to right like the formula."""
+    src = _rows_view(np.ascontiguousarray(x))
+    out = np.empty_like(src)
+    t = src.dtype.type
+    # float32 constants (also for float64 input), exactly as the plain formula uses them
+    c, k, half, one = (t(np.float32(v)) for v in (_GELU_C, 0.044715, 0.5, 1.0))
+
+    def rows(start: int, stop: int) -> None:
+        r, o = src[start:stop], out[start:stop]
+        inner = np.multiply(k, r)  # ((0.044715·x)·x)·x, as the reference writes it
+        inner *= r
+        inner *= r
+        inner += r
+        inner *= c
+        np.tanh(inner, out=inner)
+        inner += one
+        np.multiply(half, r, out=o)
+        o *= inner
+
+    for_chunks(src.shape[0], rows, work=src.size * 20.0)
+    return out.reshape(x.shape)
