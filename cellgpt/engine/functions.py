@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from cellgpt.engine import kernels
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.formula import MAX_SEQUENCE, check_elements
 
@@ -173,7 +174,7 @@ def matmul(a: Any, b: Any) -> np.ndarray:
         rows = a.shape[-2] if a.ndim >= 2 else 1
         cols = b.shape[-1] if b.ndim >= 2 else 1
         check_elements(rows * cols)
-    return np.matmul(a, b)
+    return kernels.matmul(a, b)
 
 
 @core.register("transpose")
@@ -289,6 +290,8 @@ def relu(a: Any) -> np.ndarray:
 def softmax(a: Any, axis: int = -1) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)) along an axis; -inf entries become 0."""
     a = _as_array(a)
+    if a.ndim and int(axis) in (-1, a.ndim - 1) and kernels.is_float(a):
+        return kernels.softmax_last(a)
     shifted = a - np.max(a, axis=axis, keepdims=True)
     e = np.exp(shifted)
     return e / np.sum(e, axis=axis, keepdims=True)
@@ -297,7 +300,9 @@ def softmax(a: Any, axis: int = -1) -> np.ndarray:
 @core.register("layer_norm", rowwise=True)
 def layer_norm(x: Any, gain: Any, bias: Any, eps: float = 1e-5) -> np.ndarray:
     """Normalise each row to mean 0 and (population) variance 1, then scale and shift."""
-    x = _as_array(x)
+    x, gain, bias = _as_array(x), _as_array(gain), _as_array(bias)
+    if x.ndim and gain.ndim <= 1 and bias.ndim <= 1 and kernels.is_float(x, gain, bias):
+        return kernels.layer_norm(x, gain, bias, eps)
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
     var = np.mean(centred * centred, axis=-1, keepdims=True)
@@ -308,6 +313,8 @@ def layer_norm(x: Any, gain: Any, bias: Any, eps: float = 1e-5) -> np.ndarray:
 def gelu(x: Any) -> np.ndarray:
     """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     x = _as_array(x)
+    if x.ndim and kernels.is_float(x):
+        return kernels.gelu(x)
     c = np.float32(math.sqrt(2.0 / math.pi))
     return (
         np.float32(0.5)
