@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "cellgpt.cli.weights",
     "cellgpt.cli.tokenizer_cmd",
     "cellgpt.cli.tui_cmd",
+    "cellgpt.cli.export_cmd",
 ]
 
 

@@ -1,0 +1,118 @@
+"""`cellgpt export OUT.xlsx [PROMPT]`: the workbook as an Excel file (values or live formulas)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from cellgpt.cli import UserError
+from cellgpt.cli.run_cmd import DEFAULT_WORKBOOK
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="write the workbook to .xlsx: values, or formulas that Excel/LibreOffice recompute",
+    )
+    p.add_argument("out", help="the .xlsx file to write")
+    p.add_argument("prompt", nargs="?", help="the text to run (default: the workbook's prompt)")
+    p.add_argument("--model", default=None, help="weights folder or name (default: gpt2-mini)")
+    p.add_argument("--workbook", default=str(DEFAULT_WORKBOOK), help="workbook file")
+    p.add_argument(
+        "--mode",
+        choices=["values", "formulas"],
+        default="values",
+        help="values: every cell's numbers; formulas: Excel array formulas from the embedding on",
+    )
+    p.add_argument(
+        "--with-params",
+        action="store_true",
+        help="values mode: add the parameter tables (GPT-2 small: ~124M numbers, ~1 GB)",
+    )
+    p.add_argument(
+        "--cells",
+        nargs="+",
+        metavar="PATTERN",
+        help="only these cells (names or aliases, wildcards allowed: 'h0.*' logits)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import cellgpt
+    from cellgpt.engine import EngineError
+    from cellgpt.export.xlsx import export_workbook
+    from cellgpt.gpt2.models import DEFAULT_MODEL, ModelNotFoundError, resolve_model
+
+    if not args.out.lower().endswith(".xlsx"):
+        raise UserError(f"the output file must end in .xlsx: {args.out}")
+    if args.with_params and args.mode == "formulas":
+        print("cellgpt: formulas mode always includes the parameters", file=sys.stderr)
+    model = args.model or DEFAULT_MODEL
+    try:
+        resolve_model(model)
+    except ModelNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    inputs: dict[str, Any] = {"model": model}
+    if args.prompt is not None:
+        inputs["prompt"] = args.prompt
+    try:
+        wb = cellgpt.open(args.workbook, **inputs)
+    except EngineError as exc:
+        raise UserError(str(exc)) from None
+    bar = None if args.quiet else ProgressBar()
+    try:
+        report = export_workbook(
+            wb,
+            args.out,
+            mode=args.mode,
+            with_params=args.with_params,
+            cells=args.cells,
+            progress=bar,
+        )
+    except ValueError as exc:  # e.g. no cell matches the patterns
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    as_values = [e.name for e in report.plan.entries if e.note.startswith("no Excel form")]
+    print(
+        f"wrote {report.path} ({report.mode}): {report.sheets} sheets, "
+        f"{report.formulas} formula cells, {report.numbers:,} numbers, "
+        f"{report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s"
+    )
+    if args.mode == "formulas" and as_values:
+        shown = ", ".join(as_values[:8]) + (" …" if len(as_values) > 8 else "")
+        print(f"as values (no Excel form; listed in the Index): {shown}")
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (redrawn at most 5 times a second)."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self.shown = False
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        now = time.monotonic()
+        if not self.tty or (now - self.last < 0.2 and done < total):
+            return
+        self.last = now
+        frac = done / total if total else 1.0
+        filled = int(frac * 30)
+        bar = "█" * filled + "·" * (30 - filled)
+        sys.stderr.write(f"\r{bar} {frac:6.1%} {done:,}/{total:,} numbers  {what[:30]:<30}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
