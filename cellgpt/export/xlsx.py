@@ -19,10 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zipfile import ZIP_DEFLATED, ZipFile
 
 import numpy as np
 from openpyxl import Workbook as XlWorkbook
 from openpyxl.styles import Font
+from openpyxl.writer.excel import ExcelWriter
 
 from cellgpt.engine import Workbook
 from cellgpt.export.layout import DATA_COL0, DATA_ROW0, Placement, logical_view, quote_sheet
@@ -74,6 +76,9 @@ def export_workbook(
     os.close(fd)
     try:
         writer.write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what a user expects
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -116,7 +121,10 @@ class _Writer:
         # LibreOffice and Excel recompute every formula when the file is opened.
         self.book.calculation.fullCalcOnLoad = True
         self._tick("saving")
-        self.book.save(path)
+        # openpyxl's save with a faster deflate level: compression is half the export time
+        # at level 6, for a file only ~10% smaller.
+        with ZipFile(path, "w", ZIP_DEFLATED, allowZip64=True, compresslevel=1) as archive:
+            ExcelWriter(self.book, archive).save()
 
     def _sheet(self, title: str) -> Any:
         self.sheet_count += 1
