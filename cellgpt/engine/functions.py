@@ -18,7 +18,13 @@ import numpy as np
 
 from cellgpt.engine import kernels
 from cellgpt.engine.errors import CellEvalError
-from cellgpt.engine.formula import MAX_SEQUENCE, check_elements
+from cellgpt.engine.formula import (
+    MAX_ELEMENTS,
+    MAX_SEQUENCE,
+    check_elements,
+    check_matmul_shapes,
+    count_items,
+)
 
 
 @dataclass(frozen=True)
@@ -83,15 +89,24 @@ core.constant("nan", math.nan)
 
 
 def _as_array(x: Any) -> np.ndarray:
-    return x if isinstance(x, np.ndarray) else np.asarray(x)
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, list | tuple):
+        count_items(x, MAX_ELEMENTS)  # numpy would walk (and allocate) every leaf
+    return np.asarray(x)
+
+
+MAX_DIMS = 32  # numpy's own limit, checked before building a huge shape tuple
 
 
 def _shape_arg(shape: Any) -> tuple[int, ...]:
-    dims = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
-    if any(int(d) < 0 for d in dims):
+    if isinstance(shape, list | tuple) and len(shape) > MAX_DIMS:
+        raise CellEvalError(f"a shape has at most {MAX_DIMS} dimensions, not {len(shape):,}")
+    dims = tuple(int(d) for d in ((shape,) if isinstance(shape, int | np.integer) else shape))
+    if any(d < 0 for d in dims):
         raise CellEvalError(f"negative dimension in shape {dims}")
-    check_elements(int(np.prod([int(d) for d in dims], dtype=np.float64)))
-    return tuple(int(d) for d in dims)
+    check_elements(math.prod(dims))  # exact integers: 10**400 must not overflow a float
+    return dims
 
 
 def _dtype(dtype: str) -> np.dtype:
@@ -127,6 +142,8 @@ def arange(
     lo, hi = (0, start) if stop is None else (start, stop)
     if step == 0:
         raise CellEvalError("arange: step must not be 0")
+    if not all(math.isfinite(v) for v in (lo, hi, step)):
+        raise CellEvalError("arange: start, stop and step must be finite numbers")
     check_elements(max(0, math.ceil((hi - lo) / step)))
     return np.arange(lo, hi, step, dtype=_dtype(dtype))
 
@@ -148,8 +165,8 @@ def eye(n: int) -> np.ndarray:
 @core.register("array")
 def array(values: Any, dtype: str = "float32") -> np.ndarray:
     """Turn a (nested) list of numbers into an array."""
+    check_elements(count_items(values, MAX_ELEMENTS))
     result = np.asarray(values, dtype=_dtype(dtype))
-    check_elements(result.size)
     return result
 
 
@@ -192,13 +209,17 @@ def reshape(a: Any, shape: Any) -> np.ndarray:
 @core.register("concat")
 def concat(arrays: Iterable[Any], axis: int = 0) -> np.ndarray:
     """Join arrays along an axis."""
-    return np.concatenate([_as_array(a) for a in arrays], axis=int(axis))
+    parts = [_as_array(a) for a in arrays]
+    check_elements(sum(p.size for p in parts))
+    return np.concatenate(parts, axis=int(axis))
 
 
 @core.register("stack")
 def stack(arrays: Iterable[Any], axis: int = 0) -> np.ndarray:
     """Stack arrays along a new axis."""
-    return np.stack([_as_array(a) for a in arrays], axis=int(axis))
+    parts = [_as_array(a) for a in arrays]
+    check_elements(sum(p.size for p in parts))
+    return np.stack(parts, axis=int(axis))
 
 
 def _reduce(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -277,7 +298,10 @@ def where(condition: Any, a: Any, b: Any) -> np.ndarray:
 @core.register("clip", rowwise=True)
 def clip(a: Any, lo: float | None, hi: float | None) -> np.ndarray:
     """Limit values to [lo, hi]."""
-    return np.clip(_as_array(a), lo, hi)
+    a = _as_array(a)
+    bounds = [np.shape(v) for v in (lo, hi) if v is not None]
+    check_elements(math.prod(np.broadcast_shapes(a.shape, *bounds)))
+    return np.clip(a, lo, hi)
 
 
 @core.register("relu", rowwise=True)
@@ -326,7 +350,13 @@ def gelu(x: Any) -> np.ndarray:
 @core.register("dot")
 def dot(a: Any, b: Any) -> Any:
     """Dot product of two vectors."""
-    return np.dot(_as_array(a), _as_array(b))
+    a, b = _as_array(a), _as_array(b)
+    if a.ndim >= 1 and b.ndim >= 1:
+        # np.dot pairs a's last axis with b's second-to-last: a matrix product in disguise.
+        check_matmul_shapes(a.shape, b.shape[-2:] if b.ndim >= 2 else b.shape)
+        cols = b.shape[-1] if b.ndim >= 2 else 1
+        check_elements(math.prod(a.shape[:-1]) * math.prod(b.shape[:-2]) * cols)
+    return np.dot(a, b)
 
 
 @core.register("norm")
@@ -339,6 +369,7 @@ def norm(a: Any, axis: int | None = None) -> Any:
 def cosine(a: Any, b: Any) -> Any:
     """Cosine similarity of a vector with a vector, or with each row of a matrix."""
     a, b = _as_array(a).astype(np.float64), _as_array(b).astype(np.float64)
+    check_matmul_shapes(b.shape, a.shape)
     return (b @ a) / (np.linalg.norm(b, axis=-1) * np.linalg.norm(a))
 
 
@@ -360,7 +391,10 @@ def topk(a: Any, k: int) -> np.ndarray:
 @core.register("take")
 def take(a: Any, indices: Any, axis: int = 0) -> np.ndarray:
     """Pick rows (or entries along an axis) by index."""
-    return np.take(_as_array(a), _as_array(indices).astype(np.int64), axis=int(axis))
+    a, idx = _as_array(a), _as_array(indices)
+    if a.ndim:
+        check_elements(idx.size * (a.size // max(a.shape[int(axis)], 1)), "take()'s result")
+    return np.take(a, idx.astype(np.int64), axis=int(axis))
 
 
 @core.register("size")
@@ -396,6 +430,8 @@ def to_float(x: Any) -> float:
 @core.register("text")
 def text(x: Any) -> str:
     """A short text form of a value."""
+    if not isinstance(x, np.ndarray):  # numpy summarises big arrays itself
+        count_items(x, what="text()'s value")  # str() walks every leaf of a nested list
     out = str(x)
     if len(out) > MAX_SEQUENCE:
         raise CellEvalError("text: value is too long to show")
@@ -405,7 +441,16 @@ def text(x: Any) -> str:
 @core.register("join")
 def join(items: Iterable[Any], sep: str = "") -> str:
     """Join strings with a separator."""
-    return str(sep).join(str(i) for i in items)
+    parts: list[str] = []
+    total = 0
+    for item in items:
+        parts.append(text(item))
+        total += len(parts[-1]) + len(str(sep))
+        if total > MAX_SEQUENCE:
+            raise CellEvalError(
+                f"join: the text would pass the limit of {MAX_SEQUENCE:,} characters"
+            )
+    return str(sep).join(parts)
 
 
 @core.register("rows")
@@ -432,6 +477,8 @@ def nearest(query: Any, matrix: Any, labels: Any, k: int = 5) -> list[tuple[str,
 @core.register("index_of")
 def index_of(items: Any, item: Any) -> int:
     """Position of `item` in a list (error if absent)."""
+    count_items(items, what="index_of()'s list")  # `in` compares every leaf
+    count_items(item, what="index_of()'s item")
     items = list(items)
     if item not in items:
         raise CellEvalError(f"index_of: {item!r} is not in the list")
