@@ -306,3 +306,13 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", str(tmp_path / "x.xlsx"), "hi", "--cells", "nothing*"]) == 2
     assert main(["export", str(tmp_path / "x.csv"), "hi"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_tui_export_hook_is_this_exporter(tmp_path: Path) -> None:
+    from cellgpt.tui.actions import xlsx_exporter
+
+    exporter = xlsx_exporter()
+    assert exporter is export_workbook
+    wb = cellgpt.open(GPT2, model="gpt2-mini", prompt="ROMEO:")
+    report = exporter(wb, str(tmp_path / "tui.xlsx"))  # the TUI's call: (workbook, path)
+    assert report.mode == "values" and report.path.exists()

@@ -149,7 +149,7 @@ class _Writer:
                 [
                     text_cell(ws, entry.name),
                     link,
-                    text_cell(ws, "x".join(map(str, info.shape)) if info.shape else ""),
+                    text_cell(ws, _shape_text(entry)),
                     text_cell(ws, info.dtype or type(entry.value).__name__),
                     text_cell(ws, how),
                     text_cell(ws, info.formula or ""),
@@ -271,6 +271,17 @@ class _Writer:
                 ws.append([None, *[text_cell(ws, h, font=BOLD) for h in head]])
             for i, row in enumerate(value):
                 ws.append([i, *[value_cell(ws, item) for item in row]])
+
+
+def _shape_text(entry: Entry) -> str:
+    if entry.kind == "array":
+        shape = np.asarray(entry.value).shape
+        return "x".join(map(str, shape)) if shape else "scalar"
+    if entry.kind in ("list", "table", "mapping") and hasattr(entry.value, "__len__"):
+        return f"{len(entry.value)} items"
+    if entry.kind == "text":
+        return f"{len(entry.value)} characters"
+    return ""
 
 
 def _list_labels(wb: Workbook, name: str, n: int) -> list[Any]:
