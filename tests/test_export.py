@@ -288,6 +288,32 @@ def test_wide_array_written_transposed(tmp_path: Path) -> None:
     assert np.array_equal(got.astype(np.float32), wb["wide"])
 
 
+def test_slow_path_writes_the_same_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the raw-XML fast path (e.g. openpyxl on lxml) numbers and labels are the same."""
+    monkeypatch.setattr("cellgpt.export.sheetio._install_raw_rows", lambda ws: False)
+    wb = Workbook(core.copy())
+    wb.define("labels", repr(["=1+1", "b", "c"]))
+    wb.define("m", "random_normal((3, 5), 2)", hints={"rows": "labels"})
+    wb.define("masked", "array([1.5, -inf, nan])")  # Excel has no such numbers: text
+    report = export_workbook(wb, tmp_path / "slow.xlsx")
+    book = load_workbook(report.path)
+    assert [c.value for c in book["masked"][2][1:4]] == [1.5, "-inf", "nan"]
+    entry = report.plan.entry("m")
+    assert np.array_equal(read_array(book, entry.placement, (3, 5)).astype(np.float32), wb["m"])
+    assert [c.value for c in book["m"]["A"][1:]] == ["=1+1", "b", "c"]
+    assert book["m"]["A2"].data_type == "s"
+
+
+def test_non_finite_numbers_are_text(tmp_path: Path) -> None:
+    wb = Workbook(core.copy())
+    wb.define("masked", "array([[1.5, -inf, nan, inf]])")
+    report = export_workbook(wb, tmp_path / "nf.xlsx")
+    book = load_workbook(report.path)
+    assert [c.value for c in book["masked"][2][1:5]] == [1.5, "-inf", "nan", "inf"]
+    got = read_array(book, report.plan.entry("masked").placement, (1, 4))
+    np.testing.assert_array_equal(got, [[1.5, -np.inf, np.nan, np.inf]])
+
+
 def test_clean_text_escapes_what_xml_cannot_hold() -> None:
     assert clean_text("a\x00b\x1b") == "a_x0000_b_x001B_"
     assert clean_text("_x0041_") == "_x005F_x0041_"

@@ -95,20 +95,24 @@ def plain_formula(ws: Any, formula: str) -> WriteOnlyCell:
     return WriteOnlyCell(ws, value="=" + formula)
 
 
+class NonFinite(str):
+    """-inf, inf or nan: Excel has no such numbers, so they are written as text."""
+
+
 def number_texts(block: np.ndarray) -> list[str]:
     """Cell text for each number of a 2-D block, row-major: shortest float32 text, full
-    float64 repr, integers as such; non-finite values as None (written as text)."""
+    float64 repr, integers as such; non-finite values as NonFinite text."""
     flat = block.reshape(-1)
     if flat.dtype == np.float32:
         finite = np.isfinite(flat)
         if finite.all():
             return format_float32_shortest(flat)
-        texts: list[Any] = format_float32_shortest(np.where(finite, flat, 0))
+        texts: list[str] = format_float32_shortest(np.where(finite, flat, 0))
         for i in np.flatnonzero(~finite):
-            texts[i] = None
+            texts[i] = NonFinite(repr(float(flat[i])))
         return texts
     if flat.dtype.kind == "f":
-        return [repr(float(v)) if np.isfinite(v) else None for v in flat.tolist()]
+        return [repr(v) if np.isfinite(v) else NonFinite(repr(v)) for v in flat.tolist()]
     if flat.dtype.kind == "b":
         return ["1" if v else "0" for v in flat.tolist()]
     return [str(v) for v in flat.tolist()]
@@ -147,13 +151,13 @@ class RowWriter:
                 cells: list[Any] = [None if label is None else value_cell(self.ws, label)]
                 cells += [None] * (col0 - 1)
                 cells += [
-                    text_cell(self.ws, "nan/inf") if t is None else number_cell(self.ws, t)
+                    text_cell(self.ws, t) if isinstance(t, NonFinite) else number_cell(self.ws, t)
                     for t in row_texts
                 ]
                 self.append(cells)
 
     @staticmethod
-    def _raw_row(r: int, label: Any, letters: list[str], texts: list[str | None]) -> str:
+    def _raw_row(r: int, label: Any, letters: list[str], texts: list[str]) -> str:
         rs = str(r)
         parts = [f'<row r="{rs}">']
         if label is not None:
@@ -162,8 +166,8 @@ class RowWriter:
             else:
                 parts.append(f'<c r="A{rs}"><v>{label}</v></c>')
         for letter, text in zip(letters, texts, strict=True):
-            if text is None:
-                parts.append(_inline(letter + rs, "nan/inf"))
+            if isinstance(text, NonFinite):
+                parts.append(_inline(letter + rs, text))
             else:
                 parts.append(f'<c r="{letter}{rs}"><v>{text}</v></c>')
         parts.append("</row>")
@@ -176,11 +180,11 @@ def _inline(ref: str, text: str) -> str:
 
 def _install_raw_rows(ws: Any) -> bool:
     """Teach this worksheet to pass RawRow through to its XML stream untouched."""
-    ws._get_writer()
-    writer = ws._writer
-    to_row, write_row = ws._values_to_row, writer.write_row
-    probe = getattr(writer, "xf", None)
-    if probe is None:
+    try:  # openpyxl internals: if they ever change, use the (slower) public path
+        ws._get_writer()
+        writer = ws._writer
+        to_row, write_row = ws._values_to_row, writer.write_row
+    except AttributeError:
         return False
 
     def values_to_row(values: Any, row_idx: int) -> Any:
