@@ -31,6 +31,7 @@ from cellgpt.engine.functions import FunctionLibrary
 from cellgpt.engine.workbook import CellSpec, Template, Workbook
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
+_ALIAS = re.compile(r"(?:[A-Za-z_0-9.]|\{i\}|\{prefix\})+")
 
 
 class WorkbookFileError(EngineError):
@@ -217,7 +218,19 @@ class _FileParser:
             if kw.arg is None or "__" in kw.arg:
                 raise self.error(annotation, "cell(...) takes plain keyword arguments only")
             hints[kw.arg] = self.literal(kw.value)
+            if kw.arg == "alias":
+                self.check_aliases(kw.value, hints["alias"])
         return hints
+
+    def check_aliases(self, node: ast.expr, value: Any) -> None:
+        # Block aliases are filled in with str.format: `{i:>999999999}` or `{i.__class__}`
+        # would allocate or reflect, so only names with {i} / {prefix} slots are accepted.
+        for alias in (value,) if isinstance(value, str) else value:
+            if not isinstance(alias, str) or not _ALIAS.fullmatch(alias) or "__" in alias:
+                raise self.error(
+                    node,
+                    f"alias {alias!r} must be a cell name, optionally with {{i}} or {{prefix}}",
+                )
 
     def literal(self, node: ast.expr) -> Any:
         """Constants, and tuples/lists of constants; a bare name stands for its text."""
@@ -333,6 +346,7 @@ def load_workbook(
     prefixes = {t.prefix: {c.name for c in t.cells} for t, _, _ in parsed.templates}
     lines = {spec.name: (line, col) for spec, line, col in parsed.cells}
     overrides = [(s, ln, c) for s, ln, c in parsed.cells if _instance_of(s.name, prefixes)]
+    override_lines = {s.name: (ln, c) for s, ln, c in overrides}
     plain = [s for s, _, _ in parsed.cells if not _instance_of(s.name, prefixes)]
     templates = list(parsed.templates)
     _define_cells(
@@ -361,7 +375,7 @@ def load_workbook(
             if all(r in wb for r in _safe_refs(wb, t, path, ln, c))
         ]
         for template, line, col in defined:
-            _define_template(wb, path, template, line, col)
+            _define_template(wb, path, template, line, col, override_lines)
         templates = [entry for entry in templates if entry not in defined]
         if not ready and not defined:
             break
@@ -369,7 +383,7 @@ def load_workbook(
         wb, path, lines, [s for s in plain if s.name not in wb]
     )  # reports what is missing
     for template, line, col in templates:
-        _define_template(wb, path, template, line, col)
+        _define_template(wb, path, template, line, col, override_lines)
     wb.document = WorkbookDocument(path, text, bom, parsed)
     return wb
 
@@ -383,10 +397,21 @@ def _define_cells(
         raise _located(path, exc, lines) from None
 
 
-def _define_template(wb: Workbook, path: str, template: Template, line: int, col: int) -> None:
+def _define_template(
+    wb: Workbook,
+    path: str,
+    template: Template,
+    line: int,
+    col: int,
+    override_lines: Mapping[str, tuple[int, int]] | None = None,
+) -> None:
     try:
         wb.define_template(template)
     except (DefinitionError, FormulaError) as exc:
+        # An override that breaks its instance (a cycle, say) is reported at its own line.
+        located = _located(path, exc, override_lines or {})
+        if located.line is not None:
+            raise located from None
         raise WorkbookFileError(path, line, col, str(exc)) from None
 
 
@@ -551,7 +576,13 @@ def save_workbook(wb: Workbook, path: str | os.PathLike[str] | None = None) -> N
     data = text.encode("utf-8")
     if wb.document is not None and wb.document.bom:
         data = b"\xef\xbb\xbf" + data
-    atomic_write(target, data)
+    try:
+        atomic_write(target, data)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        # The raw error names the hidden temp file; say which file could not be written.
+        raise WorkbookFileError(target, None, None, f"cannot write: {exc.strerror}") from None
     wb.document = WorkbookDocument(target, text, bool(wb.document and wb.document.bom), parsed)
 
 
