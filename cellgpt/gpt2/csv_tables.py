@@ -177,7 +177,14 @@ def _scan(name: str, cols: int | None) -> None:
             values = np.array(cells).astype(np.float64)
         except ValueError:
             values = None
-        if values is not None and np.isfinite(values).all() and np.abs(values).max() <= _F32_MAX:
+        # numpy drops trailing NUL bytes of byte strings, so b"1\x00" would pass as 1.0.
+        clean = b"\x00" not in line
+        if (
+            clean
+            and values is not None
+            and np.isfinite(values).all()
+            and np.abs(values).max() <= _F32_MAX
+        ):
             continue
         for col, cell in enumerate(cells, start=1):
             _check_cell(name, number, col, cell)

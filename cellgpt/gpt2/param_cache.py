@@ -48,11 +48,14 @@ class CsvStamp:
     size: int
     mtime_ns: int
     hash: str
+    # The file itself, not just its text: a .cache shipped inside a shared folder (tar keeps
+    # mtimes) would otherwise be trusted, skipping the CSV's finiteness checks.
+    inode: int = 0
 
     @classmethod
     def of(cls, path: str | os.PathLike[str]) -> CsvStamp:
         st = os.stat(path)
-        return cls(st.st_size, st.st_mtime_ns, cheap_hash(path))
+        return cls(st.st_size, st.st_mtime_ns, cheap_hash(path), st.st_ino)
 
 
 class ParamCache:
@@ -95,6 +98,7 @@ class ParamCache:
             "csv_size": stamp.size,
             "csv_mtime_ns": stamp.mtime_ns,
             "csv_hash": stamp.hash,
+            "csv_inode": stamp.inode,
             "shape": list(shape),
         }
         if any(entry.get(key) != value for key, value in expected.items()):
@@ -121,6 +125,7 @@ class ParamCache:
             "csv_size": stamp.size,
             "csv_mtime_ns": stamp.mtime_ns,
             "csv_hash": stamp.hash,
+            "csv_inode": stamp.inode,
             "shape": list(shape),
             **npy,
         }
