@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,20 @@ def _get(wb: Any, name: str) -> Any:
         raise UserError(str(exc.args[0])) from None
 
 
+def _check_sampling(args: argparse.Namespace) -> None:
+    # Caught here: numpy's own complaints ("Probabilities contain NaN") say nothing useful.
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise UserError(f"--temperature must be a finite number ≥ 0, not {args.temperature}")
+    if not (math.isfinite(args.top_p) and 0 < args.top_p <= 1):
+        raise UserError(f"--top-p must be in (0, 1], not {args.top_p}")
+    if args.seed < 0 or args.sample_top_k < 0 or args.generate < 0:
+        raise UserError("--seed, --sample-top-k and --generate must not be negative")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from cellgpt.gpt2.generate import generate
+
+    _check_sampling(args)
 
     wb = open_workbook(
         args,
@@ -118,6 +131,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             if isinstance(exc, CellError):
                 raise UserError(str(exc)) from None
             raise
+    if len(generated) < args.generate:
+        n_ctx = int(_get(wb, "config")["n_ctx"])
+        print(
+            f"cellgpt: note: stopped after {len(generated)} new token(s): "
+            f"the model reads at most {n_ctx} tokens (n_ctx)",
+            file=sys.stderr,
+        )
     text = wb["tokenizer"].decode(generated) if generated else ""
     if args.json:
         out = {
