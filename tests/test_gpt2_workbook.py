@@ -95,6 +95,9 @@ def test_greedy_generation_matches_hf_generate(small):
     wb = cellgpt.open(WORKBOOK, model=str(folder), prompt="ROMEO: But soft, what light")
     ids = list(wb["prompt_ids"])
     ours = generate(wb, 20, greedy=True)
+    # each step appended one row to every block cell instead of recomputing them all
+    assert wb["h11.attn.pattern"].shape == (12, len(ids) + 20, len(ids) + 20)
+    assert wb.state("h11.attn.pattern").appended_from == len(ids) + 19
     with torch.no_grad():
         theirs = model.generate(
             torch.tensor([ids]),

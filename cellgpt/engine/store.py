@@ -34,6 +34,10 @@ class CellState:
     duration: float = 0.0  # seconds of the last evaluation
     version: int = 0  # bumps each time a new value is stored
     runs: int = 0  # evaluations attempted
+    # Row-append tracking (see append.py): leading rows unchanged since the previous value
+    # (None: unknown or changed), and the versions of the inputs this value was computed from.
+    appended_from: int | None = None
+    input_versions: dict[str, int] | None = None
 
     @property
     def has_value(self) -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cellgpt.engine.append import Extender, keep_for_compare, prefix_rows
 from cellgpt.engine.errors import (
     CellError,
     CellEvalError,
@@ -93,6 +94,8 @@ class Cell:
     pinned: bool = False
     pin_value: Any = MISSING
     input_value: Any = MISSING
+    extender: Extender | None = None  # row-append variant, valid for `extender_source` only
+    extender_source: str | None = None
 
     @property
     def is_input(self) -> bool:
@@ -309,6 +312,17 @@ class Workbook:
         cell = self._cells[name]
         cell.pinned, cell.pin_value = False, MISSING
         self._invalidate(name)
+
+    def set_extender(self, name: str, extender: Extender | None) -> None:
+        """Give a cell a row-append variant of its current formula (see append.py), used when
+        its inputs only gained rows. Editing the formula drops it."""
+        cell = self._cells[self.resolve(name)]
+        cell.extender, cell.extender_source = extender, cell.source if extender else None
+
+    def extender(self, name: str) -> Extender | None:
+        """The cell's row-append variant, if one is registered for its current formula."""
+        cell = self._cells[self.resolve(name)]
+        return cell.extender if cell.extender_source == cell.source else None
 
     # ------------------------------------------------------------------ templates
     def define_template(self, template: Template) -> None:
@@ -540,20 +554,30 @@ class Workbook:
         self.evaluations += 1
         if cell.pinned:
             self._store_value(state, cell.pin_value, 0.0, Status.PINNED)
+            state.appended_from = state.input_versions = None
             return
         blocker = self._blocker(cell)
         if blocker is not None:
             state.status, state.value = Status.BLOCKED, MISSING
+            state.appended_from = state.input_versions = None
             state.error = ErrorInfo("blocked", f"blocked by {blocker}", blocked_by=blocker)
             self._notify(name)
             return
-        state.value = MISSING  # free the stale value before computing the new one
+        prev, grown = state.value, self._grown_inputs(cell, state)
+        if grown is None and not keep_for_compare(prev):
+            prev = MISSING
+        state.value = MISSING  # free the stale value (unless needed) before the new one
         state.status = Status.RUNNING
         self._notify(name)
         env = {ref: self._current(ref) for ref in cell.refs}
         start = time.perf_counter()
         try:
-            value = cell.input_value if cell.evaluator is None else cell.evaluator(env)
+            value = self._extend(cell, prev, env, grown)
+            if value is not None:
+                appended = min(grown.values(), default=0) if grown else None
+            else:
+                value = cell.input_value if cell.evaluator is None else cell.evaluator(env)
+                appended = None if prev is MISSING else prefix_rows(prev, value)
         except CellEvalError as exc:
             self._fail(state, name, ErrorInfo("eval", exc.message, exc.span))
             return
@@ -564,7 +588,38 @@ class Workbook:
             self._fail(state, name, ErrorInfo("eval", f"{type(exc).__name__}: {exc}"))
             return
         self._store_value(state, value, time.perf_counter() - start, Status.FRESH)
+        state.appended_from = appended
+        state.input_versions = {ref: self._store[ref].version for ref in cell.refs}
         self._notify(name)
+
+    def _grown_inputs(self, cell: Cell, state: CellState) -> dict[str, int] | None:
+        """{input: rows it had} for the inputs that changed since this cell's value was
+        computed, if each changed exactly once and only by appending rows; else None."""
+        if cell.extender is None or cell.extender_source != cell.source or cell.pinned:
+            return None
+        if state.value is MISSING or state.input_versions is None:
+            return None
+        grown: dict[str, int] = {}
+        for ref in cell.refs:
+            ref_state = self._store[ref]
+            seen = state.input_versions.get(ref)
+            if ref_state.version == seen:
+                continue
+            if seen is None or ref_state.version != seen + 1 or ref_state.appended_from is None:
+                return None
+            grown[ref] = ref_state.appended_from
+        return grown or None
+
+    def _extend(
+        self, cell: Cell, prev: Any, env: dict[str, Any], grown: dict[str, int] | None
+    ) -> Any:
+        """The value from the cell's row-append variant, or None (use the formula)."""
+        if grown is None or cell.extender is None or cell.evaluator is None or prev is MISSING:
+            return None
+        try:
+            return cell.extender(prev, env, grown, cell.evaluator)
+        except (ValueError, IndexError, TypeError):  # shapes did not line up: recompute
+            return None
 
     def _current(self, name: str) -> Any:
         cell = self._cells[name]
@@ -579,6 +634,7 @@ class Workbook:
 
     def _fail(self, state: CellState, name: str, error: ErrorInfo) -> None:
         state.status, state.error, state.value = Status.ERROR, error, MISSING
+        state.appended_from = state.input_versions = None
         self._notify(name)
 
     def _blocker(self, cell: Cell) -> str | None:

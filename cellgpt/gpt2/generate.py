@@ -1,12 +1,17 @@
 """Autoregressive generation through the workbook: choose a token, append it to the
 `generated` input cell, re-run. Each step's choice is the `next_token` cell (greedy) or the
-`sample` cell (temperature / top-k / top-p, seeded per step)."""
+`sample` cell (temperature / top-k / top-p, seeded per step).
+
+Each step only computes the new token's rows: `install_extenders` gives the GPT-2 cells
+row-append variants (incremental.py), and the engine uses them when the inputs only grew.
+Every cell still holds all rows afterwards (the same values a full recompute gives)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from cellgpt.engine import Workbook
+from cellgpt.gpt2.incremental import install_extenders
 
 
 def generate(
@@ -19,6 +24,7 @@ def generate(
 ) -> list[int]:
     """Generate up to `n_new` tokens; stops early at the context limit (or end-of-text)."""
     chooser = "next_token" if greedy else "sample"
+    install_extenders(wb)
     new_ids: list[int] = []
     n_ctx = int(wb["config"]["n_ctx"])
     eot = wb["tokenizer"].special_tokens.get("<|endoftext|>")

@@ -1,0 +1,106 @@
+"""Row-append recompute: when a cell's inputs only gained rows at the end, a causal cell can
+extend its previous value with the new rows instead of recomputing everything.
+
+The engine tracks, for every evaluation, how many leading rows of the new value equal the
+previous value (`appended_from`). A cell may carry an *extender* (registered by a domain
+package for one exact formula text): given its previous value, the current inputs, the names
+of the inputs that grew and from how many rows, it returns the new value — or None to fall
+back to the plain formula. `RowExtender` is the common case, declared by data: which inputs
+to cut down to their new rows (and along which axis), which grown inputs the formula may
+read whole (a causal cell, e.g. attention reading all keys), and along which axis the new
+rows join the old value (padding the old rows where the columns grew too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Evaluate the cell's own formula against an environment of input values.
+Evaluate = Callable[[Mapping[str, Any]], Any]
+# extender(previous value, current inputs, {grown input: rows it had before}, evaluate)
+Extender = Callable[[Any, Mapping[str, Any], Mapping[str, int], Evaluate], Any]
+
+COMPARE_LIMIT = 1 << 22  # compare values up to 4M elements for "only rows were appended"
+
+
+def prefix_rows(prev: Any, new: Any) -> int | None:
+    """len(prev) if `new` is `prev` with rows appended along axis 0 (or unchanged), else None.
+    Lists, tuples and arrays up to COMPARE_LIMIT elements; anything else: None."""
+    if isinstance(prev, list | tuple) and isinstance(new, list | tuple):
+        n = len(prev)
+        return n if len(new) >= n and list(new[:n]) == list(prev) else None
+    if isinstance(prev, np.ndarray) and isinstance(new, np.ndarray):
+        if prev.ndim == 0 or prev.ndim != new.ndim or prev.shape[1:] != new.shape[1:]:
+            return None
+        n = prev.shape[0]
+        if new.shape[0] < n or prev.dtype != new.dtype or new.size > COMPARE_LIMIT:
+            return None
+        return n if np.array_equal(new[:n], prev) else None
+    return None
+
+
+def keep_for_compare(value: Any) -> bool:
+    """Whether a stale value is small enough to keep until its recompute (to compare)."""
+    if isinstance(value, list | tuple):
+        return len(value) <= COMPARE_LIMIT
+    return isinstance(value, np.ndarray) and 0 < value.size <= COMPARE_LIMIT
+
+
+def take_rows(value: Any, start: int, axis: int) -> Any:
+    """Rows start.. along `axis` (lists: axis 0)."""
+    if isinstance(value, np.ndarray):
+        index = [slice(None)] * value.ndim
+        index[axis] = slice(start, None)
+        return value[tuple(index)]
+    return value[start:]
+
+
+def join_rows(prev: np.ndarray, new: np.ndarray, axis: int, pad: float | None) -> np.ndarray:
+    """prev with the rows of `new` appended along `axis`. If the axis after it grew as well
+    (a [.., rows, cols] matrix of position pairs), the old rows are padded with `pad`."""
+    if pad is None or prev.ndim == axis + 1:
+        return np.concatenate([prev, new], axis=axis)
+    old, cols = prev.shape[axis], new.shape[axis + 1]
+    shape = list(new.shape)
+    shape[axis] = old + new.shape[axis]
+    out = np.empty(shape, dtype=np.result_type(prev, new))
+    lead = (slice(None),) * axis
+    out[(*lead, slice(0, old), slice(0, prev.shape[axis + 1]))] = prev
+    out[(*lead, slice(0, old), slice(prev.shape[axis + 1], cols))] = pad
+    out[(*lead, slice(old, None))] = new
+    return out
+
+
+@dataclass(frozen=True)
+class RowExtender:
+    """Extend a cell whose row r depends only on row r of the `cut` inputs (cut along the
+    given axes), and on the `whole` inputs read entirely — the author's promise that the
+    earlier rows stay as they are when those grow (causality). New rows are joined along
+    `axis`; `pad` fills old rows' new columns when the next axis grows too."""
+
+    cut: Mapping[str, int]
+    axis: int = 0
+    whole: frozenset[str] = field(default_factory=frozenset)
+    pad: float | None = None
+
+    def __call__(
+        self, prev: Any, env: Mapping[str, Any], grown: Mapping[str, int], evaluate: Evaluate
+    ) -> Any:
+        if not isinstance(prev, np.ndarray) or prev.ndim <= self.axis:
+            return None
+        old = prev.shape[self.axis]
+        if any(n != old for n in grown.values()) or not set(grown) <= set(self.cut) | self.whole:
+            return None
+        local = dict(env)
+        for name, axis in self.cut.items():
+            if name not in grown:  # a cut input that did not grow: nothing new to compute
+                return None
+            local[name] = take_rows(env[name], old, axis)
+        new = evaluate(local)
+        if not isinstance(new, np.ndarray) or new.ndim != prev.ndim:
+            return None
+        return join_rows(prev, new, self.axis, self.pad)

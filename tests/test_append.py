@@ -1,0 +1,99 @@
+"""Row-append recompute in the engine: a cell with a row-append variant computes only the
+new rows when its inputs only gained rows, and falls back to its formula otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellgpt.engine import CellSpec, Workbook
+from cellgpt.engine.append import RowExtender, join_rows, prefix_rows
+
+
+class Spy:
+    """Wraps an extender and records the grown inputs of every call."""
+
+    def __init__(self, inner: RowExtender) -> None:
+        self.inner, self.calls = inner, []
+
+    def __call__(self, prev, env, grown, evaluate):
+        self.calls.append(dict(grown))
+        return self.inner(prev, env, grown, evaluate)
+
+
+def _book() -> tuple[Workbook, Spy]:
+    wb = Workbook()
+    wb.define_many(
+        [
+            CellSpec("xs", "[1.0, 2.0]"),
+            CellSpec("x", "array(xs)"),
+            CellSpec("w", "array([10.0, 100.0])"),
+            CellSpec("y", "matmul(reshape(x, [-1, 1]), reshape(w, [1, 2])) + 1"),
+            CellSpec("total", "sum(y)"),
+        ]
+    )
+    spy = Spy(RowExtender({"x": 0}))
+    wb.set_extender("y", spy)
+    return wb, spy
+
+
+def test_appending_rows_computes_only_the_new_rows():
+    wb, spy = _book()
+    np.testing.assert_array_equal(wb["y"], [[11, 101], [21, 201]])
+    assert spy.calls == []  # first run: no previous value
+    wb.set("xs", [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(wb["y"], [[11, 101], [21, 201], [31, 301]])
+    assert spy.calls == [{"x": 2}]
+    assert wb.state("y").appended_from == 2
+    assert wb["total"] == float(np.sum(wb["y"]))
+
+
+def test_other_changes_recompute_in_full():
+    wb, spy = _book()
+    wb.run()
+    wb.set("xs", [5.0, 2.0, 3.0])  # an earlier row changed: not an append
+    np.testing.assert_array_equal(wb["y"][0], [51, 501])
+    wb.set_formula("w", "array([1.0, 1.0])")  # a whole-matrix input changed
+    np.testing.assert_array_equal(wb["y"][:, 1], [6, 3, 4])
+    assert spy.calls == []
+
+
+def test_editing_the_formula_drops_the_extender():
+    wb, spy = _book()
+    wb.run()
+    wb.set_formula("y", "matmul(reshape(x, [-1, 1]), reshape(w, [1, 2])) + 2")
+    assert wb.extender("y") is None
+    wb.run()
+    wb.set("xs", [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(wb["y"][-1], [32, 302])
+    assert spy.calls == []
+
+
+def test_two_appends_before_a_run_still_extend_correctly():
+    wb, spy = _book()
+    wb.run()
+    wb.set("xs", [1.0, 2.0, 3.0])
+    wb.run("x")
+    wb.set("xs", [1.0, 2.0, 3.0, 4.0])  # x recomputed twice since y last ran
+    np.testing.assert_array_equal(wb["y"][-2:], [[31, 301], [41, 401]])
+    assert spy.calls == []  # the engine cannot vouch for the middle step: full recompute
+
+
+def test_prefix_rows_and_join_rows():
+    assert prefix_rows([1, 2], [1, 2, 3]) == 2
+    assert prefix_rows([1, 2], [0, 2, 3]) is None
+    assert prefix_rows(np.zeros((2, 3)), np.zeros((4, 3))) == 2
+    assert prefix_rows(np.zeros((2, 3)), np.zeros((4, 2))) is None
+    assert prefix_rows(3, 4) is None
+    prev = np.arange(4.0).reshape(1, 2, 2)
+    new = np.full((1, 1, 3), 7.0)
+    joined = join_rows(prev, new, axis=1, pad=-np.inf)
+    assert joined.shape == (1, 3, 3)
+    np.testing.assert_array_equal(joined[0, :2, 2], [-np.inf, -np.inf])
+    np.testing.assert_array_equal(joined[0, 2], [7, 7, 7])
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 5)), [1, 2]])
+def test_extender_refuses_what_it_cannot_extend(bad):
+    ext = RowExtender({"x": 0})
+    assert ext(bad, {"x": np.zeros(3)}, {"x": 1}, lambda env: env["x"]) is None
