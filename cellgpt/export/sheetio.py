@@ -24,6 +24,9 @@ from cellgpt.gpt2.floatfmt import format_float32_shortest
 MAX_TEXT = 32_767  # Excel's limit on one cell's text
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _LOOKS_ESCAPED = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
+# A lone surrogate (e.g. decoded from bad bytes in a prompt) is not XML: the file would be
+# unreadable. It becomes U+FFFD, as the tokenizer shows it.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def clean_text(text: str) -> str:
@@ -31,6 +34,7 @@ def clean_text(text: str) -> str:
     `_xHHHH_`), a literal `_xHHHH_` protected, at most 32,767 characters."""
     text = _LOOKS_ESCAPED.sub("_x005F_", text)
     text = _CONTROL.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
+    text = _SURROGATE.sub("\ufffd", text)
     if len(text) > MAX_TEXT:
         text = text[: MAX_TEXT - 1] + "…"
     return text
