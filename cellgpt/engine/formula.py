@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,6 +204,13 @@ def parse_formula(text: str, *, cell: str | None = None) -> Formula:
 
 
 def _parse_expression(text: str, cell: str | None) -> tuple[ast.Expression, OffsetMap]:
+    # The parser warns about odd escapes ('\_') on stderr; a formula is not source code.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _parse_quietly(text, cell)
+
+
+def _parse_quietly(text: str, cell: str | None) -> tuple[ast.Expression, OffsetMap]:
     try:
         return ast.parse(text, mode="eval"), OffsetMap(text, 0)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as first:
