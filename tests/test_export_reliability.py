@@ -93,3 +93,16 @@ def test_a_writer_dying_half_way_leaves_no_partial_file(
         export_workbook(_workbook(), target)
     assert target.read_bytes() == b"previous export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xlsx"]
+
+
+def test_a_missing_folder_is_named_and_never_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "typo" / "sub" / "out.xlsx"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = main(["export", str(target), "ROMEO:", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"the folder does not exist ({target.parent})" in err
+    assert ".tmp" not in err  # the hidden temp file is never what the user is told about
+    assert list(tmp_path.iterdir()) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from cellgpt.cli import UserError
@@ -76,7 +77,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ValueError as exc:  # e.g. no cell matches the patterns
         raise UserError(str(exc)) from None
     except OSError as exc:
-        raise UserError(f"cannot write {args.out}: {exc}") from None
+        # strerror/filename, not str(exc): the exception may name the hidden temp file.
+        where = (
+            f" ({exc.filename})"
+            if exc.filename and exc.filename == str(Path(args.out).parent)
+            else ""
+        )
+        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}{where}") from None
     finally:
         if bar is not None:
             bar.close()

@@ -70,7 +70,8 @@ def export_workbook(
     wb.run()
     plan = build_plan(wb, mode, with_params, cells)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
+        raise FileNotFoundError(2, "the folder does not exist", str(path.parent))
     writer = _Writer(wb, plan, progress)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
