@@ -36,7 +36,7 @@ def ensure_model(folder: Path = DEFAULT_DIR) -> tuple[Path, Path]:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far, in MB. VmHWM, not ru_maxrss: the latter
+    """This process's peak resident set size so far, in MiB. VmHWM, not ru_maxrss: the latter
     survives exec, so a child started from a big parent would report the parent's size."""
     with open("/proc/self/status", encoding="ascii") as handle:
         for line in handle:

@@ -117,19 +117,19 @@ def main() -> None:
             f"  {n:5d} tokens: cell {med['cell']:7.0f} ms  numpy {med['numpy']:7.0f} ms  "
             f"torch {med['torch']:7.0f} ms  torch·last {med['torch1']:7.0f} ms  "
             f"cell/torch {med['cell'] / med['torch']:.2f}  max|Δ| {worst:.1e}  "
-            f"peak RSS {rss[1]} MB",
+            f"peak RSS {rss[1]} MiB",
             flush=True,
         )
     print()
     print("| tokens | cellgpt ms | numpy ms | torch ms | torch·last ms | cellgpt/torch | "
-          "cellgpt/torch·last | cellgpt/numpy | peak RSS (cellgpt) |")  # fmt: skip
+          "cellgpt/torch·last | cellgpt/numpy | peak RSS (cellgpt, MiB) |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, med, _, rss in rows:
         print(
             f"| {n} | {med['cell']:.0f} | {med['numpy']:.0f} | {med['torch']:.0f} | "
             f"{med['torch1']:.0f} | {med['cell'] / med['torch']:.2f} | "
             f"{med['cell'] / med['torch1']:.2f} | {med['cell'] / med['numpy']:.2f} | "
-            f"{rss[1]} MB |"
+            f"{rss[1]} |"
         )
 
 

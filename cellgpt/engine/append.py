@@ -13,6 +13,7 @@ rows join the old value (padding the old rows where the columns grew too).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,18 +62,63 @@ def take_rows(value: Any, start: int, axis: int) -> Any:
 
 def join_rows(prev: np.ndarray, new: np.ndarray, axis: int, pad: float | None) -> np.ndarray:
     """prev with the rows of `new` appended along `axis`. If the axis after it grew as well
-    (a [.., rows, cols] matrix of position pairs), the old rows are padded with `pad`."""
-    if pad is None or prev.ndim == axis + 1:
-        return np.concatenate([prev, new], axis=axis)
-    old, cols = prev.shape[axis], new.shape[axis + 1]
-    shape = list(new.shape)
-    shape[axis] = old + new.shape[axis]
-    out = np.empty(shape, dtype=np.result_type(prev, new))
+    (a [.., rows, cols] matrix of position pairs), the old rows are padded with `pad`.
+
+    Amortised O(new rows): the result is a view of a buffer with spare room, and the next
+    append writes into that room instead of copying every old row again (generation would
+    otherwise copy all of every cell for each token). Earlier values stay valid: they are
+    views of the part of the buffer that is never written again."""
+    grow_cols = pad is not None and prev.ndim > axis + 1
+    rows = prev.shape[axis] + new.shape[axis]
+    cols = new.shape[axis + 1] if grow_cols else None
+    buf = _room_after(prev, new, axis, rows, cols)
+    if buf is None:
+        buf = _new_buffer(prev, new, axis, rows, cols)
     lead = (slice(None),) * axis
-    out[(*lead, slice(0, old), slice(0, prev.shape[axis + 1]))] = prev
-    out[(*lead, slice(0, old), slice(prev.shape[axis + 1], cols))] = pad
-    out[(*lead, slice(old, None))] = new
-    return out
+    old_r = prev.shape[axis]
+    if grow_cols:
+        old_c = prev.shape[axis + 1]
+        buf[(*lead, slice(0, old_r), slice(old_c, cols))] = pad
+        buf[(*lead, slice(old_r, rows), slice(0, cols))] = new
+        view = buf[(*lead, slice(0, rows), slice(0, cols))]
+    else:
+        buf[(*lead, slice(old_r, rows))] = new
+        view = buf[(*lead, slice(0, rows))]
+    _frontier[id(buf)] = view.shape
+    return view
+
+
+# id(buffer) -> shape of the newest view handed out (only that one may be extended in place)
+_frontier: dict[int, tuple[int, ...]] = {}
+
+
+def _room_after(
+    prev: np.ndarray, new: np.ndarray, axis: int, rows: int, cols: int | None
+) -> np.ndarray | None:
+    """prev's buffer, if prev is its newest view and the buffer has room for the result."""
+    buf = prev.base
+    if not isinstance(buf, np.ndarray) or _frontier.get(id(buf)) != prev.shape:
+        return None
+    if buf.dtype != np.result_type(prev, new) or prev.ctypes.data != buf.ctypes.data:
+        return None
+    if buf.shape[axis] < rows or (cols is not None and buf.shape[axis + 1] < cols):
+        return None
+    return buf
+
+
+def _new_buffer(
+    prev: np.ndarray, new: np.ndarray, axis: int, rows: int, cols: int | None
+) -> np.ndarray:
+    """A buffer with ~25% spare rows (and columns), holding a copy of prev."""
+    shape = list(new.shape)
+    shape[axis] = rows + max(16, rows // 4)
+    if cols is not None:
+        shape[axis + 1] = cols + max(16, cols // 4)
+    buf = np.empty(shape, dtype=np.result_type(prev, new))
+    buf[tuple(slice(0, n) for n in prev.shape)] = prev
+    key = id(buf)
+    weakref.finalize(buf, _frontier.pop, key, None)
+    return buf
 
 
 @dataclass(frozen=True)

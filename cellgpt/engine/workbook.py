@@ -577,7 +577,7 @@ class Workbook:
                 appended = min(grown.values(), default=0) if grown else None
             else:
                 value = cell.input_value if cell.evaluator is None else cell.evaluator(env)
-                appended = None if prev is MISSING else prefix_rows(prev, value)
+                appended = self._appended_rows(state, prev, value, env)
         except CellEvalError as exc:
             self._fail(state, name, ErrorInfo("eval", exc.message, exc.span))
             return
@@ -591,6 +591,18 @@ class Workbook:
         state.appended_from = appended
         state.input_versions = {ref: self._store[ref].version for ref in cell.refs}
         self._notify(name)
+
+    def _appended_rows(
+        self, state: CellState, prev: Any, value: Any, env: dict[str, Any]
+    ) -> int | None:
+        """How many leading rows of `value` equal the previous value's (None: unknown)."""
+        if prev is MISSING:
+            return None
+        seen = state.input_versions or {}
+        for ref, ref_value in env.items():  # `x = y`: the input's record, without comparing
+            if ref_value is value and seen.get(ref) == self._store[ref].version - 1:
+                return self._store[ref].appended_from
+        return prefix_rows(prev, value)
 
     def _grown_inputs(self, cell: Cell, state: CellState) -> dict[str, int] | None:
         """{input: rows it had} for the inputs that changed since this cell's value was
@@ -650,18 +662,22 @@ class Workbook:
         """Mark a cell and everything downstream stale. Pinned cells stop the wave: their value
         does not depend on their inputs."""
         stack = [name]
-        seen = set()
+        seen: set[str] = set()
+        changed: list[str] = []
         while stack:
             n = stack.pop()
             if n in seen:
                 continue
             seen.add(n)
             state = self._store[n]
+            if n != name and state.status == Status.STALE:
+                continue  # already stale, and so is everything after it: nothing to walk
             state.status = Status.STALE
+            changed.append(n)
             if n != name and self._cells[n].pinned:
                 continue
             stack.extend(self._graph.children(n))
-        for n in seen:
+        for n in changed:
             self._notify(n)
 
     # ------------------------------------------------------------------ queries
