@@ -105,6 +105,16 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start a fresh pool on demand."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _run_chunk(fn: Callable[[int, int], None], start: int, stop: int) -> None:
     _local.busy = True
     try:
