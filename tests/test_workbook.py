@@ -325,3 +325,14 @@ def test_template_count_must_be_a_whole_number():
     wb.define_template(Template("h", "n", "x0", "out", [CellSpec("out", "prev + 1")]))
     assert wb.status("n") == Status.ERROR
     assert "whole number" in wb.state("n").error.message
+
+
+def test_block_aliases_are_filled_by_plain_replacement_not_format():
+    wb = Workbook()
+    wb.define("n", "2")
+    wb.define("x0", "1")
+    spec = CellSpec("out", "prev + 1", hints={"alias": ("blocks.{i}.out", "x{i.__class__}{i}")})
+    wb.define_template(Template("h", "n", "x0", "out", [spec]))
+    assert wb.resolve("blocks.1.out") == "h1.out"
+    # A format-string walk stays literal text: it is never evaluated.
+    assert "x{i.__class__}0" in wb.info("h0.out").hints["alias"]

@@ -223,8 +223,8 @@ class _FileParser:
         return hints
 
     def check_aliases(self, node: ast.expr, value: Any) -> None:
-        # Block aliases are filled in with str.format: `{i:>999999999}` or `{i.__class__}`
-        # would allocate or reflect, so only names with {i} / {prefix} slots are accepted.
+        # An alias must be a cell name with optional {i} / {prefix} slots; anything else
+        # (`{i:>999999999}`, `{i.__class__}`) is refused with its line and column.
         for alias in (value,) if isinstance(value, str) else value:
             if not isinstance(alias, str) or not _ALIAS.fullmatch(alias) or "__" in alias:
                 raise self.error(

@@ -437,7 +437,7 @@ class Workbook:
             hints = dict(spec.hints)
             if "alias" in hints:
                 aliases = (hints["alias"],) if isinstance(hints["alias"], str) else hints["alias"]
-                hints["alias"] = tuple(a.format(i=i, prefix=template.prefix) for a in aliases)
+                hints["alias"] = tuple(_fill_alias(a, i, template.prefix) for a in aliases)
             hints.setdefault("block", f"{template.prefix}{i}")
             specs.append(CellSpec(name, text, spec.doc, hints))
         self.define_many(specs, template=template.prefix)
@@ -865,3 +865,9 @@ def _is_count(value: Any) -> bool:
         and not isinstance(value, bool)
         and 0 <= int(value) <= 4096
     )
+
+
+def _fill_alias(alias: str, i: int, prefix: str) -> str:
+    """A block alias with its `{i}` and `{prefix}` placeholders filled in. Plain replacement,
+    never str.format: an alias from a shared file could otherwise say `{i.__class__}`."""
+    return alias.replace("{i}", str(i)).replace("{prefix}", prefix)
