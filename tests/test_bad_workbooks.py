@@ -96,8 +96,8 @@ BAD_FILES: list[BadFile] = [
     _bad("unknown", "x = 1\ny = nope(x)\n", "unknown function 'nope'", 2),
     _bad("unknown", "x = 1\ny = x + zz\n", "unknown name 'zz'", 2),
     _bad("unknown", "x = 1\ny = x.T\n", "attribute access is not allowed", 2),
-    _bad("unknown", BLOCK + "    o = nope(prev)\n", "unknown function 'nope'", 3),
-    _bad("unknown", BLOCK + "    o = prev + zz\n", "zz", 3),
+    _bad("unknown", BLOCK + "    o = nope(prev)\n", "unknown function 'nope'", 4),
+    _bad("unknown", BLOCK + "    o = prev + zz\n", "zz", 4),
     _bad(
         "unknown", 'x0 = 1\nwith block("a", count=m, input=x0, output="o"):\n    o = prev\n', "m", 2
     ),
@@ -113,9 +113,9 @@ BAD_FILES: list[BadFile] = [
         BLOCK + "    o = prev + b.out\n" + 'with block("b", count=n, input=x0, output="o"):\n'
         "    o = prev + a.out\n",
         "b.out",
-        3,
+        4,
     ),
-    _bad("cycle", BLOCK + "    o = prev + a1.o\n", "a1.o", 3),
+    _bad("cycle", BLOCK + "    o = prev + a1.o\n", "a1.o", 4),
     _bad(
         "cycle",
         'n = a.out\nx0 = 1\nwith block("a", count=n, input=x0, output="o"):\n    o = prev\n',

@@ -190,7 +190,7 @@ BAD_FILES = [
     ("n = 1\nwith open('f') as fh:\n    x = 1\n", 2, "block"),
     (
         "n = 1\nwith block('h', count=n, input=n, output='o'):\n    o = prev + missing\n",
-        2,
+        3,  # the line of the cell inside the block, not of the `with`
         "missing",
     ),
     ("n = 1\nwith block('h', count=n, input=n):\n    o = prev\n", 2, "missing output"),
@@ -263,3 +263,15 @@ def test_inputs_given_at_open(tmp_path):
     assert wb["final"] == ((2 * 2 + 1) * 2 + 2) + 1
     with pytest.raises(WorkbookFileError, match="no input cell named 'nope'"):
         load_workbook(path, inputs={"nope": 1})
+
+
+def test_error_inside_a_block_points_at_the_cell_line(tmp_path):
+    path = tmp_path / "bad_block.py"
+    path.write_text(
+        'n = 2\nx0 = 1\nwith block("a", count=n, input=x0, output="o"):\n'
+        "    m = prev * 2\n    o = m + nothing_here\n"
+    )
+    with pytest.raises(WorkbookFileError) as info:
+        load_workbook(path)
+    assert (info.value.line, info.value.col) == (5, 5)
+    assert "cell 'a.o': unknown name 'nothing_here'" in str(info.value)

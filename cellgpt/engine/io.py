@@ -62,6 +62,8 @@ class ParsedFile:
     cells: list[tuple[CellSpec, int, int]] = field(default_factory=list)
     templates: list[tuple[Template, int, int]] = field(default_factory=list)
     entries: dict[str, Entry] = field(default_factory=dict)
+    # "prefix.name" of each cell inside a `with block(...)` → its line and column.
+    template_lines: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,6 +122,7 @@ class _FileParser:
         self.text = text
         self.path = path
         self.offsets = OffsetMap(text, 0)
+        self.template_lines: dict[str, tuple[int, int]] = {}
         self.line_starts = [0]
         for m in re.finditer("\n", text):
             self.line_starts.append(m.end())
@@ -158,6 +161,7 @@ class _FileParser:
             result.cells.append((spec, stmt.lineno, stmt.col_offset + 1))
             result.entries[spec.name] = entry
             last = (spec, stmt)
+        result.template_lines = self.template_lines
         return result
 
     def _line_end(self, node: ast.AST) -> int:
@@ -291,6 +295,7 @@ class _FileParser:
             if spec.name in seen:
                 raise self.error(inner, f"{spec.name!r} is defined twice in block {prefix!r}")
             seen.add(spec.name)
+            self.template_lines[f"{prefix}.{spec.name}"] = (inner.lineno, inner.col_offset + 1)
             cells.append(spec)
             last = spec
         return Template(
@@ -375,7 +380,7 @@ def load_workbook(
             if all(r in wb for r in _safe_refs(wb, t, path, ln, c))
         ]
         for template, line, col in defined:
-            _define_template(wb, path, template, line, col, override_lines)
+            _define_template(wb, path, template, line, col, override_lines, parsed.template_lines)
         templates = [entry for entry in templates if entry not in defined]
         if not ready and not defined:
             break
@@ -383,7 +388,7 @@ def load_workbook(
         wb, path, lines, [s for s in plain if s.name not in wb]
     )  # reports what is missing
     for template, line, col in templates:
-        _define_template(wb, path, template, line, col, override_lines)
+        _define_template(wb, path, template, line, col, override_lines, parsed.template_lines)
     wb.document = WorkbookDocument(path, text, bom, parsed)
     return wb
 
@@ -404,12 +409,15 @@ def _define_template(
     line: int,
     col: int,
     override_lines: Mapping[str, tuple[int, int]] | None = None,
+    template_lines: Mapping[str, tuple[int, int]] | None = None,
 ) -> None:
+    template_lines = template_lines or {}
     try:
         wb.define_template(template)
     except (DefinitionError, FormulaError) as exc:
-        # An override that breaks its instance (a cycle, say) is reported at its own line.
-        located = _located(path, exc, override_lines or {})
+        # An override that breaks its instance (a cycle, say) is reported at its own line,
+        # a bad cell inside the block at the cell's line.
+        located = _located(path, exc, {**template_lines, **(override_lines or {})})
         if located.line is not None:
             raise located from None
         raise WorkbookFileError(path, line, col, str(exc)) from None

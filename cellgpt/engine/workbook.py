@@ -345,7 +345,7 @@ class Workbook:
             for fname in formula.functions:
                 if fname not in self._functions:
                     raise UnknownNameError(
-                        f"cell {template.prefix}.{spec.name!r}: unknown function {fname!r}"
+                        f"cell {template.prefix + '.' + spec.name!r}: unknown function {fname!r}"
                     )
             for ref in formula.names:
                 if (
@@ -354,7 +354,7 @@ class Workbook:
                     and ref not in self.library.constants
                 ):
                     raise UnknownNameError(
-                        f"cell {template.prefix}.{spec.name!r}: unknown name {ref!r}"
+                        f"cell {template.prefix + '.' + spec.name!r}: unknown name {ref!r}"
                     )
         self._templates[template.prefix] = template
         self.define(
