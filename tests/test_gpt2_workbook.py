@@ -161,3 +161,23 @@ def test_sampling_is_seeded_and_respects_top_k(tiny):
     wb.set("sample_top_k", 0)
     wb.set("top_p", 1e-9)  # the nucleus shrinks to the single most likely token
     assert int(wb["sample"]) == int(wb["next_token"])
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("temperature", float("nan")),
+        ("temperature", float("inf")),
+        ("top_p", float("nan")),
+        ("seed", -1),
+    ],
+)
+def test_bad_sampling_settings_are_a_clear_cell_error(tiny, name, value):
+    _, folder = tiny
+    wb = cellgpt.open(WORKBOOK, model=str(folder), prompt="Once upon a time")
+    wb.set(name, value)
+    wb.run_all()
+    assert wb.status("sample") is Status.ERROR
+    message = wb.state("sample").error.message
+    assert ("finite temperature" in message) or ("seed must be" in message), message
+    assert wb.status("next_token") is Status.FRESH  # the greedy answer is unaffected

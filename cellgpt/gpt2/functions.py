@@ -226,8 +226,14 @@ def sample_token(
 ) -> int:
     """Draw the next token: greedy at temperature 0; otherwise softmax(logits / T) restricted
     to the top_k most likely (0 = all) and the smallest set with probability ≥ top_p."""
-    if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
-        raise CellEvalError("need temperature ≥ 0, 0 < top_p ≤ 1 and top_k ≥ 0")
+    # `not (x >= 0)` also refuses NaN, which compares false with everything.
+    if not (temperature >= 0 and math.isfinite(temperature)) or not 0 < top_p <= 1 or top_k < 0:
+        raise CellEvalError(
+            f"need a finite temperature ≥ 0, 0 < top_p ≤ 1 and top_k ≥ 0 "
+            f"(got temperature={temperature!r}, top_p={top_p!r}, top_k={top_k!r})"
+        )
+    if seed < 0:
+        raise CellEvalError(f"the seed must be ≥ 0 (got {seed!r})")
     if temperature == 0:
         return int(np.argmax(logits))
     scaled = logits.astype(np.float64) / temperature
