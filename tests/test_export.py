@@ -102,7 +102,7 @@ def check_formulas_against_libreoffice(model: Any, prompt: str, tmp: Path) -> di
         shape = np.asarray(entry.value).shape
         got = read_array(book, entry.placement, shape)
         assert np.isfinite(got).all(), f"{entry.name}: LibreOffice gave errors"
-        d64 = float(np.max(np.abs(got - engine_as_sheet(ref64.value(entry.name)))))
+        d64 = float(np.max(np.abs(got - engine_as_sheet(ref64[entry.name]))))
         d32 = float(np.max(np.abs(got - engine_as_sheet(entry.value))))
         assert d64 <= 1e-6, f"{entry.name}: max |Δ| {d64:.3g} against the float64 engine"
         worst64, worst32 = max(worst64, d64), max(worst32, d32)
@@ -274,6 +274,29 @@ def test_excel_limits_transpose_and_split() -> None:
     assert all(part.n_rows <= MAX_DATA_ROWS for part in p.parts)
     with pytest.raises(ValueError):
         place((MAX_COLS * 2, MAX_COLS * 2), ["x"], False)
+
+
+def test_evicted_cells_are_exported(tmp_path: Path) -> None:
+    wb = Workbook(core.copy())
+    wb.define("x", "arange(6)")
+    wb.define("big", "x * 2", hints={"evict": True})
+    wb.define("y", "big + 1")
+    wb.run()
+    assert wb.state("big").evicted  # its value was dropped; the export recomputes it
+    report = export_workbook(wb, tmp_path / "e.xlsx")
+    entry = report.plan.entry("big")
+    assert entry is not None and entry.kind == "array"
+    got = read_array(load_workbook(report.path), entry.placement, (6,))
+    np.testing.assert_array_equal(got, np.arange(6) * 2)
+
+
+def test_gpt2_attention_scores_are_exported(
+    values_export: tuple[Workbook, ExportReport],
+) -> None:
+    wb, report = values_export
+    entry = report.plan.entry("h3.attn.scores")
+    assert entry is not None and entry.kind == "array"
+    np.testing.assert_array_equal(np.asarray(entry.value), wb["h3.attn.scores"])
 
 
 def test_wide_array_written_transposed(tmp_path: Path) -> None:

@@ -563,6 +563,26 @@ def test_heads_precision_and_heatmap(wb: Workbook) -> None:
     run_app(app, scenario)
 
 
+def test_an_evicted_cell_is_recomputed_on_view(wb: Workbook) -> None:
+    assert wb.state("h0.attn.scores").evicted  # dropped after the run (evict=True)
+    app = CellGptApp(wb)
+
+    async def scenario(pilot: Any) -> None:
+        app.navigate("h0.attn.scores")
+        await settle(pilot)
+        grid = app.value_pane.grid
+        value = wb.value("h0.attn.scores")
+        assert value is not None and grid.display and grid.data is not None
+        assert np.array_equal(grid.data, value[0])
+        assert wb.status("h0.attn.scores") == Status.FRESH
+        assert "recomputed on view" in str(details_text(app))
+        await pilot.press("R")  # nothing stale: the app says so and keeps showing it
+        await settle(pilot)
+        assert np.array_equal(app.value_pane.grid.data, value[0])
+
+    run_app(app, scenario)
+
+
 def test_command_palette_lists_the_actions(wb: Workbook) -> None:
     app = CellGptApp(wb)
 

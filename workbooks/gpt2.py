@@ -121,7 +121,7 @@ with block("h", count=n_layer, input=embed, output="resid_post"):
     """Keys, split into heads: what each token offers to be found by."""
     v: cell(rows="tokens", alias=("h{i}.step5", "blocks.{i}.attn.hook_v")) = split_heads(qkv, 2, n_head)
     """Values, split into heads: what each token passes on when attended to."""
-    attn.scores: cell(rows="tokens", cols="tokens", alias=("h{i}.step6", "blocks.{i}.attn.hook_attn_scores")) = attention_scores(q, k)
+    attn.scores: cell(rows="tokens", cols="tokens", evict=True, alias=("h{i}.step6", "blocks.{i}.attn.hook_attn_scores")) = attention_scores(q, k)
     """How well each query matches each earlier key: q·kᵀ/√d_head. Later tokens are masked to
     -inf, so a token can only look back (the model is causal)."""
     attn.pattern: cell(rows="tokens", cols="tokens", alias=("h{i}.step7", "blocks.{i}.attn.hook_pattern")) = softmax(attn.scores)

@@ -9,6 +9,10 @@ back to the plain formula. `RowExtender` is the common case, declared by data: w
 to cut down to their new rows (and along which axis), which grown inputs the formula may
 read whole (a causal cell, e.g. attention reading all keys), and along which axis the new
 rows join the old value (padding the old rows where the columns grew too).
+
+An evictable cell (see workbook.py) has no previous value to extend. A `RowExtender` can
+still compute just its new rows (`new_rows`): the engine keeps them as a `RowTail` in place of
+the value, and the cells after it that cut that input to its new rows read the tail as is.
 """
 
 from __future__ import annotations
@@ -122,6 +126,16 @@ def _new_buffer(
 
 
 @dataclass(frozen=True)
+class RowTail:
+    """The rows of a value from `start` on along `axis`: all that is kept of a dropped
+    (evicted) value whose inputs only grew, for the extenders of the cells that read it."""
+
+    rows: Any
+    start: int
+    axis: int
+
+
+@dataclass(frozen=True)
 class RowExtender:
     """Extend a cell whose row r depends only on row r of the `cut` inputs (cut along the
     given axes), and on the `whole` inputs read entirely — the author's promise that the
@@ -138,15 +152,34 @@ class RowExtender:
     ) -> Any:
         if not isinstance(prev, np.ndarray) or prev.ndim <= self.axis:
             return None
-        old = prev.shape[self.axis]
-        if any(n != old for n in grown.values()) or not set(grown) <= set(self.cut) | self.whole:
+        if any(n != prev.shape[self.axis] for n in grown.values()):
             return None
+        tail = self.new_rows(env, grown, evaluate)
+        if tail is None or tail.rows.ndim != prev.ndim:
+            return None
+        return join_rows(prev, tail.rows, self.axis, self.pad)
+
+    def new_rows(
+        self, env: Mapping[str, Any], grown: Mapping[str, int], evaluate: Evaluate
+    ) -> RowTail | None:
+        """Only the new rows (those from the inputs' old row count on), or None. Inputs in
+        `env` may be `RowTail`s: a cut input's tail is used as its new rows."""
+        olds = set(grown.values())
+        if len(olds) != 1 or not set(grown) <= set(self.cut) | self.whole:
+            return None
+        (old,) = olds
         local = dict(env)
+        for name, value in env.items():
+            if isinstance(value, RowTail) and (
+                self.cut.get(name) != value.axis or value.start != old
+            ):
+                return None  # a tail this cell cannot use: the engine passes full values
         for name, axis in self.cut.items():
             if name not in grown:  # a cut input that did not grow: nothing new to compute
                 return None
-            local[name] = take_rows(env[name], old, axis)
+            value = env[name]
+            local[name] = value.rows if isinstance(value, RowTail) else take_rows(value, old, axis)
         new = evaluate(local)
-        if not isinstance(new, np.ndarray) or new.ndim != prev.ndim:
+        if not isinstance(new, np.ndarray) or new.ndim <= self.axis:
             return None
-        return join_rows(prev, new, self.axis, self.pad)
+        return RowTail(new, old, self.axis)

@@ -38,6 +38,11 @@ class CellState:
     # (None: unknown or changed), and the versions of the inputs this value was computed from.
     appended_from: int | None = None
     input_versions: dict[str, int] | None = None
+    # Evictable cells (hint `evict`): True once the value was dropped to save memory. The
+    # cell stays FRESH; reading it recomputes the value from its inputs. `tail` may hold just
+    # the rows its last row-append step added (an append.RowTail), for the cells after it.
+    evicted: bool = False
+    tail: Any = None
 
     @property
     def has_value(self) -> bool:

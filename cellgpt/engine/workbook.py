@@ -5,6 +5,11 @@ stale ancestors of `name` and then `name`; `run()` recomputes everything stale. 
 problems (syntax, unknown names, duplicates, cycles) are refused before anything changes, so
 valid cells are never disturbed. Run-time problems live in the failing cell; its dependents are
 "blocked by" it and nothing else is affected.
+
+Evictable cells (hint `evict=True`: big intermediates that are cheap to recompute) give their
+value up as soon as every cell that reads them is up to date; they stay FRESH, and reading one
+(`run(name)`, `wb[name]`, `table`) recomputes it from its kept inputs without touching the
+cells after it. The formula must be deterministic (the same inputs give the same value).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cellgpt.engine.append import Extender, keep_for_compare, prefix_rows
+from cellgpt.engine.append import Extender, RowTail, keep_for_compare, prefix_rows
 from cellgpt.engine.errors import (
     CellError,
     CellEvalError,
@@ -127,6 +132,7 @@ class CellInfo:
     overridden: bool
     precedents: tuple[str, ...]
     dependents: tuple[str, ...]
+    evicted: bool = False  # value dropped to save memory; reading the cell recomputes it
 
 
 class Workbook:
@@ -145,6 +151,7 @@ class Workbook:
         self._listeners: list[Listener] = []
         self.document: WorkbookDocument | None = None
         self.evaluations = 0  # total cell evaluations, for tests and benchmarks
+        self._evictable: set[str] = set()  # cells with the `evict` hint
 
     # ------------------------------------------------------------------ definitions
     def define(
@@ -219,6 +226,8 @@ class Workbook:
         self._graph.add(spec.name, refs)
         self._cells[spec.name] = cell
         self._store.add(spec.name)
+        if cell.hints.get("evict"):
+            self._evictable.add(spec.name)
         self._notify(spec.name)
 
     def _register_aliases(self, cell: Cell) -> None:
@@ -243,6 +252,7 @@ class Workbook:
         self._graph.remove(name)
         del self._cells[name]
         self._store.remove(name)
+        self._evictable.discard(name)
         for alias in [a for a, t in self._aliases.items() if t == name]:
             del self._aliases[alias]
         self._notify(name)
@@ -469,10 +479,16 @@ class Workbook:
         """Recompute what is stale: the ancestors of `name` and `name` itself, or with no name
         every stale cell. Returns the value of `name` (raises CellError if it failed)."""
         target = self.resolve(name) if name is not None else None
-        while True:
-            plan = self._plan(target)
-            if not self._run_plan(plan, progress, cancel, sync=True):
-                break
+        ran = False
+        try:
+            while True:
+                plan = self._plan(target)
+                ran = ran or bool(plan)
+                if not self._run_plan(plan, progress, cancel, sync=True, keep=target):
+                    break
+        finally:
+            if ran:  # drop what is no longer needed (not the value asked for)
+                self._evict_done(list(self._evictable), keep=target)
         if target is None:
             return None
         return self._value_or_raise(target)
@@ -485,6 +501,7 @@ class Workbook:
                 self._evaluate(parent)
         self._invalidate(name)
         self._evaluate(name)
+        self._evict_done(list(self._evictable), keep=name)
         return self._value_or_raise(name)
 
     def run_all(self, **kwargs: Any) -> None:
@@ -504,7 +521,12 @@ class Workbook:
                 )
             raise CellError(name, error)
         cell = self._cells[name]
-        return cell.pin_value if cell.pinned else state.value
+        if cell.pinned:
+            return cell.pin_value
+        if state.evicted:
+            self._restore(name)
+            return self._value_or_raise(name)
+        return state.value
 
     def _plan(self, target: str | None) -> list[str]:
         """The stale cells `target` needs, in evaluation order. A fresh cell's ancestors are
@@ -530,9 +552,11 @@ class Workbook:
         cancel: Callable[[], bool] | None,
         *,
         sync: bool,
+        keep: str | None = None,
     ) -> bool:
         """Evaluate cells in order; returns True if a template changed shape mid-way (the
-        caller must plan again)."""
+        caller must plan again). Evictable inputs are dropped as soon as their readers are
+        done (so at most a few are held at once), except `keep`."""
         counts = {self.resolve(t.count): t for t in self._templates.values()} if sync else {}
         for done, name in enumerate(plan):
             if cancel is not None and cancel():
@@ -540,6 +564,8 @@ class Workbook:
             if progress is not None:
                 progress(done, len(plan), name)
             self._evaluate(name)
+            if self._evictable:
+                self._evict_done(self._graph.parents(name), keep=keep)
             template = counts.get(name)
             if template is not None and self._sync_template(template):
                 return True
@@ -559,27 +585,46 @@ class Workbook:
         blocker = self._blocker(cell)
         if blocker is not None:
             state.status, state.value = Status.BLOCKED, MISSING
-            state.appended_from = state.input_versions = None
+            state.appended_from = state.input_versions = state.tail = None
+            state.evicted = False
             state.error = ErrorInfo("blocked", f"blocked by {blocker}", blocked_by=blocker)
             self._notify(name)
             return
         prev, grown = state.value, self._grown_inputs(cell, state)
         if grown is None and not keep_for_compare(prev):
             prev = MISSING
-        state.value = MISSING  # free the stale value (unless needed) before the new one
+        evicted = state.evicted
+        state.value, state.tail = MISSING, None  # free the stale value (unless needed) first
         state.status = Status.RUNNING
         self._notify(name)
-        env = {ref: self._current(ref) for ref in cell.refs}
+        # Extenders that know RowTail may get an evicted input's new rows instead of its value.
+        tails = grown is not None and hasattr(cell.extender, "new_rows")
         start = time.perf_counter()
         try:
+            env = {ref: self._input(ref, tails=tails) for ref in cell.refs}
+            if evicted and grown is not None:
+                # No previous value to extend: keep just the new rows, for the cells after it.
+                tail = self._new_rows(cell, env, grown)
+                if tail is not None:
+                    self._store_tail(name, tail, grown, time.perf_counter() - start)
+                    return
             value = self._extend(cell, prev, env, grown)
             if value is not None:
                 appended = min(grown.values(), default=0) if grown else None
             else:
+                if tails:  # the formula needs whole values
+                    env = {ref: self._input(ref, tails=False) for ref in cell.refs}
                 value = cell.input_value if cell.evaluator is None else cell.evaluator(env)
                 appended = self._appended_rows(state, prev, value, env)
         except CellEvalError as exc:
             self._fail(state, name, ErrorInfo("eval", exc.message, exc.span))
+            return
+        except CellError as exc:  # an evicted input could not be recomputed
+            state.status, state.value = Status.BLOCKED, MISSING
+            state.appended_from = state.input_versions = None
+            state.evicted = False
+            state.error = ErrorInfo("blocked", f"blocked by {exc.name}", blocked_by=exc.name)
+            self._notify(name)
             return
         except MemoryError:
             self._fail(state, name, ErrorInfo("eval", "out of memory"))
@@ -609,7 +654,7 @@ class Workbook:
         computed, if each changed exactly once and only by appending rows; else None."""
         if cell.extender is None or cell.extender_source != cell.source or cell.pinned:
             return None
-        if state.value is MISSING or state.input_versions is None:
+        if (state.value is MISSING and not state.evicted) or state.input_versions is None:
             return None
         grown: dict[str, int] = {}
         for ref in cell.refs:
@@ -637,16 +682,90 @@ class Workbook:
         cell = self._cells[name]
         return cell.pin_value if cell.pinned else self._store[name].value
 
+    # ------------------------------------------------------------------ evictable cells
+    def _input(self, name: str, *, tails: bool = False) -> Any:
+        """An input's value for a reader, recomputing it if it was evicted (with `tails`, an
+        evicted input's kept new rows, if any, stand in for it)."""
+        state = self._store[name]
+        if state.evicted and not self._cells[name].pinned:
+            if tails and state.tail is not None:
+                return state.tail
+            self._restore(name)
+        return self._current(name)
+
+    def _restore(self, name: str) -> None:
+        """Recompute an evicted value from its inputs. Same inputs and a deterministic formula
+        give the same value, so its version stays and the cells after it stay fresh."""
+        cell, state = self._cells[name], self._store[name]
+        state.runs += 1
+        self.evaluations += 1
+        try:
+            env = {ref: self._input(ref) for ref in cell.refs}
+            value = cell.input_value if cell.evaluator is None else cell.evaluator(env)
+        except CellError:
+            raise
+        except Exception as exc:  # e.g. out of memory: the cell fails, its readers go stale
+            message = exc.message if isinstance(exc, CellEvalError) else f"{type(exc).__name__}"
+            error = ErrorInfo("eval", f"recomputing the dropped value: {message}")
+            for child in self._graph.children(name):
+                self._invalidate(child)
+            self._fail(state, name, error)
+            raise CellError(name, error) from exc
+        if isinstance(value, np.ndarray) and value.flags.writeable:
+            value.flags.writeable = False
+        state.value, state.tail, state.evicted = value, None, False
+        self._notify(name)
+
+    def _new_rows(self, cell: Cell, env: dict[str, Any], grown: dict[str, int]) -> RowTail | None:
+        """Just the new rows of an evicted cell whose inputs only grew, or None."""
+        new_rows = getattr(cell.extender, "new_rows", None)
+        if new_rows is None or cell.evaluator is None:
+            return None
+        try:
+            return new_rows(env, grown, cell.evaluator)
+        except (ValueError, IndexError, TypeError):  # shapes did not line up: recompute
+            return None
+
+    def _store_tail(self, name: str, tail: RowTail, grown: dict[str, int], seconds: float) -> None:
+        """An evicted cell whose inputs only grew: it keeps just its new rows (still FRESH)."""
+        state = self._store[name]
+        if isinstance(tail.rows, np.ndarray) and tail.rows.flags.writeable:
+            tail.rows.flags.writeable = False
+        self._store_value(state, MISSING, seconds, Status.FRESH)
+        state.evicted, state.tail = True, tail
+        state.appended_from = min(grown.values())
+        state.input_versions = {ref: self._store[ref].version for ref in self._cells[name].refs}
+        self._notify(name)
+
+    def _evict_done(self, names: Iterable[str], *, keep: str | None) -> None:
+        """Drop the values of evictable cells among `names` whose readers are all up to date."""
+        for name in names:
+            if name not in self._evictable or name == keep or self._cells[name].pinned:
+                continue
+            state = self._store[name]
+            if state.status != Status.FRESH or (state.value is MISSING and state.tail is None):
+                continue
+            children = self._graph.children(name)
+            if all(self._store[c].status in (Status.FRESH, Status.PINNED) for c in children):
+                state.value, state.tail, state.evicted = MISSING, None, True
+                self._notify(name)
+
+    def evicted(self) -> list[str]:
+        """Cells whose value was dropped to save memory (reading one recomputes it)."""
+        return [n for n in self.cells() if n in self._evictable and self._store[n].evicted]
+
     def _store_value(self, state: CellState, value: Any, duration: float, status: Status) -> None:
         if isinstance(value, np.ndarray) and value.flags.writeable:
             value.flags.writeable = False  # a cell's value is shared with its readers
         state.value, state.status, state.error = value, status, None
+        state.evicted, state.tail = False, None
         state.duration = duration
         state.version += 1
 
     def _fail(self, state: CellState, name: str, error: ErrorInfo) -> None:
         state.status, state.error, state.value = Status.ERROR, error, MISSING
-        state.appended_from = state.input_versions = None
+        state.appended_from = state.input_versions = state.tail = None
+        state.evicted = False
         self._notify(name)
 
     def _blocker(self, cell: Cell) -> str | None:
@@ -672,7 +791,7 @@ class Workbook:
             state = self._store[n]
             if n != name and state.status == Status.STALE:
                 continue  # already stale, and so is everything after it: nothing to walk
-            state.status = Status.STALE
+            state.status, state.tail = Status.STALE, None
             changed.append(n)
             if n != name and self._cells[n].pinned:
                 continue
@@ -753,6 +872,7 @@ class Workbook:
             overridden=cell.overridden,
             precedents=self.precedents(name),
             dependents=self.dependents(name),
+            evicted=state.evicted and state.status == Status.FRESH and not cell.pinned,
         )
 
     def table(self, name: str) -> pd.DataFrame:

@@ -12,6 +12,7 @@ a temporary file and os.replace, so a failed export never leaves a broken file b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -26,7 +27,7 @@ from openpyxl import Workbook as XlWorkbook
 from openpyxl.styles import Font
 from openpyxl.writer.excel import ExcelWriter
 
-from cellgpt.engine import Workbook
+from cellgpt.engine import CellError, Workbook
 from cellgpt.export.layout import DATA_COL0, DATA_ROW0, Placement, logical_view, quote_sheet
 from cellgpt.export.plan import Entry, Plan, build_plan
 from cellgpt.export.sheetio import (
@@ -68,6 +69,9 @@ def export_workbook(
     """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export."""
     start = time.perf_counter()
     wb.run()
+    for name in wb.evicted():  # values dropped to save memory: recompute them for the file
+        with contextlib.suppress(CellError):  # (they stay held until the next run)
+            wb.run(name)
     plan = build_plan(wb, mode, with_params, cells)
     path = Path(path)
     if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders

@@ -4,7 +4,9 @@
 
 Each step only computes the new token's rows: `install_extenders` gives the GPT-2 cells
 row-append variants (incremental.py), and the engine uses them when the inputs only grew.
-Every cell still holds all rows afterwards (the same values a full recompute gives)."""
+Every cell still holds all rows afterwards (the same values a full recompute gives), except
+the evictable attention scores: each step computes only their new rows, `attn.pattern` extends
+itself from those, and reading the scores recomputes them in full."""
 
 from __future__ import annotations
 

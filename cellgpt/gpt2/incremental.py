@@ -4,7 +4,9 @@ GPT-2 is causal: appending a token leaves every earlier row of every stage uncha
 module tells the engine, cell by cell, how to compute only the new rows (see
 cellgpt/engine/append.py): row-wise cells cut their row inputs down to the new rows; the
 attention cells take the new queries against *all* keys and values, and the old rows of
-the scores/pattern matrices are padded with a masked column (-inf / 0).
+the scores/pattern matrices are padded with a masked column (-inf / 0). The scores are
+evictable (no previous value to extend): the engine keeps just their new rows, which is all
+the pattern's extender cuts from them.
 
 An extender is installed only for a cell whose formula still uses the functions it was
 written for; the engine also drops it as soon as the formula is edited, so an ablation such

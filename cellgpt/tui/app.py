@@ -3,6 +3,7 @@ the panes in step with the workbook. The keys' actions live in `actions.py`."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,11 +16,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import OptionList, Tree
 
-from cellgpt.engine import Status
+from cellgpt.engine import CellError, Status
 from cellgpt.tui.actions import Actions
 from cellgpt.tui.jobs import (
     CellsChanged,
     ChangeBridge,
+    JobContext,
     JobFinished,
     JobProgress,
     JobResult,
@@ -154,6 +156,21 @@ class CellGptApp(Actions, App[None]):
         name = self.current
         self.value_pane.show(self.wb, name)
         self.details.show(self.wb, name, self._stats_text(name), same_cell=not new)
+        if self.wb.info(name).evicted:
+            self._recompute_evicted(name)
+
+    def _recompute_evicted(self, name: str) -> None:
+        """An evictable cell's value was dropped to save memory: recompute it in the job
+        thread (never while another job runs — it is shown again when that one ends)."""
+        if self.jobs.busy:
+            return
+        wb = self.wb
+
+        def work(ctx: JobContext) -> None:
+            with contextlib.suppress(CellError):  # an error lives in the cell, shown there
+                wb.run(name, cancel=ctx.cancelled)
+
+        self.jobs.start(f"Recomputing {name}", work)
 
     def _stats_text(self, name: str) -> str:
         """Stats of an array value: cached per version; big arrays are summed in a thread."""

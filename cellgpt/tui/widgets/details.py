@@ -50,6 +50,8 @@ def describe(
         out.append("\n✎ edited: differs from its block template", style="yellow")
     if info.pinned:
         out.append("\nP pinned: the value is fixed; P again unpins", style="blue")
+    elif info.hints.get("evict"):
+        out.append("\nevictable: dropped after use to save memory, recomputed on view", "dim")
     if info.error is not None:
         style = "magenta" if info.status == Status.BLOCKED else "bold red"
         out.append(f"\n{info.error.message}", style=style)

@@ -135,6 +135,8 @@ class ValuePane(Vertical):
             return Text(f"⊘ {info.error.message}", style="magenta")
         if info.status == Status.RUNNING:
             return Text("⟳ computing…", style="cyan")
+        if info.evicted:
+            return Text("⟳ recomputing (the value was dropped to save memory)…", style="cyan")
         return Text("not computed yet — press r to run this cell (R runs everything stale)", "dim")
 
     def _show_grid(self, wb: Any, info: Any, view: View, *, keep_cursor: bool) -> None:
