@@ -32,3 +32,11 @@ def test_importing_the_engine_loads_no_other_layer():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_command_group_is_registered():
+    from cellgpt.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert set(commands) == {"run", "cell", "tokenize", "weights", "tokenizer", "tui", "export"}

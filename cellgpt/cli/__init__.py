@@ -22,16 +22,14 @@ class UserError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cellgpt", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="cellgpt",
+        description="GPT-2 as a living spreadsheet: run a prompt, inspect any cell, browse "
+        "every stage in a terminal UI, export to Excel, manage weights and tokenizers.",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # command group not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 
