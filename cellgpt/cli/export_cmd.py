@@ -6,10 +6,9 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from cellgpt.cli import UserError
-from cellgpt.cli.run_cmd import DEFAULT_WORKBOOK
+from cellgpt.cli.run_cmd import model_args, open_workbook
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,9 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write the workbook to .xlsx: values, or formulas that Excel/LibreOffice recompute",
     )
     p.add_argument("out", help="the .xlsx file to write")
-    p.add_argument("prompt", nargs="?", help="the text to run (default: the workbook's prompt)")
-    p.add_argument("--model", default=None, help="weights folder or name (default: gpt2-mini)")
-    p.add_argument("--workbook", default=str(DEFAULT_WORKBOOK), help="workbook file")
+    model_args(p, prompt_optional=True)
     p.add_argument(
         "--mode",
         choices=["values", "formulas"],
@@ -43,27 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import cellgpt
-    from cellgpt.engine import EngineError
     from cellgpt.export.xlsx import export_workbook
-    from cellgpt.gpt2.models import DEFAULT_MODEL, ModelNotFoundError, resolve_model
 
     if not args.out.lower().endswith(".xlsx"):
         raise UserError(f"the output file must end in .xlsx: {args.out}")
     if args.with_params and args.mode == "formulas":
         print("cellgpt: formulas mode always includes the parameters", file=sys.stderr)
-    model = args.model or DEFAULT_MODEL
-    try:
-        resolve_model(model)
-    except ModelNotFoundError as exc:
-        raise UserError(str(exc)) from None
-    inputs: dict[str, Any] = {"model": model}
-    if args.prompt is not None:
-        inputs["prompt"] = args.prompt
-    try:
-        wb = cellgpt.open(args.workbook, **inputs)
-    except EngineError as exc:
-        raise UserError(str(exc)) from None
+    wb = open_workbook(args)
     bar = None if args.quiet else ProgressBar()
     try:
         report = export_workbook(

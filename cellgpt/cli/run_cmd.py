@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser(
         "run", help="run the model on a prompt: top next tokens, generation"
     )
-    _model_args(run)
+    model_args(run)
     run.add_argument("--top-k", type=int, default=10, help="how many next-token candidates to list")
     run.add_argument("--generate", type=int, default=0, metavar="N", help="generate N tokens")
     run.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     cell = subparsers.add_parser("cell", help="print the value of any cell")
     cell.add_argument("name", help="cell name, step alias or hook name (e.g. h3.attn.pattern)")
-    _model_args(cell)
+    model_args(cell)
     cell.add_argument("--format", choices=["table", "csv", "json", "npy"], default="table")
     cell.add_argument("--out", help="write to this file instead of standard output")
     cell.set_defaults(func=cmd_cell)
@@ -46,8 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tok.set_defaults(func=cmd_tokenize)
 
 
-def _model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("prompt", help="the text to run")
+def model_args(parser: argparse.ArgumentParser, *, prompt_optional: bool = False) -> None:
+    """The arguments every command that opens a workbook shares."""
+    if prompt_optional:
+        parser.add_argument(
+            "prompt", nargs="?", help="the text to run (default: the workbook's prompt)"
+        )
+    else:
+        parser.add_argument("prompt", help="the text to run")
     parser.add_argument("--model", default=None, help="weights folder or name (default: gpt2-mini)")
     parser.add_argument("--workbook", default=str(DEFAULT_WORKBOOK), help="workbook file")
     parser.add_argument(
@@ -58,22 +64,35 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_workbook(args: argparse.Namespace, **inputs: Any) -> Any:
-    """Load the workbook with the prompt and model; user mistakes become UserError."""
-    import cellgpt
-    from cellgpt.engine import EngineError
+def chosen_model(args: argparse.Namespace) -> str | None:
+    """--model, or the bundled default for the GPT-2 workbook; checked to exist (UserError
+    says how to get one). None: the workbook keeps its own `model` input, if any."""
     from cellgpt.gpt2.models import DEFAULT_MODEL, ModelNotFoundError, resolve_model
 
-    model = args.model or DEFAULT_MODEL
+    model = args.model
+    if model is None and Path(args.workbook) == DEFAULT_WORKBOOK:
+        model = DEFAULT_MODEL
+    if model is not None:
+        try:
+            resolve_model(model)
+        except ModelNotFoundError as exc:
+            raise UserError(str(exc)) from None
+    return model
+
+
+def open_workbook(args: argparse.Namespace, **inputs: Any) -> Any:
+    """Load the workbook, setting the model and the prompt when given; user mistakes become
+    UserError. Other workbooks (e.g. the tokenizer workbench) keep their own inputs."""
+    import cellgpt
+    from cellgpt.engine import EngineError
+
+    given = {"model": chosen_model(args), "prompt": args.prompt}
+    inputs = {**{k: v for k, v in given.items() if v is not None}, **inputs}
     try:
-        resolve_model(model)
-    except ModelNotFoundError as exc:
-        raise UserError(str(exc)) from None
-    try:
-        wb = cellgpt.open(args.workbook, model=model, prompt=args.prompt, **inputs)
+        wb = cellgpt.open(args.workbook, **inputs)
     except EngineError as exc:
         raise UserError(str(exc)) from None
-    if args.truncate == "left":
+    if args.truncate == "left" and "prompt_ids" in wb:
         _truncate_left(wb)
     return wb
 
