@@ -1,19 +1,13 @@
-"""BPE training, pass by pass, for the tokenizer workbook: the same incremental trainer as
-`train_bpe`, with a snapshot of every chunk's segmentation after each merge. Snapshots cost
-a copy of all chunks per merge, so this is for teaching-sized corpora, not for real training."""
+"""BPE training, pass by pass, for the tokenizer workbook: the very training loop of
+`train_bpe`, watched after each merge for a snapshot of every chunk's segmentation.
+Snapshots cost a copy of all chunks per merge, so this is for teaching-sized corpora."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from cellgpt.gpt2.bpe_train import (
-    _PairStats,
-    count_chunks,
-    gpt2_byte_order,
-    readable,
-    resolve_pattern,
-)
+from cellgpt.gpt2.bpe_train import _learn_merges, count_chunks, readable, resolve_pattern
 
 # The traced trainer refuses bigger corpora: its snapshots grow with merges × chunks.
 MAX_TRACE_CHUNKS = 2_000
@@ -45,28 +39,22 @@ def training_passes(
             "train big vocabularies with `cellgpt tokenizer train`"
         )
     order = [chunk for chunk, _ in sorted(counts.items(), key=lambda kv: -kv[1])]
-    id_of_byte = {b: i for i, b in enumerate(gpt2_byte_order())}
-    words = [[id_of_byte[b] for b in chunk.encode("utf-8")] for chunk in counts]
-    position = {chunk: i for i, chunk in enumerate(counts)}
-    token_bytes = [bytes([b]) for b in gpt2_byte_order()]
-    stats = _PairStats(words, list(counts.values()), token_bytes)
+    position = {chunk: i for i, chunk in enumerate(counts)}  # the trainer's word order
+    rows: list[tuple[Any, ...]] = [
+        (0, "", "", None, None, *("·".join(_bare(bytes([b])) for b in c.encode()) for c in order))
+    ]
 
-    def segmentation() -> list[str]:
-        return [
-            "·".join(_bare(stats.token_bytes[t]) for t in stats.words[position[c]]) for c in order
-        ]
+    def record(done: int, pair: tuple[int, int], count: int, stats: Any) -> None:
+        token, new_id = stats.token_bytes, 256 + done - 1  # pass `done` (from 1) made this id
+        after = ("·".join(_bare(token[t]) for t in stats.words[position[c]]) for c in order)
+        merged = f"{readable(token[pair[0]])} + {readable(token[pair[1]])}"
+        rows.append((done, merged, readable(token[new_id]), new_id, count, *after))
 
-    rows: list[tuple[Any, ...]] = [(0, "", "", None, None, *segmentation())]
-    for done in range(n_merges):
-        best = stats.pop_best()
-        if best is None:
-            raise ValueError(f"the corpus supports only {done} merges; {n_merges} were asked for")
-        (left, right), count = best
-        new_id = 256 + done
-        stats.merge((left, right), new_id)
-        pair = f"{readable(stats.token_bytes[left])} + {readable(stats.token_bytes[right])}"
-        merged = readable(stats.token_bytes[new_id])
-        rows.append((done + 1, pair, merged, new_id, count, *segmentation()))
+    merges, _, _ = _learn_merges(counts, n_merges, None, on_merge=record)
+    if len(merges) < n_merges:
+        raise ValueError(
+            f"the corpus supports only {len(merges)} merges; {n_merges} were asked for"
+        )
     return rows
 
 

@@ -48,6 +48,8 @@ DEFAULT_SPECIALS = ("<|endoftext|>",)
 VOCAB_BPE_HEADER = "#version: 0.2"
 ProgressFn = Callable[[int, int], None]
 Pair = tuple[int, int]
+# Called after every merge with (merges done, the pair merged, its count, the statistics).
+MergeHook = Callable[[int, Pair, int, "_PairStats"], None]
 
 
 @cache
@@ -381,9 +383,13 @@ def _check_no_clash(trained: TrainedBPE) -> None:
 
 
 def _learn_merges(
-    chunk_counts: Counter[str], n_merges: int, progress: ProgressFn | None
+    chunk_counts: Counter[str],
+    n_merges: int,
+    progress: ProgressFn | None,
+    on_merge: MergeHook | None = None,
 ) -> tuple[list[tuple[bytes, bytes]], list[int], list[list[int]]]:
-    """The merges, their counts, and every chunk's final token ids."""
+    """The merges, their counts, and every chunk's final token ids (in `chunk_counts` order).
+    `on_merge` lets a caller watch each pass (the tokenizer workbook's trace)."""
     id_of_byte = {b: i for i, b in enumerate(gpt2_byte_order())}
     words = [[id_of_byte[b] for b in chunk.encode("utf-8")] for chunk in chunk_counts]
     token_bytes = [bytes([b]) for b in gpt2_byte_order()]
@@ -398,6 +404,8 @@ def _learn_merges(
         merges.append((token_bytes[left], token_bytes[right]))
         counts.append(count)
         stats.merge((left, right), 256 + done)
+        if on_merge is not None:
+            on_merge(done + 1, (left, right), count, stats)
         if progress is not None:
             progress(done + 1, n_merges)
     return merges, counts, stats.words
