@@ -23,8 +23,8 @@ def visible(text: str) -> str:
     return "·" * left + core + "·" * right
 
 
-def from_hint(wb: Any, hint: Any, n: int) -> Labeler | None:
-    """Labels from a cell or library constant named by a hint, if it has exactly n items."""
+def hint_values(wb: Any, hint: Any) -> list[Any] | tuple[Any, ...] | None:
+    """The items of the cell or library constant a display hint names, or None."""
     if not isinstance(hint, str) or not hint:
         return None
     labels: Any = None
@@ -33,7 +33,13 @@ def from_hint(wb: Any, hint: Any, n: int) -> Labeler | None:
         labels = constants[hint]
     elif hint in wb:
         labels = wb.value(hint)  # never runs anything: the UI thread must not compute
-    if not isinstance(labels, list | tuple) or len(labels) != n:
+    return labels if isinstance(labels, list | tuple) else None
+
+
+def from_hint(wb: Any, hint: Any, n: int) -> Labeler | None:
+    """Labels from a cell or library constant named by a hint, if it has exactly n items."""
+    labels = hint_values(wb, hint)
+    if labels is None or len(labels) != n:
         return None
     texts = [visible(str(x)) for x in labels]
     return texts.__getitem__

@@ -111,15 +111,7 @@ class ValuePane(Vertical):
         self._title(info)
 
     def _columns(self, wb: Any, hints: dict[str, Any]) -> Any:
-        cols = hints.get("cols")
-        if not isinstance(cols, str):
-            return None
-        constants = getattr(getattr(wb, "library", None), "constants", {})
-        if cols in constants:
-            return constants[cols]
-        # A label cell: use its value if already computed (never run cells while drawing).
-        value = wb.value(cols) if cols in wb else None
-        return list(value) if isinstance(value, list | tuple) else None
+        return labels.hint_values(wb, hints.get("cols"))
 
     def _show_kind(self, kind: str) -> None:
         self.query_one(MatrixGrid).display = kind == "grid"
