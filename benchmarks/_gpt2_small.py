@@ -18,7 +18,7 @@ def ensure_model(folder: Path = DEFAULT_DIR) -> tuple[Path, Path]:
         import torch
         from transformers import GPT2Config, GPT2LMHeadModel
 
-        from cellgpt.gpt2.importers import import_hf
+        from cellgpt.weights.importers import import_hf
 
         print(f"building a random GPT-2-small-shaped model in {folder} (once) ...", flush=True)
         torch.manual_seed(0)
@@ -29,7 +29,7 @@ def ensure_model(folder: Path = DEFAULT_DIR) -> tuple[Path, Path]:
                     p.add_(torch.randn_like(p) * 0.05)
         model.save_pretrained(hf_dir, safe_serialization=True)
         import_hf(hf_dir, csv_dir)
-    from cellgpt.gpt2.params import load_params
+    from cellgpt.weights.params import load_params
 
     load_params(csv_dir)  # builds the binary cache on first use
     return hf_dir, csv_dir

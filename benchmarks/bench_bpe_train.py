@@ -20,7 +20,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cellgpt.gpt2.bpe_train import resolve_pattern, special_splitter, train_bpe
+from cellgpt.tokenizer.train import resolve_pattern, special_splitter, train_bpe
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus" / "shakespeare_train.txt"
 SPECIALS = ["<|endoftext|>"]

@@ -68,8 +68,8 @@ def main() -> None:
     from transformers import GPT2LMHeadModel
 
     from cellgpt.engine.parallel import WORKERS
-    from cellgpt.gpt2.model import reference_forward
-    from cellgpt.gpt2.params import load_params
+    from cellgpt.gpt2.reference import reference_forward
+    from cellgpt.weights.params import load_params
 
     torch.set_num_threads(args.threads)
     model = GPT2LMHeadModel.from_pretrained(hf_dir, attn_implementation="sdpa").eval()

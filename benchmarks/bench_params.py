@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from cellgpt.gpt2.csv_tables import read_csv
-from cellgpt.gpt2.floatfmt import format_bytes
-from cellgpt.gpt2.model import GPT2Config
-from cellgpt.gpt2.param_cache import CACHE_DIR
-from cellgpt.gpt2.params import expected_shapes, load_params, save_params
-from cellgpt.gpt2.parse_pool import cpu_count
+from cellgpt.weights.cache import cache_dir_for
+from cellgpt.weights.config import GPT2Config
+from cellgpt.weights.csv_tables import read_csv
+from cellgpt.weights.floatfmt import format_bytes
+from cellgpt.weights.params import expected_shapes, load_params, save_params
+from cellgpt.weights.parse_pool import cpu_count
 
 SMALL = GPT2Config(n_layer=12, n_head=12, n_embd=768, n_ctx=1024, vocab_size=50257)
 
@@ -86,7 +86,7 @@ def main() -> None:
         rows.append(
             ("load, CSV, no cache", f"{seconds:.2f} s", f"{csv_bytes / seconds / 1e6:.0f} MB/s")
         )
-        shutil.rmtree(folder / CACHE_DIR, ignore_errors=True)
+        shutil.rmtree(cache_dir_for(folder), ignore_errors=True)
         seconds, first = timed(lambda: load_params(folder))
         assert first.cache_hits == 0
         rows.append(
@@ -101,7 +101,7 @@ def main() -> None:
         seconds, cached = timed(lambda: load_params(folder))
         assert cached.cache_hits == len(tensors)
         rows.append(("load from cache (validated)", f"{seconds:.3f} s", "memory-mapped"))
-        npys = sorted((folder / CACHE_DIR).glob("*.npy"))
+        npys = sorted(cache_dir_for(folder).glob("*.npy"))
         seconds, _ = timed(lambda: [np.load(p, mmap_mode="r") for p in npys])
         rows.append(("bare mmap open of every .npy", f"{seconds:.3f} s", f"{len(npys)} files"))
         seconds, _ = timed(lambda: sum(float(cached[n].sum()) for n in tensors))

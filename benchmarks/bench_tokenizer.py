@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tiktoken
 
-from cellgpt.gpt2.tokenizer import DATA_DIR, GPT2_SPLIT_PATTERN, Tokenizer, unicode_to_bytes
+from cellgpt.tokenizer.bpe import DATA_DIR, GPT2_SPLIT_PATTERN, Tokenizer, unicode_to_bytes
 
 SENTENCES = [
     "The {adj} {noun} {verb} over the {adj} {noun} before anyone noticed.",

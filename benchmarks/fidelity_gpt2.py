@@ -19,7 +19,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import cellgpt
-from cellgpt.gpt2.importers import import_hf
+from cellgpt.weights.importers import import_hf
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "The quick brown fox jumps over the lazy dog. ROMEO: But soft, what light breaks? " * 60

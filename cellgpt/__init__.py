@@ -1,7 +1,7 @@
 """cellgpt: GPT-2 as a living spreadsheet.
 
 import cellgpt
-wb = cellgpt.open("workbooks/gpt2.py", model="gpt2-mini", prompt="ROMEO:")
+wb = cellgpt.open("gpt2", model="gpt2-mini", prompt="ROMEO:")
 wb["h3.attn.pattern"]          # a numpy array
 wb.table("logits")             # a pandas DataFrame with token labels
 """

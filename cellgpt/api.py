@@ -1,4 +1,4 @@
-"""The Python API for notebooks and scripts: `cellgpt.open(path, model=..., prompt=...)`."""
+"""The Python API for notebooks and scripts: `cellgpt.open("gpt2", model=..., prompt=...)`."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ def full_library() -> FunctionLibrary:
     """The core library plus the GPT-2 and tokenizer-workbench functions."""
     # Imported here so that `import cellgpt.engine` alone never loads the GPT-2 layer.
     from cellgpt.gpt2.functions import register as register_gpt2
-    from cellgpt.gpt2.tokenizer_functions import register as register_tokenizer
+    from cellgpt.tokenizer.functions import register as register_tokenizer
 
     return register_tokenizer(register_gpt2(core.copy()))
 
 
-def open(path: str | os.PathLike[str], **inputs: Any) -> Workbook:
-    """Load a workbook file, setting the given input cells (e.g. model=..., prompt=...)."""
-    return load_workbook(path, full_library(), inputs)
+def open(workbook: str | os.PathLike[str] = "gpt2", **inputs: Any) -> Workbook:
+    """Load a workbook, setting the given input cells (e.g. model=..., prompt=...).
+
+    `workbook` is a name (`gpt2`, `tokenizer`, `word_analogy`, ...: your workbook folder
+    first, then the bundled ones) or a path to a workbook file."""
+    from cellgpt.locations import resolve_workbook
+
+    return load_workbook(resolve_workbook(workbook), full_library(), inputs)

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cellgpt.gpt2.model import reference_forward
-from cellgpt.gpt2.params import Params, load_params
-from cellgpt.gpt2.tokenizer import Tokenizer
+from cellgpt.gpt2.reference import reference_forward
+from cellgpt.tokenizer.bpe import Tokenizer
+from cellgpt.weights.params import Params, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = ROOT / "weights_csv" / "gpt2-mini"

@@ -7,7 +7,7 @@ Usage (the defaults are the bundled model's settings):
 Pipeline: tokenize the corpus with the bundled tokenizer (cached under .cache/train_mini/),
 train `transformers.GPT2LMHeadModel` with AdamW on random contiguous windows, save it with
 `save_pretrained` (safetensors), and export it through the user-facing importer
-(`cellgpt.gpt2.importers.import_hf`) so the bundle is produced exactly as a user's import
+(`cellgpt.weights.importers.import_hf`) so the bundle is produced exactly as a user's import
 would be. Only config.json and the *.csv files are written to --out; the tokenizer files
 already there are left untouched. Needs the `train` extra (torch, transformers, safetensors).
 Run `scripts/eval_mini.py` afterwards for the held-out evaluation.
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 import transformers
 
-from cellgpt.gpt2.importers import import_hf
-from cellgpt.gpt2.model import reference_forward
-from cellgpt.gpt2.params import TOKENIZER_FILES, load_params
-from cellgpt.gpt2.tokenizer import Tokenizer
+from cellgpt.gpt2.reference import reference_forward
+from cellgpt.tokenizer.bpe import Tokenizer
+from cellgpt.weights.importers import import_hf
+from cellgpt.weights.params import TOKENIZER_FILES, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "weights_csv" / "gpt2-mini"
@@ -272,7 +272,7 @@ train {final_train:.4f}, validation {final_val:.4f}.
 |---|---|---|
 {rows}
 
-Export: `save_pretrained` (safetensors) → `cellgpt.gpt2.importers.import_hf` → config.json
+Export: `save_pretrained` (safetensors) → `cellgpt.weights.importers.import_hf` → config.json
 and the CSV tables here. The numpy reference forward on the CSVs matches the torch logits to
 max |Δ| = {max_diff:.2e}.
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Hermetic: the user's own models, workbooks and caches never leak into a test, and tests
+# never write into the user's folders. Set before any test (and any subprocess it starts).
+os.environ["CELLGPT_HOME"] = tempfile.mkdtemp(prefix="cellgpt-test-home-")
 
 # The tiny model every test can afford; the full model has GPT-2 small's exact shapes.
 TINY = {"vocab_size": 50257, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128}
@@ -46,7 +52,7 @@ def hf_tiny(tmp_path_factory: pytest.TempPathFactory) -> HFCheckpoint:
 @pytest.fixture(scope="session")
 def params_tiny_dir(hf_tiny: HFCheckpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`hf_tiny` imported into our CSV layout (read-only use, please: it is shared)."""
-    from cellgpt.gpt2.importers import import_hf
+    from cellgpt.weights.importers import import_hf
 
     return import_hf(hf_tiny.path, tmp_path_factory.mktemp("params_tiny") / "tiny")
 
@@ -54,7 +60,7 @@ def params_tiny_dir(hf_tiny: HFCheckpoint, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def params_tiny(params_tiny_dir: Path) -> Any:
     """`Params` loaded from `params_tiny_dir`."""
-    from cellgpt.gpt2.params import load_params
+    from cellgpt.weights.params import load_params
 
     return load_params(params_tiny_dir)
 
@@ -68,7 +74,7 @@ def hf_small(tmp_path_factory: pytest.TempPathFactory) -> HFCheckpoint:
 @pytest.fixture(scope="session")
 def params_small_dir(hf_small: HFCheckpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`hf_small` imported into our CSV layout."""
-    from cellgpt.gpt2.importers import import_hf
+    from cellgpt.weights.importers import import_hf
 
     return import_hf(hf_small.path, tmp_path_factory.mktemp("params_small") / "small")
 
@@ -76,6 +82,6 @@ def params_small_dir(hf_small: HFCheckpoint, tmp_path_factory: pytest.TempPathFa
 @pytest.fixture(scope="session")
 def params_small(params_small_dir: Path) -> Any:
     """`Params` loaded (from the binary cache) from `params_small_dir`."""
-    from cellgpt.gpt2.params import load_params
+    from cellgpt.weights.params import load_params
 
     return load_params(params_small_dir)

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellgpt.cli import main
-from cellgpt.gpt2.tokenizer import Tokenizer
+from cellgpt.tokenizer.bpe import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
 MINI = REPO / "weights_csv" / "gpt2-mini"

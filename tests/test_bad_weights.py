@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 
 from cellgpt.cli import main
-from cellgpt.gpt2.checkpoints import read_safetensors, read_torch_bin
-from cellgpt.gpt2.model import GPT2Config
-from cellgpt.gpt2.param_cache import CACHE_DIR, MANIFEST
-from cellgpt.gpt2.params import ParamsError, expected_shapes, load_params, save_params
+from cellgpt.weights.cache import MANIFEST, cache_dir_for
+from cellgpt.weights.checkpoints import read_safetensors, read_torch_bin
+from cellgpt.weights.config import GPT2Config
+from cellgpt.weights.params import ParamsError, expected_shapes, load_params, save_params
 
 REPO = Path(__file__).resolve().parent.parent
 MINI = REPO / "weights_csv" / "gpt2-mini"
@@ -304,7 +304,7 @@ def _check_exact(folder: Path, tensors: dict[str, np.ndarray], hits: int) -> Non
 
 def test_corrupt_npy_files_are_rebuilt(cached_micro: tuple[Path, dict[str, np.ndarray]]) -> None:
     folder, tensors = cached_micro
-    cache = folder / CACHE_DIR
+    cache = cache_dir_for(folder)
     (cache / "wte.weight.npy").write_bytes(b"\x93NUMPY garbage")
     npy = cache / "wpe.weight.npy"
     npy.write_bytes(npy.read_bytes()[:-7])  # truncated
@@ -316,16 +316,16 @@ def test_corrupt_npy_files_are_rebuilt(cached_micro: tuple[Path, dict[str, np.nd
 def test_a_pickled_npy_is_never_loaded(cached_micro: tuple[Path, dict[str, np.ndarray]]) -> None:
     folder, tensors = cached_micro
     marker = folder / "pwned"
-    npy = folder / CACHE_DIR / "ln_f.weight.npy"
+    npy = cache_dir_for(folder) / "ln_f.weight.npy"
     # An object array would unpickle on load; allow_pickle=False refuses it.
     payload = np.array([_Boom(str(marker))], dtype=object)
     with open(npy, "wb") as fh:
         np.lib.format.write_array(fh, payload, allow_pickle=True)
-    manifest = json.loads((folder / CACHE_DIR / MANIFEST).read_text())
-    from cellgpt.gpt2.param_cache import cheap_hash
+    manifest = json.loads((cache_dir_for(folder) / MANIFEST).read_text())
+    from cellgpt.weights.cache import cheap_hash
 
     manifest["entries"]["ln_f.weight"].update(npy_size=npy.stat().st_size, npy_hash=cheap_hash(npy))
-    (folder / CACHE_DIR / MANIFEST).write_text(json.dumps(manifest))
+    (cache_dir_for(folder) / MANIFEST).write_text(json.dumps(manifest))
     _check_exact(folder, tensors, hits=len(tensors) - 1)
     assert not marker.exists()
 
@@ -359,16 +359,16 @@ def test_a_cache_shipped_inside_a_copied_folder_is_not_trusted(
 ) -> None:
     folder, tensors = cached_micro
     # Poison the cache with NaN, fix up its manifest, and ship it with mtimes kept (cp -a, tar).
-    npy = folder / CACHE_DIR / "h.0.mlp.c_fc.bias.npy"
+    npy = cache_dir_for(folder) / "h.0.mlp.c_fc.bias.npy"
     poisoned = np.full(expected_shapes(MICRO)["h.0.mlp.c_fc.bias"], np.nan, dtype="<f4")
     with open(npy, "wb") as fh:
         np.lib.format.write_array(fh, poisoned)
-    from cellgpt.gpt2.param_cache import cheap_hash
+    from cellgpt.weights.cache import cheap_hash
 
-    manifest = json.loads((folder / CACHE_DIR / MANIFEST).read_text())
+    manifest = json.loads((cache_dir_for(folder) / MANIFEST).read_text())
     entry = manifest["entries"]["h.0.mlp.c_fc.bias"]
     entry.update(npy_size=npy.stat().st_size, npy_hash=cheap_hash(npy))
-    (folder / CACHE_DIR / MANIFEST).write_text(json.dumps(manifest))
+    (cache_dir_for(folder) / MANIFEST).write_text(json.dumps(manifest))
     shared = tmp_path / "shared"
     shutil.copytree(folder, shared, copy_function=shutil.copy2)
     params = load_params(shared)
@@ -381,10 +381,10 @@ def test_garbage_manifest_and_cache_folder_as_a_file(
     cached_micro: tuple[Path, dict[str, np.ndarray]],
 ) -> None:
     folder, tensors = cached_micro
-    (folder / CACHE_DIR / MANIFEST).write_bytes(b"\x00\xff not json")
+    (cache_dir_for(folder) / MANIFEST).write_bytes(b"\x00\xff not json")
     _check_exact(folder, tensors, hits=0)
-    shutil.rmtree(folder / CACHE_DIR)
-    (folder / CACHE_DIR).write_text("not a folder")
+    shutil.rmtree(cache_dir_for(folder))
+    cache_dir_for(folder).write_text("not a folder")
     _check_exact(folder, tensors, hits=0)
 
 
@@ -438,7 +438,7 @@ CLI_EXPECT = {
 @pytest.fixture(scope="module")
 def mini_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("mini") / "gpt2-mini"
-    shutil.copytree(MINI, dest, ignore=shutil.ignore_patterns(CACHE_DIR))
+    shutil.copytree(MINI, dest)
     return dest
 
 

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellgpt.cli import main
-from cellgpt.gpt2.bpe_train import (
+from cellgpt.tokenizer.bpe import DATA_DIR, PATTERNS, Tokenizer
+from cellgpt.tokenizer.train import (
     TrainedBPE,
     _PairStats,
     gpt2_byte_order,
@@ -22,7 +23,6 @@ from cellgpt.gpt2.bpe_train import (
     readable,
     train_bpe,
 )
-from cellgpt.gpt2.tokenizer import DATA_DIR, PATTERNS, Tokenizer
 
 WORDS = r"\S+|\s+"  # words apart from their spaces, so they look like the textbook examples
 EOT = "<|endoftext|>"

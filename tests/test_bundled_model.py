@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import cellgpt
-from cellgpt.gpt2.model import reference_forward
-from cellgpt.gpt2.params import load_params
-from cellgpt.gpt2.tokenizer import Tokenizer
+from cellgpt.gpt2.reference import reference_forward
+from cellgpt.tokenizer.bpe import Tokenizer
+from cellgpt.weights.params import load_params
 
 ROOT = Path(__file__).resolve().parent.parent
 MINI = ROOT / "weights_csv" / "gpt2-mini"

@@ -33,7 +33,7 @@ from cellgpt.export.recalc import read_array, recalculate
 from cellgpt.export.sheetio import clean_text
 from cellgpt.export.xlexpr import MASKED_VALUE, num, op
 from cellgpt.export.xlsx import ExportReport, export_workbook
-from cellgpt.gpt2.floatfmt import format_float32_shortest
+from cellgpt.weights.floatfmt import format_float32_shortest
 
 REPO = Path(__file__).resolve().parent.parent
 GPT2 = REPO / "workbooks" / "gpt2.py"

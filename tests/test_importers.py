@@ -17,10 +17,10 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from cellgpt.cli import main
-from cellgpt.gpt2.checkpoints import read_safetensors
-from cellgpt.gpt2.importers import BUNDLED_TOKENIZER, download, import_bundle, import_hf
-from cellgpt.gpt2.model import reference_forward
-from cellgpt.gpt2.params import Params, ParamsError, load_params, write_csv
+from cellgpt.gpt2.reference import reference_forward
+from cellgpt.weights.checkpoints import read_safetensors
+from cellgpt.weights.importers import BUNDLED_TOKENIZER, download, import_bundle, import_hf
+from cellgpt.weights.params import Params, ParamsError, load_params, write_csv
 
 
 def _hf_tensors(model: Any) -> dict[str, np.ndarray]:

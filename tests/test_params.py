@@ -15,9 +15,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cellgpt.gpt2.model import GPT2Config, reference_forward
-from cellgpt.gpt2.param_cache import CACHE_DIR, MANIFEST, ParamCache
-from cellgpt.gpt2.params import (
+from cellgpt.gpt2.reference import reference_forward
+from cellgpt.weights.cache import MANIFEST, ParamCache, cache_dir_for
+from cellgpt.weights.config import GPT2Config
+from cellgpt.weights.params import (
     Params,
     ParamsError,
     expected_shapes,
@@ -236,8 +237,8 @@ def test_cache_built_then_used_then_invalidated(
     n = len(tensors)
     first = load_params(folder)
     assert first.cache_hits == 0
-    assert (folder / CACHE_DIR / MANIFEST).is_file()
-    assert len(list((folder / CACHE_DIR).glob("*.npy"))) == n
+    assert (cache_dir_for(folder) / MANIFEST).is_file()
+    assert len(list(cache_dir_for(folder).glob("*.npy"))) == n
     second = load_params(folder)
     assert second.cache_hits == n
     assert isinstance(second["wte.weight"].base, np.memmap | np.ndarray)
@@ -282,7 +283,7 @@ def test_corrupt_cache_file_is_rebuilt(
 ) -> None:
     folder, tensors = params_micro_dir
     load_params(folder)
-    npy = folder / CACHE_DIR / "h.0.attn.c_attn.weight.npy"
+    npy = cache_dir_for(folder) / "h.0.attn.c_attn.weight.npy"
     corrupt(npy)
     params = load_params(folder)
     assert params.cache_hits == len(tensors) - 1
@@ -293,7 +294,7 @@ def test_corrupt_cache_file_is_rebuilt(
 def test_garbage_manifest_means_rebuild(params_micro_dir: tuple[Path, object]) -> None:
     folder, _ = params_micro_dir
     load_params(folder)
-    (folder / CACHE_DIR / MANIFEST).write_text("{not json")
+    (cache_dir_for(folder) / MANIFEST).write_text("{not json")
     assert load_params(folder).cache_hits == 0
 
 
@@ -303,9 +304,9 @@ def test_works_without_a_writable_cache(
     folder, tensors = params_micro_dir
     # Running as root makes chmod useless, so pretend the probe found a read-only folder.
     monkeypatch.setattr(ParamCache, "_probe_writable", lambda self: False)
-    shutil.rmtree(folder / CACHE_DIR, ignore_errors=True)
+    shutil.rmtree(cache_dir_for(folder), ignore_errors=True)
     params = load_params(folder)
-    assert not (folder / CACHE_DIR / MANIFEST).exists()
+    assert not (cache_dir_for(folder) / MANIFEST).exists()
     assert np.array_equal(params["wpe.weight"], tensors["wpe.weight"])
     assert not params["wpe.weight"].flags.writeable
     assert load_params(folder, use_cache=False).cache_hits == 0
@@ -363,7 +364,7 @@ def test_save_validates(tmp_path: Path) -> None:
 
 def test_parallel_load_matches_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Force the worker-process path on a small folder; results are identical."""
-    from cellgpt.gpt2 import params, parse_pool
+    from cellgpt.weights import params, parse_pool
 
     tensors = _random_tensors(MICRO, seed=3)
     folder = save_params(tmp_path / "p", MICRO, tensors)

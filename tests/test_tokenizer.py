@@ -12,8 +12,8 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cellgpt.gpt2 import tokenizer as tk
-from cellgpt.gpt2.tokenizer import (
+from cellgpt.tokenizer import bpe as tk
+from cellgpt.tokenizer.bpe import (
     DATA_DIR,
     GPT2_SPLIT_PATTERN,
     GPT4_SPLIT_PATTERN,

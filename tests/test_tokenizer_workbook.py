@@ -11,7 +11,7 @@ import regex
 
 import cellgpt
 from cellgpt.engine import Status
-from cellgpt.gpt2.tokenizer import GPT2_SPLIT_PATTERN
+from cellgpt.tokenizer.bpe import GPT2_SPLIT_PATTERN
 
 WORKBOOK = Path(__file__).resolve().parent.parent / "workbooks" / "tokenizer.py"
 CORPUS = (

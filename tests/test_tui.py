@@ -25,7 +25,7 @@ from cellgpt.tui.screens.help import HelpScreen
 
 REPO = Path(__file__).resolve().parent.parent
 WORKBOOK = REPO / "workbooks" / "gpt2.py"
-TOKENIZER = REPO / "cellgpt" / "gpt2" / "data" / "gpt2"
+TOKENIZER = REPO / "cellgpt" / "tokenizer" / "data" / "gpt2"
 PROMPT = "Mike is quick. He moves"
 SIZE = (160, 50)
 
@@ -34,8 +34,8 @@ SIZE = (160, 50)
 @pytest.fixture(scope="session")
 def tui_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 4-block GPT-2 (so h3 exists) with the real vocabulary; fixed seed."""
-    from cellgpt.gpt2.model import GPT2Config
-    from cellgpt.gpt2.params import expected_shapes, save_params
+    from cellgpt.weights.config import GPT2Config
+    from cellgpt.weights.params import expected_shapes, save_params
 
     cfg = GPT2Config(n_layer=4, n_head=4, n_embd=32, n_ctx=64, vocab_size=50257)
     rng = np.random.default_rng(0)

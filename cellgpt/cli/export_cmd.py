@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from cellgpt.cli import UserError
-from cellgpt.cli.run_cmd import model_args, open_workbook
+from cellgpt.cli.common import model_args, open_workbook
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from cellgpt.cli import UserError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_WORKBOOK = REPO_ROOT / "workbooks" / "gpt2.py"
+from cellgpt.cli.common import get_cell as _get
+from cellgpt.cli.common import model_args, open_workbook
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,79 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     tok = subparsers.add_parser("tokenize", help="split text into tokens and ids")
     tok.add_argument("text")
-    tok.add_argument("--tokenizer", help="tokenizer folder (default: the bundled GPT-2)")
+    tok.add_argument(
+        "--tokenizer", help="'gpt2' (default), a model name, or a tokenizer folder"
+    )
     tok.add_argument("--json", action="store_true")
     tok.set_defaults(func=cmd_tokenize)
-
-
-def model_args(parser: argparse.ArgumentParser, *, prompt_optional: bool = False) -> None:
-    """The arguments every command that opens a workbook shares."""
-    if prompt_optional:
-        parser.add_argument(
-            "prompt", nargs="?", help="the text to run (default: the workbook's prompt)"
-        )
-    else:
-        parser.add_argument("prompt", help="the text to run")
-    parser.add_argument("--model", default=None, help="weights folder or name (default: gpt2-mini)")
-    parser.add_argument("--workbook", default=str(DEFAULT_WORKBOOK), help="workbook file")
-    parser.add_argument(
-        "--truncate",
-        choices=["none", "left"],
-        default="none",
-        help="'left' drops the oldest tokens of a prompt longer than the context",
-    )
-
-
-def chosen_model(args: argparse.Namespace) -> str | None:
-    """--model, or the bundled default for the GPT-2 workbook; checked to exist (UserError
-    says how to get one). None: the workbook keeps its own `model` input, if any."""
-    from cellgpt.gpt2.models import DEFAULT_MODEL, ModelNotFoundError, resolve_model
-
-    model = args.model
-    if model is None and Path(args.workbook) == DEFAULT_WORKBOOK:
-        model = DEFAULT_MODEL
-    if model is not None:
-        try:
-            resolve_model(model)
-        except ModelNotFoundError as exc:
-            raise UserError(str(exc)) from None
-    return model
-
-
-def open_workbook(args: argparse.Namespace, **inputs: Any) -> Any:
-    """Load the workbook, setting the model and the prompt when given; user mistakes become
-    UserError. Other workbooks (e.g. the tokenizer workbench) keep their own inputs."""
-    import cellgpt
-    from cellgpt.engine import EngineError
-
-    given = {"model": chosen_model(args), "prompt": args.prompt}
-    inputs = {**{k: v for k, v in given.items() if v is not None}, **inputs}
-    try:
-        wb = cellgpt.open(args.workbook, **inputs)
-    except EngineError as exc:
-        raise UserError(str(exc)) from None
-    if args.truncate == "left" and "prompt_ids" in wb:
-        _truncate_left(wb)
-    return wb
-
-
-def _truncate_left(wb: Any) -> None:
-    """Keep the last n_ctx tokens by feeding the kept ids in as the prompt's ids."""
-    n_ctx = int(_get(wb, "config")["n_ctx"])
-    ids = list(_get(wb, "prompt_ids"))
-    if len(ids) > n_ctx:
-        wb.pin("prompt_ids", ids[-n_ctx:])
-
-
-def _get(wb: Any, name: str) -> Any:
-    from cellgpt.engine import CellError
-
-    try:
-        return wb[name]
-    except CellError as exc:
-        raise UserError(str(exc)) from None
-    except KeyError as exc:
-        raise UserError(str(exc.args[0])) from None
 
 
 def _check_sampling(args: argparse.Namespace) -> None:
@@ -237,10 +168,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    from cellgpt.gpt2.tokenizer import Tokenizer, TokenizerError
+    from cellgpt.cli.tokenizer_cmd import load_tokenizer
+    from cellgpt.tokenizer.bpe import TokenizerError
 
+    tok = load_tokenizer(args.tokenizer or "gpt2")
     try:
-        tok = Tokenizer.from_dir(args.tokenizer) if args.tokenizer else Tokenizer.gpt2()
         ids = tok.encode(args.text, allowed_special="all")
     except (TokenizerError, OSError) as exc:
         raise UserError(str(exc)) from None

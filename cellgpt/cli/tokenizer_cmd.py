@@ -15,7 +15,7 @@ from cellgpt.cli import UserError
 if TYPE_CHECKING:
     from rich.text import Text
 
-    from cellgpt.gpt2.tokenizer import Tokenizer
+    from cellgpt.tokenizer.bpe import Tokenizer
 
 BUNDLED = "gpt2"
 DEFAULT_SPECIAL = "<|endoftext|>"
@@ -61,7 +61,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_encode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("encode", help="print the token ids of TEXT")
     p.add_argument("text", metavar="TEXT", help="text to encode ('-' reads stdin)")
-    p.add_argument("--tokenizer", default=BUNDLED, help="folder with encoder.json, or 'gpt2'")
+    p.add_argument("--tokenizer", default=BUNDLED, help="'gpt2', a model name, or a folder with encoder.json")
     p.add_argument("--json", action="store_true", help="print ids and tokens as JSON")
     p.set_defaults(func=cmd_encode)
 
@@ -69,7 +69,7 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
 def _add_decode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decode", help="print the text of token ids")
     p.add_argument("ids", nargs="+", metavar="IDS", help="ids (spaces, commas or a JSON list)")
-    p.add_argument("--tokenizer", default=BUNDLED, help="folder with encoder.json, or 'gpt2'")
+    p.add_argument("--tokenizer", default=BUNDLED, help="'gpt2', a model name, or a folder with encoder.json")
     p.set_defaults(func=cmd_decode)
 
 
@@ -80,7 +80,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         "--tokenizer",
         action="append",
         required=True,
-        help="folder with encoder.json, or 'gpt2' (repeat to compare several)",
+        help="'gpt2', a model name, or a tokenizer folder (repeat to compare several)",
     )
     colour = p.add_mutually_exclusive_group()
     colour.add_argument("--no-color", action="store_true", help="show boundaries with '|'")
@@ -94,20 +94,14 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def load_tokenizer(name: str) -> Tokenizer:
-    """'gpt2' (the bundled GPT-2) or a folder with encoder.json + vocab.bpe."""
-    from cellgpt.gpt2.tokenizer import Tokenizer, TokenizerError
+    """'gpt2', a model's name, or a folder with encoder.json + vocab.bpe (as everywhere)."""
+    from cellgpt.locations import NotFoundError
+    from cellgpt.tokenizer.bpe import TokenizerError
+    from cellgpt.tokenizer.named import load_tokenizer as load_named
 
-    if name == BUNDLED:
-        return Tokenizer.gpt2()
-    folder = Path(name)
-    if not folder.is_dir():
-        raise UserError(
-            f"no tokenizer folder {name!r} (give a folder with encoder.json and vocab.bpe, "
-            f"or '{BUNDLED}')"
-        )
     try:
-        return Tokenizer.from_dir(folder)
-    except TokenizerError as e:
+        return load_named(name)
+    except (NotFoundError, TokenizerError) as e:
         raise UserError(str(e)) from None
 
 
@@ -175,7 +169,7 @@ class ProgressReporter:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train on the corpus files and save the vocabulary files into --out."""
-    from cellgpt.gpt2.bpe_train import train_bpe
+    from cellgpt.tokenizer.train import train_bpe
 
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file, not a folder")
@@ -242,7 +236,7 @@ def parse_ids(args: list[str]) -> list[int]:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     """Print the text of the ids."""
-    from cellgpt.gpt2.tokenizer import TokenizerError
+    from cellgpt.tokenizer.bpe import TokenizerError
 
     tok = load_tokenizer(args.tokenizer)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from cellgpt.cli.run_cmd import chosen_model, model_args, open_workbook
+from cellgpt.cli.common import chosen_model, model_args, open_workbook
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

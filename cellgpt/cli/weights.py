@@ -21,27 +21,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("import-hf", help="a Hugging Face GPT-2 folder (or hub name) → CSVs")
     p.add_argument("src", help="folder with config.json + model.safetensors, or e.g. 'gpt2'")
-    p.add_argument("--out", type=Path, required=True, help="output weights folder")
+    _out_args(p)
     p.set_defaults(func=cmd_import_hf)
 
     p = sub.add_parser("import-bundle", help="a GPT-2 CSV bundle (zip or folder) → our layout")
     p.add_argument("src", type=Path, help="zip file or folder of CSV tables")
-    p.add_argument("--out", type=Path, required=True, help="output weights folder")
+    _out_args(p)
     p.add_argument("--n-head", type=int, help="attention heads, if the bundle has no config")
     p.set_defaults(func=cmd_import_bundle)
 
     p = sub.add_parser("download", help="fetch a GPT-2 model from the Hugging Face hub")
     p.add_argument("name", help="hub name, e.g. gpt2")
-    p.add_argument("--out", type=Path, required=True, help="output weights folder")
+    _out_args(p)
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("info", help="config, tensor count, parameters and cache state")
-    p.add_argument("dir", type=Path, help="weights folder")
+    p.add_argument("model", help="model name (e.g. gpt2-mini) or weights folder")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("check", help="fully validate every CSV (ignores the cache)")
-    p.add_argument("dir", type=Path, help="weights folder")
+    p.add_argument("model", help="model name (e.g. gpt2-mini) or weights folder")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("list", help="the models a name can reach (yours, then the bundled)")
+    p.set_defaults(func=cmd_list)
+
+
+def _out_args(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, help="output weights folder")
+    where.add_argument(
+        "--name", dest="save_as", help="save as this model name in your model folder (default: from the source)"
+    )
+
+
+def output_folder(args: argparse.Namespace, source: str) -> Path:
+    """--out, else <user models dir>/<--name or the source's last path part>."""
+    from cellgpt.locations import user_models_dir
+
+    if args.out is not None:
+        return args.out
+    name = args.save_as or Path(str(source).rstrip("/\\")).name.removesuffix(".zip")
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise UserError(f"cannot name a model {name!r}: give --name NAME or --out FOLDER")
+    return user_models_dir() / name
+
+
+def model_folder(model: str) -> Path:
+    """A model name or folder, resolved as everywhere else (UserError if unknown)."""
+    from cellgpt.locations import NotFoundError, resolve_model
+
+    try:
+        return resolve_model(model)
+    except NotFoundError as exc:
+        raise UserError(str(exc)) from None
 
 
 class ProgressBar:
@@ -77,7 +110,7 @@ class ProgressBar:
 
 def _with_bar(label: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run fn(..., progress=bar), turning parameter errors into UserError."""
-    from cellgpt.gpt2.params_error import ParamsError
+    from cellgpt.weights.errors import ParamsError
 
     bar = ProgressBar(label)
     try:
@@ -89,50 +122,53 @@ def _with_bar(label: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def cmd_import_hf(args: argparse.Namespace) -> int:
-    from cellgpt.gpt2.importers import import_hf
+    from cellgpt.weights.importers import import_hf
 
-    out = _with_bar("import", import_hf, args.src, args.out)
+    out = _with_bar("import", import_hf, args.src, output_folder(args, args.src))
     print(f"wrote {out}")
     return 0
 
 
 def cmd_import_bundle(args: argparse.Namespace) -> int:
-    from cellgpt.gpt2.importers import import_bundle
+    from cellgpt.weights.importers import import_bundle
 
-    out = _with_bar("import", import_bundle, args.src, args.out, n_head=args.n_head)
+    out = _with_bar(
+        "import", import_bundle, args.src, output_folder(args, args.src), n_head=args.n_head
+    )
     print(f"wrote {out}")
     return 0
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from cellgpt.gpt2.importers import download
+    from cellgpt.weights.importers import download
 
-    out = _with_bar("download", download, args.name, args.out)
+    out = _with_bar("download", download, args.name, output_folder(args, args.name))
     print(f"wrote {out}")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from cellgpt.gpt2.param_cache import CsvStamp, ParamCache
-    from cellgpt.gpt2.params import ParamsError, expected_shapes, read_config
+    from cellgpt.weights.cache import CsvStamp, ParamCache
+    from cellgpt.weights.params import ParamsError, expected_shapes, read_config
 
+    folder = model_folder(args.model)
     try:
-        config = read_config(args.dir)
+        config = read_config(folder)
     except ParamsError as exc:
         raise UserError(str(exc)) from None
     shapes = expected_shapes(config)
-    present = [n for n in shapes if (args.dir / f"{n}.csv").is_file()]
-    csv_bytes = sum((args.dir / f"{n}.csv").stat().st_size for n in present)
+    present = [n for n in shapes if (folder / f"{n}.csv").is_file()]
+    csv_bytes = sum((folder / f"{n}.csv").stat().st_size for n in present)
     n_params = sum(_count(shape) for shape in shapes.values())
-    cache = ParamCache(args.dir, create=False)  # info never writes
+    cache = ParamCache(folder, create=False)  # info never writes
     fresh = 0
     for name in present:  # a cheap validity check of each cache entry, no parsing
-        if cache.lookup(name, shapes[name], CsvStamp.of(args.dir / f"{name}.csv")) is not None:
+        if cache.lookup(name, shapes[name], CsvStamp.of(folder / f"{name}.csv")) is not None:
             fresh += 1
-    where = "" if cache.writable else " (folder read-only: no cache)"
-    tok = [f for f in ("encoder.json", "vocab.bpe") if (args.dir / f).is_file()]
+    where = f" in {cache.dir}" if cache.writable else f" (cannot write {cache.dir}: no cache)"
+    tok = [f for f in ("encoder.json", "vocab.bpe") if (folder / f).is_file()]
     rows = [
-        ("folder", str(args.dir)),
+        ("folder", str(folder)),
         *((key, str(value)) for key, value in config.to_dict().items()),
         ("tensors", f"{len(present)} of {len(shapes)} CSV files present"),
         ("parameters", f"{n_params:,}"),
@@ -154,13 +190,24 @@ def _count(shape: tuple[int, ...]) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from cellgpt.gpt2.params import load_params
+    from cellgpt.weights.params import load_params
 
     start = time.perf_counter()
-    params = _with_bar("check", load_params, args.dir, use_cache=False)
+    params = _with_bar("check", load_params, model_folder(args.model), use_cache=False)
     seconds = time.perf_counter() - start
     print(
         f"ok: {len(params.tensors)} tensors, {params.n_params:,} parameters, all finite "
         f"and shaped as config.json says ({seconds:.1f} s)"
     )
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from cellgpt.locations import available_models, model_folders
+
+    models = available_models()
+    width = max((len(n) for n in models), default=0)
+    for name, folder in models.items():
+        print(f"{name:<{width}}  {folder}")
+    print(f"(searched {', '.join(str(f) for f in model_folders())})", file=sys.stderr)
     return 0

@@ -19,7 +19,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.worksheet.formula import ArrayFormula
 
 from cellgpt.export.layout import col_letter
-from cellgpt.gpt2.floatfmt import format_float32_shortest
+from cellgpt.weights.floatfmt import format_float32_shortest
 
 MAX_TEXT = 32_767  # Excel's limit on one cell's text
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -12,14 +12,15 @@ import numpy as np
 from cellgpt.engine import FunctionLibrary
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.parallel import for_chunks
-from cellgpt.gpt2.models import load_model_params, load_model_tokenizer
+from cellgpt.tokenizer.named import load_model_tokenizer
+from cellgpt.weights.models import load_model_params
 
 BPE_COLUMNS = ["word", "text", "pass", "merge", "rank", "tokens"]
 TOP_K_COLUMNS = ["id", "token", "prob", "logit"]
 
 
 def _tok(tokenizer: Any) -> Any:
-    from cellgpt.gpt2.tokenizer import Tokenizer
+    from cellgpt.tokenizer.bpe import Tokenizer
 
     if not isinstance(tokenizer, Tokenizer):
         raise CellEvalError("expected a tokenizer (the `tokenizer` cell)")

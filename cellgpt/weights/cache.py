@@ -1,11 +1,13 @@
-"""Binary cache of parsed CSV tables: `FOLDER/.cache/NAME.npy` plus `manifest.json`.
+"""Binary cache of parsed CSV tables: `NAME.npy` files plus a `manifest.json`, in a folder
+of the per-user cache directory keyed by the CSV folder's identity (its real path, device and
+inode). Never inside the model folder: that may be read-only (site-packages) or shared.
 
 The CSVs stay the source of truth. The manifest records, per tensor, the CSV's size,
 mtime_ns and a cheap content hash (first and last 64 KB), and the .npy's size and hash.
 A cached tensor is used only if all of that still matches and the .npy opens with the
 expected shape and dtype; anything else (edited CSV, truncated or corrupt .npy, a
-different model) means "rebuild from CSV". Files are written atomically, and a folder we
-cannot write to simply runs without a cache.
+different model) means "rebuild from CSV". Files are written atomically, and a cache
+directory we cannot write to simply means running without a cache.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-CACHE_DIR = ".cache"
+from cellgpt.locations import cache_dir
+
 MANIFEST = "manifest.json"
 _FORMAT = 1
 _EDGE = 64 * 1024
@@ -58,14 +61,25 @@ class CsvStamp:
         return cls(st.st_size, st.st_mtime_ns, cheap_hash(path), st.st_ino)
 
 
+def cache_dir_for(folder: str | os.PathLike[str]) -> Path:
+    """The cache folder of one parameter folder: `<cache dir>/weights/<name>-<identity>`."""
+    real = Path(os.path.realpath(folder))
+    st = os.stat(real)
+    identity = hashlib.blake2b(
+        f"{real}\0{st.st_dev}\0{st.st_ino}".encode("utf-8", "surrogateescape"), digest_size=8
+    ).hexdigest()
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in real.name)[:40]
+    return cache_dir() / "weights" / f"{safe}-{identity}"
+
+
 class ParamCache:
-    """The .cache folder of one parameter folder."""
+    """The binary cache of one parameter folder."""
 
     def __init__(self, folder: str | os.PathLike[str], *, create: bool = True) -> None:
-        """`create=False` only inspects: no .cache folder is made, no write is tried."""
-        self.dir = Path(folder) / CACHE_DIR
+        """`create=False` only inspects: no cache folder is made, no write is tried."""
+        self.dir = cache_dir_for(folder)
         self.entries: dict[str, dict[str, Any]] = self._read_manifest()
-        self.writable = self._probe_writable() if create else os.access(folder, os.W_OK)
+        self.writable = self._probe_writable() if create else _could_write(self.dir)
 
     def npy_path(self, name: str) -> Path:
         return self.dir / f"{name}.npy"
@@ -82,7 +96,7 @@ class ParamCache:
 
     def _probe_writable(self) -> bool:
         try:
-            self.dir.mkdir(exist_ok=True)
+            self.dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.dir):
                 pass
         except OSError:
@@ -141,6 +155,14 @@ class ParamCache:
         """How many of `names` have a manifest entry and a .npy file (no validation)."""
         present = sum(1 for n in names if n in self.entries and self.npy_path(n).exists())
         return {"entries": present, "total": len(names)}
+
+
+def _could_write(folder: Path) -> bool:
+    """Whether `folder` exists writable or could be created (without creating it)."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return candidate.is_dir() and os.access(candidate, os.W_OK)
+    return False
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -23,19 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from cellgpt.gpt2.checkpoints import read_safetensors, read_safetensors_index, read_torch_bin
-from cellgpt.gpt2.csv_tables import read_csv, write_atomic
-from cellgpt.gpt2.model import GPT2Config
-from cellgpt.gpt2.params import (
+from cellgpt.locations import gpt2_tokenizer_dir
+from cellgpt.weights.checkpoints import read_safetensors, read_safetensors_index, read_torch_bin
+from cellgpt.weights.config import GPT2Config
+from cellgpt.weights.csv_tables import read_csv, write_atomic
+from cellgpt.weights.errors import ParamsError
+from cellgpt.weights.params import (
     CONFIG_FILE,
     Progress,
     expected_shapes,
     load_params,
     save_params,
 )
-from cellgpt.gpt2.params_error import ParamsError
 
-BUNDLED_TOKENIZER = Path(__file__).parent / "data" / "gpt2"
+BUNDLED_TOKENIZER = gpt2_tokenizer_dir()
 GPT2_VOCAB_SIZE = 50257
 # Buffers in HF state dicts that are not parameters (causal masks).
 _BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias")

@@ -20,7 +20,8 @@ Folder layout (`weights_csv/NAME/`)::
     h.{i}.mlp.c_proj.bias.csv        [n_embd]
     ln_f.weight.csv                  [n_embd]
     ln_f.bias.csv                    [n_embd]
-    .cache/                          binary cache (param_cache), safe to delete
+
+The binary cache of parsed tables lives in the per-user cache dir (weights/cache.py).
 
 Each file is one tensor named by its Hugging Face state-dict key without `transformer.`;
 headerless, row-major, in Conv1D orientation ([in, out], so `x @ W + b`); a 1-D tensor is
@@ -40,12 +41,12 @@ from typing import Any
 
 import numpy as np
 
-from cellgpt.gpt2.csv_tables import read_csv, write_atomic, write_csv
-from cellgpt.gpt2.floatfmt import format_float32_shortest
-from cellgpt.gpt2.model import GPT2Config
-from cellgpt.gpt2.param_cache import CsvStamp, ParamCache
-from cellgpt.gpt2.params_error import ParamsError
-from cellgpt.gpt2.parse_pool import POOL_MIN_BYTES, ParseJob, cpu_count, parse_all
+from cellgpt.weights.cache import CsvStamp, ParamCache
+from cellgpt.weights.config import GPT2Config
+from cellgpt.weights.csv_tables import read_csv, write_atomic, write_csv
+from cellgpt.weights.errors import ParamsError
+from cellgpt.weights.floatfmt import format_float32_shortest
+from cellgpt.weights.parse_pool import POOL_MIN_BYTES, ParseJob, cpu_count, parse_all
 
 __all__ = [
     "CONFIG_FILE",
@@ -195,7 +196,7 @@ def load_params(
     """Load and validate a parameter folder.
 
     Checks config.json, that exactly the expected CSV files exist, and every table's
-    shape and finiteness. With `use_cache`, tensors come memory-mapped from `.cache/`
+    shape and finiteness. With `use_cache`, tensors come memory-mapped from the binary cache
     when their CSV is unchanged, and are parsed and cached otherwise.
     """
     folder = Path(path)

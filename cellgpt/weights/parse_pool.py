@@ -1,7 +1,7 @@
 """Parse many CSV tables into .npy files on all cores.
 
 pandas' CSV parser holds the GIL, so threads do not help; we start plain worker
-processes (`python -m cellgpt.gpt2.parse_pool`) rather than multiprocessing, which would
+processes (`python -m cellgpt.weights.parse_pool`) rather than multiprocessing, which would
 re-import the caller's __main__ and fork threads we do not own. Each worker gets a
 balanced share of the files as JSON on stdin and prints one JSON line per finished file;
 the parent turns those lines into progress callbacks. Anything a worker fails to deliver
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cellgpt.gpt2.csv_tables import read_csv
-from cellgpt.gpt2.param_cache import write_npy
-from cellgpt.gpt2.params_error import ParamsError
+from cellgpt.weights.cache import write_npy
+from cellgpt.weights.csv_tables import read_csv
+from cellgpt.weights.errors import ParamsError
 
 # Below this much CSV, starting workers costs more than it saves.
 POOL_MIN_BYTES = 32 << 20
@@ -110,7 +110,7 @@ def _start(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     env["OMP_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = "1"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cellgpt.gpt2.parse_pool"],
+        [sys.executable, "-m", "cellgpt.weights.parse_pool"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cellgpt.gpt2.bpe_train import _learn_merges, count_chunks, readable, resolve_pattern
+from cellgpt.tokenizer.train import _learn_merges, count_chunks, readable, resolve_pattern
 
 # The traced trainer refuses bigger corpora: its snapshots grow with merges × chunks.
 MAX_TRACE_CHUNKS = 2_000
@@ -72,6 +72,6 @@ def train_tokenizer(
     corpus: str, vocab_size: int, pattern: str = "gpt2", specials: Sequence[str] = ()
 ) -> Any:
     """A tokenizer trained on the corpus with the real trainer (`cellgpt tokenizer train`)."""
-    from cellgpt.gpt2.bpe_train import train_bpe
+    from cellgpt.tokenizer.train import train_bpe
 
     return train_bpe([corpus], int(vocab_size), pattern=pattern, special_tokens=list(specials))

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import regex
 
+from cellgpt.locations import gpt2_tokenizer_dir
+
 GPT2_SPLIT_PATTERN = (
     r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 )
@@ -27,7 +29,7 @@ GPT4_SPLIT_PATTERN = (
 )
 PATTERNS: dict[str, str] = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
 
-DATA_DIR = Path(__file__).resolve().parent / "data" / "gpt2"
+DATA_DIR = gpt2_tokenizer_dir()
 ENCODER_FILE = "encoder.json"
 MERGES_FILE = "vocab.bpe"
 CONFIG_FILE = "tokenizer_config.json"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellgpt.gpt2.params_error import ParamsError
+from cellgpt.weights.errors import ParamsError
 
 _HEADER_LIMIT = 100 << 20  # a real header is kilobytes; refuse absurd lengths
 _FLOAT_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2"}

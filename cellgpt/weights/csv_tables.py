@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellgpt.gpt2.floatfmt import format_bytes
-from cellgpt.gpt2.params_error import ParamsError
+from cellgpt.weights.errors import ParamsError
+from cellgpt.weights.floatfmt import format_bytes
 
 _F32_MAX = float(np.finfo(np.float32).max)
 _CHUNK_VALUES = 1 << 20  # numbers formatted per write; bounds the writer's memory

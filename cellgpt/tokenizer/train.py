@@ -42,7 +42,7 @@ from pathlib import Path
 
 import regex
 
-from cellgpt.gpt2.tokenizer import PATTERNS, Tokenizer, bytes_to_unicode, fix_surrogates
+from cellgpt.tokenizer.bpe import PATTERNS, Tokenizer, bytes_to_unicode, fix_surrogates
 
 DEFAULT_SPECIALS = ("<|endoftext|>",)
 VOCAB_BPE_HEADER = "#version: 0.2"

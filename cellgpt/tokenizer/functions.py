@@ -9,8 +9,8 @@ from typing import Any
 
 from cellgpt.engine import FunctionLibrary
 from cellgpt.engine.errors import CellEvalError
-from cellgpt.gpt2 import bpe_trace
-from cellgpt.gpt2.bpe_train import TrainedBPE, readable
+from cellgpt.tokenizer import trace as bpe_trace
+from cellgpt.tokenizer.train import TrainedBPE, readable
 
 MERGE_COLUMNS = ["id", "token", "left", "right", "count"]
 
@@ -76,7 +76,7 @@ def as_tokenizer(trained: Any) -> Any:
 
 def decode_ids(tokenizer: Any, ids: Sequence[int]) -> str:
     """Token ids back to text (invalid UTF-8 becomes the replacement character)."""
-    from cellgpt.gpt2.tokenizer import Tokenizer
+    from cellgpt.tokenizer.bpe import Tokenizer
 
     if not isinstance(tokenizer, Tokenizer):
         raise CellEvalError("expected a tokenizer")

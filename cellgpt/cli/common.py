@@ -1,0 +1,98 @@
+"""What every command that opens a workbook shares: its arguments and one opener, so that
+`run`, `cell`, `tui` and `export` resolve workbooks and models the same way."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from cellgpt.cli import UserError
+from cellgpt.locations import DEFAULT_WORKBOOK, resolve_workbook
+
+
+def model_args(parser: argparse.ArgumentParser, *, prompt_optional: bool = False) -> None:
+    """The arguments every command that opens a workbook shares."""
+    if prompt_optional:
+        parser.add_argument(
+            "prompt", nargs="?", help="the text to run (default: the workbook's prompt)"
+        )
+    else:
+        parser.add_argument("prompt", help="the text to run")
+    parser.add_argument(
+        "--model", default=None, help="model name or weights folder (default: gpt2-mini)"
+    )
+    parser.add_argument(
+        "--workbook",
+        default=DEFAULT_WORKBOOK,
+        help="workbook name (gpt2, tokenizer, word_analogy, ...) or file (default: gpt2)",
+    )
+    parser.add_argument(
+        "--truncate",
+        choices=["none", "left"],
+        default="none",
+        help="'left' drops the oldest tokens of a prompt longer than the context",
+    )
+
+
+def chosen_model(args: argparse.Namespace) -> str | None:
+    """--model, or the bundled default for the GPT-2 workbook; checked to exist (UserError
+    says how to get one). None: the workbook keeps its own `model` input, if any."""
+    from cellgpt.locations import DEFAULT_MODEL, NotFoundError, resolve_model
+
+    model = args.model
+    if model is None and workbook_path(args) == resolve_workbook(DEFAULT_WORKBOOK):
+        model = DEFAULT_MODEL
+    if model is not None:
+        try:
+            resolve_model(model)
+        except NotFoundError as exc:
+            raise UserError(str(exc)) from None
+    return model
+
+
+def workbook_path(args: argparse.Namespace) -> Path:
+    """--workbook as a file: a path, or a name on the workbook search path."""
+    from cellgpt.locations import NotFoundError
+
+    try:
+        return resolve_workbook(args.workbook)
+    except NotFoundError as exc:
+        raise UserError(str(exc)) from None
+
+
+def open_workbook(args: argparse.Namespace, **inputs: Any) -> Any:
+    """Load the workbook, setting the model and the prompt when given; user mistakes become
+    UserError. Other workbooks (e.g. the tokenizer workbench) keep their own inputs."""
+    import cellgpt
+    from cellgpt.engine import EngineError
+
+    given = {"model": chosen_model(args), "prompt": args.prompt}
+    inputs = {**{k: v for k, v in given.items() if v is not None}, **inputs}
+    try:
+        wb = cellgpt.open(workbook_path(args), **inputs)
+    except EngineError as exc:
+        raise UserError(str(exc)) from None
+    if args.truncate == "left" and "prompt_ids" in wb:
+        truncate_left(wb)
+    return wb
+
+
+def truncate_left(wb: Any) -> None:
+    """Keep the last n_ctx tokens by feeding the kept ids in as the prompt's ids."""
+    n_ctx = int(get_cell(wb, "config")["n_ctx"])
+    ids = list(get_cell(wb, "prompt_ids"))
+    if len(ids) > n_ctx:
+        wb.pin("prompt_ids", ids[-n_ctx:])
+
+
+def get_cell(wb: Any, name: str) -> Any:
+    """wb[name], with a cell error or an unknown name as a UserError."""
+    from cellgpt.engine import CellError
+
+    try:
+        return wb[name]
+    except CellError as exc:
+        raise UserError(str(exc)) from None
+    except KeyError as exc:
+        raise UserError(str(exc.args[0])) from None

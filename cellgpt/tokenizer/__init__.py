@@ -1,0 +1,1 @@
+"""Byte-level BPE: pre-split, traced merges, encode/decode, training, named tokenizers."""

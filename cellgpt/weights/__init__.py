@@ -1,0 +1,1 @@
+"""Model parameters as CSV tables: validation, the binary cache, importers and checkpoints."""
