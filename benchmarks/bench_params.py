@@ -3,7 +3,7 @@ load from the binary cache, bare memory-map open; plus single-core formatter/par
 
     python benchmarks/bench_params.py [--dir SCRATCH] [--keep]
 
-Targets (DESIGN §9): from CSV at >= 100 MB/s, from the cache in < 1 s.
+Targets: from CSV at >= 100 MB/s, from the cache in < 1 s.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ For each key (arrows, PgDn/PgUp, Home/End, Ctrl+End/Ctrl+Home) it measures
   - key→frame: from the key event entering the app to the app handing the composed screen
     update to the terminal driver, plus encoding that update as terminal output (headless
     run, so no terminal I/O).
-Target (DESIGN.md §9): any scroll/keypress on a 50257 × 768 matrix < 50 ms.
+Target: any scroll/keypress on a 50257 × 768 matrix < 50 ms.
 
 Without --model the table is random float32 data in memory (the grid does not care where
 its array comes from); with --model FOLDER the real `wte` of that weights folder is shown.

@@ -165,7 +165,11 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
     if text and (direct / "config.json").is_file():
         return direct.resolve()
     if looks_like_path(text) or not text:
-        what = "not a model folder (no config.json in it)" if direct.is_dir() else "no such folder"
+        what = (
+            "not a model folder (no config.json in it)"
+            if direct.is_dir()
+            else "no such model folder"
+        )
         raise ModelNotFoundError(f"{text or '(empty)'}: {what}")
     known = available_models()
     if text in known:
@@ -199,11 +203,13 @@ def resolve_tokenizer(tokenizer: str | os.PathLike[str]) -> Path:
     if text and (direct / "encoder.json").is_file():
         return direct.resolve()
     if looks_like_path(text) or not text:
-        what = "not a tokenizer folder (no encoder.json)" if direct.is_dir() else "no such folder"
+        what = (
+            "not a tokenizer folder (no encoder.json)"
+            if direct.is_dir()
+            else "no tokenizer folder there"
+        )
         raise TokenizerNotFoundError(f"{text or '(empty)'}: {what}")
     known = available_tokenizers()
     if text in known:
         return known[text].resolve()
-    raise TokenizerNotFoundError(
-        unknown_name_message("tokenizer", text, known, model_folders())
-    )
+    raise TokenizerNotFoundError(unknown_name_message("tokenizer", text, known, model_folders()))

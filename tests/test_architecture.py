@@ -40,3 +40,96 @@ def test_every_command_group_is_registered():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
     assert set(commands) == {"run", "cell", "tokenize", "weights", "tokenizer", "tui", "export"}
+
+
+# --- the whole package: layers and cycles ------------------------------------------------
+
+PACKAGE = ENGINE.parent
+# What each layer may import from cellgpt (besides itself). Everything else is on top.
+ALLOWED = {
+    "cellgpt.locations": set(),
+    "cellgpt.engine": set(),
+    "cellgpt.weights": {"cellgpt.engine", "cellgpt.locations"},
+    "cellgpt.tokenizer": {"cellgpt.engine", "cellgpt.locations"},
+    "cellgpt.gpt2": {"cellgpt.engine", "cellgpt.locations", "cellgpt.weights", "cellgpt.tokenizer"},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """cellgpt modules imported anywhere in the file (lazy imports too), except those under
+    `if TYPE_CHECKING:` (never executed)."""
+    tree = ast.parse(path.read_text())
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped |= {id(n) for n in ast.walk(node)}
+    found: set[str] = set()
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path.parent)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}
+    return {name for name in found if name == "cellgpt" or name.startswith("cellgpt.")}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {
+        name: {m for m in _imports(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+
+
+def _layer(module: str) -> str:
+    return next(
+        (layer for layer in ALLOWED if module == layer or module.startswith(layer + ".")), module
+    )
+
+
+def test_layers_import_only_what_lies_below_them() -> None:
+    offenders = []
+    for module, imported in _graph().items():
+        layer = _layer(module)
+        if layer not in ALLOWED:
+            continue
+        for target in imported:
+            if _layer(target) != layer and _layer(target) not in ALLOWED[layer]:
+                offenders.append(f"{module} imports {target}")
+    assert offenders == []
+
+
+def test_no_import_cycles_between_modules() -> None:
+    graph = _graph()
+    # A package's __init__ re-exporting its own modules is not a cycle of the design.
+    edges = {
+        m: {t for t in targets if not (m.startswith(t + ".") and t in graph)}
+        for m, targets in graph.items()
+    }
+    cycles, state = [], dict.fromkeys(edges, 0)
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges[node]):
+            if state[nxt] == 1:
+                cycles.append(" -> ".join([*path[path.index(nxt) :], nxt]))
+            elif state[nxt] == 0:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(edges):
+        if state[node] == 0:
+            visit(node, [node])
+    assert cycles == []

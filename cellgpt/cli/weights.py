@@ -51,7 +51,9 @@ def _out_args(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, help="output weights folder")
     where.add_argument(
-        "--name", dest="save_as", help="save as this model name in your model folder (default: from the source)"
+        "--name",
+        dest="save_as",
+        help="save as this model name in your model folder (default: from the source)",
     )
 
 
