@@ -15,6 +15,8 @@ import numpy as np
 from cellgpt.cli import UserError
 from cellgpt.cli.common import get_cell as _get
 from cellgpt.cli.common import model_args, open_workbook
+from cellgpt.gpt2 import cells
+from cellgpt.gpt2.cells import WorkbookCells
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,15 +64,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _check_sampling(args)
 
-    wb = open_workbook(
-        args,
-        show_k=max(1, args.top_k),
-        temperature=args.temperature,
-        sample_top_k=args.sample_top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-    )
-    tokens, ids, top = _get(wb, "tokens"), _get(wb, "token_ids"), _get(wb, "top_k")
+    inputs = {
+        cells.SHOW_K: max(1, args.top_k),
+        cells.TEMPERATURE: args.temperature,
+        cells.SAMPLE_TOP_K: args.sample_top_k,
+        cells.TOP_P: args.top_p,
+        cells.SEED: args.seed,
+    }
+    wb = open_workbook(args, **inputs)
+    tokens, ids, top = _get(wb, cells.TOKENS), _get(wb, cells.TOKEN_IDS), _get(wb, cells.TOP_K)
     generated: list[int] = []
     if args.generate > 0:
         try:
@@ -82,13 +84,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise UserError(str(exc)) from None
             raise
     if len(generated) < args.generate:
-        n_ctx = int(_get(wb, "config")["n_ctx"])
+        n_ctx = WorkbookCells(wb).n_ctx()  # computed already: generation read it
         print(
             f"cellgpt: note: stopped after {len(generated)} new token(s): "
             f"the model reads at most {n_ctx} tokens (n_ctx)",
             file=sys.stderr,
         )
-    text = wb["tokenizer"].decode(generated) if generated else ""
+    text = _get(wb, cells.TOKENIZER).decode(generated) if generated else ""
     if args.json:
         out = {
             "tokens": tokens,
