@@ -348,7 +348,7 @@ def test_cli_train_encode_decode_compare(tmp_path: Path, capsys: pytest.CaptureF
     assert [int(i) for i in printed] == tok.encode(text)
     assert main(["tokenizer", "encode", text + EOT, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["ids"][-1] == 50256 and "".join(data["tokens"]) == text + EOT
+    assert data["token_ids"][-1] == 50256 and "".join(data["tokens"]) == text + EOT
     assert main(["tokenizer", "decode", "[2514, 307,", "393]"]) == 0
     assert capsys.readouterr().out == "To be or\n"
 

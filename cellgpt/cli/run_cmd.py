@@ -1,4 +1,4 @@
-"""`cellgpt run`, `cellgpt cell` and `cellgpt tokenize`: the model from the command line."""
+"""`cellgpt run` and `cellgpt cell`: the model from the command line."""
 
 from __future__ import annotations
 
@@ -39,14 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cell.add_argument("--format", choices=["table", "csv", "json", "npy"], default="table")
     cell.add_argument("--out", help="write to this file instead of standard output")
     cell.set_defaults(func=cmd_cell)
-
-    tok = subparsers.add_parser("tokenize", help="split text into tokens and ids")
-    tok.add_argument("text")
-    tok.add_argument(
-        "--tokenizer", help="'gpt2' (default), a model name, or a tokenizer folder"
-    )
-    tok.add_argument("--json", action="store_true")
-    tok.set_defaults(func=cmd_tokenize)
 
 
 def _check_sampling(args: argparse.Namespace) -> None:
@@ -168,20 +160,3 @@ def _jsonable(value: Any) -> Any:
         return value
     return repr(value)
 
-
-def cmd_tokenize(args: argparse.Namespace) -> int:
-    from cellgpt.cli.tokenizer_cmd import load_tokenizer
-    from cellgpt.tokenizer.bpe import TokenizerError
-
-    tok = load_tokenizer(args.tokenizer or "gpt2")
-    try:
-        ids = tok.encode(args.text, allowed_special="all")
-    except (TokenizerError, OSError) as exc:
-        raise UserError(str(exc)) from None
-    tokens = [tok.token_str(i) for i in ids]
-    if args.json:
-        print(json.dumps({"tokens": tokens, "token_ids": ids}, ensure_ascii=False))
-    else:
-        for i, t in zip(ids, tokens, strict=True):
-            print(f"{i:>6}  {t!r}")
-    return 0
