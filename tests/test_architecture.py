@@ -133,3 +133,35 @@ def test_no_import_cycles_between_modules() -> None:
         if state[node] == 0:
             visit(node, [node])
     assert cycles == []
+
+
+def test_cli_export_and_generation_name_well_known_cells_through_cells_py():
+    # A cell read by its role is spelled once, in cellgpt/gpt2/cells.py; a string literal in
+    # a look-up (wb["top_k"], get_cell(wb, "config"), "prompt_ids" in wb) would be a second copy.
+    from cellgpt.gpt2 import cells
+
+    known = {v for k, v in vars(cells).items() if k.isupper() and isinstance(v, str)}
+    root = ENGINE.parent
+    files = [*(root / "cli").glob("*.py"), *(root / "export").glob("*.py")]
+    files.append(root / "gpt2" / "generate.py")
+    lookups = {"get_cell", "_get", "value", "pin", "set", "info", "table", "resolve", "get"}
+
+    def literal(node: ast.AST) -> str | None:
+        ok = isinstance(node, ast.Constant) and node.value in known
+        return node.value if ok else None
+
+    offenders = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            found: list[str | None] = []
+            if isinstance(node, ast.Subscript):
+                found = [literal(node.slice)]
+            elif isinstance(node, ast.Compare) and isinstance(node.ops[0], ast.In | ast.NotIn):
+                found = [literal(node.left)]
+            elif isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name in lookups:
+                    found = [literal(a) for a in node.args]
+            offenders += [f"{path.name}:{node.lineno}: {s!r}" for s in found if s]
+    assert offenders == []

@@ -348,7 +348,7 @@ def test_cli_train_encode_decode_compare(tmp_path: Path, capsys: pytest.CaptureF
     assert [int(i) for i in printed] == tok.encode(text)
     assert main(["tokenizer", "encode", text + EOT, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["ids"][-1] == 50256 and "".join(data["tokens"]) == text + EOT
+    assert data["token_ids"][-1] == 50256 and "".join(data["tokens"]) == text + EOT
     assert main(["tokenizer", "decode", "[2514, 307,", "393]"]) == 0
     assert capsys.readouterr().out == "To be or\n"
 
@@ -396,7 +396,7 @@ def test_cli_compare_colours_and_split_characters(capsys: pytest.CaptureFixture)
             ["tokenizer", "train", "missing.txt", "--vocab-size", "300", "--out", "x"],
             "corpus file not found",
         ),
-        (["tokenizer", "encode", "hi", "--tokenizer", "no/such/dir"], "no tokenizer folder"),
+        (["tokenizer", "encode", "hi", "--tokenizer", "no/such/dir"], "no/such/dir: no such folder"),
         (["tokenizer", "decode", "1", "two"], "not a token id: 'two'"),
         (["tokenizer", "decode", "99999999"], "unknown token id 99999999"),
         (["tokenizer", "compare", "", "--tokenizer", "gpt2"], "TEXT is empty"),

@@ -79,7 +79,7 @@ embed: cell(stage="embed", rows="tokens") = wte_rows + wpe_rows
 """Token meaning plus position: the residual stream entering block 0."""
 
 # ---------------------------------------------------------------- the transformer blocks
-with block("h", count=n_layer, input=embed, output="resid_post"):
+with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.step", first_step=0):
     """One transformer block: attention (tokens look at earlier tokens) and an MLP (each token
     thinks on its own), each added back onto the residual stream."""
 
@@ -108,39 +108,39 @@ with block("h", count=n_layer, input=embed, output="resid_post"):
     mlp.c_proj.bias: cell(kind="param") = param(weights, "mlp.c_proj.bias", i)
     """Bias of the MLP contraction."""
 
-    resid_pre: cell(rows="tokens", alias=("h{i}.step0", "blocks.{i}.hook_resid_pre")) = prev
+    resid_pre: cell(step=True, rows="tokens", alias="blocks.{i}.hook_resid_pre") = prev
     """The residual stream entering this block."""
-    ln_1: cell(rows="tokens", alias=("h{i}.step1", "blocks.{i}.ln1.hook_normalized")) = layer_norm(resid_pre, ln_1.weight, ln_1.bias, eps)
+    ln_1: cell(step=True, rows="tokens", alias="blocks.{i}.ln1.hook_normalized") = layer_norm(resid_pre, ln_1.weight, ln_1.bias, eps)
     """Layer norm: each token's row is shifted to mean 0 and scaled to variance 1, then
     multiplied by a learned scale and shifted by a learned bias."""
-    qkv: cell(rows="tokens", alias="h{i}.step2") = matmul(ln_1, attn.c_attn.weight) + attn.c_attn.bias
+    qkv: cell(step=True, rows="tokens") = matmul(ln_1, attn.c_attn.weight) + attn.c_attn.bias
     """One matrix product makes every token's query, key and value vectors (side by side)."""
-    q: cell(rows="tokens", alias=("h{i}.step3", "blocks.{i}.attn.hook_q")) = split_heads(qkv, 0, n_head)
+    q: cell(step=True, rows="tokens", alias="blocks.{i}.attn.hook_q") = split_heads(qkv, 0, n_head)
     """Queries, split into heads: what each token is looking for. Shape [head, token, d_head]."""
-    k: cell(rows="tokens", alias=("h{i}.step4", "blocks.{i}.attn.hook_k")) = split_heads(qkv, 1, n_head)
+    k: cell(step=True, rows="tokens", alias="blocks.{i}.attn.hook_k") = split_heads(qkv, 1, n_head)
     """Keys, split into heads: what each token offers to be found by."""
-    v: cell(rows="tokens", alias=("h{i}.step5", "blocks.{i}.attn.hook_v")) = split_heads(qkv, 2, n_head)
+    v: cell(step=True, rows="tokens", alias="blocks.{i}.attn.hook_v") = split_heads(qkv, 2, n_head)
     """Values, split into heads: what each token passes on when attended to."""
-    attn.scores: cell(rows="tokens", cols="tokens", evict=True, alias=("h{i}.step6", "blocks.{i}.attn.hook_attn_scores")) = attention_scores(q, k)
+    attn.scores: cell(step=True, rows="tokens", cols="tokens", evict=True, alias="blocks.{i}.attn.hook_attn_scores") = attention_scores(q, k)
     """How well each query matches each earlier key: q·kᵀ/√d_head. Later tokens are masked to
     -inf, so a token can only look back (the model is causal)."""
-    attn.pattern: cell(rows="tokens", cols="tokens", alias=("h{i}.step7", "blocks.{i}.attn.hook_pattern")) = softmax(attn.scores)
+    attn.pattern: cell(step=True, rows="tokens", cols="tokens", alias="blocks.{i}.attn.hook_pattern") = softmax(attn.scores)
     """Softmax turns each row of scores into weights that sum to 1: where each token looks."""
-    attn.z: cell(rows="tokens", alias=("h{i}.step8", "blocks.{i}.attn.hook_z")) = merge_heads(matmul(attn.pattern, v))
+    attn.z: cell(step=True, rows="tokens", alias="blocks.{i}.attn.hook_z") = merge_heads(matmul(attn.pattern, v))
     """Each token's weighted mix of the values it looks at, heads side by side."""
-    attn.out: cell(rows="tokens", alias=("h{i}.step9", "blocks.{i}.hook_attn_out")) = matmul(attn.z, attn.c_proj.weight) + attn.c_proj.bias
+    attn.out: cell(step=True, rows="tokens", alias="blocks.{i}.hook_attn_out") = matmul(attn.z, attn.c_proj.weight) + attn.c_proj.bias
     """The heads' findings projected back to the stream's width."""
-    resid_mid: cell(rows="tokens", alias=("h{i}.step10", "blocks.{i}.hook_resid_mid")) = resid_pre + attn.out
+    resid_mid: cell(step=True, rows="tokens", alias="blocks.{i}.hook_resid_mid") = resid_pre + attn.out
     """Residual connection: attention's output is added to the stream."""
-    ln_2: cell(rows="tokens", alias=("h{i}.step11", "blocks.{i}.ln2.hook_normalized")) = layer_norm(resid_mid, ln_2.weight, ln_2.bias, eps)
+    ln_2: cell(step=True, rows="tokens", alias="blocks.{i}.ln2.hook_normalized") = layer_norm(resid_mid, ln_2.weight, ln_2.bias, eps)
     """Layer norm again, before the MLP."""
-    mlp.fc: cell(rows="tokens", alias=("h{i}.step12", "blocks.{i}.mlp.hook_pre")) = matmul(ln_2, mlp.c_fc.weight) + mlp.c_fc.bias
+    mlp.fc: cell(step=True, rows="tokens", alias="blocks.{i}.mlp.hook_pre") = matmul(ln_2, mlp.c_fc.weight) + mlp.c_fc.bias
     """The MLP widens each token's vector to 4× the width."""
-    mlp.gelu: cell(rows="tokens", alias=("h{i}.step13", "blocks.{i}.mlp.hook_post")) = gelu(mlp.fc)
+    mlp.gelu: cell(step=True, rows="tokens", alias="blocks.{i}.mlp.hook_post") = gelu(mlp.fc)
     """GELU: a smooth ReLU, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
-    mlp.out: cell(rows="tokens", alias=("h{i}.step14", "blocks.{i}.hook_mlp_out")) = matmul(mlp.gelu, mlp.c_proj.weight) + mlp.c_proj.bias
+    mlp.out: cell(step=True, rows="tokens", alias="blocks.{i}.hook_mlp_out") = matmul(mlp.gelu, mlp.c_proj.weight) + mlp.c_proj.bias
     """…and projects it back to the stream's width."""
-    resid_post: cell(rows="tokens", alias=("h{i}.step15", "blocks.{i}.hook_resid_post")) = resid_mid + mlp.out
+    resid_post: cell(step=True, rows="tokens", alias="blocks.{i}.hook_resid_post") = resid_mid + mlp.out
     """Residual connection: the MLP's output is added; this is the block's output."""
 
 # ---------------------------------------------------------------- output

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cellgpt.cli import UserError
+from cellgpt.gpt2 import cells
 from cellgpt.locations import DEFAULT_WORKBOOK, resolve_workbook
 
 
@@ -67,23 +68,23 @@ def open_workbook(args: argparse.Namespace, **inputs: Any) -> Any:
     import cellgpt
     from cellgpt.engine import EngineError
 
-    given = {"model": chosen_model(args), "prompt": args.prompt}
+    given = {cells.MODEL: chosen_model(args), cells.PROMPT: args.prompt}
     inputs = {**{k: v for k, v in given.items() if v is not None}, **inputs}
     try:
         wb = cellgpt.open(workbook_path(args), **inputs)
     except EngineError as exc:
         raise UserError(str(exc)) from None
-    if args.truncate == "left" and "prompt_ids" in wb:
+    if args.truncate == "left" and cells.PROMPT_IDS in wb:
         truncate_left(wb)
     return wb
 
 
 def truncate_left(wb: Any) -> None:
     """Keep the last n_ctx tokens by feeding the kept ids in as the prompt's ids."""
-    n_ctx = int(get_cell(wb, "config")["n_ctx"])
-    ids = list(get_cell(wb, "prompt_ids"))
+    n_ctx = int(get_cell(wb, cells.CONFIG)["n_ctx"])
+    ids = list(get_cell(wb, cells.PROMPT_IDS))
     if len(ids) > n_ctx:
-        wb.pin("prompt_ids", ids[-n_ctx:])
+        wb.pin(cells.PROMPT_IDS, ids[-n_ctx:])
 
 
 def get_cell(wb: Any, name: str) -> Any:

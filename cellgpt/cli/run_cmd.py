@@ -1,4 +1,4 @@
-"""`cellgpt run`, `cellgpt cell` and `cellgpt tokenize`: the model from the command line."""
+"""`cellgpt run` and `cellgpt cell`: the model from the command line."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import numpy as np
 from cellgpt.cli import UserError
 from cellgpt.cli.common import get_cell as _get
 from cellgpt.cli.common import model_args, open_workbook
+from cellgpt.gpt2 import cells
+from cellgpt.gpt2.cells import WorkbookCells
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,14 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cell.add_argument("--out", help="write to this file instead of standard output")
     cell.set_defaults(func=cmd_cell)
 
-    tok = subparsers.add_parser("tokenize", help="split text into tokens and ids")
-    tok.add_argument("text")
-    tok.add_argument(
-        "--tokenizer", help="'gpt2' (default), a model name, or a tokenizer folder"
-    )
-    tok.add_argument("--json", action="store_true")
-    tok.set_defaults(func=cmd_tokenize)
-
 
 def _check_sampling(args: argparse.Namespace) -> None:
     # Caught here: numpy's own complaints ("Probabilities contain NaN") say nothing useful.
@@ -62,15 +56,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _check_sampling(args)
 
-    wb = open_workbook(
-        args,
-        show_k=max(1, args.top_k),
-        temperature=args.temperature,
-        sample_top_k=args.sample_top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-    )
-    tokens, ids, top = _get(wb, "tokens"), _get(wb, "token_ids"), _get(wb, "top_k")
+    inputs = {
+        cells.SHOW_K: max(1, args.top_k),
+        cells.TEMPERATURE: args.temperature,
+        cells.SAMPLE_TOP_K: args.sample_top_k,
+        cells.TOP_P: args.top_p,
+        cells.SEED: args.seed,
+    }
+    wb = open_workbook(args, **inputs)
+    tokens, ids, top = _get(wb, cells.TOKENS), _get(wb, cells.TOKEN_IDS), _get(wb, cells.TOP_K)
     generated: list[int] = []
     if args.generate > 0:
         try:
@@ -82,13 +76,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise UserError(str(exc)) from None
             raise
     if len(generated) < args.generate:
-        n_ctx = int(_get(wb, "config")["n_ctx"])
+        n_ctx = WorkbookCells(wb).n_ctx()  # computed already: generation read it
         print(
             f"cellgpt: note: stopped after {len(generated)} new token(s): "
             f"the model reads at most {n_ctx} tokens (n_ctx)",
             file=sys.stderr,
         )
-    text = wb["tokenizer"].decode(generated) if generated else ""
+    text = _get(wb, cells.TOKENIZER).decode(generated) if generated else ""
     if args.json:
         out = {
             "tokens": tokens,
@@ -165,21 +159,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, int | float | str | bool | type(None)):
         return value
     return repr(value)
-
-
-def cmd_tokenize(args: argparse.Namespace) -> int:
-    from cellgpt.cli.tokenizer_cmd import load_tokenizer
-    from cellgpt.tokenizer.bpe import TokenizerError
-
-    tok = load_tokenizer(args.tokenizer or "gpt2")
-    try:
-        ids = tok.encode(args.text, allowed_special="all")
-    except (TokenizerError, OSError) as exc:
-        raise UserError(str(exc)) from None
-    tokens = [tok.token_str(i) for i in ids]
-    if args.json:
-        print(json.dumps({"tokens": tokens, "token_ids": ids}, ensure_ascii=False))
-    else:
-        for i, t in zip(ids, tokens, strict=True):
-            print(f"{i:>6}  {t!r}")
-    return 0

@@ -1,4 +1,5 @@
-"""`cellgpt tokenizer ...`: train a BPE vocabulary, encode, decode, and compare tokenizers."""
+"""`cellgpt tokenizer ...`: train a BPE vocabulary, encode, decode, and compare tokenizers.
+`cellgpt tokenize` is `cellgpt tokenizer encode` under a shorter name."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_encode(sub)
     _add_decode(sub)
     _add_compare(sub)
+    tokenize = subparsers.add_parser(
+        "tokenize", help="split text into tokens and ids (same as `tokenizer encode`)"
+    )
+    _encode_options(tokenize)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -59,17 +64,25 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_encode(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("encode", help="print the token ids of TEXT")
+    _encode_options(sub.add_parser("encode", help="print the token ids of TEXT"))
+
+
+def _encode_options(p: argparse.ArgumentParser) -> None:
+    # Shared by `tokenizer encode` and its alias `tokenize`: one set of options, one command.
     p.add_argument("text", metavar="TEXT", help="text to encode ('-' reads stdin)")
-    p.add_argument("--tokenizer", default=BUNDLED, help="'gpt2', a model name, or a folder with encoder.json")
-    p.add_argument("--json", action="store_true", help="print ids and tokens as JSON")
+    p.add_argument(
+        "--tokenizer", default=BUNDLED, help="'gpt2', a model name, or a folder with encoder.json"
+    )
+    p.add_argument("--json", action="store_true", help="print tokens and ids as JSON")
     p.set_defaults(func=cmd_encode)
 
 
 def _add_decode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decode", help="print the text of token ids")
     p.add_argument("ids", nargs="+", metavar="IDS", help="ids (spaces, commas or a JSON list)")
-    p.add_argument("--tokenizer", default=BUNDLED, help="'gpt2', a model name, or a folder with encoder.json")
+    p.add_argument(
+        "--tokenizer", default=BUNDLED, help="'gpt2', a model name, or a folder with encoder.json"
+    )
     p.set_defaults(func=cmd_decode)
 
 
@@ -209,11 +222,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     """Print the ids of TEXT (space-separated, or JSON with the tokens)."""
+    from cellgpt.tokenizer.bpe import TokenizerError
+
     tok = load_tokenizer(args.tokenizer)
-    ids = _encode(tok, _text_arg(args.text))
+    try:
+        ids = _encode(tok, _text_arg(args.text))
+    except (TokenizerError, OSError) as exc:
+        raise UserError(str(exc)) from None
     if args.json:
+        # The keys the workbook's cells use for the same lists.
         tokens = [tok.token_str(i) for i in ids]
-        print(json.dumps({"ids": ids, "tokens": tokens}, ensure_ascii=False))
+        print(json.dumps({"tokens": tokens, "token_ids": ids}, ensure_ascii=False))
     else:
         print(" ".join(map(str, ids)))
     return 0

@@ -28,6 +28,7 @@ from typing import Any
 from cellgpt.engine.errors import CycleError, DefinitionError, EngineError, FormulaError
 from cellgpt.engine.formula import OffsetMap, dotted_name
 from cellgpt.engine.functions import FunctionLibrary
+from cellgpt.engine.steps import FIRST_STEP, STEP, STEPS, number_steps
 from cellgpt.engine.workbook import CellSpec, Template, Workbook
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -153,6 +154,8 @@ class _FileParser:
                 last = None
                 continue
             spec, entry = self.cell(stmt)
+            if STEP in spec.hints:
+                raise self.error(stmt, _STEP_OUTSIDE)
             if spec.name in result.entries:
                 first = result.entries[spec.name]
                 raise self.error(
@@ -224,6 +227,8 @@ class _FileParser:
             hints[kw.arg] = self.literal(kw.value)
             if kw.arg == "alias":
                 self.check_aliases(kw.value, hints["alias"])
+            if kw.arg == STEP and hints[STEP] is not True:
+                raise self.error(kw.value, "a step is marked `cell(step=True, ...)`")
         return hints
 
     def check_aliases(self, node: ast.expr, value: Any) -> None:
@@ -276,9 +281,10 @@ class _FileParser:
         missing = {"count", "input", "output"} - set(kwargs)
         if missing:
             raise self.error(call, f"block(...) is missing {', '.join(sorted(missing))}")
-        unknown = set(kwargs) - {"count", "input", "output"}
+        unknown = set(kwargs) - {"count", "input", "output", STEPS, FIRST_STEP}
         if unknown:
             raise self.error(call, f"block(...) does not take {', '.join(sorted(unknown))}")
+        steps, first_step = self.step_numbering(call, kwargs)
         body = list(stmt.body)
         doc = _docstring(body.pop(0)) if body and _is_docstring(body[0]) else ""
         cells: list[CellSpec] = []
@@ -292,15 +298,39 @@ class _FileParser:
                 last = None
                 continue
             spec, _ = self.cell(inner)
+            if STEP in spec.hints and steps is None:
+                raise self.error(inner, _STEP_OUTSIDE)
             if spec.name in seen:
                 raise self.error(inner, f"{spec.name!r} is defined twice in block {prefix!r}")
             seen.add(spec.name)
             self.template_lines[f"{prefix}.{spec.name}"] = (inner.lineno, inner.col_offset + 1)
             cells.append(spec)
             last = spec
+        if steps is not None:
+            number_steps(cells, steps, first_step)
         return Template(
             prefix, str(kwargs["count"]), str(kwargs["input"]), str(kwargs["output"]), cells, doc
         )
+
+    def step_numbering(self, call: ast.Call, kwargs: dict[str, Any]) -> tuple[str | None, int]:
+        """block(...)'s `steps` alias pattern (None: no step aliases) and first number."""
+        steps, first = kwargs.get(STEPS), kwargs.get(FIRST_STEP, 0)
+        node = {kw.arg: kw.value for kw in call.keywords}
+        if steps is None:
+            if FIRST_STEP in kwargs:
+                raise self.error(
+                    node[FIRST_STEP], 'first_step needs steps=..., e.g. steps="h{i}.step"'
+                )
+            return None, 0
+        if not isinstance(steps, str):
+            raise self.error(node[STEPS], 'steps must be an alias pattern, e.g. "h{i}.step"')
+        self.check_aliases(node[STEPS], f"{steps}0")
+        if not isinstance(first, int) or isinstance(first, bool) or first < 0:
+            raise self.error(node.get(FIRST_STEP, call), "first_step must be a whole number ≥ 0")
+        return steps, first
+
+
+_STEP_OUTSIDE = 'step=True needs a block that numbers its steps: with block(..., steps="h{i}.step")'
 
 
 def _is_docstring(stmt: ast.stmt) -> bool:

@@ -21,6 +21,8 @@ from cellgpt.export.layout import (
 )
 from cellgpt.export.translate import Translator
 from cellgpt.export.xlarray import NoExcelForm, Piece, is_numeric
+from cellgpt.gpt2 import cells
+from cellgpt.gpt2.cells import WorkbookCells
 
 MODES = ("values", "formulas")
 
@@ -95,10 +97,11 @@ def select(wb: Workbook, patterns: Sequence[str] | None, mode: str, with_params:
 
 def vocab_labels(wb: Workbook) -> list[str] | None:
     """The vocabulary as text, when the workbook has a tokenizer (labels logits rows)."""
-    tok = wb.value("tokenizer") if "tokenizer" in wb else None
+    known = WorkbookCells(wb)
+    tok = known.value(cells.TOKENIZER)
     if tok is None or not hasattr(tok, "token_str"):
         return None
-    config = wb.value("config") if "config" in wb else None
+    config = known.value(cells.CONFIG)
     size = config.get("vocab_size") if isinstance(config, dict) else None
     if not isinstance(size, int):
         return None

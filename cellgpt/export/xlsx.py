@@ -39,6 +39,7 @@ from cellgpt.export.sheetio import (
     value_cell,
 )
 from cellgpt.export.xlexpr import MASKED
+from cellgpt.gpt2 import cells
 
 Progress = Callable[[int, int, str], None]
 ROWS_PER_CHUNK = 2048
@@ -114,7 +115,7 @@ class _Writer:
 
     def write(self, path: str) -> None:
         self._index()
-        if self.plan.mode == "formulas" or "next_token" in {e.name for e in self.plan.entries}:
+        if self.plan.mode == "formulas" or cells.NEXT_TOKEN in {e.name for e in self.plan.entries}:
             self._summary()
         for entry in self.plan.entries:
             if entry.how == "not exported":
@@ -177,12 +178,12 @@ class _Writer:
         ws = self._sheet("Summary")
         get = {e.name: e for e in self.plan.entries}
         lines: list[list[Any]] = [[text_cell(ws, "Summary", font=BOLD)]]
-        for name in ("prompt", "tokens"):
+        for name in (cells.PROMPT, cells.TOKENS):
             if name in get:
                 value = get[name].value
                 text = " | ".join(map(str, value)) if isinstance(value, list) else str(value)
                 lines.append([text_cell(ws, name), text_cell(ws, text)])
-        nt = get.get("next_token")
+        nt = get.get(cells.NEXT_TOKEN)
         if nt is not None and nt.placement is not None:
             mine = f"B{len(lines) + 1}"  # the row this line will land on
             label = "next token id (this workbook" + ("'s formula)" if nt.how == "formula" else ")")
@@ -194,7 +195,7 @@ class _Writer:
             lines.append(
                 [text_cell(ws, "same?"), plain_formula(ws, f'IF({mine}={engine},"yes","NO")')]
             )
-            logits = get.get("logits")
+            logits = get.get(cells.LOGITS)
             if logits is not None and logits.placement is not None and logits.placement.transposed:
                 # The logits sheet lists the vocabulary down column A: look the id up there.
                 p = logits.placement
@@ -206,8 +207,8 @@ class _Writer:
                         plain_formula(ws, f"INDEX({labels},{mine}+1)"),
                     ]
                 )
-        if "next_text" in get:
-            text = str(get["next_text"].value)
+        if cells.NEXT_TEXT in get:
+            text = str(get[cells.NEXT_TEXT].value)
             lines.append([text_cell(ws, "next token (cellgpt engine)"), text_cell(ws, text)])
         for line in lines:
             ws.append(line)

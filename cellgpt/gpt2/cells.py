@@ -14,6 +14,7 @@ PROMPT = "prompt"  # the text input
 PROMPT_IDS = "prompt_ids"  # the prompt's token ids (pinned by --truncate left)
 TOKENS = "tokens"  # token strings, the row labels of most matrices
 TOKEN_IDS = "token_ids"  # ids the model reads (prompt + generated)
+N_TOKENS = "n_tokens"  # how many tokens the model reads
 TOKENIZER = "tokenizer"  # the Tokenizer object
 CONFIG = "config"  # the model's shape: n_layer, n_head, n_embd, n_ctx, vocab_size
 MODEL = "model"  # the model's name or folder (an input)
@@ -24,6 +25,10 @@ SHOW_K = "show_k"  # how many rows top_k lists (an input)
 NEXT_TOKEN = "next_token"  # greedy choice
 NEXT_TEXT = "next_text"  # its text
 SAMPLE = "sample"  # sampled choice (temperature, top-k, top-p, seed)
+TEMPERATURE = "temperature"  # sampling inputs: 0 is greedy
+SAMPLE_TOP_K = "sample_top_k"  # sample among the k most likely (0 = all)
+TOP_P = "top_p"  # nucleus threshold
+SEED = "seed"
 GENERATED = "generated"  # ids appended by generation (an input)
 
 # What the TUI's side panel shows rather than the cell tree's main pane.

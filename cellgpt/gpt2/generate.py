@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cellgpt.engine import Workbook
+from cellgpt.gpt2 import cells
+from cellgpt.gpt2.cells import WorkbookCells
 from cellgpt.gpt2.incremental import install_extenders
 
 
@@ -25,17 +27,17 @@ def generate(
     on_token: Callable[[int], None] | None = None,
 ) -> list[int]:
     """Generate up to `n_new` tokens; stops early at the context limit (or end-of-text)."""
-    chooser = "next_token" if greedy else "sample"
+    chooser = cells.NEXT_TOKEN if greedy else cells.SAMPLE
     install_extenders(wb)
     new_ids: list[int] = []
-    n_ctx = int(wb["config"]["n_ctx"])
-    eot = wb["tokenizer"].special_tokens.get("<|endoftext|>")
+    known = WorkbookCells(wb)
+    n_ctx, eot = known.n_ctx(), known.end_of_text()
     for _ in range(n_new):
-        if int(wb["n_tokens"]) >= n_ctx:
+        if n_ctx is not None and int(wb[cells.N_TOKENS]) >= n_ctx:
             break
         token = int(wb[chooser])
         new_ids.append(token)
-        wb.set("generated", [*wb["generated"], token])
+        wb.set(cells.GENERATED, [*wb[cells.GENERATED], token])
         if on_token is not None:
             on_token(token)
         if stop_at_eot and token == eot:
