@@ -9,14 +9,20 @@ import shutil
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from textual.actions import parse
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Static
 
 import cellgpt
 from cellgpt.engine import Status, Workbook
+from cellgpt.tui.action_table import OWN_KEYS, key_label
 from cellgpt.tui.app import CellGptApp
 from cellgpt.tui.numfmt import format_number
 from cellgpt.tui.screens.edit import EditScreen
@@ -402,28 +408,12 @@ def test_a_failed_save_notifies_and_loses_nothing(
     run_app(app, scenario)
 
 
-def test_export_says_clearly_when_it_is_not_available(
-    wb: Workbook, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("cellgpt.tui.actions.xlsx_exporter", lambda: None)
-    app = CellGptApp(wb)
-    notes = Notes(app)
-
-    async def scenario(pilot: Any) -> None:
-        await pilot.press("x")
-        await pilot.pause()
-        assert "not available yet" in notes.text()
-        assert app.screen is app.main
-
-    run_app(app, scenario)
-
-
 def test_export_calls_the_exporter_in_a_job(
     wb: Workbook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[Any, str]] = []
     monkeypatch.setattr(
-        "cellgpt.tui.actions.xlsx_exporter", lambda: lambda book, path: calls.append((book, path))
+        "cellgpt.tui.controller.export_workbook", lambda book, path: calls.append((book, path))
     )
     app = CellGptApp(wb)
     target = str(tmp_path / "out.xlsx")
@@ -596,6 +586,42 @@ def test_command_palette_lists_the_actions(wb: Workbook) -> None:
         await pilot.press(*"Generate next", "enter")
         await settle(pilot)
         assert len(wb.value("generated")) == 1
+
+    run_app(app, scenario)
+
+
+def test_bindings_palette_and_help_list_the_same_actions(wb: Workbook) -> None:
+    """Built from one table, checked on the running app: every main-screen key is in the
+    palette and in help with the same words, and neither lists an action without a key."""
+    app = CellGptApp(wb)
+
+    async def scenario(pilot: Any) -> None:
+        textual_own = set(Binding.make_bindings(Screen.BINDINGS))  # Tab, Shift+Tab, Ctrl+C
+        bound: dict[tuple[str, tuple[Any, ...]], set[str]] = {}
+        for key, active in app.main.active_bindings.items():
+            if active.node is app.main and active.binding not in textual_own:
+                namespace, name, args = parse(active.binding.action)
+                assert namespace == "app" and callable(getattr(app, f"action_{name}", None))
+                bound.setdefault((name, args), set()).add(key_label(key))
+        palette = {
+            (c.callback.func.__name__.removeprefix("action_"), c.callback.args): c.help
+            for c in app.get_system_commands(app.main)
+            if isinstance(c.callback, partial)  # ours; Textual's own (Quit, Theme...) are not
+        }
+        assert set(palette) == set(bound)
+
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        table = app.screen.query_one("#help-text", Static).content.renderables[-1]
+        keys, does = (list(column.cells) for column in table.columns)
+        own = {row for rows in OWN_KEYS.values() for row in rows}
+        rows = [(k, d) for k, d in zip(keys, does, strict=True) if d and (k, d) not in own]
+        helped = {frozenset(k.split("  ")): f"{k} — {d}" for k, d in rows}
+        assert len(helped) == len(rows)  # no key listed twice
+        assert set(helped) == {frozenset(labels) for labels in bound.values()}
+        for action, labels in bound.items():
+            assert palette[action] == helped[frozenset(labels)]
 
     run_app(app, scenario)
 

@@ -1,11 +1,12 @@
-"""CellGptApp: owns the workbook, the navigation history and the one running job, and keeps
-the panes in step with the workbook. The keys' actions live in `actions.py`."""
+"""CellGptApp: owns the `WorkbookController` (the workbook, the one running job, the
+navigation history) and keeps the panes in step with the workbook. Its `action_*` methods,
+bound by `action_table.py`, hand the work to the controller or to a pane."""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,28 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import OptionList, Tree
 
-from cellgpt.engine import CellError, Status
-from cellgpt.tui.actions import Actions
+from cellgpt.engine import Status
+from cellgpt.gpt2.cells import (
+    MODEL,
+    NEXT_TEXT,
+    PANEL,
+    START,
+    TOKEN_IDS,
+    TOP_K,
+    WorkbookCells,
+)
+from cellgpt.tui.action_table import ACTIONS
+from cellgpt.tui.controller import WorkbookController
 from cellgpt.tui.jobs import (
     CellsChanged,
     ChangeBridge,
-    JobContext,
     JobFinished,
     JobProgress,
     JobResult,
     JobRunner,
 )
 from cellgpt.tui.numfmt import format_stats, summarize
+from cellgpt.tui.screens.help import HelpScreen
 from cellgpt.tui.screens.main import MainScreen
 from cellgpt.tui.widgets.cell_tree import CellTree
 from cellgpt.tui.widgets.details import DetailsPane
@@ -36,8 +47,6 @@ from cellgpt.tui.widgets.topk import TopKPanel
 from cellgpt.tui.widgets.value_pane import ValuePane
 
 SYNC_STATS_LIMIT = 2_000_000  # bigger arrays get their stats computed in a thread
-START_CELLS = ("h0.attn.pattern", "tokens", "prompt")  # what the first screen shows
-PANEL_CELLS = {"top_k", "next_text", "prompt", "generated", "token_ids", "model"}
 
 
 class StatsReady(Message):
@@ -46,7 +55,7 @@ class StatsReady(Message):
         self.key, self.text = key, text
 
 
-class CellGptApp(Actions, App[None]):
+class CellGptApp(App[None]):
     """The TUI. Give it a workbook, or a `loader` that builds one (run in a thread)."""
 
     CSS_PATH = "app.tcss"
@@ -66,17 +75,27 @@ class CellGptApp(Actions, App[None]):
         self._freeze_gc = freeze_gc
         if workbook is None and loader is None:
             raise ValueError("CellGptApp needs a workbook or a loader")
-        self.wb: Any = workbook
+        self.controller = WorkbookController(self, workbook)
         self._loader = loader
         self._autorun = autorun
         self._start_cell = start_cell
         self.main = MainScreen(show_timings=show_timings)
-        self.jobs = JobRunner(self)
         self.bridge = ChangeBridge(self)
-        self.current: str | None = None
-        self.history: list[str] = []
         self._stats: dict[tuple[str, int], str] = {}
         self._structure_dirty = False
+
+    # The controller's state, read often enough to name here.
+    @property
+    def wb(self) -> Any:
+        return self.controller.wb
+
+    @property
+    def jobs(self) -> JobRunner:
+        return self.controller.jobs
+
+    @property
+    def current(self) -> str | None:
+        return self.controller.current
 
     # ------------------------------------------------------------------ start-up
     async def on_mount(self) -> None:
@@ -90,7 +109,7 @@ class CellGptApp(Actions, App[None]):
         self.jobs.start("Loading the workbook", lambda ctx: loader(), self._loaded)
 
     def _loaded(self, result: JobResult) -> None:
-        self.wb = result.value
+        self.controller.wb = result.value
         self._attach()
 
     def _load_failed(self, error: BaseException) -> None:
@@ -102,7 +121,7 @@ class CellGptApp(Actions, App[None]):
     def _attach(self) -> None:
         self.wb.subscribe(self.bridge)
         self.tree.build(self.wb)
-        start = self._start_cell or next((c for c in START_CELLS if c in self.wb), None)
+        start = self._start_cell or self._start_cell_of_workbook()
         start = start or (self.wb.cells() or [None])[0]
         if start is not None:
             self.navigate(start, push=False)
@@ -110,7 +129,10 @@ class CellGptApp(Actions, App[None]):
         self.refresh_panels()
         self._settle_heap()
         if self._autorun and self.wb.stale():
-            self.start_run(None, "Running the model")
+            self.controller.run(None, "Running the model")
+
+    def _start_cell_of_workbook(self) -> str | None:
+        return next((c for c in START if c in self.wb), None)
 
     def _settle_heap(self) -> None:
         """Move the long-lived objects (tokenizer tables, the cell graph, widgets) out of the
@@ -140,15 +162,25 @@ class CellGptApp(Actions, App[None]):
 
     def navigate(self, name: str, *, push: bool = True) -> None:
         """Show a cell; with push, remember where we were for Escape."""
-        if self.wb is None or name not in self.wb:
-            self.notify(f"no cell named {name!r}", severity="warning")
-            return
-        name = self.wb.resolve(name)
-        if push and self.current is not None and self.current != name:
-            self.history.append(self.current)
-        self.current = name
+        self.controller.navigate(name, push=push)
+
+    # What the controller asks of the panes (its `Ui`).
+    def show_cell(self, name: str) -> None:
         self.tree.select_cell(name)
         self.show_current(new=True)
+
+    def focus_tree(self) -> None:
+        self.tree.focus()
+
+    def value_is_grid(self) -> bool:
+        view = self.value_pane.view
+        return view is not None and view.kind == "grid"
+
+    def point_at_row(self, row: int) -> None:
+        if self.value_is_grid():
+            grid = self.value_pane.grid
+            grid.move_cursor(row, grid.cursor[1])
+            grid.focus()
 
     def show_current(self, *, new: bool = False) -> None:
         if self.wb is None or self.current is None or self.current not in self.wb:
@@ -157,20 +189,7 @@ class CellGptApp(Actions, App[None]):
         self.value_pane.show(self.wb, name)
         self.details.show(self.wb, name, self._stats_text(name), same_cell=not new)
         if self.wb.info(name).evicted:
-            self._recompute_evicted(name)
-
-    def _recompute_evicted(self, name: str) -> None:
-        """An evictable cell's value was dropped to save memory: recompute it in the job
-        thread (never while another job runs — it is shown again when that one ends)."""
-        if self.jobs.busy:
-            return
-        wb = self.wb
-
-        def work(ctx: JobContext) -> None:
-            with contextlib.suppress(CellError):  # an error lives in the cell, shown there
-                wb.run(name, cancel=ctx.cancelled)
-
-        self.jobs.start(f"Recomputing {name}", work)
+            self.controller.recompute_evicted(name)
 
     def _stats_text(self, name: str) -> str:
         """Stats of an array value: cached per version; big arrays are summed in a thread."""
@@ -202,26 +221,20 @@ class CellGptApp(Actions, App[None]):
         wb = self.wb
         if wb is None:
             return
-        prompt = wb.value("prompt") if "prompt" in wb else ""
-        generated = ""
-        ids = wb.value("generated") if "generated" in wb else None
-        tok = wb.value("tokenizer") if "tokenizer" in wb else None
-        if ids and tok is not None and hasattr(tok, "decode"):
-            generated = tok.decode(ids)
-        tokens = wb.value("token_ids") if "token_ids" in wb else None
-        model = str(wb.value("model", "")) if "model" in wb else ""
+        cells = WorkbookCells(wb)
+        tokens = cells.value(TOKEN_IDS)
+        model = str(cells.value(MODEL) or "")
         self.main.query_one(PromptBar).show_prompt(
-            str(prompt or ""),
-            generated,
+            cells.prompt,
+            self.controller.continuation(),
             Path(model).name or model,
             len(tokens) if isinstance(tokens, list) else None,
         )
         panel = self.main.query_one(TopKPanel)
-        panel.display = "top_k" in wb
-        if "top_k" in wb:
-            next_text = wb.value("next_text") if "next_text" in wb else None
-            stale = wb.status("top_k") != Status.FRESH
-            panel.show(wb.value("top_k"), stale=stale, next_text=next_text)
+        panel.display = cells.has(TOP_K)
+        if cells.has(TOP_K):
+            stale = wb.status(TOP_K) != Status.FRESH
+            panel.show(cells.value(TOP_K), stale=stale, next_text=cells.value(NEXT_TEXT))
 
     # ------------------------------------------------------------------ events
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
@@ -229,7 +242,7 @@ class CellGptApp(Actions, App[None]):
             return  # a stale event from a programmatic move (expanding shifts lines)
         name = event.node.data
         if name and name != self.current and self.wb is not None and name in self.wb:
-            self.current = name
+            self.controller.current = name  # browsing the tree is not history: no push
             self.show_current(new=True)
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
@@ -257,17 +270,18 @@ class CellGptApp(Actions, App[None]):
         self.tree.refresh_marks(self.wb, {n for n in names if n in known and n in self.wb})
         if self.current in names:
             self.show_current()
-        if names & PANEL_CELLS:
+        if names & PANEL:
             self.refresh_panels()
 
     def _rebuild(self) -> None:
         self._structure_dirty = False
         self.tree.build(self.wb)
-        if self.current is None or self.current not in self.wb:
-            self.current = next((c for c in START_CELLS if c in self.wb), None)
-        if self.current is not None:
-            self.tree.select_cell(self.current)
-        self.history = [h for h in self.history if h in self.wb]
+        controller = self.controller
+        if controller.current is None or controller.current not in self.wb:
+            controller.current = self._start_cell_of_workbook()
+        if controller.current is not None:
+            self.tree.select_cell(controller.current)
+        controller.history = [h for h in controller.history if h in self.wb]
         self.show_current(new=True)
         self.refresh_panels()
         self._settle_heap()
@@ -306,23 +320,56 @@ class CellGptApp(Actions, App[None]):
         yield from super().get_system_commands(screen)
         if screen is not self.main:
             return
-        for title, help_text, action in COMMANDS:
-            yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
+        for action in ACTIONS:
+            run = partial(getattr(self, f"action_{action.name}"), *action.args)
+            yield SystemCommand(action.title, f"{action.key_label} — {action.description}", run)
 
+    # ------------------------------------------------------------------ actions (action_table.py)
+    def action_edit_formula(self) -> None:
+        self.controller.edit_formula()
 
-COMMANDS: list[tuple[str, str, str]] = [
-    ("Edit formula", "e — change the selected cell's formula", "edit_formula"),
-    ("Re-run cell", "r — recompute the selected cell (stale inputs first)", "rerun"),
-    ("Run all stale", "R — recompute every stale cell", "run_all"),
-    ("Pin / unpin", "P — fix the selected cell's current value, or release it", "pin"),
-    ("Edit prompt", "p — change the text and re-run the model", "edit_prompt"),
-    ("Generate next token", "g — append the predicted token and re-run", "generate"),
-    ("Find cell or token", "/ — fuzzy search", "find"),
-    ("Save workbook", "s — write the workbook file (atomic)", "save"),
-    ("Save workbook as", "S — write the workbook to another file", "save_as"),
-    ("Export to .xlsx", "x — write a spreadsheet", "export"),
-    ("Cancel job", "c — stop the running job at the next cell", "cancel"),
-    ("Toggle precision", ". — 2 / 4 / 6 decimals", "precision"),
-    ("Toggle heatmap", "m — colours only", "compact"),
-    ("Help", "? — keys and marks", "help"),
-]
+    def action_rerun(self) -> None:
+        self.controller.rerun()
+
+    def action_run_all(self) -> None:
+        self.controller.run_all()
+
+    def action_pin(self) -> None:
+        self.controller.pin()
+
+    def action_edit_prompt(self) -> None:
+        self.controller.edit_prompt()
+
+    def action_generate(self) -> None:
+        self.controller.generate()
+
+    def action_find(self) -> None:
+        self.controller.find()
+
+    def action_save(self) -> None:
+        self.controller.save()
+
+    def action_save_as(self) -> None:
+        self.controller.save_as()
+
+    def action_export(self) -> None:
+        self.controller.export()
+
+    def action_go_back(self) -> None:
+        self.controller.go_back()
+
+    def action_cancel(self) -> None:
+        self.controller.cancel()
+
+    def action_head(self, delta: int) -> None:
+        if self.wb is not None and not self.value_pane.set_head(self.wb, delta):
+            self.notify("this value has no heads (only q, k, v, scores, pattern)")
+
+    def action_precision(self) -> None:
+        self.notify(f"{self.value_pane.cycle_precision()} decimals")
+
+    def action_compact(self) -> None:
+        self.value_pane.toggle_compact()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cellgpt.gpt2.cells import WorkbookCells
+
 Labeler = Callable[[int], str]
 
 _CONTROL = str.maketrans({"\n": "↵", "\t": "→", "\r": "␍"})
@@ -47,7 +49,7 @@ def from_hint(wb: Any, hint: Any, n: int) -> Labeler | None:
 
 def vocabulary(wb: Any, n: int, *, with_id: bool = True) -> Labeler | None:
     """`id token` labels when n is the vocabulary size of the workbook's tokenizer."""
-    tok = wb.value("tokenizer") if "tokenizer" in wb else None
+    tok = WorkbookCells(wb).tokenizer
     if tok is None or getattr(tok, "vocab_size", None) != n or not hasattr(tok, "token_str"):
         return None
     width = len(str(n - 1))

@@ -14,6 +14,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from cellgpt.tui.action_table import ACTIONS, GROUPS, OWN_KEYS
+
 INTRO = """\
 Every step of the model is a cell with a formula. The tree on the left lists them by stage:
 tokenize → embed → h0 … h11 (transformer blocks) → output. The centre shows the selected
@@ -26,40 +28,26 @@ Marks: ● fresh  ○ stale (an input changed; the last value is shown)  ✗ err
 Colours: blue negative, white 0, red positive, scaled to the 99th percentile of |x|
 (attention patterns use a fixed 0…1 scale)."""
 
-KEYS: list[tuple[str, str]] = [
-    ("↑ ↓  → ←", "browse the tree; → opens a group or moves into the value"),
-    ("Enter", "on a cell: go to its references; on a reference: dive into it"),
-    ("Esc  Backspace  q", "back to the previous cell (while a job runs: cancel it)"),
-    ("Tab  Shift+Tab", "move between tree, value and references"),
-    ("e", "edit the formula (a bad one is refused; the old one stays)"),
-    ("r", "re-run the selected cell (its stale inputs first)"),
-    ("R", "run every stale cell"),
-    ("P", "pin the current value (an ablation that stays put) / unpin"),
-    ("p", "edit the prompt, then re-run the model"),
-    ("g", "generate: append the predicted next token and re-run"),
-    ("[  ]", "previous / next attention head (q, k, v, scores, pattern)"),
-    (".", "precision: 2 / 4 / 6 decimals"),
-    ("m", "heatmap: colours only, more columns"),
-    ("arrows PgUp PgDn", "move in the grid"),
-    ("Home End", "first / last column"),
-    ("Ctrl+Home Ctrl+End", "top-left / bottom-right"),
-    ("/", "find a cell (fuzzy: 'h3 patt'), a prompt token or a vocabulary token"),
-    ("s  S", "save the workbook (atomic) / save as"),
-    ("x", "export to .xlsx"),
-    ("c", "cancel the running job"),
-    ("Ctrl+P", "command palette: every action by name"),
-    ("?", "this help      Ctrl+Q quits"),
-]
 
-
-def help_renderable() -> Group:
+def keys_table() -> Table:
+    """The keys by section: the widgets' own, then the table's actions."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
     table.add_column("key", style="bold cyan", no_wrap=True)
     table.add_column("does")
-    for key, what in KEYS:
-        table.add_row(key, what)
+    for group, heading in GROUPS.items():
+        actions = [(a.key_label, a.description) for a in ACTIONS if a.group == group]
+        rows = [*OWN_KEYS.get(group, ()), *actions]
+        if table.row_count:
+            table.add_row("", "")
+        table.add_row(Text(heading, style="bold"), "")
+        for key, what in rows:
+            table.add_row(key, what)
+    return table
+
+
+def help_renderable() -> Group:
     title = Text("cellgpt — GPT-2 as a living spreadsheet\n", style="bold")
-    return Group(title, Text(INTRO), Text(""), table)
+    return Group(title, Text(INTRO), Text(""), keys_table())
 
 
 class HelpScreen(ModalScreen[None]):

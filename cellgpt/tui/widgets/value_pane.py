@@ -12,6 +12,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Sparkline, Static
 
 from cellgpt.engine import Status
+from cellgpt.gpt2.cells import WorkbookCells
 from cellgpt.tui import labels
 from cellgpt.tui.colors import robust_max
 from cellgpt.tui.numfmt import PRECISIONS
@@ -94,7 +95,7 @@ class ValuePane(Vertical):
             return
         same_cell = self._name == name
         self._name, self._key = name, key
-        vocab = getattr(wb.value("tokenizer") if "tokenizer" in wb else None, "vocab_size", None)
+        vocab = getattr(WorkbookCells(wb).tokenizer, "vocab_size", None)
         view = classify(value, vocab_size=vocab, columns=self._columns(wb, info.hints))
         self._view = view
         if view.heads:

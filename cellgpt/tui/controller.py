@@ -1,0 +1,376 @@
+"""What the keys do to the workbook. `WorkbookController` holds the workbook, the job runner
+and the navigation history; the app owns one and calls it. Every operation checks that no job
+is running before it changes the workbook, and turns every failure into a notification — the
+app never crashes on a user's mistake."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from textual.notifications import SeverityLevel
+from textual.screen import Screen
+
+from cellgpt.engine import CellError, EngineError, FormulaError, Status
+from cellgpt.export.xlsx import export_workbook
+from cellgpt.gpt2.cells import EMBED, GENERATED, NEXT_TOKEN, PROMPT, TOKENS, WorkbookCells
+from cellgpt.gpt2.generate import generate
+from cellgpt.tui.jobs import JobContext, JobResult, JobRunner
+from cellgpt.tui.screens.edit import EditScreen, Problem
+from cellgpt.tui.screens.find import FindScreen
+from cellgpt.tui.search import Hit, find_cells, find_tokens, find_vocab
+
+
+class Ui(Protocol):
+    """What the controller needs from the app (a Textual App, which also runs the jobs)."""
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = ...,
+        severity: SeverityLevel = ...,
+        timeout: float | None = ...,
+    ) -> None: ...
+
+    def push_screen(self, screen: Screen[Any], callback: Any = ...) -> Any: ...
+
+    def show_cell(self, name: str) -> None:
+        """Select the cell in the tree and show it in the panes."""
+
+    def show_current(self) -> None: ...
+
+    def refresh_panels(self) -> None: ...
+
+    def focus_tree(self) -> None: ...
+
+    def value_is_grid(self) -> bool: ...
+
+    def point_at_row(self, row: int) -> None:
+        """Move the grid's cursor to a row (when the value is a grid) and focus it."""
+
+
+def problem_from(exc: Exception, text: str = "") -> Problem:
+    """A refused edit as a message, with the span of the formula at fault: the parser's, or
+    for an unknown name the place that name is written."""
+    if isinstance(exc, FormulaError):
+        return Problem(exc.message, exc.span)
+    if isinstance(exc, EngineError):
+        found = re.search(r"unknown (?:name|function) '([^']+)'", str(exc))
+        start = text.find(found.group(1)) if found else -1
+        span = (start, start + len(found.group(1))) if found and start >= 0 else None
+        return Problem(str(exc), span)
+    return Problem(f"{type(exc).__name__}: {exc}")
+
+
+class WorkbookController:
+    """The workbook (None while it loads), the one running job and where we have been."""
+
+    def __init__(self, ui: Ui, wb: Any = None) -> None:
+        self.ui = ui
+        self.wb: Any = wb
+        self.jobs = JobRunner(ui)
+        self.current: str | None = None
+        self.history: list[str] = []
+
+    @property
+    def cells(self) -> WorkbookCells:
+        return WorkbookCells(self.wb)
+
+    def continuation(self) -> str:
+        """The generated tokens as text ("" when none or no tokenizer can decode them)."""
+        ids, tok = self.cells.value(GENERATED), self.cells.tokenizer
+        return tok.decode(ids) if ids and hasattr(tok, "decode") else ""
+
+    # ------------------------------------------------------------------ guards
+    def can_act(self, *, needs_cell: bool = True) -> bool:
+        if self.wb is None:
+            self.ui.notify("still loading the workbook", severity="warning")
+            return False
+        if self.jobs.busy:
+            self.ui.notify(
+                f"busy: {self.jobs.title} — press c or Escape to cancel", severity="warning"
+            )
+            return False
+        if needs_cell and self.current is None:
+            self.ui.notify("select a cell first", severity="warning")
+            return False
+        return True
+
+    def _refuse_while_busy(self) -> Problem | None:
+        return Problem("a job is running — cancel it first (c)") if self.jobs.busy else None
+
+    # ------------------------------------------------------------------ navigating
+    def navigate(self, name: str, *, push: bool = True) -> None:
+        """Show a cell; with push, remember where we were for Escape."""
+        if self.wb is None or name not in self.wb:
+            self.ui.notify(f"no cell named {name!r}", severity="warning")
+            return
+        name = self.wb.resolve(name)
+        if push and self.current is not None and self.current != name:
+            self.history.append(self.current)
+        self.current = name
+        self.ui.show_cell(name)
+
+    def go_back(self) -> None:
+        """Escape: cancel a running job, else go back to the previous cell."""
+        if self.jobs.busy:
+            self.cancel()
+            return
+        while self.history:
+            name = self.history.pop()
+            if self.wb is not None and name in self.wb:
+                self.navigate(name, push=False)
+                return
+        if self.current is not None:
+            self.ui.focus_tree()
+
+    # ------------------------------------------------------------------ running
+    def run(self, name: str | None, title: str) -> bool:
+        """Run one cell (its stale inputs first) or everything stale, in the job thread."""
+        wb = self.wb
+
+        def work(ctx: JobContext) -> None:
+            with contextlib.suppress(CellError):  # the error lives in the cell, shown there
+                wb.run(name, progress=ctx.progress, cancel=ctx.cancelled)
+
+        return self.jobs.start(title, work, self._after_run(name))
+
+    def _after_run(self, name: str | None) -> Callable[[JobResult], None]:
+        def done(result: JobResult) -> None:
+            if name is not None and self.wb.status(name) in (Status.ERROR, Status.BLOCKED):
+                error = self.wb.info(name).error
+                self.ui.notify(f"{name}: {error.message if error else 'failed'}", severity="error")
+
+        return done
+
+    def rerun(self) -> None:
+        if not self.can_act():
+            return
+        name = self.current
+        assert name is not None
+        if self.wb.status(name) != Status.FRESH:
+            self.run(name, f"Running {name}")
+            return
+        wb = self.wb
+
+        def work(ctx: JobContext) -> None:
+            with contextlib.suppress(CellError):
+                wb.rerun(name)
+
+        self.jobs.start(f"Re-running {name}", work, self._after_run(name))
+
+    def run_all(self) -> None:
+        if not self.can_act(needs_cell=False):
+            return
+        if not self.wb.stale():
+            self.ui.notify("nothing is stale")
+            return
+        self.run(None, "Running stale cells")
+
+    def cancel(self) -> None:
+        if self.jobs.cancel():
+            self.ui.notify(f"cancelling {self.jobs.title}…")
+        else:
+            self.ui.notify("nothing is running")
+
+    def recompute_evicted(self, name: str) -> None:
+        """An evictable cell's value was dropped to save memory: recompute it in the job
+        thread (never while another job runs — it is shown again when that one ends)."""
+        if self.jobs.busy:
+            return
+        wb = self.wb
+
+        def work(ctx: JobContext) -> None:
+            with contextlib.suppress(CellError):  # an error lives in the cell, shown there
+                wb.run(name, cancel=ctx.cancelled)
+
+        self.jobs.start(f"Recomputing {name}", work)
+
+    # ------------------------------------------------------------------ editing
+    def edit_formula(self) -> None:
+        if not self.can_act():
+            return
+        name = self.current
+        assert name is not None
+        info = self.wb.info(name)
+        hint = "Enter applies (bad formulas are refused; the old one stays) · Escape cancels"
+        if info.template is not None and info.formula is not None and not info.overridden:
+            hint = f"this block cell follows its template; an edit affects {name} only · " + hint
+
+        def apply(text: str) -> Problem | None:
+            if problem := self._refuse_while_busy():
+                return problem
+            try:
+                self.wb.set_formula(name, text)
+            except Exception as exc:  # every refusal is shown, never raised
+                return problem_from(exc, text)
+            return None
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            stale = len(self.wb.stale())
+            self.ui.notify(
+                f"{name} = {text}\n{stale} cells stale — r re-runs this cell, R runs all"
+            )
+            self.ui.show_current()
+
+        screen = EditScreen(f"edit formula of {name}", info.formula or "", apply, hint=hint)
+        self.ui.push_screen(screen, done)
+
+    def pin(self) -> None:
+        """Pin the current value (an ablation that stays put), or release a pinned one."""
+        if not self.can_act():
+            return
+        name = self.current
+        assert name is not None
+        if self.wb.cell(name).pinned:
+            self.wb.unpin(name)
+            self.ui.notify(f"unpinned {name}: its formula computes it again (stale until re-run)")
+            return
+        if self.wb.status(name) == Status.FRESH:
+            self.wb.pin(name)
+            self.ui.notify(f"pinned {name}: downstream cells are stale — R re-runs them")
+            return
+        wb = self.wb
+
+        def work(ctx: JobContext) -> None:
+            wb.run(name, progress=ctx.progress, cancel=ctx.cancelled)
+            wb.pin(name)
+
+        self.jobs.start(f"Pinning {name}", work, lambda r: self.ui.notify(f"pinned {name}"))
+
+    def edit_prompt(self) -> None:
+        if not self.can_act(needs_cell=False):
+            return
+        if not self.cells.has(PROMPT):
+            self.ui.notify("this workbook has no prompt cell", severity="warning")
+            return
+        text = self.cells.prompt + self.continuation()  # the whole text, continuation included
+
+        def apply(text: str) -> Problem | None:
+            if problem := self._refuse_while_busy():
+                return problem
+            try:
+                self.wb.set(PROMPT, text)
+                if self.cells.value(GENERATED):
+                    self.wb.set(GENERATED, [])
+            except Exception as exc:
+                return problem_from(exc)
+            return None
+
+        def done(text: str | None) -> None:
+            if text is not None:
+                self.ui.refresh_panels()
+                self.run(None, "Running the new prompt")
+
+        self.ui.push_screen(EditScreen("prompt", text, apply), done)
+
+    def generate(self) -> None:
+        if not self.can_act(needs_cell=False):
+            return
+        if not (self.cells.has(NEXT_TOKEN) and self.cells.has(GENERATED)):
+            self.ui.notify("this workbook cannot generate (no next_token cell)", severity="warning")
+            return
+        wb = self.wb
+
+        def work(ctx: JobContext) -> list[int]:
+            # Compute the prediction with cancel/progress first; generate() then only appends.
+            wb.run(NEXT_TOKEN, progress=ctx.progress, cancel=ctx.cancelled)
+            ids = generate(wb, 1, greedy=True)
+            wb.run(None, progress=ctx.progress, cancel=ctx.cancelled)
+            return ids
+
+        def done(result: JobResult) -> None:
+            ids = result.value or []
+            if not ids:
+                self.ui.notify("the context is full: no token appended", severity="warning")
+                return
+            tok = self.cells.tokenizer
+            text = tok.decode(ids) if tok is not None else str(ids)
+            self.ui.notify(f"generated {text!r} (id {ids[0]})")
+
+        self.jobs.start("Generating", work, done)
+
+    # ------------------------------------------------------------------ files
+    def save(self) -> None:
+        if not self.can_act(needs_cell=False):
+            return
+        if getattr(self.wb, "document", None) is None:
+            self.save_as()
+            return
+        self._save_to(None)
+
+    def _save_to(self, path: str | None) -> Problem | None:
+        try:
+            self.wb.save(path)
+        except Exception as exc:  # nothing is lost: the old file stays as it was
+            self.ui.notify(f"save failed: {exc}", severity="error", timeout=8)
+            return Problem(str(exc))
+        self.ui.notify(f"saved {self.wb.document.path if self.wb.document else path}")
+        return None
+
+    def save_as(self) -> None:
+        if not self.can_act(needs_cell=False):
+            return
+        document = getattr(self.wb, "document", None)
+        initial = document.path if document is not None else "workbook.py"
+        self.ui.push_screen(EditScreen("save the workbook as", str(initial), self._save_to))
+
+    def export(self) -> None:
+        if not self.can_act(needs_cell=False):
+            return
+        document = getattr(self.wb, "document", None)
+        stem = os.path.splitext(os.path.basename(document.path))[0] if document else "cellgpt"
+        wb = self.wb
+
+        def apply(path: str) -> Problem | None:
+            return None if path.strip() else Problem("give a file name")
+
+        def done(path: str | None) -> None:
+            if path:
+                self.jobs.start(
+                    f"Exporting {path}",
+                    lambda ctx: export_workbook(wb, path),
+                    lambda r: self.ui.notify(f"exported {path}"),
+                )
+
+        self.ui.push_screen(EditScreen("export to .xlsx", f"{stem}.xlsx", apply), done)
+
+    # ------------------------------------------------------------------ finding
+    def search(self, query: str) -> list[Hit]:
+        if self.wb is None:
+            return []
+        hits = find_cells(self.wb.cells(), self.wb.aliases(), query)
+        tokens = self.cells.value(TOKENS)
+        if isinstance(tokens, list):
+            hits += find_tokens(tokens, query)
+        tok = self.cells.tokenizer
+        if tok is not None:
+            hits += find_vocab(tok, query)
+        return hits
+
+    def find(self) -> None:
+        if self.wb is not None:
+            self.ui.push_screen(FindScreen(self.search), self._found)
+
+    def _found(self, hit: Hit | None) -> None:
+        if hit is None:
+            return
+        if hit.kind == "cell":
+            self.navigate(str(hit.target))
+            return
+        if hit.kind == "vocab":
+            self.navigate("wte")  # the token embeddings: a row per vocabulary entry
+        elif not self._shows_token_rows():
+            self.navigate(EMBED if self.cells.has(EMBED) else TOKENS)
+        self.ui.point_at_row(int(hit.target))
+
+    def _shows_token_rows(self) -> bool:
+        if self.current is None or not self.ui.value_is_grid():
+            return False
+        return self.wb.info(self.current).hints.get("rows") == TOKENS
