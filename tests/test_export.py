@@ -358,10 +358,9 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_tui_export_hook_is_this_exporter(tmp_path: Path) -> None:
-    from cellgpt.tui.actions import xlsx_exporter
+    from cellgpt.tui import controller
 
-    exporter = xlsx_exporter()
-    assert exporter is export_workbook
+    assert controller.export_workbook is export_workbook
     wb = cellgpt.open(GPT2, model="gpt2-mini", prompt="ROMEO:")
-    report = exporter(wb, str(tmp_path / "tui.xlsx"))  # the TUI's call: (workbook, path)
+    report = controller.export_workbook(wb, str(tmp_path / "tui.xlsx"))  # the TUI's call
     assert report.mode == "values" and report.path.exists()
