@@ -33,7 +33,7 @@ from cellgpt.engine.errors import (
     FormulaError,
     UnknownNameError,
 )
-from cellgpt.engine.formula import Evaluator, Formula, parse_formula
+from cellgpt.engine.formula import Evaluator, Formula, compile_formula, parse_formula
 from cellgpt.engine.functions import FunctionLibrary, core
 from cellgpt.engine.graph import DependencyGraph
 from cellgpt.engine.store import MISSING, CellState, Status, ValueStore
@@ -207,7 +207,7 @@ class Workbook:
                 return ("ref", target)
             return ("const", self.library.constants[name])
 
-        return formula.compile(resolve, self._functions)
+        return compile_formula(formula, resolve, self._functions)
 
     def _install(
         self, spec: CellSpec, formula: Formula, refs: tuple[str, ...], *, template: str | None
