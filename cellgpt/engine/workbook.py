@@ -7,7 +7,7 @@ one `Sheet` (cells, aliases, dependency graph, run state):
 - `runner.py`: recomputing what is stale, evictable cells, row-append steps;
 - `templates.py`: block templates, their instances and per-instance overrides;
 - `tables.py`: a value as a labelled DataFrame;
-- `io.py`: workbook files.
+- `workbook_file.py`: saving (loading is `loader.py`).
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ from cellgpt.engine.runner import Runner
 from cellgpt.engine.sheet import Listener, Sheet
 from cellgpt.engine.store import MISSING, CellState, Status
 from cellgpt.engine.templates import Template, Templates
+from cellgpt.engine.workbook_file import WorkbookDocument, save_workbook
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from cellgpt.engine.io import WorkbookDocument
 
 __all__ = ["CellInfo", "CellSpec", "Template", "Workbook"]
 
@@ -259,6 +258,4 @@ class Workbook:
 
     def save(self, path: str | None = None) -> None:
         """Write the workbook file atomically (only edited spans differ from the original)."""
-        from cellgpt.engine.io import save_workbook
-
         save_workbook(self, path)
