@@ -146,12 +146,12 @@ class Workbook:
     ) -> Any:
         """Recompute what is stale: the ancestors of `name` and `name` itself, or with no name
         every stale cell. Returns the value of `name` (raises CellError if it failed)."""
-        target = self.resolve(name) if name is not None else None
+        target = self._sheet.resolve(name) if name is not None else None
         return self._runner.run(target, progress, cancel, self._blocks.watch())
 
     def rerun(self, name: str) -> Any:
         """Recompute one cell from its inputs' current values, even if it is fresh."""
-        return self._runner.rerun(self.resolve(name))
+        return self._runner.rerun(self._sheet.resolve(name))
 
     def run_all(self, **kwargs: Any) -> None:
         self.run(None, **kwargs)
