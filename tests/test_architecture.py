@@ -27,7 +27,7 @@ def test_engine_sources_import_nothing_from_other_layers():
 
 def test_importing_the_engine_loads_no_other_layer():
     code = (
-        "import sys, cellgpt.engine, cellgpt.engine.io;"
+        "import sys, cellgpt.engine, cellgpt.engine.workbook_file;"
         f"bad=[m for m in sys.modules if m.startswith({FORBIDDEN!r})];print(bad)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,7 +11,7 @@ import pytest
 
 from cellgpt import full_library
 from cellgpt.engine import Status, WorkbookFileError, load_workbook
-from cellgpt.engine import io as wio
+from cellgpt.engine import workbook_file as wio
 
 WORKBOOKS = Path(__file__).resolve().parent.parent / "workbooks"
 

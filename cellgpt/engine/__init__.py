@@ -10,12 +10,14 @@ from cellgpt.engine.errors import (
     EngineError,
     ErrorInfo,
     FormulaError,
+    RunCancelled,
     UnknownNameError,
 )
 from cellgpt.engine.functions import FunctionLibrary, core
-from cellgpt.engine.io import WorkbookFileError, load_workbook, save_workbook
+from cellgpt.engine.loader import load_workbook
 from cellgpt.engine.store import Status
-from cellgpt.engine.workbook import CellInfo, CellSpec, RunCancelled, Template, Workbook
+from cellgpt.engine.workbook import CellInfo, CellSpec, Template, Workbook
+from cellgpt.engine.workbook_file import WorkbookFileError, save_workbook
 
 __all__ = [
     "CellError",

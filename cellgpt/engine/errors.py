@@ -69,6 +69,10 @@ class LimitError(CellEvalError):
     """A formula asked for more than the engine allows (allocation bombs, huge powers)."""
 
 
+class RunCancelled(EngineError):
+    """A run stopped early because its cancel callback said so."""
+
+
 class CellError(EngineError):
     """Raised by `Workbook.run`/`wb[name]` when the requested cell ends in error or blocked."""
 

@@ -1,0 +1,230 @@
+"""Run-time limits: what a formula may ask of the machine. Hostile or careless formulas
+(allocation bombs, huge powers, quadratic blow-ups hidden in nested lists) fail in their own
+cell with a LimitError instead of eating memory or time.
+
+The parse-time limits (text length, node count, nesting) live here too, so every budget is
+in one place.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from cellgpt.engine.errors import CellEvalError, LimitError
+
+MAX_FORMULA_CHARS = 20_000
+MAX_NODES = 5_000
+MAX_DEPTH = 64
+MAX_ELEMENTS = 2**28  # largest array a formula may create (1 GiB of float32)
+MAX_SEQUENCE = 10**7  # longest str/list a formula may build by repetition
+MAX_POW_BITS = 64_000  # largest integer a ** b (or a * b) may produce
+# Most multiply-adds one matrix product may cost: GPT-2 small's logits for 1024 tokens take
+# 2**35.2, while zeros((2**14, 2**14)) @ itself (2**42) would hold a cell for hours.
+MAX_MATMUL_FLOPS = 2**38
+
+
+def _shape(x: Any) -> tuple[int, ...] | None:
+    return x.shape if isinstance(x, np.ndarray | np.generic) else None
+
+
+def check_elements(count: int, what: str = "result") -> None:
+    if count > MAX_ELEMENTS:
+        # zeros((10**400,)): an exact count that long helps nobody.
+        shown = f"{count:,}" if count < 10**15 else f"about 2**{count.bit_length() - 1}"
+        raise LimitError(f"{what} would have {shown} elements; the limit is {MAX_ELEMENTS:,}")
+
+
+def check_broadcast(a: Any, b: Any) -> None:
+    sa, sb = _shape(a), _shape(b)
+    if sa is None or sb is None or sa == sb:
+        return
+    try:
+        shape = np.broadcast_shapes(sa, sb)
+    except ValueError:
+        return  # numpy will raise its own clear shape error
+    check_elements(int(np.prod(shape, dtype=np.float64)))
+
+
+def check_matmul_shapes(sa: tuple[int, ...], sb: tuple[int, ...]) -> None:
+    """Refuse a matrix product whose result or cost is beyond the limits (shapes only)."""
+    if len(sa) < 1 or len(sb) < 1:
+        return
+    rows = sa[-2] if len(sa) >= 2 else 1
+    cols = sb[-1] if len(sb) >= 2 else 1
+    try:
+        batch = np.broadcast_shapes(sa[:-2], sb[:-2])
+    except ValueError:
+        return
+    outputs = math.prod(batch) * rows * cols
+    check_elements(outputs)
+    flops = outputs * sa[-1]
+    if flops > MAX_MATMUL_FLOPS:
+        raise LimitError(
+            f"matrix product of shapes {sa} and {sb} would cost {flops:,} multiply-adds; "
+            f"the limit is {MAX_MATMUL_FLOPS:,}"
+        )
+
+
+def _check_matmul(a: Any, b: Any) -> None:
+    sa, sb = _shape(a), _shape(b)
+    if sa is not None and sb is not None:
+        check_matmul_shapes(sa, sb)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
+_SEQUENCES = (str, list, tuple, bytes)
+
+
+def _check_repeat(a: Any, b: Any) -> None:
+    for seq, n in ((a, b), (b, a)):
+        if isinstance(seq, _SEQUENCES) and _is_int(n) and len(seq) * int(n) > MAX_SEQUENCE:
+            raise LimitError(
+                f"repetition would build a sequence of {len(seq) * int(n):,} items; the limit is {MAX_SEQUENCE:,}"
+            )
+
+
+def _check_int_product(a: Any, b: Any) -> None:
+    # Squaring a big integer from cell to cell doubles its size each time: bound every product.
+    if isinstance(a, int) and isinstance(b, int) and a.bit_length() + b.bit_length() > MAX_POW_BITS:
+        raise LimitError(
+            f"the product of a {a.bit_length():,}-bit and a {b.bit_length():,}-bit integer "
+            f"is too large to compute (limit {MAX_POW_BITS:,} bits)"
+        )
+
+
+def _check_mul(a: Any, b: Any) -> None:
+    _check_repeat(a, b)
+    _check_int_product(a, b)
+    check_broadcast(a, b)
+
+
+def _check_add(a: Any, b: Any) -> None:
+    # Concatenation doubles a string or list from cell to cell: bound every sum.
+    if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES) and len(a) + len(b) > MAX_SEQUENCE:
+        raise LimitError(
+            f"joining would build a sequence of {len(a) + len(b):,} items; the limit is {MAX_SEQUENCE:,}"
+        )
+    check_broadcast(a, b)
+
+
+def _check_mod(a: Any, b: Any) -> None:
+    # printf-style widths ('%*d' % (10**9, 1)) allocate without bound; formulas use text()/join().
+    if isinstance(a, str | bytes):
+        raise CellEvalError(
+            "text formatting with % is not allowed in formulas; use text() or join()"
+        )
+    check_broadcast(a, b)
+
+
+def _check_pow(a: Any, b: Any) -> None:
+    too_big = _is_int(a) and _is_int(b) and int(b) > 0 and abs(int(a)) > 1
+    if too_big and int(b) * int(a).bit_length() > MAX_POW_BITS:
+        raise LimitError(f"{a} ** {b} is too large to compute")
+
+
+_CONTAINERS = (list, tuple, dict, np.ndarray)
+
+
+def count_items(value: Any, limit: int = MAX_SEQUENCE, what: str = "value") -> int:
+    """How many leaves nested lists/tuples/dicts hold (an array counts as its size), raising
+    LimitError past `limit`. `[[0] * 10**7] * 10**7` is tiny in memory but 10**14 items to
+    anything that walks it (numpy conversion, str(), ==), so walkers check first. A shared
+    sub-list is walked once; the walk stops as soon as the limit is passed."""
+    seen: dict[int, int] = {}
+    total = 0
+
+    def walk(x: Any) -> int:
+        nonlocal total
+        if isinstance(x, np.ndarray):
+            n = int(x.size)
+        elif isinstance(x, list | tuple | dict):
+            key = id(x)
+            if key in seen:
+                n = seen[key]
+            elif isinstance(x, list | tuple) and not any(
+                issubclass(t, _CONTAINERS) for t in set(map(type, x))
+            ):
+                n = seen[key] = len(x)  # a flat list: type check at C speed, no Python loop
+            else:
+                seen[key] = 1  # provisional: a self-containing list counts once
+                items = x.items() if isinstance(x, dict) else x
+                n = 0
+                for item in items:
+                    n += walk(item)
+                seen[key] = n
+                return n
+        else:
+            n = 1
+        total += n
+        if total > limit:
+            raise LimitError(f"{what} holds more than {limit:,} items (the limit)")
+        return n
+
+    walk(value)
+    return total
+
+
+def check_index(container: np.ndarray, key: Any) -> None:
+    """Refuse fancy indexing (arrays or lists as indices) whose result would pass the element
+    limit: `zeros((10, 2**20))[zeros(2**12, 'int64')]` reads 10 rows into 2**32 elements."""
+    keys = key if isinstance(key, tuple) else (key,)
+    if not any(isinstance(k, np.ndarray | list) for k in keys):
+        return  # basic indexing returns a view
+    shapes: list[tuple[int, ...]] = []
+    width: list[int] = []  # how many container axes each key consumes
+    for k in keys:
+        if isinstance(k, list):
+            count_items(k, what="an index")
+            k = np.asarray(k)
+        if isinstance(k, np.ndarray) and k.dtype == bool:
+            shapes.append((int(np.count_nonzero(k)),))
+            width.append(k.ndim)
+        elif isinstance(k, np.ndarray):
+            shapes.append(k.shape)
+            width.append(1)
+        else:
+            width.append(0 if k is None or k is Ellipsis else 1)
+    try:
+        picked = math.prod(np.broadcast_shapes(*shapes))
+    except ValueError:
+        return  # numpy reports the shape mismatch itself
+    # Axes taken by array keys are replaced by the broadcast index shape; the rest are kept
+    # (at most whole): bound the result by picked * the kept axes.
+    dims = list(container.shape)
+    array_axes: list[int] = []
+    pos = 0
+    for n, (k, w) in enumerate(zip(keys, width, strict=True)):
+        if k is Ellipsis:
+            pos = len(dims) - sum(width[n + 1 :])
+            continue
+        if isinstance(k, np.ndarray | list):
+            array_axes.extend(range(pos, pos + w))
+        pos += w
+    kept = math.prod(d for i, d in enumerate(dims) if i not in array_axes)
+    check_elements(picked * kept, "indexing result")
+
+
+def check_compare(a: Any, b: Any) -> None:
+    # Comparing two nested lists walks every leaf of both.
+    for x in (a, b):
+        if isinstance(x, list | tuple | dict):
+            count_items(x, what="a compared value")
+    check_broadcast(a, b)
+
+
+# Checked before each binary operator runs (the rest only check broadcasting).
+BINOP_GUARDS: dict[type, Callable[[Any, Any], None]] = {
+    ast.Add: _check_add,
+    ast.Mult: _check_mul,
+    ast.Mod: _check_mod,
+    ast.Pow: lambda a, b: (_check_pow(a, b), check_broadcast(a, b)),  # type: ignore[dict-item]
+    ast.MatMult: _check_matmul,
+}

@@ -1,0 +1,352 @@
+"""Running cells: lazy recalculation of what is stale, evictable cells and row-append steps.
+
+An edit marks the cell and its descendants stale (see `sheet.py`); `run(name)` recomputes the
+stale ancestors of `name` and then `name`; `run()` recomputes everything stale. Run-time
+problems live in the failing cell; its dependents are "blocked by" it and nothing else is
+affected.
+
+Evictable cells (hint `evict=True`: big intermediates that are cheap to recompute) give their
+value up as soon as every cell that reads them is up to date; they stay FRESH, and reading one
+recomputes it from its kept inputs without touching the cells after it. The formula must be
+deterministic (the same inputs give the same value).
+
+Row-append steps: when a cell's inputs only gained rows since its last value, its extender
+(see `append.py`) may extend that value instead of recomputing it; every evaluation records
+how many leading rows stayed the same, for the cells after it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from cellgpt.engine.append import RowTail, keep_for_compare, prefix_rows
+from cellgpt.engine.cells import Cell
+from cellgpt.engine.errors import CellError, CellEvalError, ErrorInfo, RunCancelled
+from cellgpt.engine.sheet import Sheet
+from cellgpt.engine.store import MISSING, CellState, Status
+
+Progress = Callable[[int, int, str], None]
+Cancel = Callable[[], bool]
+# {count cell: re-shape its block}; the callback returns True if cells came or went.
+Watch = Mapping[str, Callable[[], bool]]
+
+
+class Runner:
+    def __init__(self, sheet: Sheet) -> None:
+        # The sheet's tables, held directly: the per-cell loop reads them at every step.
+        self._cells = sheet.cells
+        self._store = sheet.store
+        self._graph = sheet.graph
+        self._evictable = sheet.evictable
+        self._notify = sheet.notify
+        self._invalidate = sheet.invalidate
+        self.evaluations = 0  # total cell evaluations, for tests and benchmarks
+
+    # ------------------------------------------------------------------ running
+    def run(
+        self,
+        target: str | None,
+        progress: Progress | None = None,
+        cancel: Cancel | None = None,
+        watch: Watch | None = None,
+    ) -> Any:
+        """Recompute what is stale: the ancestors of `target` and `target` itself, or with
+        None every stale cell. Returns the value of `target` (raises CellError if it failed)."""
+        ran = False
+        try:
+            while True:
+                plan = self.plan(target)
+                ran = ran or bool(plan)
+                if not self.run_plan(plan, progress, cancel, watch=watch, keep=target):
+                    break
+        finally:
+            if ran:  # drop what is no longer needed (not the value asked for)
+                self._evict_done(list(self._evictable), keep=target)
+        if target is None:
+            return None
+        return self.value_or_raise(target)
+
+    def rerun(self, name: str) -> Any:
+        """Recompute one cell from its inputs' current values, even if it is fresh."""
+        for parent in self.plan(name):
+            if parent != name:
+                self._evaluate(parent)
+        self._invalidate(name)
+        self._evaluate(name)
+        self._evict_done(list(self._evictable), keep=name)
+        return self.value_or_raise(name)
+
+    def value_or_raise(self, name: str) -> Any:
+        state = self._store[name]
+        if state.status in (Status.ERROR, Status.BLOCKED):
+            error = state.error or ErrorInfo("eval", "failed")
+            root = self._store[error.blocked_by].error if error.blocked_by else None
+            if root is not None:  # say why the blocker failed, not just who it is
+                error = ErrorInfo(
+                    "blocked", f"{error.message}: {root.message}", blocked_by=error.blocked_by
+                )
+            raise CellError(name, error)
+        cell = self._cells[name]
+        if cell.pinned:
+            return cell.pin_value
+        if state.evicted:
+            self._restore(name)
+            return self.value_or_raise(name)
+        return state.value
+
+    def current(self, name: str) -> Any:
+        """The value readers see now (the pin, if pinned), without running anything."""
+        cell = self._cells[name]
+        return cell.pin_value if cell.pinned else self._store[name].value
+
+    def plan(self, target: str | None) -> list[str]:
+        """The stale cells `target` needs, in evaluation order. A fresh cell's ancestors are
+        all fresh (an edit invalidates everything downstream), so the search stops there."""
+        if target is None:
+            return [n for n in self._graph.topo_order() if self._store[n].status == Status.STALE]
+        needed: set[str] = set()
+        stack = [target]
+        while stack:
+            name = stack.pop()
+            if name in needed or self._store[name].status != Status.STALE:
+                continue
+            needed.add(name)
+            stack.extend(self._graph.parents(name))
+        if len(needed) <= 1:
+            return list(needed)
+        return self._graph.topo_order(needed)
+
+    def run_plan(
+        self,
+        plan: list[str],
+        progress: Progress | None,
+        cancel: Cancel | None,
+        *,
+        watch: Watch | None = None,
+        keep: str | None = None,
+    ) -> bool:
+        """Evaluate cells in order; returns True if a watched count cell changed its block's
+        shape mid-way (the caller must plan again). Evictable inputs are dropped as soon as
+        their readers are done (so at most a few are held at once), except `keep`."""
+        counts = watch or {}
+        for done, name in enumerate(plan):
+            if cancel is not None and cancel():
+                raise RunCancelled(f"run cancelled before {name!r}")
+            if progress is not None:
+                progress(done, len(plan), name)
+            self._evaluate(name)
+            if self._evictable:
+                self._evict_done(self._graph.parents(name), keep=keep)
+            reshape = counts.get(name)
+            if reshape is not None and reshape():
+                return True
+        if progress is not None:
+            progress(len(plan), len(plan), "")
+        return False
+
+    def _evaluate(self, name: str) -> None:
+        cell = self._cells[name]
+        state = self._store[name]
+        state.runs += 1
+        self.evaluations += 1
+        if cell.pinned:
+            self._store_value(state, cell.pin_value, 0.0, Status.PINNED)
+            state.appended_from = state.input_versions = None
+            return
+        blocker = self._blocker(cell)
+        if blocker is not None:
+            state.status, state.value = Status.BLOCKED, MISSING
+            state.appended_from = state.input_versions = state.tail = None
+            state.evicted = False
+            state.error = ErrorInfo("blocked", f"blocked by {blocker}", blocked_by=blocker)
+            self._notify(name)
+            return
+        prev, grown = state.value, self._grown_inputs(cell, state)
+        if grown is None and not keep_for_compare(prev):
+            prev = MISSING
+        evicted = state.evicted
+        state.value, state.tail = MISSING, None  # free the stale value (unless needed) first
+        state.status = Status.RUNNING
+        self._notify(name)
+        # Extenders that know RowTail may get an evicted input's new rows instead of its value.
+        tails = grown is not None and hasattr(cell.extender, "new_rows")
+        start = time.perf_counter()
+        try:
+            env = {ref: self._input(ref, tails=tails) for ref in cell.refs}
+            if evicted and grown is not None:
+                # No previous value to extend: keep just the new rows, for the cells after it.
+                tail = self._new_rows(cell, env, grown)
+                if tail is not None:
+                    self._store_tail(name, tail, grown, time.perf_counter() - start)
+                    return
+            value = self._extend(cell, prev, env, grown)
+            if value is not None:
+                appended = min(grown.values(), default=0) if grown else None
+            else:
+                if tails:  # the formula needs whole values
+                    env = {ref: self._input(ref, tails=False) for ref in cell.refs}
+                value = cell.input_value if cell.evaluator is None else cell.evaluator(env)
+                appended = self._appended_rows(state, prev, value, env)
+        except CellEvalError as exc:
+            self._fail(state, name, ErrorInfo("eval", exc.message, exc.span))
+            return
+        except CellError as exc:  # an evicted input could not be recomputed
+            state.status, state.value = Status.BLOCKED, MISSING
+            state.appended_from = state.input_versions = None
+            state.evicted = False
+            state.error = ErrorInfo("blocked", f"blocked by {exc.name}", blocked_by=exc.name)
+            self._notify(name)
+            return
+        except MemoryError:
+            self._fail(state, name, ErrorInfo("eval", "out of memory"))
+            return
+        except Exception as exc:  # a library function bug: still the cell's problem only
+            self._fail(state, name, ErrorInfo("eval", f"{type(exc).__name__}: {exc}"))
+            return
+        self._store_value(state, value, time.perf_counter() - start, Status.FRESH)
+        state.appended_from = appended
+        state.input_versions = {ref: self._store[ref].version for ref in cell.refs}
+        self._notify(name)
+
+    def _store_value(self, state: CellState, value: Any, duration: float, status: Status) -> None:
+        if isinstance(value, np.ndarray) and value.flags.writeable:
+            value.flags.writeable = False  # a cell's value is shared with its readers
+        state.value, state.status, state.error = value, status, None
+        state.evicted, state.tail = False, None
+        state.duration = duration
+        state.version += 1
+
+    def _fail(self, state: CellState, name: str, error: ErrorInfo) -> None:
+        state.status, state.error, state.value = Status.ERROR, error, MISSING
+        state.appended_from = state.input_versions = state.tail = None
+        state.evicted = False
+        self._notify(name)
+
+    def _blocker(self, cell: Cell) -> str | None:
+        for ref in cell.refs:
+            st = self._store[ref]
+            if st.status == Status.ERROR:
+                return ref
+            if st.status == Status.BLOCKED:
+                return st.error.blocked_by if st.error and st.error.blocked_by else ref
+        return None
+
+    # ------------------------------------------------------------------ row-append steps
+    def _appended_rows(
+        self, state: CellState, prev: Any, value: Any, env: dict[str, Any]
+    ) -> int | None:
+        """How many leading rows of `value` equal the previous value's (None: unknown)."""
+        if prev is MISSING:
+            return None
+        seen = state.input_versions or {}
+        for ref, ref_value in env.items():  # `x = y`: the input's record, without comparing
+            if ref_value is value and seen.get(ref) == self._store[ref].version - 1:
+                return self._store[ref].appended_from
+        return prefix_rows(prev, value)
+
+    def _grown_inputs(self, cell: Cell, state: CellState) -> dict[str, int] | None:
+        """{input: rows it had} for the inputs that changed since this cell's value was
+        computed, if each changed exactly once and only by appending rows; else None."""
+        if cell.extender is None or cell.extender_source != cell.source or cell.pinned:
+            return None
+        if (state.value is MISSING and not state.evicted) or state.input_versions is None:
+            return None
+        grown: dict[str, int] = {}
+        for ref in cell.refs:
+            ref_state = self._store[ref]
+            seen = state.input_versions.get(ref)
+            if ref_state.version == seen:
+                continue
+            if seen is None or ref_state.version != seen + 1 or ref_state.appended_from is None:
+                return None
+            grown[ref] = ref_state.appended_from
+        return grown or None
+
+    def _extend(
+        self, cell: Cell, prev: Any, env: dict[str, Any], grown: dict[str, int] | None
+    ) -> Any:
+        """The value from the cell's row-append variant, or None (use the formula)."""
+        if grown is None or cell.extender is None or cell.evaluator is None or prev is MISSING:
+            return None
+        try:
+            return cell.extender(prev, env, grown, cell.evaluator)
+        except (ValueError, IndexError, TypeError):  # shapes did not line up: recompute
+            return None
+
+    def _new_rows(self, cell: Cell, env: dict[str, Any], grown: dict[str, int]) -> RowTail | None:
+        """Just the new rows of an evicted cell whose inputs only grew, or None."""
+        new_rows = getattr(cell.extender, "new_rows", None)
+        if new_rows is None or cell.evaluator is None:
+            return None
+        try:
+            return new_rows(env, grown, cell.evaluator)
+        except (ValueError, IndexError, TypeError):  # shapes did not line up: recompute
+            return None
+
+    def _store_tail(self, name: str, tail: RowTail, grown: dict[str, int], seconds: float) -> None:
+        """An evicted cell whose inputs only grew: it keeps just its new rows (still FRESH)."""
+        state = self._store[name]
+        if isinstance(tail.rows, np.ndarray) and tail.rows.flags.writeable:
+            tail.rows.flags.writeable = False
+        self._store_value(state, MISSING, seconds, Status.FRESH)
+        state.evicted, state.tail = True, tail
+        state.appended_from = min(grown.values())
+        state.input_versions = {ref: self._store[ref].version for ref in self._cells[name].refs}
+        self._notify(name)
+
+    # ------------------------------------------------------------------ evictable cells
+    def evicted(self) -> list[str]:
+        """Cells whose value was dropped to save memory (reading one recomputes it)."""
+        return [
+            n for n in self._graph.topo_order() if n in self._evictable and self._store[n].evicted
+        ]
+
+    def _input(self, name: str, *, tails: bool = False) -> Any:
+        """An input's value for a reader, recomputing it if it was evicted (with `tails`, an
+        evicted input's kept new rows, if any, stand in for it)."""
+        state = self._store[name]
+        if state.evicted and not self._cells[name].pinned:
+            if tails and state.tail is not None:
+                return state.tail
+            self._restore(name)
+        return self.current(name)
+
+    def _restore(self, name: str) -> None:
+        """Recompute an evicted value from its inputs. Same inputs and a deterministic formula
+        give the same value, so its version stays and the cells after it stay fresh."""
+        cell, state = self._cells[name], self._store[name]
+        state.runs += 1
+        self.evaluations += 1
+        try:
+            env = {ref: self._input(ref) for ref in cell.refs}
+            value = cell.input_value if cell.evaluator is None else cell.evaluator(env)
+        except CellError:
+            raise
+        except Exception as exc:  # e.g. out of memory: the cell fails, its readers go stale
+            message = exc.message if isinstance(exc, CellEvalError) else f"{type(exc).__name__}"
+            error = ErrorInfo("eval", f"recomputing the dropped value: {message}")
+            for child in self._graph.children(name):
+                self._invalidate(child)
+            self._fail(state, name, error)
+            raise CellError(name, error) from exc
+        if isinstance(value, np.ndarray) and value.flags.writeable:
+            value.flags.writeable = False
+        state.value, state.tail, state.evicted = value, None, False
+        self._notify(name)
+
+    def _evict_done(self, names: Iterable[str], *, keep: str | None) -> None:
+        """Drop the values of evictable cells among `names` whose readers are all up to date."""
+        for name in names:
+            if name not in self._evictable or name == keep or self._cells[name].pinned:
+                continue
+            state = self._store[name]
+            if state.status != Status.FRESH or (state.value is MISSING and state.tail is None):
+                continue
+            children = self._graph.children(name)
+            if all(self._store[c].status in (Status.FRESH, Status.PINNED) for c in children):
+                state.value, state.tail, state.evicted = MISSING, None, True
+                self._notify(name)
