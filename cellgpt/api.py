@@ -21,7 +21,14 @@ def open(workbook: str | os.PathLike[str] = "gpt2", **inputs: Any) -> Workbook:
     """Load a workbook, setting the given input cells (e.g. model=..., prompt=...).
 
     `workbook` is a name (`gpt2`, `tokenizer`, `word_analogy`, ...: your workbook folder
-    first, then the bundled ones) or a path to a workbook file."""
-    from cellgpt.locations import resolve_workbook
+    first, then the bundled ones) or a path to a workbook file. A bundled workbook opened by
+    name is never overwritten: `wb.save()` writes your copy into your workbook folder, where
+    the same name finds it from then on."""
+    from cellgpt.locations import bundled_dir, resolve_workbook, user_workbooks_dir
 
-    return load_workbook(resolve_workbook(workbook), full_library(), inputs)
+    path = resolve_workbook(workbook)
+    wb = load_workbook(path, full_library(), inputs)
+    by_name = not os.path.isfile(os.fspath(workbook))
+    if by_name and wb.document is not None and path.is_relative_to(bundled_dir("workbooks")):
+        wb.document.save_path = str(user_workbooks_dir() / path.name)
+    return wb

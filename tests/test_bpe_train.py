@@ -396,7 +396,10 @@ def test_cli_compare_colours_and_split_characters(capsys: pytest.CaptureFixture)
             ["tokenizer", "train", "missing.txt", "--vocab-size", "300", "--out", "x"],
             "corpus file not found",
         ),
-        (["tokenizer", "encode", "hi", "--tokenizer", "no/such/dir"], "no/such/dir: no such folder"),
+        (
+            ["tokenizer", "encode", "hi", "--tokenizer", "no/such/dir"],
+            "no/such/dir: no such folder",
+        ),
         (["tokenizer", "decode", "1", "two"], "not a token id: 'two'"),
         (["tokenizer", "decode", "99999999"], "unknown token id 99999999"),
         (["tokenizer", "compare", "", "--tokenizer", "gpt2"], "TEXT is empty"),

@@ -200,3 +200,30 @@ def test_imports_go_to_the_users_model_folder_by_default(home: Path, tmp_path: P
     target = home / "models" / "mini-copy"
     assert (target / "config.json").is_file()
     assert resolve_model("mini-copy") == target.resolve()
+
+
+# --- saving ------------------------------------------------------------------------------
+
+
+def test_a_bundled_workbook_opened_by_name_saves_into_the_users_folder(home: Path) -> None:
+    bundled = REPO / "workbooks" / "word_analogy.py"
+    original = bundled.read_bytes()
+    wb = cellgpt.open("word_analogy")
+    wb.set_formula("ranking", "nearest(analogy, embeddings, words, 3)")
+    wb.save()
+    assert bundled.read_bytes() == original  # the shipped file is untouched
+    mine = home / "workbooks" / "word_analogy.py"
+    assert "nearest(analogy, embeddings, words, 3)" in mine.read_text()
+    assert resolve_workbook("word_analogy") == mine.resolve()  # the name now finds the copy
+    again = cellgpt.open("word_analogy")
+    assert len(again["ranking"]) == 3
+    again.save()  # a workbook from the user's folder saves in place
+    assert Path(again.document.path) == mine.resolve()
+
+
+def test_a_workbook_opened_by_path_saves_to_that_path(home: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "analogy.py"
+    shutil.copy(REPO / "workbooks" / "word_analogy.py", mine)
+    wb = cellgpt.open(mine)
+    wb.save()
+    assert Path(wb.document.path) == mine and not (home / "workbooks").exists()

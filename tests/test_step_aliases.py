@@ -97,7 +97,11 @@ def test_steps_count_from_first_step_and_skip_unmarked_cells(tmp_path):
     [
         ("x = 1\ny: cell(step=True) = x\n", 2, "step=True needs a block"),
         (BLOCK.format(extra=""), 4, "step=True needs a block"),
-        (BLOCK.format(extra=', steps="h{i}.s"').replace("step=True)", "step=1)", 1), 4, "step=True"),
+        (
+            BLOCK.format(extra=', steps="h{i}.s"').replace("step=True)", "step=1)", 1),
+            4,
+            "step=True",
+        ),
         (BLOCK.format(extra=", first_step=1"), 3, "first_step needs steps"),
         (BLOCK.format(extra=', steps="h{i}.s", first_step=1.5'), 3, "whole number"),
         (BLOCK.format(extra=', steps="h{j}.s"'), 3, "alias"),

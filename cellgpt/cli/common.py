@@ -70,8 +70,9 @@ def open_workbook(args: argparse.Namespace, **inputs: Any) -> Any:
 
     given = {cells.MODEL: chosen_model(args), cells.PROMPT: args.prompt}
     inputs = {**{k: v for k, v in given.items() if v is not None}, **inputs}
+    workbook_path(args)  # an unknown name is a UserError before anything loads
     try:
-        wb = cellgpt.open(workbook_path(args), **inputs)
+        wb = cellgpt.open(args.workbook, **inputs)  # as given: a name or a path
     except EngineError as exc:
         raise UserError(str(exc)) from None
     if args.truncate == "left" and cells.PROMPT_IDS in wb:

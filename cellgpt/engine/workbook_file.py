@@ -78,6 +78,9 @@ class WorkbookDocument:
     text: str
     bom: bool
     parsed: ParsedFile
+    # Where a save without a path goes instead of `path`, when the loaded file must not be
+    # overwritten (a file shipped with the application); its folder is created on save.
+    save_path: str | None = None
 
 
 class SavedWorkbook(Protocol):
@@ -470,9 +473,18 @@ def _statement(name: str, formula: str, doc: str, hints: Mapping[str, Any]) -> s
 
 
 def save_workbook(wb: SavedWorkbook, path: str | os.PathLike[str] | None = None) -> None:
-    """Write atomically; the previous file stays intact if anything fails."""
-    target = os.fspath(path) if path is not None else (wb.document.path if wb.document else None)
-    if target is None:
+    """Write atomically; the previous file stays intact if anything fails. Without a path,
+    to the document's `save_path` if it has one, else back to the file it was loaded from."""
+    document = wb.document
+    if path is not None:
+        target = os.fspath(path)
+    elif document is not None and document.save_path:
+        target = document.save_path
+        with contextlib.suppress(OSError):  # a failure to create it is reported by the write
+            os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    elif document is not None:
+        target = document.path
+    else:
         raise WorkbookFileError("<workbook>", None, None, "no file name to save to")
     text = render_text(wb)
     parsed = parse_text(text, target)  # never write a file we could not load back
