@@ -318,7 +318,8 @@ class WorkbookController:
         if not self.can_act(needs_cell=False):
             return
         document = getattr(self.wb, "document", None)
-        initial = document.path if document is not None else "workbook.py"
+        # A shipped workbook is offered a copy in the user's folder, not its own path.
+        initial = (document.save_path or document.path) if document is not None else "workbook.py"
         self.ui.push_screen(EditScreen("save the workbook as", str(initial), self._save_to))
 
     def export(self) -> None:
