@@ -14,6 +14,7 @@ from cellgpt.engine.errors import (
 )
 from cellgpt.engine.functions import FunctionLibrary, core
 from cellgpt.engine.io import WorkbookFileError, load_workbook, save_workbook
+from cellgpt.engine.row_derive import derive_row_extenders
 from cellgpt.engine.store import Status
 from cellgpt.engine.workbook import CellInfo, CellSpec, RunCancelled, Template, Workbook
 
@@ -35,6 +36,7 @@ __all__ = [
     "Workbook",
     "WorkbookFileError",
     "core",
+    "derive_row_extenders",
     "load_workbook",
     "save_workbook",
 ]
