@@ -102,7 +102,9 @@ def _classify(
     if name in growing:
         return _opaque(value), None
     if cell.pinned or cell.is_input:
-        return Fixed(_ndim(value), value if cell.is_input and value is not _ABSENT else UNKNOWN), None
+        return Fixed(
+            _ndim(value), value if cell.is_input and value is not _ABSENT else UNKNOWN
+        ), None
     if all(isinstance(shapes.get(ref), Fixed) for ref in wb.precedents(name)):
         return Fixed(_ndim(value)), None
     try:
@@ -243,4 +245,3 @@ def _signature(impl: Any) -> inspect.Signature:
     if impl not in _signatures:
         _signatures[impl] = inspect.signature(impl)
     return _signatures[impl]
-
