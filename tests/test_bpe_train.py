@@ -398,7 +398,7 @@ def test_cli_compare_colours_and_split_characters(capsys: pytest.CaptureFixture)
         ),
         (
             ["tokenizer", "encode", "hi", "--tokenizer", "no/such/dir"],
-            "no/such/dir: no such folder",
+            "no tokenizer folder",
         ),
         (["tokenizer", "decode", "1", "two"], "not a token id: 'two'"),
         (["tokenizer", "decode", "99999999"], "unknown token id 99999999"),

@@ -12,7 +12,6 @@ import cellgpt
 from cellgpt.engine import CellError, CellSpec, Status, Workbook
 from cellgpt.engine.append import RowExtender
 from cellgpt.gpt2.generate import generate
-from cellgpt.gpt2.incremental import install_extenders
 
 WORKBOOK = Path(__file__).resolve().parent.parent / "workbooks" / "gpt2.py"
 EVICT = {"evict": True}
@@ -191,7 +190,6 @@ def test_gpt2_scores_are_evicted_and_recomputed_consistently(tiny_wb):
 
 def test_gpt2_generation_with_evicted_scores_equals_full_recompute(params_tiny_dir):
     wb = cellgpt.open(WORKBOOK, model=str(params_tiny_dir), prompt="Mike is quick. He moves")
-    install_extenders(wb)
     new = generate(wb, 5)
     wb.run()  # the last token's rows too
     n = int(wb["n_tokens"])

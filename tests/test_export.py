@@ -50,7 +50,7 @@ def float64_reference(model: Any, prompt: str) -> Workbook:
     library = full_library()
     # The Excel formulas use exact constants (SQRT(2/PI()), 0.044715); the engine rounds them
     # to float32 (a 3e-8 relative change). Same math, float64 constants:
-    library.register("gelu", _gelu64, rowwise=True)
+    library.register("gelu", _gelu64, rows=core["gelu"].rows)
     wb = load_workbook_file(GPT2, library, {"model": str(model), "prompt": prompt})
     for name in wb.cells():
         if wb.cell(name).hints.get("kind") == "param":

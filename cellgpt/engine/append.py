@@ -155,7 +155,7 @@ class RowExtender:
         if any(n != prev.shape[self.axis] for n in grown.values()):
             return None
         tail = self.new_rows(env, grown, evaluate)
-        if tail is None or tail.rows.ndim != prev.ndim:
+        if tail is None or not _joins(prev, tail.rows, self.axis, self.pad):
             return None
         return join_rows(prev, tail.rows, self.axis, self.pad)
 
@@ -167,6 +167,8 @@ class RowExtender:
         olds = set(grown.values())
         if len(olds) != 1 or not set(grown) <= set(self.cut) | self.whole:
             return None
+        if not self.whole <= set(grown):  # keys that did not grow: not the causal case
+            return None
         (old,) = olds
         local = dict(env)
         for name, value in env.items():
@@ -174,12 +176,40 @@ class RowExtender:
                 self.cut.get(name) != value.axis or value.start != old
             ):
                 return None  # a tail this cell cannot use: the engine passes full values
+        counts = set()
         for name, axis in self.cut.items():
             if name not in grown:  # a cut input that did not grow: nothing new to compute
                 return None
             value = env[name]
-            local[name] = value.rows if isinstance(value, RowTail) else take_rows(value, old, axis)
+            rows = value.rows if isinstance(value, RowTail) else take_rows(value, old, axis)
+            counts.add(_count(rows, axis))
+            local[name] = rows
+        if len(counts) != 1 or None in counts:
+            return None  # inputs grew by different counts: the formula would not line up
         new = evaluate(local)
         if not isinstance(new, np.ndarray) or new.ndim <= self.axis:
             return None
+        if new.shape[self.axis] != counts.pop():  # broadcasting put the rows elsewhere
+            return None
         return RowTail(new, old, self.axis)
+
+
+def _count(rows: Any, axis: int) -> int | None:
+    """How many rows a cut input holds along `axis` (lists: axis 0 only)."""
+    if isinstance(rows, np.ndarray):
+        return rows.shape[axis] if rows.ndim > axis else None
+    return len(rows) if axis == 0 and isinstance(rows, list | tuple) else None
+
+
+def _joins(prev: np.ndarray, new: np.ndarray, axis: int, pad: float | None) -> bool:
+    """Whether `new` holds rows of the same shape as prev's (wider when padded): otherwise
+    the formula did not keep its rows where the extender expects them."""
+    if new.ndim != prev.ndim or new.shape[:axis] != prev.shape[:axis]:
+        return False
+    if pad is not None and prev.ndim > axis + 1:
+        rest = axis + 2
+        if new.shape[axis + 1] < prev.shape[axis + 1]:
+            return False
+    else:
+        rest = axis + 1
+    return new.shape[rest:] == prev.shape[rest:]

@@ -2,7 +2,7 @@
 
 Each entry is a plain Python callable plus metadata: a one-line doc, and optionally its Excel
 form (used by the .xlsx exporter) and whether it works row by row (so appending a row to its
-input only needs the new row computed). Libraries are composable: a domain package (GPT-2)
+input only needs the new row computed: its row rule, see row_rules.py). Libraries are composable: a domain package (GPT-2)
 registers its own functions into a copy of the core library; the engine itself knows nothing
 about any domain.
 """
@@ -25,6 +25,14 @@ from cellgpt.engine.formula import (
     check_matmul_shapes,
     count_items,
 )
+from cellgpt.engine.row_rules import (
+    RowRule,
+    along_last_axis,
+    elementwise,
+    matmul_rows,
+    softmax_rows,
+    transpose_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,7 @@ class LibraryFunction:
     impl: Callable[..., Any]
     doc: str = ""
     excel: Any = None  # the exporter's description of this function in Excel terms
-    rowwise: bool = False  # output row r depends only on input row r (same leading axis)
+    rows: RowRule | None = None  # how output rows follow input rows (None: not row-wise)
 
 
 @dataclass
@@ -48,7 +56,7 @@ class FunctionLibrary:
         *,
         doc: str = "",
         excel: Any = None,
-        rowwise: bool = False,
+        rows: RowRule | None = None,
     ) -> Any:
         """Register `impl` under `name`; usable as a decorator when impl is omitted."""
 
@@ -57,7 +65,7 @@ class FunctionLibrary:
                 raise ValueError(f"invalid function name {name!r}")
             text = doc or (fn.__doc__ or "").strip().splitlines()[0:1]
             first_line = text if isinstance(text, str) else (text[0] if text else "")
-            self.functions[name] = LibraryFunction(name, fn, first_line, excel, rowwise)
+            self.functions[name] = LibraryFunction(name, fn, first_line, excel, rows)
             return fn
 
         return add(impl) if impl is not None else add
@@ -177,7 +185,7 @@ def random_normal(shape: Any, seed: int = 0, scale: float = 1.0) -> np.ndarray:
     return (rng.standard_normal(_shape_arg(shape)) * scale).astype(np.float32)
 
 
-@core.register("matmul", rowwise=True)
+@core.register("matmul", rows=matmul_rows)
 def matmul(a: Any, b: Any) -> np.ndarray:
     """Matrix product a @ b."""
     a, b = _as_array(a), _as_array(b)
@@ -194,7 +202,7 @@ def matmul(a: Any, b: Any) -> np.ndarray:
     return kernels.matmul(a, b)
 
 
-@core.register("transpose")
+@core.register("transpose", rows=transpose_rows)
 def transpose(a: Any, axes: Any = None) -> np.ndarray:
     """Swap rows and columns (or permute the given axes)."""
     return np.transpose(_as_array(a), axes)
@@ -267,7 +275,7 @@ for _name, _fn, _doc in [
     ("abs", np.abs, "Absolute value, element by element."),
     ("sign", np.sign, "Sign (-1, 0, 1), element by element."),
 ]:
-    core.register(_name, _elementwise(_fn), doc=_doc, rowwise=True)
+    core.register(_name, _elementwise(_fn), doc=_doc, rows=elementwise)
 
 
 def _binary(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -280,14 +288,14 @@ def _binary(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
 
 
 core.register(
-    "maximum", _binary(np.maximum), doc="Element-wise larger of two arrays.", rowwise=True
+    "maximum", _binary(np.maximum), doc="Element-wise larger of two arrays.", rows=elementwise
 )
 core.register(
-    "minimum", _binary(np.minimum), doc="Element-wise smaller of two arrays.", rowwise=True
+    "minimum", _binary(np.minimum), doc="Element-wise smaller of two arrays.", rows=elementwise
 )
 
 
-@core.register("where", rowwise=True)
+@core.register("where", rows=elementwise)
 def where(condition: Any, a: Any, b: Any) -> np.ndarray:
     """a where condition holds, else b (element by element)."""
     c, a, b = _as_array(condition), _as_array(a), _as_array(b)
@@ -295,7 +303,7 @@ def where(condition: Any, a: Any, b: Any) -> np.ndarray:
     return np.where(c, a, b)
 
 
-@core.register("clip", rowwise=True)
+@core.register("clip", rows=elementwise)
 def clip(a: Any, lo: float | None, hi: float | None) -> np.ndarray:
     """Limit values to [lo, hi]."""
     a = _as_array(a)
@@ -304,13 +312,13 @@ def clip(a: Any, lo: float | None, hi: float | None) -> np.ndarray:
     return np.clip(a, lo, hi)
 
 
-@core.register("relu", rowwise=True)
+@core.register("relu", rows=elementwise)
 def relu(a: Any) -> np.ndarray:
     """max(0, x) element by element."""
     return np.maximum(_as_array(a), 0)
 
 
-@core.register("softmax", rowwise=True)
+@core.register("softmax", rows=softmax_rows)
 def softmax(a: Any, axis: int = -1) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)) along an axis; -inf entries become 0."""
     a = _as_array(a)
@@ -321,7 +329,7 @@ def softmax(a: Any, axis: int = -1) -> np.ndarray:
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-@core.register("layer_norm", rowwise=True)
+@core.register("layer_norm", rows=along_last_axis)
 def layer_norm(x: Any, gain: Any, bias: Any, eps: float = 1e-5) -> np.ndarray:
     """Normalise each row to mean 0 and (population) variance 1, then scale and shift."""
     x, gain, bias = _as_array(x), _as_array(gain), _as_array(bias)
@@ -333,7 +341,7 @@ def layer_norm(x: Any, gain: Any, bias: Any, eps: float = 1e-5) -> np.ndarray:
     return centred / np.sqrt(var + np.float32(eps)) * gain + bias
 
 
-@core.register("gelu", rowwise=True)
+@core.register("gelu", rows=elementwise)
 def gelu(x: Any) -> np.ndarray:
     """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     x = _as_array(x)

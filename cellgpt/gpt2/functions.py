@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from cellgpt.engine import FunctionLibrary
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.parallel import for_chunks
+from cellgpt.engine.row_rules import Arg, Fixed, Out, Rows, moves_rows
 from cellgpt.tokenizer.named import load_model_tokenizer
 from cellgpt.weights.models import load_model_params
 
@@ -128,6 +130,14 @@ def embed_tokens(wte: np.ndarray, token_ids: list[int]) -> np.ndarray:
     return wte[ids]
 
 
+def _embed_rows(args: Sequence[Arg]) -> Arg | None:
+    # wte[ids]: one table row per id, so the ids' rows are the output's rows
+    wte, ids = args[0], args[1]
+    if not isinstance(wte, Fixed) or wte.ndim is None or not isinstance(ids, Rows):
+        return None
+    return Rows(ids.axis, ids.ndim + wte.ndim - 1) if ids.pad is None else None
+
+
 def split_heads(qkv: np.ndarray, part: int, n_head: int) -> np.ndarray:
     """From the [T, 3·n_embd] qkv matrix take q (0), k (1) or v (2) as [n_head, T, d_head]."""
     t, width = qkv.shape
@@ -138,10 +148,16 @@ def split_heads(qkv: np.ndarray, part: int, n_head: int) -> np.ndarray:
     return block.reshape(t, int(n_head), n_embd // int(n_head)).transpose(1, 0, 2)
 
 
+_split_heads_rows = moves_rows((0, 2), (1, 3))  # [T, 3·n_embd] → [head, T, d_head]
+
+
 def merge_heads(z: np.ndarray) -> np.ndarray:
     """[n_head, T, d_head] → [T, n_head·d_head]: the heads side by side."""
     h, t, d = z.shape
     return np.ascontiguousarray(z.transpose(1, 0, 2).reshape(t, h * d))
+
+
+_merge_heads_rows = moves_rows((1, 3), (0, 2))
 
 
 def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -172,6 +188,14 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 _ROW_BLOCK = 128
+
+
+def _attention_scores_rows(args: Sequence[Arg]) -> Out | None:
+    # New queries against all keys (read whole); old rows are -inf in the new keys' columns.
+    q, k = args[0], args[1]
+    if q == k == Rows(1, 3):
+        return Out(Rows(1, 3, pad=-math.inf), whole=(1,))
+    return None
 
 
 def _attention_scores_plain(q: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -270,8 +294,12 @@ def register(library: FunctionLibrary) -> FunctionLibrary:
         zero_head,
     ):
         library.register(fn.__name__, fn)
-    for fn in (positions, embed_tokens, split_heads, merge_heads, attention_scores, last_row):
-        library.register(fn.__name__, fn, rowwise=fn in (embed_tokens,))
+    for fn in (positions, last_row):
+        library.register(fn.__name__, fn)
+    library.register("embed_tokens", embed_tokens, rows=_embed_rows)
+    library.register("split_heads", split_heads, rows=_split_heads_rows)
+    library.register("merge_heads", merge_heads, rows=_merge_heads_rows)
+    library.register("attention_scores", attention_scores, rows=_attention_scores_rows)
     library.constant("BPE_COLUMNS", BPE_COLUMNS)
     library.constant("TOP_K_COLUMNS", TOP_K_COLUMNS)
     return library

@@ -2,20 +2,20 @@
 `generated` input cell, re-run. Each step's choice is the `next_token` cell (greedy) or the
 `sample` cell (temperature / top-k / top-p, seeded per step).
 
-Each step only computes the new token's rows: `install_extenders` gives the GPT-2 cells
-row-append variants (incremental.py), and the engine uses them when the inputs only grew.
-Every cell still holds all rows afterwards (the same values a full recompute gives), except
-the evictable attention scores: each step computes only their new rows, `attn.pattern` extends
-itself from those, and reading the scores recomputes them in full."""
+Each step only computes the new token's rows: the engine derives, from each cell's formula
+and its functions' row rules, a variant that computes just the rows of the new token (a KV
+cache by another name), and uses it when the inputs only grew. Every cell still holds all
+rows afterwards (the same values a full recompute gives), except the evictable attention
+scores: each step computes only their new rows, `attn.pattern` extends itself from those,
+and reading the scores recomputes them in full."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from cellgpt.engine import Workbook
+from cellgpt.engine import Workbook, derive_row_extenders
 from cellgpt.gpt2 import cells
 from cellgpt.gpt2.cells import WorkbookCells
-from cellgpt.gpt2.incremental import install_extenders
 
 
 def generate(
@@ -28,14 +28,15 @@ def generate(
 ) -> list[int]:
     """Generate up to `n_new` tokens; stops early at the context limit (or end-of-text)."""
     chooser = cells.NEXT_TOKEN if greedy else cells.SAMPLE
-    install_extenders(wb)
     new_ids: list[int] = []
     known = WorkbookCells(wb)
     n_ctx, eot = known.n_ctx(), known.end_of_text()
-    for _ in range(n_new):
+    for step in range(n_new):
         if n_ctx is not None and int(wb[cells.N_TOKENS]) >= n_ctx:
             break
         token = int(wb[chooser])
+        if step == 0:  # the derivation reads the computed values' shapes
+            derive_row_extenders(wb, grows=[cells.GENERATED])
         new_ids.append(token)
         wb.set(cells.GENERATED, [*wb[cells.GENERATED], token])
         if on_token is not None:
