@@ -14,12 +14,8 @@ from cellgpt.engine.errors import (
     UnknownNameError,
 )
 from cellgpt.engine.functions import FunctionLibrary, core
-<<<<<<< HEAD
 from cellgpt.engine.loader import load_workbook
-=======
-from cellgpt.engine.io import WorkbookFileError, load_workbook, save_workbook
 from cellgpt.engine.row_derive import derive_row_extenders
->>>>>>> rowrules
 from cellgpt.engine.store import Status
 from cellgpt.engine.workbook import CellInfo, CellSpec, Template, Workbook
 from cellgpt.engine.workbook_file import WorkbookFileError, save_workbook
