@@ -1,5 +1,5 @@
 """Forward pass at GPT-2 small shapes: the cell graph (workbooks/gpt2.py, prompt ids → logits
-of the last position) against the plain numpy reference forward (cellgpt/gpt2/model.py) and
+of the last position) against the plain numpy reference forward (cellgpt/gpt2/reference.py) and
 PyTorch's GPT2LMHeadModel, timed in turns in one process (so machine load hits all three
 alike); medians, ratios, and the cell graph's peak RSS at each length (own subprocess).
 

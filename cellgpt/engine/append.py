@@ -10,7 +10,7 @@ to cut down to their new rows (and along which axis), which grown inputs the for
 read whole (a causal cell, e.g. attention reading all keys), and along which axis the new
 rows join the old value (padding the old rows where the columns grew too).
 
-An evictable cell (see workbook.py) has no previous value to extend. A `RowExtender` can
+An evictable cell (see runner.py) has no previous value to extend. A `RowExtender` can
 still compute just its new rows (`new_rows`): the engine keeps them as a `RowTail` in place of
 the value, and the cells after it that cut that input to its new rows read the tail as is.
 """
