@@ -14,7 +14,7 @@ from cellgpt.engine import CellSpec, Workbook, core, derive_row_extenders
 from cellgpt.engine.row_rules import Fixed, Rows, elementwise, matmul_rows, softmax_rows
 from cellgpt.gpt2 import functions as gpt2_functions
 
-WORKBOOK = Path(__file__).resolve().parent.parent / "workbooks" / "gpt2.py"
+WORKBOOK = Path(__file__).resolve().parents[2] / "workbooks" / "gpt2.py"
 
 XS = [[1.0, 2.0], [3.0, -1.0], [0.5, 0.25]]
 MORE = [[2.0, -3.0], [1.5, 4.0]]

@@ -15,7 +15,7 @@ from cellgpt.engine import kernels, parallel
 from cellgpt.gpt2 import functions as gpt2_functions
 from cellgpt.gpt2.generate import generate
 
-WORKBOOK = Path(__file__).resolve().parent.parent / "workbooks" / "gpt2.py"
+WORKBOOK = Path(__file__).resolve().parents[2] / "workbooks" / "gpt2.py"
 
 
 @pytest.fixture(params=[1, 3], ids=["inline", "3-workers"])

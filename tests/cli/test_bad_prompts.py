@@ -2,7 +2,7 @@
 either runs or gives exit code 2 and one line on stderr, never a traceback; the tokenizer
 round-trips any text.
 
-`python -m pytest tests/test_bad_prompts.py -s` prints the counts per category.
+`python -m pytest tests/cli/test_bad_prompts.py -s` prints the counts per category.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from cellgpt.cli import main
 from cellgpt.tokenizer.bpe import Tokenizer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MINI = REPO / "weights_csv" / "gpt2-mini"
 N_CTX = 128  # gpt2-mini's context
 

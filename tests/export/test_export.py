@@ -35,7 +35,7 @@ from cellgpt.export.xlexpr import MASKED_VALUE, num, op
 from cellgpt.export.xlsx import ExportReport, export_workbook
 from cellgpt.weights.floatfmt import format_float32_shortest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GPT2 = REPO / "workbooks" / "gpt2.py"
 # Text that spreadsheets love to execute: it must arrive as plain strings.
 NASTY_PROMPT = '=1+1 @SUM(A1) =HYPERLINK("x")'

@@ -13,7 +13,7 @@ from cellgpt.engine import CellError, CellSpec, Status, Workbook
 from cellgpt.engine.append import RowExtender
 from cellgpt.gpt2.generate import generate
 
-WORKBOOK = Path(__file__).resolve().parent.parent / "workbooks" / "gpt2.py"
+WORKBOOK = Path(__file__).resolve().parents[2] / "workbooks" / "gpt2.py"
 EVICT = {"evict": True}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 import cellgpt
 
-WORKBOOKS = Path(__file__).resolve().parent.parent / "workbooks"
+WORKBOOKS = Path(__file__).resolve().parents[2] / "workbooks"
 
 
 def test_relu_parabola_fits_and_reacts_to_a_weight_edit():

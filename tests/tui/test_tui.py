@@ -29,7 +29,7 @@ from cellgpt.tui.screens.edit import EditScreen
 from cellgpt.tui.screens.find import FindScreen
 from cellgpt.tui.screens.help import HelpScreen
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WORKBOOK = REPO / "workbooks" / "gpt2.py"
 TOKENIZER = REPO / "cellgpt" / "tokenizer" / "data" / "gpt2"
 PROMPT = "Mike is quick. He moves"

@@ -4,7 +4,7 @@ Each attempt in `adversarial/formulas.tsv` (plus the generated long/odd-text one
 refused when it is defined or stopped in its own cell when it runs, with a message that says
 why. While the corpus runs, `eval`/`exec`/`open`/`os.system`/... are watched (and `compile` may
 only build syntax trees), a sentinel file must never appear and the working folder stays empty.
-`python -m pytest tests/test_adversarial_formulas.py -s` prints the counts per category.
+`python -m pytest tests/engine/test_adversarial_formulas.py -s` prints the counts per category.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from cellgpt.gpt2.reference import reference_forward
 from cellgpt.tokenizer.bpe import Tokenizer
 from cellgpt.weights.params import load_params
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MINI = ROOT / "weights_csv" / "gpt2-mini"
 VAL = ROOT / "data" / "corpus" / "shakespeare_val.txt"
 TRAIN = ROOT / "data" / "corpus" / "shakespeare_train.txt"

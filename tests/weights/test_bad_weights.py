@@ -2,7 +2,7 @@
 bad number), and no partial or unvalidated model is ever used. Complements test_params.py and
 test_importers.py.
 
-`python -m pytest tests/test_bad_weights.py -s` prints the counts per category.
+`python -m pytest tests/weights/test_bad_weights.py -s` prints the counts per category.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from cellgpt.weights.checkpoints import read_safetensors, read_torch_bin
 from cellgpt.weights.config import GPT2Config
 from cellgpt.weights.params import ParamsError, expected_shapes, load_params, save_params
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MINI = REPO / "weights_csv" / "gpt2-mini"
 MICRO = GPT2Config(n_layer=2, n_head=2, n_embd=8, n_ctx=6, vocab_size=16)
 

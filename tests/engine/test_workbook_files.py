@@ -13,7 +13,7 @@ from cellgpt import full_library
 from cellgpt.engine import Status, WorkbookFileError, load_workbook
 from cellgpt.engine import workbook_file as wio
 
-WORKBOOKS = Path(__file__).resolve().parent.parent / "workbooks"
+WORKBOOKS = Path(__file__).resolve().parents[2] / "workbooks"
 
 SAMPLE = '''"""A sample workbook."""
 # a comment that must survive
@@ -130,7 +130,7 @@ def test_new_cells_are_appended(tmp_path):
 
 
 def test_workbook_built_in_code_saves_to_a_loadable_file(tmp_path):
-    from tests.test_workbook import chain_workbook
+    from tests.engine.test_workbook import chain_workbook
 
     wb = chain_workbook(3)
     path = tmp_path / "built.py"

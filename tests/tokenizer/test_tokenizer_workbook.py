@@ -13,7 +13,7 @@ import cellgpt
 from cellgpt.engine import Status
 from cellgpt.tokenizer.bpe import GPT2_SPLIT_PATTERN
 
-WORKBOOK = Path(__file__).resolve().parent.parent / "workbooks" / "tokenizer.py"
+WORKBOOK = Path(__file__).resolve().parents[2] / "workbooks" / "tokenizer.py"
 CORPUS = (
     "low low low low low lower lower newest newest newest newest newest newest widest widest widest"
 )

@@ -1,6 +1,6 @@
 """Export under bad input: token text that looks like a formula (or a DDE payload) stays text,
 and a path that cannot be written, or a writer that dies half-way, leaves no partial file.
-Complements tests/test_export.py."""
+Complements tests/export/test_export.py."""
 
 from __future__ import annotations
 

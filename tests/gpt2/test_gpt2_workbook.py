@@ -15,7 +15,7 @@ import cellgpt
 from cellgpt.engine import Status
 from cellgpt.gpt2.generate import generate
 
-WORKBOOK = Path(__file__).resolve().parent.parent / "workbooks" / "gpt2.py"
+WORKBOOK = Path(__file__).resolve().parents[2] / "workbooks" / "gpt2.py"
 TOL = 1e-4
 TEXT = (
     "The quick brown fox jumps over the lazy dog. ROMEO: But soft, what light through yonder "

@@ -425,7 +425,7 @@ def test_cli_train_error_names_possible_size(tmp_path: Path, capsys: pytest.Capt
 # The project's corpus and bundled tokenizer
 # ---------------------------------------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "data" / "corpus"
 MINI = ROOT / "weights_csv" / "gpt2-mini"
 

@@ -10,7 +10,7 @@ import pytest
 from cellgpt import full_library
 from cellgpt.engine import WorkbookFileError, load_workbook
 
-GPT2 = Path(__file__).resolve().parent.parent / "workbooks" / "gpt2.py"
+GPT2 = Path(__file__).resolve().parents[2] / "workbooks" / "gpt2.py"
 
 # The GPT-2 block's steps as they were numbered by hand, written out independently.
 GPT2_STEPS = {

@@ -1,8 +1,8 @@
 """Workbook files others share: broken, hostile or half-written files give one clear error
 with `path:line:col`, are never modified by a failed load, and a writer killed mid-save leaves
-the previous file intact. Complements tests/test_workbook_files.py.
+the previous file intact. Complements tests/engine/test_workbook_files.py.
 
-`python -m pytest tests/test_bad_workbooks.py -s` prints the counts per category.
+`python -m pytest tests/engine/test_bad_workbooks.py -s` prints the counts per category.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 
 from cellgpt.engine import Status, WorkbookFileError, load_workbook
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 GOOD = '''"""A small workbook."""
 n = 2

@@ -1,6 +1,6 @@
 """The TUI under bad input (Pilot): bombs and escape attempts typed into the formula editor,
 odd prompts, a library function that crashes, odd cell values and keys pressed on broken
-cells never freeze or exit the app. Complements tests/test_tui.py (whose fixtures we reuse).
+cells never freeze or exit the app. Complements tests/tui/test_tui.py (whose fixtures we reuse).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 from cellgpt.engine import Status, Workbook
 from cellgpt.tui.app import CellGptApp
 from cellgpt.tui.screens.edit import EditScreen
-from tests import test_tui
-from tests.test_tui import Notes, edit, run_app, settle
+from tests.tui import test_tui
+from tests.tui.test_tui import Notes, edit, run_app, settle
 
 # The shared fixtures (a random 4-block model, a private workbook copy, the loaded workbook).
 tui_model, wb_path, wb = test_tui.tui_model, test_tui.wb_path, test_tui.wb
