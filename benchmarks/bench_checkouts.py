@@ -5,9 +5,11 @@ that must not cost speed.
     python benchmarks/bench_checkouts.py OLD_ROOT NEW_ROOT [--rounds 5] [--tokens 6,64,256]
 
 Each child imports cellgpt from its root (PYTHONPATH) and measures: the cell-graph forward of
-a GPT-2-small-shaped model (prompt ids → logits, median of --repeats), and the engine's
+a GPT-2-small-shaped model (prompt ids → logits, median of --repeats), greedy generation of
+20 tokens after an 8-token prompt (row-incremental, tokens/s), and the engine's
 overhead per cell on a 200-cell chain plus a one-cell re-run. The report gives each side's
-median over rounds and the median of the per-round ratios NEW/OLD (below 1 = NEW is faster),
+median over rounds and the median of the per-round ratios NEW/OLD (for times, below 1 = NEW
+is faster; for tokens/s, above 1),
 with the load average before and after.
 """
 
@@ -46,6 +48,19 @@ def child(csv_dir: str, tokens: list[int], repeats: int) -> None:
             wb.run("logits")
             samples.append(time.perf_counter() - start)
         out[f"forward {n} tok (ms)"] = statistics.median(samples) * 1e3
+
+    from cellgpt.gpt2.generate import generate
+
+    prompt = [int(i) for i in rng.integers(0, 50257, 8)]
+    samples = []
+    for _ in range(3):
+        wb.set("generated", [])
+        wb.pin("prompt_ids", prompt)
+        wb.run("next_token")
+        start = time.perf_counter()
+        generate(wb, 20)
+        samples.append(20 / (time.perf_counter() - start))
+    out["generate 20 tok (tok/s)"] = statistics.median(samples)
 
     cells = 200
     chain, rerun = [], []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -51,11 +52,15 @@ class DerivedRows(RowExtender):
     def new_rows(
         self, env: Mapping[str, Any], grown: Mapping[str, int], evaluate: Evaluate
     ) -> RowTail | None:
-        if any(cell.source != source for cell, source in self.sources):
-            return None  # an input's formula changed: its rows may sit elsewhere now
+        # Plain loops, not any(...): this runs for every derived cell on every new token.
+        for cell, source in self.sources:
+            if cell.source != source:
+                return None  # an input's formula changed: its rows may sit elsewhere now
         for name, ndim in self.ndims.items():
             value = env[name]
-            if _ndim(value.rows if isinstance(value, RowTail) else value) != ndim:
+            if isinstance(value, RowTail):
+                value = value.rows
+            if getattr(value, "ndim", None) != ndim and _ndim(value) != ndim:
                 return None
         tail = super().new_rows(env, grown, evaluate)
         return tail if tail is not None and tail.rows.ndim == self.out_ndim else None
@@ -77,21 +82,42 @@ class _Refused(Exception):
 def derive_row_extenders(wb: Workbook, grows: Iterable[str]) -> list[str]:
     """Give every cell whose formula allows it a row-append variant, for when the cells in
     `grows` (inputs) gain rows along axis 0. Uses the current values' shapes for inputs and
-    opaque cells (run the workbook first). Returns the cells that got one."""
+    opaque cells (run the workbook first). Returns the cells that got one.
+
+    Generation calls this once per call (the TUI: once per token), so a workbook whose
+    formulas, pins and value shapes are as at the last derivation keeps its variants."""
     growing = {wb.resolve(name) for name in grows}
+    signature = (frozenset(growing), tuple(_cell_signature(wb, name) for name in wb.cells()))
+    last = _last_derivation.get(wb)
+    unchanged = last is not None and last[0] == signature
+    if unchanged and all(wb.extender(name) is ext for name, ext in last[1].items()):
+        return list(last[1])
     shapes: dict[str, Arg | None] = {}
     derived: set[str] = set()
-    installed: list[str] = []
+    installed: dict[str, DerivedRows] = {}
     for name in wb.cells():
         cell = wb.cell(name)
         shape, extender = _classify(wb, name, growing, shapes, derived)
         shapes[name] = shape
         if extender is not None and not cell.pinned:
             wb.set_extender(name, extender)
-            installed.append(name)
+            installed[name] = extender
         elif isinstance(wb.extender(name), DerivedRows):
             wb.set_extender(name, None)
-    return installed
+    _last_derivation[wb] = (signature, installed)
+    return list(installed)
+
+
+# What the last derivation of each workbook saw, and what it installed.
+_last_derivation: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], dict[str, DerivedRows]]]
+_last_derivation = weakref.WeakKeyDictionary()
+
+
+def _cell_signature(wb: Workbook, name: str) -> tuple[Any, ...]:
+    """What a derivation reads of one cell: its formula, pin, and its value's axes."""
+    cell = wb.cell(name)
+    value = wb.value(name, _ABSENT)
+    return (name, cell.source, cell.pinned, -1 if value is _ABSENT else _ndim(value))
 
 
 def _classify(

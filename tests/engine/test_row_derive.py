@@ -186,3 +186,22 @@ def test_every_row_wise_gpt2_cell_gets_a_derived_variant(params_tiny_dir):
     assert block | {"wte_rows", "embed", "ln_f", "logits_all"} <= got
     scores = wb.extender("h0.attn.scores")
     assert (dict(scores.cut), scores.axis, scores.whole) == ({"h0.q": 1}, 1, {"h0.k"})
+
+
+def test_a_repeated_derivation_reuses_the_variants_until_something_changes():
+    wb = _book([CellSpec("y", "matmul(x, w) + b"), CellSpec("z", "relu(y)")])
+    first = derive_row_extenders(wb, grows=["xs"])
+    variant = wb.extender("z")
+    assert set(first) >= {"y", "z"} and variant is not None
+    assert derive_row_extenders(wb, grows=["xs"]) == first
+    assert wb.extender("z") is variant  # nothing changed: the same variant, not a new one
+    wb.set_formula("z", "sum(y)")  # a reduction over the rows: no variant any more
+    wb.run()
+    assert "z" not in derive_row_extenders(wb, grows=["xs"])
+    wb.set_formula("z", "relu(y)")
+    wb.run()
+    assert "z" in derive_row_extenders(wb, grows=["xs"])
+    wb.set_extender("y", None)  # removed by someone else: derived again
+    assert "y" in derive_row_extenders(wb, grows=["xs"]) and wb.extender("y") is not None
+    wb.pin("y", np.zeros((3, 3)))
+    assert "y" not in derive_row_extenders(wb, grows=["xs"])
