@@ -846,3 +846,21 @@ def test_tokenizer_workbench_opens_with_its_stages_and_labelled_columns(tmp_path
         assert book["decoded"] == "slowest"
 
     run_app(app, scenario)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (200, 50)])
+def test_every_pane_is_visible_at_common_terminal_sizes(wb: Workbook, size: tuple[int, int]):
+    app = CellGptApp(wb)
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            widths = {
+                pane: app.screen.query_one(f"#{pane}").size.width
+                for pane in ("tree", "value", "right")
+            }
+            assert sum(widths.values()) <= size[0]
+            assert widths["value"] >= 0.3 * size[0], widths  # the matrix gets real room
+            assert widths["tree"] >= 20 and widths["right"] >= 24, widths
+
+    asyncio.run(main())
