@@ -213,7 +213,7 @@ class CellGptApp(App[None]):
 
     def on_stats_ready(self, message: StatsReady) -> None:
         self._stats[message.key] = message.text
-        if self.current == message.key[0]:
+        if self.is_running and self.current == message.key[0]:
             self.show_current()
 
     def refresh_panels(self) -> None:
@@ -258,8 +258,8 @@ class CellGptApp(App[None]):
             self.navigate(option_id[4:])
 
     def on_cells_changed(self, _: CellsChanged) -> None:
-        if self.wb is None:
-            return
+        if self.wb is None or not self.is_running:
+            return  # not loaded yet, or closing: a worker's last changes have no pane left
         names = self.bridge.drain()
         known = self.tree.names
         if any((n in self.wb) != (n in known) for n in names):
@@ -287,7 +287,7 @@ class CellGptApp(App[None]):
         self._settle_heap()
 
     def on_job_progress(self, message: JobProgress) -> None:
-        if self.jobs.busy:
+        if self.jobs.busy and self.is_running:
             where = f": {message.cell}" if message.cell else ""
             total = f" ({message.done}/{message.total})" if message.total else ""
             self.main.query_one(PromptBar).set_busy(
@@ -296,6 +296,8 @@ class CellGptApp(App[None]):
 
     def on_job_finished(self, message: JobFinished) -> None:
         self.jobs.finished()
+        if not self.is_running:
+            return  # closing (quit while a job ran): the panes are already gone
         self.main.query_one(PromptBar).set_busy(None)
         result = message.result
         if result.cancelled:

@@ -864,3 +864,19 @@ def test_every_pane_is_visible_at_common_terminal_sizes(wb: Workbook, size: tupl
             assert widths["tree"] >= 20 and widths["right"] >= 24, widths
 
     asyncio.run(main())
+
+
+def test_a_jobs_last_messages_after_quitting_are_ignored(wb: Workbook):
+    """Quitting while a job runs: its progress, its changed cells and its end arrive after the
+    panes are gone. The app must close quietly, not crash on a missing pane."""
+    from cellgpt.tui.app import StatsReady
+    from cellgpt.tui.jobs import CellsChanged, JobFinished, JobProgress, JobResult
+
+    app = CellGptApp(wb)
+    run_app(app, lambda pilot: pilot.pause())
+    assert not app.is_running
+    app.jobs.title = "late"  # a job still running when the app closed
+    app.on_job_progress(JobProgress("late", 1, 2, "h0.ln_1"))
+    app.on_cells_changed(CellsChanged())
+    app.on_stats_ready(StatsReady(("h0.ln_1", 0), "stats"))
+    app.on_job_finished(JobFinished(JobResult("late"), None))
