@@ -32,7 +32,7 @@ from cellgpt.engine import Status, Workbook
 from cellgpt.engine.errors import DefinitionError, FormulaError
 from cellgpt.engine.formula import MAX_FORMULA_CHARS, parse_formula
 
-CORPUS = Path(__file__).parent / "adversarial" / "formulas.tsv"
+CORPUS = Path(__file__).resolve().parents[1] / "adversarial" / "formulas.tsv"
 LIBRARY = full_library()  # imported now: module imports compile bytecode, formulas must not
 
 
