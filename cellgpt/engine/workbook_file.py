@@ -18,8 +18,10 @@ folder, then os.replace.
 from __future__ import annotations
 
 import ast
+import bisect
 import contextlib
 import inspect
+import itertools
 import os
 import re
 import tempfile
@@ -30,12 +32,70 @@ from typing import Any, Protocol
 
 from cellgpt.engine.cells import Cell, CellSpec
 from cellgpt.engine.errors import EngineError
-from cellgpt.engine.formula_parse import OffsetMap, dotted_name
+from cellgpt.engine.formula_parse import dotted_name
 from cellgpt.engine.steps import FIRST_STEP, STEP, STEPS, number_steps
 from cellgpt.engine.templates import Template
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 _ALIAS = re.compile(r"(?:[A-Za-z_0-9.]|\{i\}|\{prefix\})+")
+# The only line breaks of Python's tokenizer. str.splitlines() also breaks at \x0b, \x0c,
+# \x1c-\x1e, \x85, U+2028 and U+2029, which the tokenizer keeps inside a line (in comments
+# and strings): splitting there would shift every later span.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def line_starts(text: str) -> list[int]:
+    """The offset where each line begins, lines split exactly as Python's tokenizer splits."""
+    return [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
+
+
+def has_line_break(text: str) -> bool:
+    return _LINE_BREAK.search(text) is not None
+
+
+def newline_of(text: str) -> str:
+    """The file's own line ending (its first), "\n" for a file without one."""
+    m = _LINE_BREAK.search(text)
+    return m.group() if m else "\n"
+
+
+class Positions:
+    """Maps ast positions (1-based line, UTF-8 byte column) to character offsets in the text.
+    Every span of the file is found through this one map."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = line_starts(text)
+        # per line: cumulative UTF-8 byte counts of its characters, None for an ASCII line
+        self._byte_ends: dict[int, list[int] | None] = {}
+
+    def line_start(self, lineno: int) -> int:
+        return self.starts[lineno - 1]
+
+    def next_line_start(self, lineno: int) -> int:
+        """Where the line after `lineno` begins (the end of the text after the last line)."""
+        return self.starts[lineno] if lineno < len(self.starts) else len(self.text)
+
+    def offset(self, lineno: int, col_bytes: int) -> int:
+        return self.line_start(lineno) + self._chars(lineno, col_bytes)
+
+    def span(self, node: ast.AST) -> tuple[int, int]:
+        start = self.offset(node.lineno, node.col_offset)  # type: ignore[attr-defined]
+        end = self.offset(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
+        return start, end
+
+    def _chars(self, lineno: int, col_bytes: int) -> int:
+        """How many characters of the line its first `col_bytes` UTF-8 bytes are."""
+        if lineno not in self._byte_ends:  # once per line: long lines stay linear
+            line = self.text[self.line_start(lineno) : self.next_line_start(lineno)]
+            ascii_ = line.isascii()
+            self._byte_ends[lineno] = (
+                None if ascii_ else list(itertools.accumulate(len(c.encode()) for c in line))
+            )
+        ends = self._byte_ends[lineno]
+        if ends is None or col_bytes == 0:
+            return col_bytes
+        return bisect.bisect_left(ends, col_bytes) + 1
 
 
 class WorkbookFileError(EngineError):
@@ -54,10 +114,11 @@ class Entry:
     name: str
     formula: str
     value_span: tuple[int, int]  # character offsets of the formula text
-    stmt_span: tuple[int, int]  # whole statement incl. a following docstring, whole lines
     line: int
     col: int
-    parenthesised: bool
+    parenthesised: bool  # the formula is inside brackets: it may span lines as it is
+    # What deleting the cell removes: the statement incl. a following docstring.
+    stmt_span: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -141,11 +202,8 @@ class _FileParser:
     def __init__(self, text: str, path: str) -> None:
         self.text = text
         self.path = path
-        self.offsets = OffsetMap(text, 0)
+        self.pos = Positions(text)
         self.template_lines: dict[str, tuple[int, int]] = {}
-        self.line_starts = [0]
-        for m in re.finditer("\n", text):
-            self.line_starts.append(m.end())
 
     def error(self, node: ast.AST, message: str) -> WorkbookFileError:
         return WorkbookFileError(
@@ -158,14 +216,11 @@ class _FileParser:
         if body and _is_docstring(body[0]):
             result.doc = _docstring(body.pop(0))
         last: tuple[CellSpec, ast.stmt] | None = None
-        for stmt in body:
+        for index, stmt in enumerate(body):
             if _is_docstring(stmt):
                 if last is None:
                     raise self.error(stmt, "a docstring must follow a cell definition")
                 last[0].doc = _docstring(stmt)
-                entry = result.entries.get(last[0].name)
-                if entry is not None:
-                    entry.stmt_span = (entry.stmt_span[0], self._line_end(stmt))
                 last = None
                 continue
             if isinstance(stmt, ast.With):
@@ -180,15 +235,28 @@ class _FileParser:
                 raise self.error(
                     stmt, f"{spec.name!r} is defined twice (first at line {first.line})"
                 )
+            entry.stmt_span = self._stmt_span(body, index)
             result.cells.append((spec, stmt.lineno, stmt.col_offset + 1))
             result.entries[spec.name] = entry
             last = (spec, stmt)
         result.template_lines = self.template_lines
         return result
 
-    def _line_end(self, node: ast.AST) -> int:
-        end_line = node.end_lineno  # type: ignore[attr-defined]
-        return self.line_starts[end_line] if end_line < len(self.line_starts) else len(self.text)
+    def _stmt_span(self, body: list[ast.stmt], index: int) -> tuple[int, int]:
+        """What deleting the cell at body[index] removes: the statement and its docstring,
+        as whole lines when nothing else is written on them, else only its own text (and
+        the `;` that joins it to a neighbour) — never another statement."""
+        stop = index + 2 if index + 1 < len(body) and _is_docstring(body[index + 1]) else index + 1
+        first, last = body[index], body[stop - 1]
+        before = body[index - 1] if index > 0 else None
+        after = body[stop] if stop < len(body) else None
+        start = self.pos.offset(first.lineno, first.col_offset)
+        end = self.pos.offset(last.end_lineno, last.end_col_offset)  # type: ignore[arg-type]
+        if after is not None and after.lineno == last.end_lineno:
+            return start, self.pos.offset(after.lineno, after.col_offset)
+        if before is not None and before.end_lineno == first.lineno:
+            return self.pos.offset(before.end_lineno, before.end_col_offset), end  # type: ignore[arg-type]
+        return self.pos.line_start(first.lineno), self.pos.next_line_start(last.end_lineno)  # type: ignore[arg-type]
 
     def cell(self, stmt: ast.stmt) -> tuple[CellSpec, Entry]:
         hints: dict[str, Any] = {}
@@ -211,24 +279,21 @@ class _FileParser:
             raise self.error(
                 stmt, "the left side must be a cell name like `x` or `h3.attn.pattern`"
             )
-        start, end = self.offsets.span(value)
-        parenthesised = self._parenthesised(start, end)
+        start, end = self.pos.span(value)
         formula = self.text[start:end]
-        line_start = self.line_starts[stmt.lineno - 1]
         entry = Entry(
-            name,
-            formula,
-            (start, end),
-            (line_start, self._line_end(stmt)),
-            stmt.lineno,
-            stmt.col_offset + 1,
-            parenthesised,
+            name, formula, (start, end), stmt.lineno, stmt.col_offset + 1, self._parenthesised(stmt)
         )
         return CellSpec(name, formula, "", hints), entry
 
-    def _parenthesised(self, start: int, end: int) -> bool:
-        before = self.text[:start].rstrip()
-        return before.endswith("(")
+    def _parenthesised(self, stmt: ast.Assign | ast.AnnAssign) -> bool:
+        """Whether brackets of the statement itself enclose the formula. Between the target
+        (or annotation) and the formula there are only `=`, `(`, spaces, `\\` and comments,
+        so a `(` outside the comments is such a bracket."""
+        left = stmt.annotation if isinstance(stmt, ast.AnnAssign) else stmt.targets[0]
+        start = self.pos.offset(left.end_lineno, left.end_col_offset)  # type: ignore[arg-type]
+        between = self.text[start : self.pos.span(stmt.value)[0]]  # type: ignore[arg-type]
+        return "(" in re.sub(r"#[^\r\n]*", "", between)
 
     def hints(self, annotation: ast.expr) -> dict[str, Any]:
         if not (
@@ -410,9 +475,10 @@ def render_text(wb: SavedWorkbook) -> str:
     for start, end, replacement in sorted(edits, reverse=True):
         text = text[:start] + replacement + text[end:]
     if additions:
-        if text and not text.endswith("\n"):
-            text += "\n"
-        text += "".join(additions)
+        newline = newline_of(text)  # a file with \r or \r\n endings keeps them
+        if text and not text.endswith(("\n", "\r")):
+            text += newline
+        text += "".join(additions).replace("\n", newline)
     return text
 
 
@@ -431,7 +497,7 @@ def _current_formula(wb: SavedWorkbook, name: str, overrides: Mapping[str, str])
 def _render_fresh(wb: SavedWorkbook) -> str:
     """A file for a workbook built in code: cells in dependency order, each block's template
     where its output first appears."""
-    out = [f'"""{wb.doc}"""\n\n'] if wb.doc else []
+    out = [f"{_string_literal(wb.doc)}\n\n"] if wb.doc else []
     templates = {t.out_name: t for t in wb.templates()}
     for name in wb.cells():
         cell = wb.cell(name)
@@ -446,19 +512,30 @@ def _render_fresh(wb: SavedWorkbook) -> str:
 
 def _template_text(t: Template) -> str:
     head = f"with block({t.prefix!r}, count={t.count}, input={t.input}, output={t.output!r}):\n"
-    body = [f'    """{t.doc}"""\n'] if t.doc else []
+    body = [f"    {_string_literal(t.doc)}\n"] if t.doc else []
     for spec in t.cells:
-        body.append(
-            "".join(
-                "    " + line + "\n"
-                for line in _statement(spec.name, spec.formula, spec.doc, spec.hints).splitlines()
-            )
-        )
+        statement = _statement(spec.name, spec.formula, spec.doc, spec.hints)
+        body.append("".join("    " + line for line in _lines(statement)))
     return head + "".join(body or ["    pass\n"])
 
 
+def _lines(text: str) -> list[str]:
+    """The lines of the text with their endings, split where the tokenizer splits."""
+    starts = line_starts(text)
+    return [text[a:b] for a, b in itertools.pairwise([*starts, len(text)]) if a < b]
+
+
 def _fit(formula: str, parenthesised: bool) -> str:
-    return formula if parenthesised or "\n" not in formula else f"(\n    {formula}\n)"
+    return formula if parenthesised or not has_line_break(formula) else f"(\n    {formula}\n)"
+
+
+def _string_literal(text: str) -> str:
+    """A docstring as written: triple-quoted when that reads back as the same text, else
+    repr (a backslash, a \r, or quotes at the end would change it or break the file)."""
+    plain = '"""' not in text and "\\" not in text and "\r" not in text
+    if plain and not text.endswith('"'):
+        return f'"""{text}"""'
+    return repr(text)
 
 
 def _statement(name: str, formula: str, doc: str, hints: Mapping[str, Any]) -> str:
@@ -468,7 +545,7 @@ def _statement(name: str, formula: str, doc: str, hints: Mapping[str, Any]) -> s
         annotation = ": cell(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
     line = f"{name}{annotation} = {_fit(formula, False)}\n"
     if doc:
-        line += '"""' + doc.replace('"""', '\\"\\"\\"') + '"""\n'
+        line += _string_literal(doc) + "\n"
     return line
 
 
@@ -488,6 +565,7 @@ def save_workbook(wb: SavedWorkbook, path: str | os.PathLike[str] | None = None)
         raise WorkbookFileError("<workbook>", None, None, "no file name to save to")
     text = render_text(wb)
     parsed = parse_text(text, target)  # never write a file we could not load back
+    _check_cells(wb, parsed, target)  # ... nor one whose cells say anything else
     data = text.encode("utf-8")
     if wb.document is not None and wb.document.bom:
         data = b"\xef\xbb\xbf" + data
@@ -499,6 +577,35 @@ def save_workbook(wb: SavedWorkbook, path: str | os.PathLike[str] | None = None)
         # The raw error names the hidden temp file; say which file could not be written.
         raise WorkbookFileError(target, None, None, f"cannot write: {exc.strerror}") from None
     wb.document = WorkbookDocument(target, text, bool(wb.document and wb.document.bom), parsed)
+
+
+def _check_cells(wb: SavedWorkbook, parsed: ParsedFile, target: str) -> None:
+    """The file's top-level cells must be exactly the workbook's, formula for formula (by
+    meaning: comments and spacing may differ)."""
+    expected = {
+        name: wb.cell(name).source
+        for name in wb.cells()
+        if wb.cell(name).template is None and wb.cell(name).source is not None
+    }
+    expected.update(wb.overrides())
+    written = {name: entry.formula for name, entry in parsed.entries.items()}
+    if expected.keys() != written.keys() or any(
+        _meaning(written[n]) != _meaning(f)
+        for n, f in expected.items()  # type: ignore[arg-type]
+    ):
+        raise WorkbookFileError(
+            target, None, None, "not saved: the file would not say what the workbook says"
+        )
+
+
+def _meaning(formula: str) -> str:
+    try:
+        return ast.dump(ast.parse(formula, mode="eval"))
+    except SyntaxError:
+        try:  # a formula written over several lines inside the statement's brackets
+            return ast.dump(ast.parse(f"(\n{formula}\n)", mode="eval"))
+        except SyntaxError:
+            return f"unparsable {formula!r}"
 
 
 def atomic_write(path: str, data: bytes) -> None:
