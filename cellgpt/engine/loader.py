@@ -35,7 +35,7 @@ def load_workbook(
     """Load a workbook file. Every problem raises WorkbookFileError naming line and column;
     the file itself is only ever read."""
     path = os.fspath(path)
-    text, bom = read_text(path)
+    text, bom, identity = read_text(path)
     parsed = parse_text(text, path)
     wb = Workbook(library, doc=parsed.doc)
     prefixes = {t.prefix: {c.name for c in t.cells} for t, _, _ in parsed.templates}
@@ -79,7 +79,7 @@ def load_workbook(
     )  # reports what is missing
     for template, line, col in templates:
         _define_template(wb, path, template, line, col, override_lines, parsed.template_lines)
-    wb.document = WorkbookDocument(path, text, bom, parsed)
+    wb.document = WorkbookDocument(path, text, bom, parsed, identity=identity)
     return wb
 
 

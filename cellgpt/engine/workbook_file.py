@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import bisect
 import contextlib
+import hashlib
 import inspect
 import itertools
 import os
@@ -33,6 +34,7 @@ from typing import Any, Protocol
 from cellgpt.engine.cells import Cell, CellSpec
 from cellgpt.engine.errors import EngineError
 from cellgpt.engine.formula_parse import dotted_name
+from cellgpt.engine.safe_files import FileIdentity, UnsafeFileError, read_bytes_with_identity
 from cellgpt.engine.steps import FIRST_STEP, STEP, STEPS, number_steps
 from cellgpt.engine.templates import Template
 
@@ -107,6 +109,11 @@ class WorkbookFileError(EngineError):
         super().__init__(f"{where}: {message}")
 
 
+class WorkbookChangedError(WorkbookFileError):
+    """A save refused because someone else changed the file since we read it: writing would
+    silently drop their edit. Reload the file, or save to another file."""
+
+
 @dataclass
 class Entry:
     """One top-level `name = formula` statement in the file."""
@@ -142,6 +149,9 @@ class WorkbookDocument:
     # Where a save without a path goes instead of `path`, when the loaded file must not be
     # overwritten (a file shipped with the application); its folder is created on save.
     save_path: str | None = None
+    # The version of `path` we read or wrote last (None: unknown); a save over a file that
+    # is no longer this version is refused.
+    identity: FileIdentity | None = None
 
 
 class SavedWorkbook(Protocol):
@@ -161,17 +171,13 @@ class SavedWorkbook(Protocol):
 # Parsing
 
 
-def read_text(path: str) -> tuple[str, bool]:
+def read_text(path: str) -> tuple[str, bool, FileIdentity]:
+    """The file's text, whether it had a UTF-8 BOM, and the identity of the version read.
+    Never blocks: a FIFO, device or folder is refused at once."""
     try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise WorkbookFileError(
-                path, None, None, f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}"
-            )
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise WorkbookFileError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
+        data, identity = read_bytes_with_identity(path, MAX_FILE_BYTES, what="workbook file")
+    except UnsafeFileError as exc:
+        raise WorkbookFileError(path, None, None, _reason(exc, path)) from None
     bom = data.startswith(b"\xef\xbb\xbf")
     if bom:
         data = data[3:]
@@ -185,7 +191,13 @@ def read_text(path: str) -> tuple[str, bool]:
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise WorkbookFileError(path, line, col, "not valid UTF-8 text") from None
-    return text, bom
+    return text, bom, identity
+
+
+def _reason(exc: UnsafeFileError, path: str) -> str:
+    """The error without its leading file name (WorkbookFileError puts it back)."""
+    message = str(exc)
+    return message.removeprefix(f"{path}: ")
 
 
 def parse_text(text: str, path: str = "<workbook>") -> ParsedFile:
@@ -551,32 +563,68 @@ def _statement(name: str, formula: str, doc: str, hints: Mapping[str, Any]) -> s
 
 def save_workbook(wb: SavedWorkbook, path: str | os.PathLike[str] | None = None) -> None:
     """Write atomically; the previous file stays intact if anything fails. Without a path,
-    to the document's `save_path` if it has one, else back to the file it was loaded from."""
+    to the document's `save_path` if it has one, else back to the file it was loaded from.
+    Raises WorkbookChangedError, writing nothing, when that file changed since we read it."""
     document = wb.document
-    if path is not None:
-        target = os.fspath(path)
-    elif document is not None and document.save_path:
-        target = document.save_path
-        with contextlib.suppress(OSError):  # a failure to create it is reported by the write
-            os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    elif document is not None:
-        target = document.path
-    else:
-        raise WorkbookFileError("<workbook>", None, None, "no file name to save to")
+    target = _target(document, path)
+    if document is not None:
+        _refuse_if_changed(document, target)
     text = render_text(wb)
     parsed = parse_text(text, target)  # never write a file we could not load back
     _check_cells(wb, parsed, target)  # ... nor one whose cells say anything else
-    data = text.encode("utf-8")
-    if wb.document is not None and wb.document.bom:
-        data = b"\xef\xbb\xbf" + data
+    bom = bool(document and document.bom)
+    data = (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
+    if document is not None and document.save_path and target == document.save_path:
+        with contextlib.suppress(OSError):  # a failure to create it is reported by the write
+            os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
     try:
-        atomic_write(target, data)
+        identity = atomic_write(target, data)
     except OSError as exc:
         if exc.errno is None:
             raise
         # The raw error names the hidden temp file; say which file could not be written.
         raise WorkbookFileError(target, None, None, f"cannot write: {exc.strerror}") from None
-    wb.document = WorkbookDocument(target, text, bool(wb.document and wb.document.bom), parsed)
+    wb.document = WorkbookDocument(target, text, bom, parsed, identity=identity)
+
+
+def _target(document: WorkbookDocument | None, path: str | os.PathLike[str] | None) -> str:
+    if path is not None:
+        return os.fspath(path)
+    if document is not None:
+        return document.save_path or document.path
+    raise WorkbookFileError("<workbook>", None, None, "no file name to save to")
+
+
+def _refuse_if_changed(document: WorkbookDocument, target: str) -> None:
+    """Refuse to overwrite the document's own file when it is no longer the version we read
+    (or, for a first save to `save_path`, when someone created that file meanwhile). Another
+    file (save-as) is the user's explicit choice and is never refused."""
+    own = _same_file(target, document.path)
+    first_copy = bool(document.save_path) and _same_file(target, document.save_path or "")
+    if not (own or first_copy) or not os.path.lexists(target):
+        return  # another file, or deleted meanwhile: writing it loses nobody's edit
+    if own and document.identity is None:
+        return  # a document made without reading its file: nothing to compare with
+    known = document.identity if own else None  # a first copy must not exist yet
+    try:
+        _, current = read_bytes_with_identity(target, MAX_FILE_BYTES, what="workbook file")
+    except UnsafeFileError as exc:
+        raise WorkbookChangedError(
+            target, None, None, f"not saved: {_reason(exc, target)}"
+        ) from None
+    # Same bytes (even rewritten, with a new inode or mtime) means no edit can be lost.
+    if known is None or (current.size, current.sha256) != (known.size, known.sha256):
+        raise WorkbookChangedError(
+            target,
+            None,
+            None,
+            "not saved: the file changed on disk since it was opened (another program or "
+            "window saved it); reload it, or save as another file",
+        )
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _check_cells(wb: SavedWorkbook, parsed: ParsedFile, target: str) -> None:
@@ -608,7 +656,9 @@ def _meaning(formula: str) -> str:
             return f"unparsable {formula!r}"
 
 
-def atomic_write(path: str, data: bytes) -> None:
+def atomic_write(path: str, data: bytes) -> FileIdentity:
+    """Write through a temp file in the same folder and os.replace; returns the identity of
+    the new file (taken from the temp file, which becomes it)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + Path(path).name + ".", suffix=".tmp", dir=folder)
     try:
@@ -616,6 +666,7 @@ def atomic_write(path: str, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+            st = os.fstat(fh.fileno())
         with contextlib.suppress(OSError):
             os.chmod(tmp, os.stat(path).st_mode & 0o777)
         os.replace(tmp, path)
@@ -623,3 +674,5 @@ def atomic_write(path: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    digest = hashlib.sha256(data).hexdigest()
+    return FileIdentity(st.st_dev, st.st_ino, len(data), st.st_mtime_ns, digest)

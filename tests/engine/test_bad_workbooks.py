@@ -201,7 +201,7 @@ def test_bad_file_gives_a_located_error_and_is_untouched(bad: BadFile, tmp_path:
 def test_counts_per_category(capsys: pytest.CaptureFixture[str]) -> None:
     counts = Counter(b.category for b in BAD_FILES)
     counts["truncated"] += len(_cut_points())
-    counts["file system"] += 4
+    counts["file system"] += 6
     with capsys.disabled():
         print("\nbad workbook files per category:", dict(sorted(counts.items())))
     assert sum(counts.values()) >= 60
@@ -238,8 +238,14 @@ def test_every_truncation_loads_or_fails_cleanly(tmp_path: Path) -> None:
 def test_file_system_problems(tmp_path: Path) -> None:
     with pytest.raises(WorkbookFileError, match="cannot read"):
         load_workbook(tmp_path / "missing.py")
-    with pytest.raises(WorkbookFileError, match="cannot read"):
-        load_workbook(tmp_path)  # a folder
+    with pytest.raises(WorkbookFileError, match="is a folder, not a regular file"):
+        load_workbook(tmp_path)
+    fifo = tmp_path / "fifo.py"
+    os.mkfifo(fifo)  # open() would wait forever for a writer
+    with pytest.raises(WorkbookFileError, match="is a pipe"):
+        load_workbook(fifo)
+    with pytest.raises(WorkbookFileError, match="is a device"):
+        load_workbook("/dev/zero")  # never ends
     huge = tmp_path / "huge.py"
     with open(huge, "wb") as fh:
         fh.truncate(17 * 1024 * 1024)  # sparse: costs no disk
