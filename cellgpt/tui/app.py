@@ -112,6 +112,11 @@ class CellGptApp(App[None]):
         self.controller.wb = result.value
         self._attach()
 
+    def show_workbook(self, wb: Any) -> None:
+        """Show another workbook in place of this one (a reload from disk)."""
+        self.controller.wb = wb
+        self._attach()
+
     def _load_failed(self, error: BaseException) -> None:
         message = Text.assemble(
             ("could not load the workbook\n\n", "bold red"), str(error), ("\n\nCtrl+Q quits", "dim")

@@ -14,11 +14,13 @@ from typing import Any, Protocol
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from cellgpt.engine import CellError, EngineError, FormulaError, Status
+from cellgpt.engine import CellError, EngineError, FormulaError, Status, load_workbook
+from cellgpt.engine.workbook_file import WorkbookChangedError
 from cellgpt.export.xlsx import export_workbook
 from cellgpt.gpt2.cells import EMBED, GENERATED, NEXT_TOKEN, PROMPT, TOKENS, WorkbookCells
 from cellgpt.gpt2.generate import generate
 from cellgpt.tui.jobs import JobContext, JobResult, JobRunner
+from cellgpt.tui.screens.changed import ChangedScreen, Choice
 from cellgpt.tui.screens.edit import EditScreen, Problem
 from cellgpt.tui.screens.find import FindScreen
 from cellgpt.tui.search import Hit, find_cells, find_tokens, find_vocab
@@ -51,6 +53,9 @@ class Ui(Protocol):
 
     def point_at_row(self, row: int) -> None:
         """Move the grid's cursor to a row (when the value is a grid) and focus it."""
+
+    def show_workbook(self, wb: Any) -> None:
+        """Replace the workbook (a reload from disk) and show it."""
 
 
 def problem_from(exc: Exception, text: str = "") -> Problem:
@@ -303,9 +308,19 @@ class WorkbookController:
         if getattr(self.wb, "document", None) is None:
             self.save_as()
             return
-        self._save_to(None)
+        try:
+            self.wb.save(None)
+        except WorkbookChangedError as exc:  # someone else saved it: never overwrite them
+            self.ui.notify(str(exc), severity="error", timeout=8)
+            self.ui.push_screen(ChangedScreen(exc.path), self._resolve_change(exc.path))
+            return
+        except Exception as exc:  # nothing is lost: the old file stays as it was
+            self.ui.notify(f"save failed: {exc}", severity="error", timeout=8)
+            return
+        self.ui.notify(f"saved {self.wb.document.path}")
 
     def _save_to(self, path: str | None) -> Problem | None:
+        """Save as: the editor stays open with the reason when the save is refused."""
         try:
             self.wb.save(path)
         except Exception as exc:  # nothing is lost: the old file stays as it was
@@ -313,6 +328,28 @@ class WorkbookController:
             return Problem(str(exc))
         self.ui.notify(f"saved {self.wb.document.path if self.wb.document else path}")
         return None
+
+    def _resolve_change(self, path: str) -> Callable[[Choice | None], None]:
+        def chosen(choice: Choice | None) -> None:
+            if choice == "reload":
+                self.reload(path)
+            elif choice == "save_as":
+                self.save_as()
+
+        return chosen
+
+    def reload(self, path: str) -> None:
+        """Open the file again as it is on disk (this session's edits are dropped)."""
+        if not self.can_act(needs_cell=False):
+            return
+        library = self.wb.library
+
+        def done(result: JobResult) -> None:
+            self.current, self.history = None, []
+            self.ui.show_workbook(result.value)
+            self.ui.notify(f"reloaded {path}")
+
+        self.jobs.start(f"Reloading {path}", lambda ctx: load_workbook(path, library), done)
 
     def save_as(self) -> None:
         if not self.can_act(needs_cell=False):

@@ -5,12 +5,14 @@ cells never freeze or exit the app. Complements tests/tui/test_tui.py (whose fix
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cellgpt.engine import Status, Workbook
 from cellgpt.tui.app import CellGptApp
+from cellgpt.tui.screens.changed import ChangedScreen
 from cellgpt.tui.screens.edit import EditScreen
 from tests.tui import test_tui
 from tests.tui.test_tui import Notes, edit, run_app, settle
@@ -157,5 +159,82 @@ def test_odd_values_are_displayed_without_crashing(wb: Workbook) -> None:
             assert app.is_running, name
         assert wb.value("huge_text") is not None
         assert np.isnan(wb.value("nan_inf")[0])
+
+    run_app(app, scenario)
+
+
+# ---------------------------------------------------------------------- a file changed on disk
+EDITED = "zero_head(softmax(h3.attn.scores), 0)"
+
+
+def _change_behind_our_back(wb_path: Path, tui_model: Path) -> bytes:
+    """Another program saves the workbook: our save must not drop its edit."""
+    text = wb_path.read_text().replace('model = "gpt2-mini"', f"model = {str(tui_model)!r}")
+    wb_path.write_text(text.replace('prompt = "Mike', 'prompt = "Anna'))
+    return wb_path.read_bytes()
+
+
+async def _save_refused(pilot: Any, app: CellGptApp, notes: Notes, theirs: bytes, path: Path):
+    app.navigate("h3.attn.pattern")
+    await pilot.pause()
+    await edit(pilot, EDITED)
+    await pilot.press("s")
+    await pilot.pause()
+    assert isinstance(app.screen, ChangedScreen)
+    assert "changed on disk" in notes.text() and "error" in notes.severities()
+    assert path.read_bytes() == theirs  # their edit is still there
+
+
+def test_a_save_over_a_changed_file_offers_save_as(
+    wb: Workbook, wb_path: Path, tui_model: Path, tmp_path: Path
+) -> None:
+    app = CellGptApp(wb, autorun=False)
+    notes = Notes(app)
+    theirs = _change_behind_our_back(wb_path, tui_model)
+    target = tmp_path / "mine.py"
+
+    async def scenario(pilot: Any) -> None:
+        await _save_refused(pilot, app, notes, theirs, wb_path)
+        await pilot.press("escape")  # neither: nothing written, the edit stays in memory
+        await pilot.pause()
+        assert app.screen is app.main and wb.info("h3.attn.pattern").formula == EDITED
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.click("#save_as")
+        await pilot.pause()
+        assert isinstance(app.screen, EditScreen)
+        app.screen.query_one("#edit-input").value = str(target)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is app.main
+        assert EDITED in target.read_text() and wb_path.read_bytes() == theirs
+        await pilot.press("s")  # the copy is ours now: saving again just works
+        await pilot.pause()
+        assert app.screen is app.main and notes.items[-1] == (f"saved {target}", "information")
+
+    run_app(app, scenario)
+
+
+def test_a_save_over_a_changed_file_offers_reload(
+    wb: Workbook, wb_path: Path, tui_model: Path
+) -> None:
+    app = CellGptApp(wb, autorun=False)
+    notes = Notes(app)
+    theirs = _change_behind_our_back(wb_path, tui_model)
+
+    async def scenario(pilot: Any) -> None:
+        await _save_refused(pilot, app, notes, theirs, wb_path)
+        await pilot.click("#reload")
+        await settle(pilot)
+        assert app.screen is app.main and app.wb is not wb
+        assert app.wb.info("h3.attn.pattern").formula == "softmax(h3.attn.scores)"  # from disk
+        assert app.wb["prompt"].startswith("Anna") and "reloaded" in notes.text()
+        assert wb_path.read_bytes() == theirs
+        app.navigate("h3.attn.pattern")
+        await pilot.pause()
+        await edit(pilot, EDITED)  # the reloaded file saves normally
+        await pilot.press("s")
+        await pilot.pause()
+        assert EDITED in wb_path.read_text() and "Anna" in wb_path.read_text()
 
     run_app(app, scenario)
