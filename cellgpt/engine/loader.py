@@ -44,9 +44,7 @@ def load_workbook(
     override_lines = {s.name: (ln, c) for s, ln, c in overrides}
     plain = [s for s, _, _ in parsed.cells if not _instance_of(s.name, prefixes)]
     templates = list(parsed.templates)
-    _define_cells(
-        wb, path, lines, _ready_cells(plain, {t.prefix for t, _, _ in templates}, path, lines)
-    )
+    _define_cells(wb, path, lines, _ready_cells(plain, prefixes, path, lines))
     for name, value in (inputs or {}).items():
         if name not in wb:
             raise WorkbookFileError(path, None, None, f"no input cell named {name!r}")
@@ -62,7 +60,8 @@ def load_workbook(
     # Blocks and the cells that read them are defined in rounds, as their inputs appear.
     while True:
         pending = [s for s in plain if s.name not in wb]
-        ready = _ready_cells(pending, {t.prefix for t, _, _ in templates}, path, lines)
+        waiting = {t.prefix: prefixes[t.prefix] for t, _, _ in templates}
+        ready = _ready_cells(pending, waiting, path, lines)
         _define_cells(wb, path, lines, ready)
         defined = [
             (t, ln, c)
@@ -121,10 +120,14 @@ def _safe_refs(wb: Workbook, template: Template, path: str, line: int, col: int)
 
 
 def _ready_cells(
-    specs: list[CellSpec], prefixes: set[str], path: str, lines: Mapping[str, tuple[int, int]]
+    specs: list[CellSpec],
+    prefixes: Mapping[str, set[str]],
+    path: str,
+    lines: Mapping[str, tuple[int, int]],
 ) -> list[CellSpec]:
-    """The cells that do not read (directly or through other pending cells) the output of a
-    block that is not instantiated yet."""
+    """The cells that do not read (directly or through other pending cells) the output or an
+    instance cell (`h3.attn.pattern`) of a block that is not instantiated yet; `prefixes`
+    maps each such block's prefix to its cell names."""
     names: dict[str, tuple[str, ...]] = {}
     for spec in specs:
         try:

@@ -275,3 +275,29 @@ def test_error_inside_a_block_points_at_the_cell_line(tmp_path):
         load_workbook(path)
     assert (info.value.line, info.value.col) == (5, 5)
     assert "cell 'a.o': unknown name 'nothing_here'" in str(info.value)
+
+
+BLOCK_READER = """x0 = 1
+n = 4
+with block("h", count=n, input=x0, output="out"):
+    a = prev * 2
+    out = a + 1
+y = h3.a + 0
+z = h.out
+"""
+
+
+def test_a_top_level_cell_reads_a_block_instance_cell(tmp_path):
+    wb = load_workbook(write(tmp_path, BLOCK_READER))
+    # h0: a=2 out=3; h1: a=6 out=7; h2: a=14 out=15; h3: a=30 out=31
+    assert wb["y"] == 30 and wb["z"] == 31
+    assert wb.precedents("y") == ("h3.a",)
+
+
+@pytest.mark.parametrize("ref", ["h99.a", "h4.a", "h3.nothing"])
+def test_reading_a_missing_instance_is_a_located_error(tmp_path, ref):
+    path = write(tmp_path, BLOCK_READER.replace("h3.a", ref))
+    with pytest.raises(WorkbookFileError) as info:
+        load_workbook(path)
+    assert (info.value.line, info.value.col) == (6, 1)
+    assert f"unknown name {ref!r}" in str(info.value) and str(info.value).startswith(str(path))
