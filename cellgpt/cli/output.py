@@ -5,13 +5,14 @@ files), a folder, a FIFO or a device. Every OS error becomes one UserError namin
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from cellgpt.cli import UserError
 
@@ -57,6 +58,20 @@ def model_files(folder: Path | None) -> list[Path]:
     with contextlib.suppress(OSError):
         return [p for p in folder.iterdir() if p.is_file()]
     return []
+
+
+def files_read(args: argparse.Namespace, wb: Any) -> list[Path]:
+    """The files a command reads (the workbook, the model's files): never an output."""
+    from cellgpt.cli.common import chosen_model, workbook_path
+    from cellgpt.gpt2 import cells
+    from cellgpt.locations import NotFoundError, resolve_model
+
+    files = [workbook_path(args)]
+    for model in (chosen_model(args), wb.value(cells.MODEL) if cells.MODEL in wb else None):
+        if isinstance(model, str | os.PathLike):
+            with contextlib.suppress(NotFoundError, OSError):
+                files += model_files(resolve_model(model))
+    return files
 
 
 def write_atomic(

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import math
-import os
 import sys
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from cellgpt.cli import UserError
-from cellgpt.cli.common import chosen_model, model_args, open_workbook, workbook_path
 from cellgpt.cli.common import get_cell as _get
-from cellgpt.cli.output import check_target, model_files, write_atomic
+from cellgpt.cli.common import model_args, open_workbook
+from cellgpt.cli.output import check_target, files_read, write_atomic
 from cellgpt.engine.tables import table_fits
 from cellgpt.engine.value_limits import ValueTooLarge, check_shown, preview
 from cellgpt.gpt2 import cells
@@ -119,7 +116,7 @@ def cmd_cell(args: argparse.Namespace) -> int:
         raise UserError(
             f"no cell named {args.name!r} (try `cellgpt cell --help`; names look like h3.attn.pattern)"
         )
-    protected = _read_files(args, wb)
+    protected = files_read(args, wb)
     if args.out:
         check_target(args.out, protected)  # before computing: a bad path fails fast
     elif args.format == "npy":
@@ -135,18 +132,6 @@ def cmd_cell(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _read_files(args: argparse.Namespace, wb: Any) -> list[Path]:
-    """The files this command reads, which --out must never replace."""
-    from cellgpt.locations import NotFoundError, resolve_model
-
-    files = [workbook_path(args)]
-    for model in (chosen_model(args), wb.value(cells.MODEL) if cells.MODEL in wb else None):
-        if isinstance(model, str | os.PathLike):
-            with contextlib.suppress(NotFoundError, OSError):
-                files += model_files(resolve_model(model))
-    return files
 
 
 def _save_npy(handle: IO[bytes], name: str, value: Any) -> None:
