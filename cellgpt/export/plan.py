@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from cellgpt.engine import Status, Workbook
-from cellgpt.engine.value_limits import ValueTooLarge, measure
+from cellgpt.engine.value_limits import ValueTooLarge, array_items, measure
 from cellgpt.export.excel_forms import with_excel_forms
 from cellgpt.export.layout import (
     MAX_DATA_COLS,
@@ -83,7 +83,7 @@ MAX_EXPORT_VALUES = 2**26  # numbers of one array (GPT-2 small's largest table h
 def too_large_to_export(value: Any) -> str:
     """Why a value cannot go on sheets in bounded time and memory ('' when it can)."""
     if isinstance(value, np.ndarray) and value.dtype != object:
-        n = max(value.size, *value.shape) if value.ndim else 1
+        n = array_items(value)  # rows and columns count too: (10**9, 0) has a billion rows
         return f"{n:,} values (the limit is {MAX_EXPORT_VALUES:,})" if n > MAX_EXPORT_VALUES else ""
     try:
         measure(value)
