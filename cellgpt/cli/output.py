@@ -32,7 +32,7 @@ def check_target(path: str | os.PathLike[str], protected: Iterable[Path] = ()) -
         _check_kind(out, st)
         _check_not_read(out, st, protected)
     if not out.parent.is_dir():  # a typo in the folder must not create folders
-        raise UserError(f"cannot write {out}: the folder {out.parent} does not exist")
+        raise UserError(f"cannot write {out}: the folder does not exist ({out.parent})")
     return out
 
 
