@@ -44,6 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cellgpt: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_stdout()
+
+
+def _closed_stdout() -> int:
+    """The reader went away (`| head`): stop quietly. Python would still try to flush
+    stdout at exit and print a traceback, so point it at /dev/null first."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
 if __name__ == "__main__":

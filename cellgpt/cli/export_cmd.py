@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cellgpt.cli import UserError
 from cellgpt.cli.common import model_args, open_workbook
+from cellgpt.cli.output import check_target, files_read
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +48,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.with_params and args.mode == "formulas":
         print("cellgpt: formulas mode always includes the parameters", file=sys.stderr)
     wb = open_workbook(args)
+    check_target(args.out, files_read(args, wb))
     bar = None if args.quiet else ProgressBar()
     try:
         report = export_workbook(

@@ -7,14 +7,16 @@ import io
 import json
 import math
 import sys
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from cellgpt.cli import UserError
 from cellgpt.cli.common import get_cell as _get
 from cellgpt.cli.common import model_args, open_workbook
+from cellgpt.cli.output import check_target, files_read, write_atomic
+from cellgpt.engine.tables import table_fits
+from cellgpt.engine.value_limits import ValueTooLarge, check_shown, preview
 from cellgpt.gpt2 import cells
 from cellgpt.gpt2.cells import WorkbookCells
 
@@ -114,48 +116,112 @@ def cmd_cell(args: argparse.Namespace) -> int:
         raise UserError(
             f"no cell named {args.name!r} (try `cellgpt cell --help`; names look like h3.attn.pattern)"
         )
+    protected = files_read(args, wb)
+    if args.out:
+        check_target(args.out, protected)  # before computing: a bad path fails fast
+    elif args.format == "npy":
+        raise UserError("--format npy needs --out FILE")
     value = _get(wb, args.name)
     if args.format == "npy":
-        if not args.out:
-            raise UserError("--format npy needs --out FILE")
-        np.save(args.out, np.asarray(value))
+        write_atomic(args.out, lambda f: _save_npy(f, args.name, value), protected)
         return 0
-    if args.format == "json":
-        text = json.dumps(_jsonable(value), ensure_ascii=False)
-    elif args.format == "csv":
-        buffer = io.StringIO()
-        wb.table(args.name).to_csv(buffer)
-        text = buffer.getvalue()
-    else:
-        text = _table_text(wb, args.name, value)
+    text = _render(wb, args.name, value, args.format)
+    text += "" if text.endswith("\n") else "\n"
     if args.out:
-        Path(args.out).write_text(text + ("" if text.endswith("\n") else "\n"), encoding="utf-8")
+        write_atomic(args.out, lambda f: f.write(text.encode("utf-8")), protected)
     else:
-        sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+        sys.stdout.write(text)
     return 0
+
+
+def _save_npy(handle: IO[bytes], name: str, value: Any) -> None:
+    """np.save through a handle: the file is exactly --out (np.save on a name adds .npy)."""
+    if not isinstance(value, np.ndarray):
+        check_or_user_error(name, value, "save as .npy")
+        value = np.asarray(value)
+    if value.dtype == object:
+        raise UserError(
+            f"{name}: not an array of numbers (it holds Python objects); try --format json"
+        )
+    np.save(handle, value, allow_pickle=False)
+
+
+def check_or_user_error(name: str, value: Any, what: str, instead: str = "") -> None:
+    try:
+        check_shown(name, value, what, instead)
+    except ValueTooLarge as exc:
+        raise UserError(str(exc)) from None
+
+
+def _render(wb: Any, name: str, value: Any, fmt: str) -> str:
+    if fmt == "json":
+        check_or_user_error(name, value, "print as JSON", _npy_hint(value))
+        return json.dumps(_jsonable(value), ensure_ascii=False)
+    if fmt == "csv":
+        check_or_user_error(name, value, "print as CSV", _npy_hint(value))
+        buffer = io.StringIO()
+        _table(wb, name).to_csv(buffer)
+        return buffer.getvalue()
+    return _table_text(wb, name, value)
+
+
+def _npy_hint(value: Any) -> str:
+    numeric = isinstance(value, np.ndarray) and value.dtype.kind in "fiub"
+    return "use --format npy --out FILE" if numeric else "try --format table for a preview"
+
+
+def _table(wb: Any, name: str) -> Any:
+    try:
+        return wb.table(name)
+    except ValueTooLarge as exc:
+        raise UserError(f"{name}: {exc.reason} — too large for a table") from None
 
 
 def _table_text(wb: Any, name: str, value: Any) -> str:
     info = wb.info(name)
     head = f"{info.name}  shape={info.shape}  dtype={info.dtype}\n"
-    if isinstance(value, np.ndarray) and value.ndim > 2:
+    if isinstance(value, np.ndarray) and value.ndim > 2 and value.dtype != object:
         with np.printoptions(precision=4, suppress=True, linewidth=120, threshold=2000):
             return head + str(value)
+    if not table_fits(value):
+        return head + _preview_rows(value)
     import pandas as pd
 
     with pd.option_context("display.max_rows", 60, "display.max_columns", 12, "display.width", 140):
-        return head + str(wb.table(name))
+        return head + str(_table(wb, name))
+
+
+PREVIEW_ROWS = 20  # head and tail rows of a value too large for a table
+
+
+def _preview_rows(value: Any) -> str:
+    """Head and tail of a value too large for a table, each row a bounded preview."""
+    if not isinstance(value, list | tuple) or len(value) <= 2 * PREVIEW_ROWS:
+        return "(too large for a table; a preview)\n" + preview(value, 4000)
+    n = len(value)
+    rows = [f"{i}  {preview(value[i], 200)}" for i in range(PREVIEW_ROWS)]
+    rows.append(f"… {n - 2 * PREVIEW_ROWS:,} rows not shown …")
+    rows += [f"{i}  {preview(value[i], 200)}" for i in range(n - PREVIEW_ROWS, n)]
+    return f"(too large for a table: first and last {PREVIEW_ROWS} of {n:,} rows)\n" + "\n".join(
+        rows
+    )
 
 
 def _jsonable(value: Any) -> Any:
+    """Plain JSON types (the value has passed check_shown: its depth is bounded)."""
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        listed = value.tolist()
+        return listed if value.dtype.kind in "fiub" else _jsonable(listed)
     if isinstance(value, np.generic):
-        return value.item()
+        return _jsonable(value.item())
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {_key(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, int | float | str | bool | type(None)):
         return value
-    return repr(value)
+    return preview(value, 10_000)
+
+
+def _key(key: Any) -> str:
+    return key if isinstance(key, str) else preview(key, 10_000)

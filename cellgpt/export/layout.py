@@ -22,7 +22,8 @@ DATA_ROW0 = 1  # 0-based sheet row of the first data row (row 0 is the header)
 DATA_COL0 = 1  # 0-based sheet column of the first data column (column 0 holds row labels)
 MAX_DATA_ROWS = MAX_ROWS - DATA_ROW0
 MAX_DATA_COLS = MAX_COLS - DATA_COL0
-RESERVED_SHEETS = ("Index", "Summary")
+# Our own sheets, and "History", which Excel reserves (a sheet so named will not open).
+RESERVED_SHEETS = ("Index", "Summary", "History")
 
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 

@@ -11,8 +11,11 @@ from typing import Any
 import numpy as np
 
 from cellgpt.engine import Status, Workbook
+from cellgpt.engine.value_limits import ValueTooLarge, array_items, measure
 from cellgpt.export.excel_forms import with_excel_forms
 from cellgpt.export.layout import (
+    MAX_DATA_COLS,
+    MAX_DATA_ROWS,
     Placement,
     SheetNames,
     parts_needed,
@@ -74,6 +77,27 @@ def kind_of(value: Any) -> str:
     return "skip"
 
 
+MAX_EXPORT_VALUES = 2**26  # numbers of one array (GPT-2 small's largest table has 38.6M)
+
+
+def too_large_to_export(value: Any) -> str:
+    """Why a value cannot go on sheets in bounded time and memory ('' when it can)."""
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        n = array_items(value)  # rows and columns count too: (10**9, 0) has a billion rows
+        return f"{n:,} values (the limit is {MAX_EXPORT_VALUES:,})" if n > MAX_EXPORT_VALUES else ""
+    try:
+        measure(value)
+    except ValueTooLarge as exc:
+        return exc.reason
+    if isinstance(value, list | tuple | dict) and len(value) > MAX_DATA_ROWS:
+        return f"{len(value):,} rows (a sheet holds {MAX_DATA_ROWS:,})"
+    if isinstance(value, list | tuple):
+        width = max((len(v) for v in value if isinstance(v, list | tuple)), default=0)
+        if width > MAX_DATA_COLS:
+            return f"rows of {width:,} items (a sheet holds {MAX_DATA_COLS:,} columns)"
+    return ""
+
+
 def select(wb: Workbook, patterns: Sequence[str] | None, mode: str, with_params: bool) -> list[str]:
     """Cells to export, in workbook order. Patterns match names or aliases (fnmatch)."""
     names = wb.cells()
@@ -118,7 +142,12 @@ def _labels(wb: Workbook, hint: Any, n: int) -> list[Any] | None:
         labels = list(wb.library.constants[hint])
     elif hint in wb:
         value = wb.value(hint)
-        labels = list(value) if isinstance(value, list | tuple | np.ndarray) else []
+        # The length first: never list() a huge label cell for nothing.
+        if not isinstance(value, list | tuple | np.ndarray) or np.ndim(value[:0]) != 1:
+            return None
+        if len(value) != n:
+            return None
+        labels = list(value)
     else:
         return None
     return labels if len(labels) == n else None
@@ -170,6 +199,10 @@ def build_plan(
             entries.append(Entry(name, "skip", how="not exported", note=f"error: {message}"))
             continue
         value = wb.value(name)
+        too_large = too_large_to_export(value)
+        if too_large:
+            entries.append(Entry(name, "skip", how="not exported", note=f"too large: {too_large}"))
+            continue
         entry = Entry(name, kind_of(value), value)
         if entry.kind == "skip":
             entry.how, entry.note = "not exported", f"not a table ({type(value).__name__})"

@@ -18,6 +18,7 @@ import numpy as np
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.worksheet.formula import ArrayFormula
 
+from cellgpt.engine.value_limits import SMALL, fits, preview
 from cellgpt.export.layout import col_letter
 from cellgpt.weights.floatfmt import format_float32_shortest
 
@@ -32,6 +33,7 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 def clean_text(text: str) -> str:
     """Text a cell can hold: control characters as OOXML escapes (Excel and openpyxl decode
     `_xHHHH_`), a literal `_xHHHH_` protected, at most 32,767 characters."""
+    text = text[: MAX_TEXT + 1]  # cut first: the escapes below need never see 100 MB
     text = _LOOKS_ESCAPED.sub("_x005F_", text)
     text = _CONTROL.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
     text = _SURROGATE.sub("\ufffd", text)
@@ -47,7 +49,9 @@ def _xml_escape(text: str) -> str:
 def text_cell(ws: Any, text: Any, **style: Any) -> WriteOnlyCell:
     """A cell that holds `text` as a string, never as a formula."""
     cell = WriteOnlyCell(ws)
-    cell._value = clean_text(str(text))  # bypass openpyxl's "=" → formula guess
+    cell._value = clean_text(
+        text if isinstance(text, str) else _str(text)
+    )  # bypass openpyxl's "=" → formula guess
     cell.data_type = "s"
     for key, value in style.items():
         setattr(cell, key, value)
@@ -73,7 +77,13 @@ def value_cell(ws: Any, value: Any) -> Any:
     return text_cell(ws, _short_repr(value))
 
 
+def _str(value: Any) -> str:
+    return str(value) if fits(value, SMALL) else preview(value, MAX_TEXT)
+
+
 def _short_repr(value: Any) -> str:
+    if not fits(value, SMALL):  # a huge or deep item: a preview, never a full walk
+        return preview(value, MAX_TEXT)
     if isinstance(value, tuple | list):
         return " ".join(str(v) for v in value)
     return str(value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cellgpt.engine.value_limits import SMALL, fits, preview
 from cellgpt.gpt2.cells import WorkbookCells
 
 Labeler = Callable[[int], str]
@@ -43,8 +44,17 @@ def from_hint(wb: Any, hint: Any, n: int) -> Labeler | None:
     labels = hint_values(wb, hint)
     if labels is None or len(labels) != n:
         return None
-    texts = [visible(str(x)) for x in labels]
-    return texts.__getitem__
+    return lambda i: visible(label_text(labels[i]))  # lazily: only visible rows are asked
+
+
+LABEL_CHARS = 200  # no label needs more: the grid shows at most ~20 characters
+
+
+def label_text(x: Any) -> str:
+    """str(x), bounded: a giant or deeply nested label item is cut, never walked whole."""
+    if isinstance(x, str):
+        return x[:LABEL_CHARS]
+    return str(x)[:LABEL_CHARS] if fits(x, SMALL) else preview(x, LABEL_CHARS)
 
 
 def vocabulary(wb: Any, n: int, *, with_id: bool = True) -> Labeler | None:

@@ -3,13 +3,21 @@ of records, the BPE passes), or text (strings, scalars, dicts, objects)."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from cellgpt.engine.value_limits import MAX_SHOWN_ITEMS, SMALL, array_items, fits, preview
+
 Kind = Literal["grid", "table", "text", "empty"]
 TABLE_ROW_LIMIT = 5000  # a table is a DataTable; beyond this we show the first rows only
+TABLE_CELL_LIMIT = 1_000_000  # cells one DataTable may hold (rows x columns)
+TABLE_COLUMN_LIMIT = 4096  # wider records (a 1024-token BPE pass fits) are shown as text
+TEXT_LIMIT = 4000  # characters of a text view
+STRING_LIMIT = 100_000  # characters of a string value shown
+DICT_LINES = 1000  # entries of a mapping listed
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,8 @@ def classify(value: Any, *, vocab_size: int | None = None, columns: Any = None) 
     if value is None:
         return View("empty")
     if is_numeric_array(value):
+        if value.size == 0 and array_items(value) > MAX_SHOWN_ITEMS:
+            return View("text", text=f"(no values) {preview(value, TEXT_LIMIT)}")
         arr = value.astype(np.float32) if value.dtype == bool else value
         if arr.ndim == 0:
             return View("text", text=repr(arr.item()))
@@ -60,22 +70,29 @@ def classify(value: Any, *, vocab_size: int | None = None, columns: Any = None) 
 
 def _table(items: list[Any] | tuple[Any, ...], columns: Any) -> View:
     shown = items[:TABLE_ROW_LIMIT]
-    note = f"first {TABLE_ROW_LIMIT} of {len(items)} rows" if len(items) > TABLE_ROW_LIMIT else ""
     if all(isinstance(r, tuple | list) for r in shown):
         width = max(len(r) for r in shown)
+        if width > TABLE_COLUMN_LIMIT:  # a DataTable that wide would never draw
+            return View("text", text=f"{len(items)} rows of up to {width:,} items\n" + _text(items))
+        shown = shown[: max(1, TABLE_CELL_LIMIT // max(1, width))]
         names = list(columns) if isinstance(columns, list | tuple) else []
         names = [str(c) for c in names[:width]] + [str(i) for i in range(len(names), width)]
         rows = tuple(tuple(r) + ("",) * (width - len(r)) for r in shown)
-        return View("table", columns=tuple(names), rows=rows, text=note)
-    return View("table", columns=("value",), rows=tuple((r,) for r in shown), text=note)
+        return View("table", columns=tuple(names), rows=rows, text=_rows_note(shown, items))
+    return View(
+        "table", columns=("value",), rows=tuple((r,) for r in shown), text=_rows_note(shown, items)
+    )
+
+
+def _rows_note(shown: Any, items: Any) -> str:
+    return f"first {len(shown)} of {len(items)} rows" if len(items) > len(shown) else ""
 
 
 def _short(value: Any) -> str:
     """One line for a field: arrays by shape and dtype, anything else by a clipped repr."""
     if isinstance(value, np.ndarray):
         return f"array {' × '.join(map(str, value.shape))} {value.dtype}"
-    text = repr(value)
-    return text if len(text) <= 100 else text[:100] + " …"
+    return preview(value, 100)
 
 
 def _fields(value: Any) -> dict[str, Any] | None:
@@ -83,12 +100,22 @@ def _fields(value: Any) -> dict[str, Any] | None:
     return dict(fields) if isinstance(fields, dict) and fields else None
 
 
+def _key(key: Any) -> str:
+    return key if isinstance(key, str) and len(key) <= 100 else preview(key, 100)
+
+
 def _text(value: Any) -> str:
+    if isinstance(value, str) and len(value) > STRING_LIMIT:
+        return preview(value, STRING_LIMIT)
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, dict):
-        return "\n".join(f"{k}: {_short(v)}" for k, v in value.items())
-    text = repr(value)
+        lines = [f"{_key(k)}: {_short(v)}" for k, v in itertools.islice(value.items(), DICT_LINES)]
+        more = len(value) - DICT_LINES
+        return "\n".join(lines + ([f"… {more:,} more entries"] if more > 0 else []))
+    if not fits(value, SMALL):
+        return preview(value, TEXT_LIMIT)
+    text = preview(value, 10**6)
     fields = _fields(value)
     if len(text) > 300 and fields is not None:  # e.g. a bundle of weight tables
         lines = [type(value).__name__]

@@ -880,3 +880,44 @@ def test_a_jobs_last_messages_after_quitting_are_ignored(wb: Workbook):
     app.on_cells_changed(CellsChanged())
     app.on_stats_ready(StatsReady(("h0.ln_1", 0), "stats"))
     app.on_job_finished(JobFinished(JobResult("late"), None))
+
+
+def _deep_list(n: int) -> list[Any]:
+    top: list[Any] = []
+    inner = top
+    for _ in range(n):
+        inner.append([])
+        inner = inner[0]
+    return top
+
+
+def test_hostile_values_show_a_bounded_summary_in_the_value_pane(wb: Workbook) -> None:
+    """Pinned hostile values (deep, shared-huge, giant text, degenerate shapes, odd label cells)
+    are shown as a clipped preview or a grid; the app never hangs or crashes."""
+    app = CellGptApp(wb)
+    hostile = {
+        "deep": _deep_list(100_000),
+        "shared": [[0] * 10**7] * 10**7,
+        "text": "x" * 10**8,
+        "keys": {"k" * 10**7: 1},
+        "empty": np.zeros((0, 10**9), np.float32),
+        "objects": np.array([_deep_list(5000), None], dtype=object),
+    }
+
+    async def scenario(pilot: Any) -> None:
+        wb.pin("tokens", [[0] * 10**6] * 10**6)  # a label cell (rows="tokens") gone wrong
+        for label, value in hostile.items():
+            start = time.monotonic()
+            wb.pin("h0.attn.z", value)
+            app.navigate("h0.attn.z")
+            await settle(pilot)
+            text = str(app.value_pane.query_one("#value-text", Static).render())
+            assert app.value_pane.view is not None, label
+            assert len(text) <= 200_000, label
+            assert time.monotonic() - start < 30, label
+        wb.pin("h0.attn.z", np.ones((3, 3), np.float32))
+        app.navigate("h0.attn.z")
+        await settle(pilot)
+        assert app.value_pane.view is not None and app.value_pane.view.kind == "grid"
+
+    run_app(app, scenario)

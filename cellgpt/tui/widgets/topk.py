@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from cellgpt.tui.labels import visible
+from cellgpt.tui.labels import label_text, visible
 
 BAR = 18  # cells for the longest bar
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
@@ -52,6 +52,26 @@ def render_top_k(rows: list[tuple[Any, ...]], previous: list[tuple[Any, ...]] | 
     return out
 
 
+MAX_ROWS = 100  # candidates listed; a panel never needs more
+
+
+def _candidates(rows: Any) -> list[tuple[Any, ...]] | None:
+    """The (id, token, prob, logit) rows of a top_k value, or None when it is not such a list
+    (a workbook may define top_k as anything)."""
+    if not isinstance(rows, list | tuple):
+        return None
+    out = []
+    for row in rows[:MAX_ROWS]:
+        if not (isinstance(row, list | tuple) and len(row) == 4):
+            return None
+        token_id, token, prob, logit = row
+        try:
+            out.append((int(token_id), label_text(token), float(prob), float(logit)))
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return out
+
+
 class TopKPanel(Static):
     """Call `show(top_k, stale=...)`; it remembers the previous list to show rank changes."""
 
@@ -60,8 +80,9 @@ class TopKPanel(Static):
         self._current: list[tuple[Any, ...]] | None = None
         self._previous: list[tuple[Any, ...]] | None = None
 
-    def show(self, rows: Any, *, stale: bool = False, next_text: str | None = None) -> None:
-        rows = list(rows) if isinstance(rows, list | tuple) else None
+    def show(self, rows: Any, *, stale: bool = False, next_text: Any = None) -> None:
+        rows = _candidates(rows)
+        next_text = label_text(next_text) if next_text is not None else None
         if rows is not None and rows != self._current:
             if self._current is not None:
                 self._previous = self._current

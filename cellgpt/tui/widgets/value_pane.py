@@ -12,6 +12,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Sparkline, Static
 
 from cellgpt.engine import Status
+from cellgpt.engine.value_limits import SMALL, fits, preview
 from cellgpt.gpt2.cells import WorkbookCells
 from cellgpt.tui import labels
 from cellgpt.tui.colors import robust_max
@@ -23,9 +24,14 @@ from cellgpt.tui.widgets.matrix_grid import MatrixGrid
 SPARK_POINTS = 2000  # a sparkline never needs more points than this
 
 
+CELL_CHARS = 500  # a table cell shows at most this much of its value
+
+
 def _cell_text(value: Any) -> str:
     if isinstance(value, float | np.floating):
         return f"{float(value):.6g}"
+    if not fits(value, SMALL):  # a huge or deep item: a clipped preview, never a full walk
+        return preview(value, CELL_CHARS)
     if isinstance(value, tuple | list):
         return " ".join(labels.visible(str(v)) for v in value)
     if isinstance(value, str):
@@ -38,8 +44,14 @@ def _is_probability_map(array: np.ndarray, hints: dict[str, Any]) -> bool:
     and blocks can be compared by colour."""
     if not hints.get("rows") or hints.get("rows") != hints.get("cols"):
         return False
-    finite = array[np.isfinite(array)]
+    finite = _sample(array)
+    finite = finite[np.isfinite(finite)]
     return finite.size > 0 and float(finite.min()) >= 0.0 and float(finite.max()) <= 1.0
+
+
+def _sample(array: np.ndarray, points: int = 1 << 20) -> np.ndarray:
+    """At most `points` values, strided: a 10**8-value array is never copied whole."""
+    return array.flat[:: max(1, array.size // points)]
 
 
 class ValuePane(Vertical):
@@ -164,9 +176,7 @@ class ValuePane(Vertical):
             keep_cursor=keep_cursor,
         )
         if view.vector:
-            flat = np.asarray(view.array, dtype=np.float64).reshape(-1)
-            step = max(1, flat.size // SPARK_POINTS)
-            data = flat[::step]
+            data = _sample(view.array, SPARK_POINTS).astype(np.float64)
             self.query_one(Sparkline).data = np.where(np.isfinite(data), data, 0.0).tolist()
 
     def _show_table(self, view: View) -> None:
