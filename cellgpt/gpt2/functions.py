@@ -14,6 +14,7 @@ from cellgpt.engine import FunctionLibrary
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.parallel import for_chunks
 from cellgpt.engine.row_rules import Arg, Fixed, Out, Rows, moves_rows
+from cellgpt.locations import reachable_model
 from cellgpt.tokenizer.named import load_model_tokenizer
 from cellgpt.weights.models import load_model_params
 
@@ -30,18 +31,19 @@ def _tok(tokenizer: Any) -> Any:
 
 
 def load_weights(model: str) -> Any:
-    """The model's parameter tables (CSV, cached as .npy)."""
+    """The model's parameter tables (CSV, cached as .npy). `model` is a name on the model
+    search path, or a folder the user granted (a workbook may not name other paths)."""
     try:
-        return load_model_params(model)
-    except (LookupError, ValueError, OSError) as exc:
+        return load_model_params(reachable_model(model))
+    except (LookupError, ValueError, OSError, RecursionError) as exc:
         raise CellEvalError(str(exc)) from exc
 
 
 def load_tokenizer(model: str) -> Any:
-    """The model's tokenizer (encoder.json + vocab.bpe)."""
+    """The model's tokenizer (encoder.json + vocab.bpe), reached as `load_weights` does."""
     try:
-        return load_model_tokenizer(model)
-    except (LookupError, ValueError, OSError) as exc:
+        return load_model_tokenizer(reachable_model(model))
+    except (LookupError, ValueError, OSError, RecursionError) as exc:
         raise CellEvalError(str(exc)) from exc
 
 
