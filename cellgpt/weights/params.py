@@ -41,10 +41,12 @@ from typing import Any
 
 import numpy as np
 
+from cellgpt.engine.safe_files import read_bytes
 from cellgpt.weights.cache import CsvStamp, ParamCache
 from cellgpt.weights.config import GPT2Config
 from cellgpt.weights.csv_tables import read_csv, write_atomic, write_csv
 from cellgpt.weights.errors import ParamsError
+from cellgpt.weights.files import TOKENIZER_FILE_CAP
 from cellgpt.weights.floatfmt import format_float32_shortest
 from cellgpt.weights.parse_pool import POOL_MIN_BYTES, ParseJob, cpu_count, parse_all
 
@@ -140,7 +142,9 @@ def _list(names: list[str], limit: int = 6) -> str:
 
 
 def _check_files(folder: Path, shapes: Mapping[str, tuple[int, ...]]) -> None:
-    present = {p.name[:-4] for p in folder.glob("*.csv") if p.is_file()}
+    # Any entry but a folder counts as present: reading it then says clearly what is wrong
+    # (a pipe, a device) instead of calling it missing.
+    present = {p.name[:-4] for p in folder.glob("*.csv") if not p.is_dir()}
     missing = [name + ".csv" for name in shapes if name not in present]
     extra = sorted(name + ".csv" for name in present if name not in shapes)
     problems = []
@@ -155,7 +159,7 @@ def _check_files(folder: Path, shapes: Mapping[str, tuple[int, ...]]) -> None:
 def read_config(folder: str | os.PathLike[str]) -> GPT2Config:
     """The folder's config.json, as a ParamsError naming the file when it is bad."""
     path = Path(folder) / CONFIG_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ParamsError(f"{folder}: no {CONFIG_FILE} (is this a weights folder?)")
     return GPT2Config.from_json_file(path)
 
@@ -350,7 +354,8 @@ def copy_tokenizer(src: str | os.PathLike[str], dest: str | os.PathLike[str]) ->
     copied = []
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
-            write_atomic(Path(dest) / name, (source / name).read_bytes())
+            data = read_bytes(source / name, TOKENIZER_FILE_CAP, what="tokenizer file")
+            write_atomic(Path(dest) / name, data)
             copied.append(name)
     if not {"encoder.json", "vocab.bpe"} <= set(copied):
         raise ParamsError(f"{source}: needs encoder.json and vocab.bpe for the tokenizer")
