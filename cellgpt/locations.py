@@ -126,8 +126,14 @@ def model_folders() -> list[Path]:
     return [user_models_dir(), bundled_dir("weights_csv")]
 
 
+def _has(folder: Path, file: str) -> bool:
+    """Whether `folder` has an entry `file`. Any entry: reading it later says precisely what
+    is wrong with it (a pipe, a device), where "not a model folder" would mislead."""
+    return os.path.lexists(folder / file)
+
+
 def _model_name(path: Path) -> str | None:
-    return path.name if (path / "config.json").is_file() else None
+    return path.name if _has(path, "config.json") else None
 
 
 def available_models() -> dict[str, Path]:
@@ -149,7 +155,7 @@ def available_workbooks() -> dict[str, Path]:
 
 
 def _tokenizer_name(path: Path) -> str | None:
-    return path.name if (path / "encoder.json").is_file() else None
+    return path.name if _has(path, "encoder.json") else None
 
 
 def available_tokenizers() -> dict[str, Path]:
@@ -174,7 +180,7 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
     """A folder with config.json: an explicit path, or a name on the model search path."""
     text = os.fspath(model)
     direct = Path(text).expanduser()
-    if text and (direct / "config.json").is_file():
+    if text and _has(direct, "config.json"):
         return direct.resolve()
     if looks_like_path(text) or not text:
         what = (
@@ -212,7 +218,7 @@ def resolve_tokenizer(tokenizer: str | os.PathLike[str]) -> Path:
     """A folder with encoder.json and vocab.bpe: an explicit path, a model's name, or `gpt2`."""
     text = os.fspath(tokenizer)
     direct = Path(text).expanduser()
-    if text and (direct / "encoder.json").is_file():
+    if text and _has(direct, "encoder.json"):
         return direct.resolve()
     if looks_like_path(text) or not text:
         what = (

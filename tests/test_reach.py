@@ -52,9 +52,7 @@ def _tree(root: Path, skip: Path | None = None) -> dict[str, tuple[int, int]]:
     """path → (size, mtime_ns) of everything under root (links not followed)."""
     found = {}
     for folder, dirs, files in os.walk(root):
-        if skip is not None and Path(folder) == skip:
-            dirs[:] = []
-            continue
+        dirs[:] = [d for d in dirs if Path(folder) / d != skip]  # the expected writes
         for name in dirs + files:
             st = os.lstat(Path(folder) / name)
             found[str(Path(folder) / name)] = (st.st_size, st.st_mtime_ns)

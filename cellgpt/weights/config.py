@@ -53,7 +53,8 @@ class GPT2Config:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"config: {name} must be a positive integer, got {value!r}")
             if value > MAXIMA[name]:
-                raise ConfigError(f"config: {name} is {value:,}; at most {MAXIMA[name]:,}")
+                shown = f"{value:,}" if value < 10**15 else f"{value:.3e}"
+                raise ConfigError(f"config: {name} is {shown}; at most {MAXIMA[name]:,}")
         if self.n_embd % self.n_head:
             raise ConfigError(
                 f"config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
