@@ -181,8 +181,10 @@ def _map_npy(path: Path, entry: dict[str, Any]) -> np.ndarray | None:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
         if fortran or dtype != np.dtype("<f4"):
             return None
-        if not shape or int(np.prod(shape)) == 0:
-            return np.zeros(shape, dtype=dtype)
+        if not shape or int(np.prod(shape)) == 0:  # nothing to map (mmap refuses 0 bytes)
+            empty = np.zeros(shape, dtype=dtype)
+            empty.flags.writeable = False
+            return empty
         mapped = np.memmap(handle, dtype=dtype, mode="r", offset=handle.tell(), shape=shape)
     return mapped.view(np.ndarray)  # plain ndarray view, still backed by the map
 

@@ -94,7 +94,7 @@ def read_hf_weights(src: Path) -> dict[str, np.ndarray]:
     """The raw state dict of a HF folder, from the first weights file present."""
     for name in _WEIGHT_FILES:
         path = src / name
-        if path.is_file():
+        if os.path.lexists(path):  # any entry: its reader says what is wrong with it
             if name == "model.safetensors":
                 return read_safetensors(path)
             if name.endswith(".index.json"):

@@ -258,3 +258,43 @@ def test_the_cache_still_speeds_up_the_second_load(world: dict[str, Path]) -> No
     second = load_params(world["model"])
     assert first.cache_hits == 0
     assert second.cache_hits == len(expected_shapes(MICRO))
+
+
+def test_a_deep_or_huge_manifest_is_ignored_and_rebuilt(world: dict[str, Path]) -> None:
+    load_params(world["model"])
+    manifest = cache_dir_for(world["model"]) / MANIFEST
+    for junk in (b"[" * 200_000 + b"]" * 200_000, b" " * (17 << 20)):
+        manifest.write_bytes(junk)
+        with _deadline(30):
+            params = load_params(world["model"])
+        assert params.cache_hits == 0  # nothing trusted from it
+        assert json.loads(manifest.read_text())["format"] == 1  # rewritten
+        assert load_params(world["model"]).cache_hits == len(expected_shapes(MICRO))
+
+
+@pytest.mark.parametrize(
+    ("file", "planted"),
+    [
+        ("model.safetensors", "link:/dev/zero"),
+        ("model.safetensors", "fifo"),
+        ("pytorch_model.bin", "link:/dev/urandom"),
+        ("config.json", "fifo"),
+        ("model.safetensors.index.json", "fifo"),
+    ],
+)
+def test_importers_refuse_special_files_at_once(
+    tmp_path: Path, file: str, planted: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cellgpt.weights.importers import import_hf
+
+    monkeypatch.setenv("CELLGPT_HOME", str(tmp_path / "home"))
+    src = tmp_path / "hf"
+    src.mkdir()
+    config = {"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 8, "n_positions": 4}
+    (src / "config.json").write_text(json.dumps({**config, "vocab_size": 16}))
+    (src / "merges.txt").write_text("#version: 0.2\n")
+    _plant(src, file, planted, tmp_path)
+    with _deadline(20), pytest.raises((ParamsError, OSError)) as caught:
+        import_hf(src, tmp_path / "out")
+    assert re.search(rf"{re.escape(file)}: .*(pipe|device|regular)", str(caught.value))
+    assert not (tmp_path / "out" / "config.json").exists()
