@@ -284,8 +284,8 @@ def revoke_all_grants() -> None:
 def grant_user_model(value: object) -> object:
     """A model the user chose (CLI `--model`, `cellgpt.open(model=...)`), as the value the
     workbook's `model` input should hold. A name stays a name; a folder the user gave as a
-    path is granted and becomes its absolute path (so a later cwd change cannot move it).
-    Anything that resolves to nothing is kept as given: the cell reports it."""
+    path is granted and becomes its real absolute path (so a later cwd change cannot move
+    it). What resolves to nothing is left for the cell to report."""
     return _grant_user(value, resolve_model)
 
 
@@ -301,7 +301,11 @@ def _grant_user(value: object, resolve: object) -> object:
     try:
         folder = resolve(text)  # type: ignore[operator]
     except (NotFoundError, OSError, ValueError):
-        return text
+        if name_problem(text) is None or "\0" in text:
+            return text
+        # The user's own path, even if wrong: granted, so the cell says "no such model
+        # folder" rather than that a workbook may not name paths.
+        return str(grant_folder(text))
     # resolve_* try the text as a path first: a bare name that is also a folder in the
     # current directory means that folder, which the workbook then needs granted.
     by_name = name_problem(text) is None and not Path(text).exists()

@@ -192,3 +192,9 @@ def test_the_cli_grants_the_model_folder_it_is_given(
     assert locations.is_granted(world["outside"])
     assert not locations.is_granted(world["outside"].parent)
     capsys.readouterr()
+
+
+def test_a_wrong_path_from_the_user_says_so(world: dict[str, Path]) -> None:
+    wb = cellgpt.open("gpt2", model=str(world["root"] / "nowhere"), prompt="hi")
+    with pytest.raises(CellError, match="no such model folder"):
+        wb["weights"]
