@@ -233,6 +233,16 @@ def resolve_tokenizer(tokenizer: str | os.PathLike[str]) -> Path:
     raise TokenizerNotFoundError(unknown_name_message("tokenizer", text, known, model_folders()))
 
 
+def link_outside(folder: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path | None:
+    """Where `path` leads if it is a link out of `folder` (else None). A model folder from a
+    stranger may hold `wte.weight.csv -> ~/.ssh/id_rsa`: read as a table, its first cell
+    would be quoted back in an error message. Links that stay inside the folder are fine."""
+    if not os.path.islink(path):
+        return None
+    target = Path(os.path.realpath(path))
+    return None if target.is_relative_to(os.path.realpath(folder)) else target
+
+
 # --- what a workbook may reach -----------------------------------------------------------
 
 MAX_NAME = 128

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import regex
 
 from cellgpt.engine.safe_files import UnsafeFileError, read_bytes
-from cellgpt.locations import gpt2_tokenizer_dir
+from cellgpt.locations import gpt2_tokenizer_dir, link_outside
 
 GPT2_SPLIT_PATTERN = (
     r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -320,6 +320,10 @@ class Tokenizer:
     def from_dir(cls, path: str | Path) -> Tokenizer:
         """Load and validate `encoder.json`, `vocab.bpe` and optional `tokenizer_config.json`."""
         folder = Path(path)
+        for name in (ENCODER_FILE, MERGES_FILE, CONFIG_FILE):
+            target = link_outside(folder, folder / name)
+            if target is not None:
+                raise TokenizerError(f"{folder / name}: a link to {target}, outside its folder")
         encoder = load_encoder(folder / ENCODER_FILE)
         merges = load_merges(folder / MERGES_FILE)
         _check_bytes(encoder, folder / ENCODER_FILE)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from cellgpt.engine.safe_files import read_bytes
+from cellgpt.locations import link_outside
 from cellgpt.weights.cache import CsvStamp, ParamCache
 from cellgpt.weights.config import GPT2Config
 from cellgpt.weights.csv_tables import read_csv, write_atomic, write_csv
@@ -156,6 +157,14 @@ def _check_files(folder: Path, shapes: Mapping[str, tuple[int, ...]]) -> None:
         raise ParamsError(f"{folder}: " + "; ".join(problems))
 
 
+def _check_inside(folder: Path, names: list[str]) -> None:
+    """Refuse a file that is a link out of the folder (see locations.link_outside)."""
+    for name in names:
+        target = link_outside(folder, folder / name)
+        if target is not None:
+            raise ParamsError(f"{folder / name}: a link to {target}, outside the model folder")
+
+
 def read_config(folder: str | os.PathLike[str]) -> GPT2Config:
     """The folder's config.json, as a ParamsError naming the file when it is bad."""
     path = Path(folder) / CONFIG_FILE
@@ -206,9 +215,11 @@ def load_params(
     folder = Path(path)
     if not folder.is_dir():
         raise ParamsError(f"{folder}: not a folder")
+    _check_inside(folder, [CONFIG_FILE])
     config = read_config(folder)  # ConfigError is a ParamsError
     shapes = expected_shapes(config)
     _check_files(folder, shapes)
+    _check_inside(folder, [f"{name}.csv" for name in shapes])
 
     cache = ParamCache(folder) if use_cache else None
     stamps = {name: CsvStamp.of(folder / f"{name}.csv") for name in shapes}

@@ -148,17 +148,24 @@ def test_hostile_files_in_a_model_folder(world: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("file", ["config.json", "wte.weight.csv", "encoder.json"])
-def test_a_link_out_of_the_folder_to_a_regular_file_reads_only_as_data(
-    world: dict[str, Path], file: str
-) -> None:
-    """A stranger's link to some other file of yours: read only as model data (so a bad
-    table or JSON), never modified, never followed for writing."""
+def test_a_link_out_of_the_folder_is_refused(world: dict[str, Path], file: str) -> None:
+    """A stranger's link to some other file of yours is never read (a bad table's error
+    would quote its first cell), and nothing is written."""
     _plant(world["model"], file, "link:{SENTINEL}", world["sentinel"])
     before = _tree(world["root"], skip=world["home"])
     with _deadline(20):
         error = _load(world["model"], file)
-    assert file in error
+    assert re.search(rf"{re.escape(file)}: a link to .*keep\.txt, outside", error), error
+    assert "do not touch" not in error  # the content is never quoted back
     assert _tree(world["root"], skip=world["home"]) == before
+
+
+def test_a_link_that_stays_inside_the_folder_is_followed(world: dict[str, Path]) -> None:
+    model = world["model"]
+    (model / "tables").mkdir()
+    os.replace(model / "wte.weight.csv", model / "tables" / "wte.csv")
+    (model / "wte.weight.csv").symlink_to(Path("tables") / "wte.csv")
+    assert np.array_equal(load_params(model)["wte.weight"], _micro_tensors()["wte.weight"])
 
 
 def test_deep_json_in_the_direct_loaders_is_located(tmp_path: Path) -> None:
@@ -298,3 +305,26 @@ def test_importers_refuse_special_files_at_once(
         import_hf(src, tmp_path / "out")
     assert re.search(rf"{re.escape(file)}: .*(pipe|device|regular)", str(caught.value))
     assert not (tmp_path / "out" / "config.json").exists()
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/dev/urandom", "fifo"])
+def test_the_readers_themselves_refuse_devices_and_pipes(tmp_path: Path, target: str) -> None:
+    """Below the folder rule: each reader goes through safe_files on its own."""
+    from cellgpt.tokenizer.bpe import load_encoder, load_merges
+    from cellgpt.weights.csv_tables import read_csv
+
+    def plant(name: str) -> Path:
+        path = tmp_path / name
+        os.mkfifo(path) if target == "fifo" else path.symlink_to(target)
+        return path
+
+    why = r"(pipe|device|regular)"
+    with _deadline(20):
+        with pytest.raises((ParamsError, OSError), match=rf"t\.csv.*{why}"):
+            read_csv(plant("t.csv"), (4, 4))
+        with pytest.raises(ParamsError, match=rf"config\.json.*{why}"):
+            GPT2Config.from_json_file(plant("config.json"))
+        with pytest.raises(TokenizerError, match=rf"encoder\.json.*{why}"):
+            load_encoder(plant("encoder.json"))
+        with pytest.raises(TokenizerError, match=rf"vocab\.bpe.*{why}"):
+            load_merges(plant("vocab.bpe"))
