@@ -14,7 +14,6 @@ from cellgpt.engine import FunctionLibrary
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.parallel import for_chunks
 from cellgpt.engine.row_rules import Arg, Fixed, Out, Rows, moves_rows
-from cellgpt.locations import reachable_model
 from cellgpt.tokenizer.named import load_model_tokenizer
 from cellgpt.weights.models import load_model_params
 
@@ -33,6 +32,8 @@ def _tok(tokenizer: Any) -> Any:
 def load_weights(model: str) -> Any:
     """The model's parameter tables (CSV, cached as .npy). `model` is a name on the model
     search path, or a folder the user granted (a workbook may not name other paths)."""
+    from cellgpt.locations import reachable_model  # here: keeps this change local
+
     try:
         return load_model_params(reachable_model(model))
     except (LookupError, ValueError, OSError, RecursionError) as exc:
@@ -41,6 +42,8 @@ def load_weights(model: str) -> Any:
 
 def load_tokenizer(model: str) -> Any:
     """The model's tokenizer (encoder.json + vocab.bpe), reached as `load_weights` does."""
+    from cellgpt.locations import reachable_model
+
     try:
         return load_model_tokenizer(reachable_model(model))
     except (LookupError, ValueError, OSError, RecursionError) as exc:
