@@ -17,6 +17,16 @@ def full_library() -> FunctionLibrary:
     return register_tokenizer(register_gpt2(core.copy()))
 
 
+def _granting_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The caller's inputs, with a model folder the caller gave as a path granted to the
+    workbook (its formulas may name only models by name, or folders the user granted)."""
+    from cellgpt.locations import grant_user_model
+
+    if "model" in inputs:
+        inputs = {**inputs, "model": grant_user_model(inputs["model"])}
+    return inputs
+
+
 def open(workbook: str | os.PathLike[str] = "gpt2", **inputs: Any) -> Workbook:
     """Load a workbook, setting the given input cells (e.g. model=..., prompt=...).
 
@@ -27,6 +37,7 @@ def open(workbook: str | os.PathLike[str] = "gpt2", **inputs: Any) -> Workbook:
     from cellgpt.locations import bundled_dir, resolve_workbook, user_workbooks_dir
 
     path = resolve_workbook(workbook)
+    inputs = _granting_inputs(inputs)
     wb = load_workbook(path, full_library(), inputs)
     by_name = not os.path.isfile(os.fspath(workbook))
     if by_name and wb.document is not None and path.is_relative_to(bundled_dir("workbooks")):

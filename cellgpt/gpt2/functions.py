@@ -30,18 +30,23 @@ def _tok(tokenizer: Any) -> Any:
 
 
 def load_weights(model: str) -> Any:
-    """The model's parameter tables (CSV, cached as .npy)."""
+    """The model's parameter tables (CSV, cached as .npy). `model` is a name on the model
+    search path, or a folder the user granted (a workbook may not name other paths)."""
+    from cellgpt.locations import reachable_model  # here: keeps this change local
+
     try:
-        return load_model_params(model)
-    except (LookupError, ValueError, OSError) as exc:
+        return load_model_params(reachable_model(model))
+    except (LookupError, ValueError, OSError, RecursionError) as exc:
         raise CellEvalError(str(exc)) from exc
 
 
 def load_tokenizer(model: str) -> Any:
-    """The model's tokenizer (encoder.json + vocab.bpe)."""
+    """The model's tokenizer (encoder.json + vocab.bpe), reached as `load_weights` does."""
+    from cellgpt.locations import reachable_model
+
     try:
-        return load_model_tokenizer(model)
-    except (LookupError, ValueError, OSError) as exc:
+        return load_model_tokenizer(reachable_model(model))
+    except (LookupError, ValueError, OSError, RecursionError) as exc:
         raise CellEvalError(str(exc)) from exc
 
 

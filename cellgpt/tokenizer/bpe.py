@@ -9,6 +9,7 @@ returns every merge pass so the spreadsheet can show the tokenization table.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -18,7 +19,8 @@ from typing import Any, Literal
 
 import regex
 
-from cellgpt.locations import gpt2_tokenizer_dir
+from cellgpt.engine.safe_files import UnsafeFileError, read_bytes
+from cellgpt.locations import gpt2_tokenizer_dir, link_outside
 
 GPT2_SPLIT_PATTERN = (
     r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -128,11 +130,20 @@ def _where(path: Path, line: int | None) -> str:
     return f"{path} line {line}" if line is not None else str(path)
 
 
+# The files may come from a stranger: read without blocking (a FIFO or device is refused
+# at once), regular files only, at most this much. GPT-2's encoder.json is 1 MB.
+MAX_FILE_BYTES = 64 << 20
+
+
 def _read_text(path: Path) -> str:
+    if not os.path.lexists(path):
+        raise TokenizerError(f"{path}: file not found")
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise TokenizerError(f"{path}: file not found") from e
+        data = read_bytes(path, MAX_FILE_BYTES, what="tokenizer file")
+    except UnsafeFileError as e:
+        raise TokenizerError(str(e)) from None
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise TokenizerError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
 
@@ -154,6 +165,8 @@ def _load_json(path: Path) -> tuple[Any, str]:
         raise TokenizerError(
             f"{path} line {e.lineno} column {e.colno}: invalid JSON ({e.msg})"
         ) from e
+    except RecursionError:
+        raise TokenizerError(f"{path}: JSON nested too deeply") from None
 
 
 def _is_id(value: Any) -> bool:
@@ -229,7 +242,7 @@ def _load_config(folder: Path, encoder: dict[str, int]) -> tuple[str, dict[str, 
     """Pattern and special tokens from an optional tokenizer_config.json."""
     path = folder / CONFIG_FILE
     default_specials = {t: i for t, i in encoder.items() if _SPECIAL_LOOKING.fullmatch(t)}
-    if not path.exists():
+    if not os.path.lexists(path):
         return GPT2_SPLIT_PATTERN, default_specials
     config, raw = _load_json(path)
     if not isinstance(config, dict):
@@ -307,6 +320,10 @@ class Tokenizer:
     def from_dir(cls, path: str | Path) -> Tokenizer:
         """Load and validate `encoder.json`, `vocab.bpe` and optional `tokenizer_config.json`."""
         folder = Path(path)
+        for name in (ENCODER_FILE, MERGES_FILE, CONFIG_FILE):
+            target = link_outside(folder, folder / name)
+            if target is not None:
+                raise TokenizerError(f"{folder / name}: a link to {target}, outside its folder")
         encoder = load_encoder(folder / ENCODER_FILE)
         merges = load_merges(folder / MERGES_FILE)
         _check_bytes(encoder, folder / ENCODER_FILE)

@@ -16,31 +16,39 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from cellgpt.engine.safe_files import regular_file_size
 from cellgpt.locations import cache_dir
+from cellgpt.weights.files import CHECKPOINT_CAP, MANIFEST_CAP, open_regular, read_json
 
 MANIFEST = "manifest.json"
 _FORMAT = 1
 _EDGE = 64 * 1024
 
 
-def cheap_hash(path: str | os.PathLike[str]) -> str:
+def cheap_hash(path: str | os.PathLike[str], *, follow_links: bool = True) -> str:
     """blake2b of the size and the first and last 64 KB: catches edits that keep the size
-    and mtime (rare) and truncation, at a fixed cost per file."""
+    and mtime (rare) and truncation, at a fixed cost per file. Regular files only."""
+    with open_regular(path, CHECKPOINT_CAP, follow_links=follow_links) as handle:
+        return _edges_hash(handle)
+
+
+def _edges_hash(handle: BinaryIO) -> str:
     digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        digest.update(size.to_bytes(8, "little"))
+    size = os.fstat(handle.fileno()).st_size
+    digest.update(size.to_bytes(8, "little"))
+    handle.seek(0)
+    digest.update(handle.read(_EDGE))
+    if size > _EDGE:
+        handle.seek(max(_EDGE, size - _EDGE))
         digest.update(handle.read(_EDGE))
-        if size > _EDGE:
-            handle.seek(max(_EDGE, size - _EDGE))
-            digest.update(handle.read(_EDGE))
     return digest.hexdigest()
 
 
@@ -57,6 +65,7 @@ class CsvStamp:
 
     @classmethod
     def of(cls, path: str | os.PathLike[str]) -> CsvStamp:
+        regular_file_size(path, what="table")  # a FIFO or device: refused, never opened
         st = os.stat(path)
         return cls(st.st_size, st.st_mtime_ns, cheap_hash(path), st.st_ino)
 
@@ -78,16 +87,22 @@ class ParamCache:
     def __init__(self, folder: str | os.PathLike[str], *, create: bool = True) -> None:
         """`create=False` only inspects: no cache folder is made, no write is tried."""
         self.dir = cache_dir_for(folder)
+        self.safe = _own_folders(self.dir, create=create)
         self.entries: dict[str, dict[str, Any]] = self._read_manifest()
-        self.writable = self._probe_writable() if create else _could_write(self.dir)
+        if create:
+            self.writable = self.safe and self._probe_writable()
+        else:
+            self.writable = _could_write(self.dir)
 
     def npy_path(self, name: str) -> Path:
         return self.dir / f"{name}.npy"
 
     def _read_manifest(self) -> dict[str, dict[str, Any]]:
+        if not self.safe:
+            return {}
         try:
-            data = json.loads((self.dir / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = read_json(self.dir / MANIFEST, MANIFEST_CAP, follow_links=False)
+        except (OSError, ValueError):  # missing, a link, not regular, too big, bad JSON
             return {}
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             return {}
@@ -96,7 +111,6 @@ class ParamCache:
 
     def _probe_writable(self) -> bool:
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.dir):
                 pass
         except OSError:
@@ -117,20 +131,15 @@ class ParamCache:
         }
         if any(entry.get(key) != value for key, value in expected.items()):
             return None
-        path = self.npy_path(name)
+        if not self.safe:
+            return None
         try:
-            if os.path.getsize(path) != entry.get("npy_size"):
-                return None
-            if cheap_hash(path) != entry.get("npy_hash"):
-                return None
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            array = _map_npy(self.npy_path(name), entry)
         except (OSError, ValueError, EOFError):
             return None
-        if array.shape != tuple(shape) or array.dtype != np.dtype("<f4"):
+        if array is None or array.shape != tuple(shape) or array.dtype != np.dtype("<f4"):
             return None
-        if not array.flags.c_contiguous:
-            return None
-        return array.view(np.ndarray)  # plain ndarray view, still backed by the map
+        return array
 
     def record(
         self, name: str, shape: tuple[int, ...], stamp: CsvStamp, npy: dict[str, Any]
@@ -155,6 +164,59 @@ class ParamCache:
         """How many of `names` have a manifest entry and a .npy file (no validation)."""
         present = sum(1 for n in names if n in self.entries and self.npy_path(n).exists())
         return {"entries": present, "total": len(names)}
+
+
+def _map_npy(path: Path, entry: dict[str, Any]) -> np.ndarray | None:
+    """The .npy as a read-only map, if it is a regular file (never a link) whose size and
+    hash match the manifest entry. Checked and mapped through one open descriptor."""
+    with open_regular(path, CHECKPOINT_CAP, what="cache file", follow_links=False) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size != entry.get("npy_size") or _edges_hash(handle) != entry.get("npy_hash"):
+            return None
+        handle.seek(0)
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        if fortran or dtype != np.dtype("<f4"):
+            return None
+        if not shape or int(np.prod(shape)) == 0:  # nothing to map (mmap refuses 0 bytes)
+            empty = np.zeros(shape, dtype=dtype)
+            empty.flags.writeable = False
+            return empty
+        mapped = np.memmap(handle, dtype=dtype, mode="r", offset=handle.tell(), shape=shape)
+    return mapped.view(np.ndarray)  # plain ndarray view, still backed by the map
+
+
+def _own_folders(folder: Path, *, create: bool) -> bool:
+    """Whether the cache root, its `weights` folder and `folder` are real folders, not
+    links (a link there could point anywhere). With `create`, a link or file planted at
+    one of them is removed (the link itself, never what it points to) and a real folder
+    made in its place."""
+    root = cache_dir()
+    levels = [root, root / "weights", folder]
+    for level in levels:
+        if _is_real_dir(level):
+            continue
+        if not create:
+            return not os.path.lexists(level)  # missing: nothing to read, nothing unsafe
+        try:
+            if os.path.lexists(level):
+                os.unlink(level)  # a link or stray file: ours to replace, never followed
+            level.mkdir(mode=0o700, parents=level == root, exist_ok=True)
+        except OSError:
+            return False
+        if not _is_real_dir(level):
+            return False
+    return True
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _could_write(folder: Path) -> bool:

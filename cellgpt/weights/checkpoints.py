@@ -9,13 +9,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from cellgpt.engine.safe_files import UnsafeFileError
 from cellgpt.weights.errors import ParamsError
+from cellgpt.weights.files import CHECKPOINT_CAP, CONFIG_CAP, open_regular, parse_json, read_json
 
 _HEADER_LIMIT = 100 << 20  # a real header is kilobytes; refuse absurd lengths
 _FLOAT_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2"}
@@ -26,22 +28,20 @@ def read_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """All float tensors of a .safetensors file as float32 arrays (integer/bool tensors,
     such as attention-mask buffers, are returned in their own dtype)."""
     name = os.fspath(path)
-    size = os.path.getsize(name)
-    with open(name, "rb") as handle:
+    with _open_checkpoint(name) as handle:
+        size = os.fstat(handle.fileno()).st_size
         head = handle.read(8)
         if len(head) < 8:
             raise ParamsError(f"{name}: too short to be a safetensors file")
         length = int.from_bytes(head, "little")
         if length > min(_HEADER_LIMIT, size - 8):
             raise ParamsError(f"{name}: bad safetensors header length {length}")
-        try:
-            header = json.loads(handle.read(length))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ParamsError(f"{name}: safetensors header is not JSON ({exc})") from None
+        header = parse_json(handle.read(length), f"{name}: safetensors header")
+        # Mapped through the descriptor we checked: a regular file, never a FIFO or device.
+        raw = np.memmap(handle, dtype=np.uint8, mode="r", shape=(size,))
     if not isinstance(header, dict):
         raise ParamsError(f"{name}: safetensors header is not a JSON object")
     data_start = 8 + length
-    raw = np.memmap(name, dtype=np.uint8, mode="r")
     out: dict[str, np.ndarray] = {}
     for key, info in header.items():
         if key == "__metadata__":
@@ -75,16 +75,25 @@ def _tensor(
     return np.array(data)
 
 
+def _open_checkpoint(name: str) -> BinaryIO:
+    try:
+        return open_regular(name, CHECKPOINT_CAP, what="checkpoint")
+    except UnsafeFileError as exc:
+        raise ParamsError(str(exc)) from None
+
+
 def read_safetensors_index(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """A sharded checkpoint: `model.safetensors.index.json` names a file per tensor."""
     index_path = Path(path)
     try:
-        weight_map = json.loads(index_path.read_text(encoding="utf-8"))["weight_map"]
+        weight_map = read_json(index_path, CONFIG_CAP, what="safetensors index")["weight_map"]
         shards = sorted(set(weight_map.values()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ParamsError(f"{index_path}: not a valid safetensors index ({exc})") from None
     out: dict[str, np.ndarray] = {}
     for shard in shards:
+        if not isinstance(shard, str) or Path(shard).name != shard or shard.startswith("."):
+            raise ParamsError(f"{index_path}: shard {shard!r} is not a file name in its folder")
         out.update(read_safetensors(index_path.parent / shard))
     return out
 
@@ -100,7 +109,10 @@ def read_torch_bin(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             "or convert the checkpoint to model.safetensors"
         ) from None
     try:
-        state = torch.load(name, map_location="cpu", weights_only=True)
+        with _open_checkpoint(name) as handle:
+            state = torch.load(handle, map_location="cpu", weights_only=True)
+    except (UnsafeFileError, ParamsError):
+        raise
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ... here
         raise ParamsError(
             f"{name}: refused: not a plain weights file; only tensors are accepted, never "

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cellgpt.engine.safe_files import read_bytes, regular_file_size
 from cellgpt.weights.errors import ParamsError
+from cellgpt.weights.files import csv_cap, open_regular
 from cellgpt.weights.floatfmt import format_bytes
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -96,17 +98,12 @@ def read_csv(
     """
     rows, cols = table_shape(tuple(shape))
     name = os.fspath(path)
+    cap = _table_cap(name, rows, cols)
     try:
-        size = os.path.getsize(name)
-    except FileNotFoundError:
-        raise ParamsError(f"{name}: no such file") from None
-    if size == 0:
-        raise ParamsError(f"{name}:1:1: empty file, expected {rows} rows of {cols} values")
-    try:
-        with warnings.catch_warnings():  # overflow to inf is reported below, precisely
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with warnings.catch_warnings(), open_regular(name, cap, what="table") as stream:
+            warnings.simplefilter("ignore", RuntimeWarning)  # overflow is reported below
             frame = pd.read_csv(
-                name,
+                stream,
                 header=None,
                 dtype=np.float32,
                 engine="c",
@@ -115,7 +112,7 @@ def read_csv(
                 index_col=False,
             )
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        _scan(name, cols)  # raises with the precise location
+        _scan(name, cols, cap)  # raises with the precise location
         raise ParamsError(f"{name}: cannot parse as CSV numbers ({exc})") from None
     if frame.shape[1] != cols:
         # Every row agrees with the first (pandas would have failed otherwise).
@@ -125,31 +122,47 @@ def read_csv(
         )
     data = np.ascontiguousarray(frame.to_numpy(dtype=np.float32, copy=False))
     if not np.isfinite(data).all():
-        _scan(name, cols)
+        _scan(name, cols, cap)
         raise ParamsError(f"{name}: contains values that are not finite float32 numbers")
     if data.shape[0] != rows:
-        _scan(name, cols)  # a short row hidden among blank lines would show here first
+        _scan(name, cols, cap)  # a short row hidden among blank lines would show here first
         where = f"{data.shape[0] + 1}:1" if data.shape[0] < rows else f"{rows + 1}:1"
         raise ParamsError(f"{name}:{where}: expected {rows} rows, found {data.shape[0]}")
     if require_final_newline:
-        _check_final_newline(name)
+        _check_final_newline(name, cap)
     return data.reshape(shape)
 
 
-def _check_final_newline(name: str) -> None:
-    with open(name, "rb") as handle:
+def _table_cap(name: str, rows: int, cols: int) -> int:
+    """The byte cap of a table of rows × cols numbers; refuses, before any parsing, a file
+    that is empty, not a regular file, or far larger than its shape could need."""
+    if not os.path.lexists(name):
+        raise ParamsError(f"{name}: no such file")
+    size = regular_file_size(name, what="table")
+    if size == 0:
+        raise ParamsError(f"{name}:1:1: empty file, expected {rows} rows of {cols} values")
+    cap = csv_cap(rows * cols)
+    if size > cap:
+        raise ParamsError(
+            f"{name}: {size:,} bytes is far more than a table of {rows}×{cols} numbers needs "
+            f"(at most {cap:,})"
+        )
+    return cap
+
+
+def _check_final_newline(name: str, cap: int) -> None:
+    with open_regular(name, cap, what="table") as handle:
         handle.seek(-1, os.SEEK_END)
         if handle.read(1) == b"\n":
             return
-    _scan(name, None)
+    _scan(name, None, cap)
     raise ParamsError(f"{name}: last line has no newline (file truncated?)")
 
 
-def _scan(name: str, cols: int | None) -> None:
+def _scan(name: str, cols: int | None, cap: int) -> None:
     """Slow, precise pass: raise ParamsError at the first bad cell. Returns quietly if it
     finds nothing (the caller then reports the fast parser's complaint)."""
-    with open(name, "rb") as handle:
-        data = handle.read()
+    data = read_bytes(name, cap, what="table")
     data = data.removeprefix(b"\xef\xbb\xbf")  # Excel's UTF-8 BOM, as pandas skips it
     lines = data.split(b"\n")
     last = len(lines) - 1

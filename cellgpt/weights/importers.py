@@ -12,7 +12,6 @@ comparing it bit for bit with what was imported, which also builds the binary ca
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -23,11 +22,19 @@ from typing import Any
 
 import numpy as np
 
+from cellgpt.engine.safe_files import UnsafeFileError, read_bytes
 from cellgpt.locations import gpt2_tokenizer_dir
 from cellgpt.weights.checkpoints import read_safetensors, read_safetensors_index, read_torch_bin
 from cellgpt.weights.config import GPT2Config
 from cellgpt.weights.csv_tables import read_csv, write_atomic
 from cellgpt.weights.errors import ParamsError
+from cellgpt.weights.files import (
+    CHECKPOINT_CAP,
+    CONFIG_CAP,
+    TOKENIZER_FILE_CAP,
+    open_regular,
+    read_json,
+)
 from cellgpt.weights.params import (
     CONFIG_FILE,
     Progress,
@@ -50,12 +57,12 @@ _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_m
 def hf_config(src: Path) -> GPT2Config:
     """Our config from a HF config.json, refusing variants our forward cannot reproduce."""
     path = src / CONFIG_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ParamsError(f"{src}: no {CONFIG_FILE}; expected a Hugging Face GPT-2 folder")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ParamsError(f"{path}: not valid JSON ({exc})") from None
+        data = read_json(path, CONFIG_CAP, what="config.json")
+    except UnsafeFileError as exc:
+        raise ParamsError(str(exc)) from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a JSON object")
     # HF's wpe has n_positions rows; old configs also carry an n_ctx that may differ.
@@ -87,7 +94,7 @@ def read_hf_weights(src: Path) -> dict[str, np.ndarray]:
     """The raw state dict of a HF folder, from the first weights file present."""
     for name in _WEIGHT_FILES:
         path = src / name
-        if path.is_file():
+        if os.path.lexists(path):  # any entry: its reader says what is wrong with it
             if name == "model.safetensors":
                 return read_safetensors(path)
             if name.endswith(".index.json"):
@@ -128,8 +135,9 @@ def _hf_tokenizer(src: Path, scratch: Path, vocab_size: int) -> Path:
     """A folder with encoder.json + vocab.bpe: the checkpoint's own (vocab.json and
     merges.txt are the same files under HF names), else the bundled GPT-2 one."""
     if (src / "vocab.json").is_file() and (src / "merges.txt").is_file():
-        write_atomic(scratch / "encoder.json", (src / "vocab.json").read_bytes())
-        write_atomic(scratch / "vocab.bpe", (src / "merges.txt").read_bytes())
+        for name, ours in (("vocab.json", "encoder.json"), ("merges.txt", "vocab.bpe")):
+            data = read_bytes(src / name, TOKENIZER_FILE_CAP, what="tokenizer file")
+            write_atomic(scratch / ours, data)
         return scratch
     if (src / "encoder.json").is_file() and (src / "vocab.bpe").is_file():
         return src
@@ -253,7 +261,7 @@ def _bundle_files(folder: Path) -> dict[str, Path]:
 
 def _table_size(path: Path) -> tuple[int, int]:
     """(rows, columns) of a CSV from its text, without parsing numbers."""
-    with open(path, "rb") as handle:
+    with open_regular(path, CHECKPOINT_CAP, what="table") as handle:
         first = handle.readline()
         rows = 1 if first.strip() else 0
         for line in handle:

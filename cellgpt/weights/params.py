@@ -41,10 +41,13 @@ from typing import Any
 
 import numpy as np
 
+from cellgpt.engine.safe_files import read_bytes
+from cellgpt.locations import link_outside
 from cellgpt.weights.cache import CsvStamp, ParamCache
 from cellgpt.weights.config import GPT2Config
 from cellgpt.weights.csv_tables import read_csv, write_atomic, write_csv
 from cellgpt.weights.errors import ParamsError
+from cellgpt.weights.files import TOKENIZER_FILE_CAP
 from cellgpt.weights.floatfmt import format_float32_shortest
 from cellgpt.weights.parse_pool import POOL_MIN_BYTES, ParseJob, cpu_count, parse_all
 
@@ -140,7 +143,9 @@ def _list(names: list[str], limit: int = 6) -> str:
 
 
 def _check_files(folder: Path, shapes: Mapping[str, tuple[int, ...]]) -> None:
-    present = {p.name[:-4] for p in folder.glob("*.csv") if p.is_file()}
+    # Any entry but a folder counts as present: reading it then says clearly what is wrong
+    # (a pipe, a device) instead of calling it missing.
+    present = {p.name[:-4] for p in folder.glob("*.csv") if not p.is_dir()}
     missing = [name + ".csv" for name in shapes if name not in present]
     extra = sorted(name + ".csv" for name in present if name not in shapes)
     problems = []
@@ -152,10 +157,18 @@ def _check_files(folder: Path, shapes: Mapping[str, tuple[int, ...]]) -> None:
         raise ParamsError(f"{folder}: " + "; ".join(problems))
 
 
+def _check_inside(folder: Path, names: list[str]) -> None:
+    """Refuse a file that is a link out of the folder (see locations.link_outside)."""
+    for name in names:
+        target = link_outside(folder, folder / name)
+        if target is not None:
+            raise ParamsError(f"{folder / name}: a link to {target}, outside the model folder")
+
+
 def read_config(folder: str | os.PathLike[str]) -> GPT2Config:
     """The folder's config.json, as a ParamsError naming the file when it is bad."""
     path = Path(folder) / CONFIG_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ParamsError(f"{folder}: no {CONFIG_FILE} (is this a weights folder?)")
     return GPT2Config.from_json_file(path)
 
@@ -202,9 +215,11 @@ def load_params(
     folder = Path(path)
     if not folder.is_dir():
         raise ParamsError(f"{folder}: not a folder")
+    _check_inside(folder, [CONFIG_FILE])
     config = read_config(folder)  # ConfigError is a ParamsError
     shapes = expected_shapes(config)
     _check_files(folder, shapes)
+    _check_inside(folder, [f"{name}.csv" for name in shapes])
 
     cache = ParamCache(folder) if use_cache else None
     stamps = {name: CsvStamp.of(folder / f"{name}.csv") for name in shapes}
@@ -350,7 +365,8 @@ def copy_tokenizer(src: str | os.PathLike[str], dest: str | os.PathLike[str]) ->
     copied = []
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
-            write_atomic(Path(dest) / name, (source / name).read_bytes())
+            data = read_bytes(source / name, TOKENIZER_FILE_CAP, what="tokenizer file")
+            write_atomic(Path(dest) / name, data)
             copied.append(name)
     if not {"encoder.json", "vocab.bpe"} <= set(copied):
         raise ParamsError(f"{source}: needs encoder.json and vocab.bpe for the tokenizer")
