@@ -4,8 +4,9 @@ those of Hugging Face's GPT2LMHeadModel (float32)."""
 
 # ---------------------------------------------------------------- inputs
 model = "gpt2-mini"
-"""Which weights to use: a folder of CSV tables (config.json, *.csv, encoder.json, vocab.bpe)
-or a name under weights_csv/."""
+"""Which weights to use, by name: your models folder first, then the bundled ones (gpt2-mini).
+A folder of CSV tables is given by you, e.g. `cellgpt run --model DIR` or
+`cellgpt.open("gpt2", model=DIR)`; a workbook file cannot name a folder itself."""
 
 prompt = "Mike is quick. He moves"
 """The text the model continues."""
