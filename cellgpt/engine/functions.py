@@ -20,12 +20,11 @@ from cellgpt.engine import kernels
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.formula import (
     MAX_ELEMENTS,
-    MAX_SEQUENCE,
     check_elements,
     check_matmul_shapes,
     count_items,
 )
-from cellgpt.engine.limits import charge, seq_bytes
+from cellgpt.engine.limits import MAX_TEXT_BYTES, charge, seq_bytes
 from cellgpt.engine.row_rules import (
     RowRule,
     along_last_axis,
@@ -34,7 +33,6 @@ from cellgpt.engine.row_rules import (
     softmax_rows,
     transpose_rows,
 )
-
 
 # A function's budget, declared with it: from the call's arguments (before it runs), the
 # bytes its result and internal copies may take and its work in multiply-add equivalents.
@@ -254,6 +252,12 @@ def _take_cost(a: Any, indices: Any, axis: int = 0) -> tuple[int, int]:
         return 8 * picked, picked
     n = picked * (math.prod(sa) // max(sa[int(axis)], 1))
     return 8 * n + 8 * picked, n
+
+
+def _set_cost(items: Any, values: Any) -> tuple[int, int]:
+    # A set holds a Python object per value (~100 bytes), and each item is looked up.
+    n = size_of(items) + size_of(values)
+    return 128 * n, 4 * PY_OP * n
 
 
 def _shape_cost_(a: Any) -> tuple[int, int]:
@@ -635,8 +639,8 @@ def text(x: Any) -> str:
     if not isinstance(x, np.ndarray):  # numpy summarises big arrays itself
         count_items(x, what="text()'s value")  # str() walks every leaf of a nested list
     out = str(x)
-    if len(out) > MAX_SEQUENCE:
-        raise CellEvalError("text: value is too long to show")
+    if seq_bytes(out) > MAX_TEXT_BYTES:
+        raise CellEvalError(f"text: value is too long to show (over {MAX_TEXT_BYTES:,} bytes)")
     return out
 
 
@@ -647,11 +651,9 @@ def join(items: Iterable[Any], sep: str = "") -> str:
     total = 0
     for item in items:
         parts.append(text(item))
-        total += len(parts[-1]) + len(str(sep))
-        if total > MAX_SEQUENCE:
-            raise CellEvalError(
-                f"join: the text would pass the limit of {MAX_SEQUENCE:,} characters"
-            )
+        total += seq_bytes(parts[-1]) + seq_bytes(str(sep))  # bytes: '😀' takes 4
+        if total > MAX_TEXT_BYTES:
+            raise CellEvalError(f"join: the text would pass the limit of {MAX_TEXT_BYTES:,} bytes")
     return str(sep).join(parts)
 
 
@@ -699,7 +701,7 @@ core.register("min", core["amin"].impl, doc="Smallest value (along an axis).", c
 core.register("len", size, doc="Number of items.", cost=fixed)
 
 
-@core.register("isin", cost=python_loop)
+@core.register("isin", cost=_set_cost)
 def isin(items: Any, values: Any) -> np.ndarray:
     """For each item: is it one of `values`? (a boolean mask)"""
     wanted = set(values)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import math
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ MAX_MATMUL_FLOPS = 2**38
 
 
 MAX_BYTES = 8 * MAX_ELEMENTS  # largest value (or float64 copy) one operation may build
-MAX_SEQUENCE_BYTES = 8 * MAX_SEQUENCE  # a str/list by bytes: '😀' * n takes 4 bytes a char
+MAX_TEXT_BYTES = 2 * MAX_SEQUENCE  # text counts bytes: '😀' * n takes 4 bytes a character
 MAX_COST = MAX_MATMUL_FLOPS  # work one library call may do, in multiply-add equivalents
 
 
@@ -98,6 +97,11 @@ def seq_bytes(x: Any) -> int:
     if isinstance(x, bytes):
         return len(x)
     return 8 * len(x)
+
+
+def _text_bytes(x: Any) -> int:
+    # Lists are bounded by items (MAX_SEQUENCE); text by the bytes it takes.
+    return seq_bytes(x) if isinstance(x, str | bytes) else 0
 
 
 def _char_width(s: str) -> int:
@@ -225,11 +229,11 @@ def _check_repeat(a: Any, b: Any) -> None:
     for seq, n in ((a, b), (b, a)):
         if isinstance(seq, _SEQUENCES) and _is_int(n):
             check_time()
-            if len(seq) * int(n) > MAX_SEQUENCE or seq_bytes(seq) * int(n) > MAX_SEQUENCE_BYTES:
+            if len(seq) * int(n) > MAX_SEQUENCE or _text_bytes(seq) * int(n) > MAX_TEXT_BYTES:
                 raise LimitError(
                     f"repetition would build a sequence of {len(seq) * int(n):,} items "
                     f"({seq_bytes(seq) * int(n):,} bytes); the limit is {MAX_SEQUENCE:,} items "
-                    f"or {MAX_SEQUENCE_BYTES:,} bytes"
+                    f"and {MAX_TEXT_BYTES:,} bytes of text"
                 )
 
 
@@ -252,12 +256,12 @@ def _check_add(a: Any, b: Any) -> None:
     # Concatenation doubles a string or list from cell to cell: bound every sum.
     if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
         check_time()
-        size = max(seq_bytes(a), seq_bytes(b)) // max(len(a), len(b), 1)  # the wider one
         total = len(a) + len(b)
-        if total > MAX_SEQUENCE or total * size > MAX_SEQUENCE_BYTES:
+        width = max(_text_bytes(a) // max(len(a), 1), _text_bytes(b) // max(len(b), 1))
+        if total > MAX_SEQUENCE or total * width > MAX_TEXT_BYTES:
             raise LimitError(
                 f"joining would build a sequence of {total:,} items; "
-                f"the limit is {MAX_SEQUENCE:,} items or {MAX_SEQUENCE_BYTES:,} bytes"
+                f"the limit is {MAX_SEQUENCE:,} items and {MAX_TEXT_BYTES:,} bytes of text"
             )
     check_broadcast(a, b)
 

@@ -21,8 +21,8 @@ from cellgpt.engine.errors import (
 from cellgpt.engine.formula_compile import Evaluator, compile_formula
 from cellgpt.engine.formula_parse import Formula, parse_formula
 from cellgpt.engine.functions import FunctionLibrary
-from cellgpt.engine.limits import DEFAULT_LIMITS, Limits
 from cellgpt.engine.graph import DependencyGraph
+from cellgpt.engine.limits import DEFAULT_LIMITS, Limits
 from cellgpt.engine.store import MISSING, Status, ValueStore
 
 Listener = Callable[[str], None]
