@@ -280,11 +280,12 @@ def token_text(tokenizer: Any, token_id: int) -> str:
 
 
 def _words_cost(tokenizer: Any, words: Any) -> tuple[int, int]:
-    # BPE merges a word pass by pass and keeps every pass: quadratic in each word's length.
+    # BPE keeps every merge pass of a word; each pass merges every copy of one pair, so with
+    # a real vocabulary a word sees at most a few hundred passes (not one per character).
     if not isinstance(words, list | tuple):
         return python_loop(words)
     size_of(words)
-    squares = sum(len(w) ** 2 if isinstance(w, str) else 1 for w in words)
+    squares = sum(len(w) * min(len(w), 256) if isinstance(w, str) else 1 for w in words)
     return 64 * squares, PY_OP * squares
 
 
