@@ -35,7 +35,11 @@ ATTEMPTS = _load()
 
 
 @pytest.mark.parametrize("attempt", ATTEMPTS, ids=[a.id for a in ATTEMPTS])
-def test_attempt_ends_in_a_bounded_error(attempt: Attempt, watch: Watch, tmp_path: Path) -> None:
+def test_attempt_ends_in_a_bounded_error(
+    attempt: Attempt,
+    watch: Watch,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
     start = time.perf_counter()
     outcome, message = _try(attempt, tmp_path / "pwned")
     elapsed = time.perf_counter() - start
