@@ -42,6 +42,7 @@ class Limits:
     `wb.limits = ...`); a workbook file cannot."""
 
     cell_seconds: float = 5.0  # wall clock per cell, checked between operations
+    max_elements: int = MAX_ELEMENTS  # one array built by one operation
     max_bytes: int = MAX_BYTES  # one value (or internal copy) built by one operation
     max_cost: int = MAX_COST  # multiply-add equivalents one library call may cost
     # Live values of the whole workbook: GPT-2 small at 1024 tokens peaks at ~1.9 GiB RSS;
@@ -174,10 +175,11 @@ def _shape(x: Any) -> tuple[int, ...] | None:
 
 
 def check_elements(count: int, what: str = "result") -> None:
-    if count > MAX_ELEMENTS:
+    limit = budget.limits.max_elements
+    if count > limit:
         # zeros((10**400,)): an exact count that long helps nobody.
         shown = f"{count:,}" if count < 10**15 else f"about 2**{count.bit_length() - 1}"
-        raise LimitError(f"{what} would have {shown} elements; the limit is {MAX_ELEMENTS:,}")
+        raise LimitError(f"{what} would have {shown} elements; the limit is {limit:,}")
 
 
 def check_broadcast(a: Any, b: Any) -> None:

@@ -94,6 +94,26 @@ def test_the_user_may_raise_the_time_budget() -> None:
     assert len(wb["slow"]) == 40
 
 
+def test_negations_of_big_arrays_are_timed_too() -> None:
+    wb = Workbook(LIBRARY, limits=Limits(cell_seconds=0.02))
+    wb.define("a", "zeros(2**21)")
+    wb.define("slow", "[" + ", ".join(["-a"] * 2000) + "]")
+    start = time.perf_counter()
+    wb.run()
+    assert time.perf_counter() - start < 1.0
+    assert "time budget" in wb.state("slow").error.message
+
+
+def test_the_user_may_raise_the_element_limit() -> None:
+    wb = Workbook(LIBRARY, limits=Limits(max_elements=2**10))
+    wb.define("a", "zeros(2**11)")
+    wb.run()
+    assert "limit is 1,024" in wb.state("a").error.message
+    wb.limits = wb.limits.with_(max_elements=2**12)
+    wb.set_formula("a", "zeros(2**11)")
+    assert wb["a"].shape == (2**11,)
+
+
 def test_formulas_outside_a_run_have_no_stale_deadline() -> None:
     wb = Workbook(LIBRARY, limits=Limits(cell_seconds=0.01))
     wb.define("a", "zeros(4) + 1")
