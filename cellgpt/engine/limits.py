@@ -57,11 +57,22 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+class Deadline:
+    """When the running cell must stop (a plain object: setting it per cell is cheap)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = math.inf
+
+
 class _Budget(threading.local):
     """The running cell's budget, per thread (the TUI runs cells in a worker thread)."""
 
     limits: Limits = DEFAULT_LIMITS
-    deadline: float = math.inf
+
+    def __init__(self) -> None:
+        self.deadline = Deadline()  # one per thread
 
 
 budget = _Budget()
@@ -70,7 +81,7 @@ clock = time.perf_counter
 
 def check_time() -> None:
     """Stop a cell that is past its wall-clock budget (called before each big operation)."""
-    if clock() > budget.deadline:
+    if clock() > budget.deadline.at:
         raise LimitError(f"over the time budget of {budget.limits.cell_seconds:g} s per cell")
 
 
@@ -117,15 +128,15 @@ _SEQUENCES = (str, list, tuple, bytes)
 _SAMPLE = 1000  # items of a long list looked at to estimate its bytes
 
 
-_SCALARS = frozenset({int, float, bool, complex, type(None)})
+SCALARS = frozenset({int, float, bool, complex, type(None)})
 
 
 def value_bytes(value: Any, inputs: Any = ()) -> int:
     """Bytes a cell's value keeps alive, for the workbook-wide budget. An array that is a view
     of one of `inputs` (another cell's value) or of memory-mapped parameters costs nothing
     more; a view of a temporary keeps the whole temporary alive."""
-    if type(value) in _SCALARS:
-        return 32  # the common case first: the engine's per-cell cost is ~4 us
+    if type(value) in SCALARS:
+        return 0  # the common case first (the engine's per-cell cost is ~4 us); tiny anyway
     if isinstance(value, np.ndarray):
         root = _root(value)
         if isinstance(root, np.memmap) or root.base is not None:

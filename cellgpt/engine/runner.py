@@ -27,7 +27,7 @@ import numpy as np
 from cellgpt.engine.append import RowTail, keep_for_compare, prefix_rows
 from cellgpt.engine.cells import Cell
 from cellgpt.engine.errors import CellError, CellEvalError, ErrorInfo, RunCancelled
-from cellgpt.engine.limits import budget, value_bytes
+from cellgpt.engine.limits import SCALARS, budget, value_bytes
 from cellgpt.engine.sheet import Sheet
 from cellgpt.engine.store import MISSING, CellState, Status
 
@@ -48,6 +48,7 @@ class Runner:
         self._invalidate = sheet.invalidate
         self._sheet = sheet  # for its limits, which the user may replace at any time
         self._seconds = math.inf  # the per-cell time budget of the current run
+        self._deadline = budget.deadline
         self._pending_bytes = 0  # bytes of the value about to be stored (already checked)
         self._store_limit = sheet.limits.store_bytes
         self.evaluations = 0  # total cell evaluations, for tests and benchmarks
@@ -86,7 +87,7 @@ class Runner:
             self._invalidate(name)
             self._evaluate(name)
         finally:
-            budget.deadline = math.inf
+            self._deadline.at = math.inf
         self._evict_done(list(self._evictable), keep=name)
         return self.value_or_raise(name)
 
@@ -157,7 +158,7 @@ class Runner:
                 if reshape is not None and reshape():
                     return True
         finally:
-            budget.deadline = math.inf  # formulas evaluated outside a run have no deadline
+            self._deadline.at = math.inf  # formulas evaluated outside a run have no deadline
         if progress is not None:
             progress(len(plan), len(plan), "")
         return False
@@ -166,6 +167,7 @@ class Runner:
         """Make the workbook's limits the ones this thread's cells run under."""
         limits = self._sheet.limits
         budget.limits = limits
+        self._deadline = budget.deadline  # this thread's
         self._seconds = limits.cell_seconds
         self._store_limit = limits.store_bytes
 
@@ -199,7 +201,7 @@ class Runner:
         # Extenders that know RowTail may get an evicted input's new rows instead of its value.
         tails = grown is not None and hasattr(cell.extender, "new_rows")
         start = time.perf_counter()
-        budget.deadline = start + self._seconds
+        self._deadline.at = start + self._seconds
         try:
             env = {ref: self._input(ref, tails=tails) for ref in cell.refs}
             if evicted and grown is not None:
@@ -233,8 +235,8 @@ class Runner:
         except Exception as exc:  # a library function bug: still the cell's problem only
             self._fail(state, name, ErrorInfo("eval", f"{type(exc).__name__}: {exc}"))
             return
-        nbytes = value_bytes(value, env.values())
-        if self._store.total_bytes + nbytes > self._store_limit:
+        nbytes = 0 if type(value) in SCALARS else value_bytes(value, env.values())
+        if nbytes and self._store.total_bytes + nbytes > self._store_limit:
             self._fail(state, name, ErrorInfo("eval", self._over_store_budget(nbytes)))
             return
         self._pending_bytes = nbytes
@@ -365,8 +367,9 @@ class Runner:
         cell, state = self._cells[name], self._store[name]
         state.runs += 1
         self.evaluations += 1
-        reader_deadline = budget.deadline  # the reader's own budget resumes afterwards
-        budget.deadline = time.perf_counter() + self._seconds
+        deadline = budget.deadline
+        reader_deadline = deadline.at  # the reader's own budget resumes afterwards
+        deadline.at = time.perf_counter() + self._seconds
         try:
             env = {ref: self._input(ref) for ref in cell.refs}
             value = cell.input_value if cell.evaluator is None else cell.evaluator(env)
@@ -380,7 +383,7 @@ class Runner:
             self._fail(state, name, error)
             raise CellError(name, error) from exc
         finally:
-            budget.deadline = reader_deadline
+            deadline.at = reader_deadline
         if isinstance(value, np.ndarray) and value.flags.writeable:
             value.flags.writeable = False
         state.value, state.tail, state.evicted = value, None, False
