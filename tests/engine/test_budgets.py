@@ -211,3 +211,20 @@ def test_an_alias_named_like_the_library_is_refused(name: str) -> None:
 def test_every_library_function_declares_its_cost() -> None:
     undeclared = [n for n, f in LIBRARY.functions.items() if f.cost is None]
     assert undeclared == []
+
+
+def test_workbook_files_cannot_shadow_the_library_or_raise_budgets(tmp_path: Path) -> None:
+    from cellgpt.engine.loader import load_workbook
+    from cellgpt.engine.workbook_file import WorkbookFileError
+
+    shadow = tmp_path / "shadow.py"
+    shadow.write_text("softmax = 1\n", encoding="utf-8")
+    with pytest.raises(WorkbookFileError, match="softmax.*library"):
+        load_workbook(shadow, LIBRARY)
+    aliased = tmp_path / "aliased.py"
+    aliased.write_text('x: cell(alias="pi") = 1\n', encoding="utf-8")
+    with pytest.raises(WorkbookFileError, match="pi.*library"):
+        load_workbook(aliased, LIBRARY)
+    budgets = tmp_path / "budgets.py"
+    budgets.write_text("limits = 10**12\ncell_seconds = 10**6\n", encoding="utf-8")
+    assert load_workbook(budgets, LIBRARY).limits == DEFAULT_LIMITS
