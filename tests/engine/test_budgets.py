@@ -219,11 +219,11 @@ def test_workbook_files_cannot_shadow_the_library_or_raise_budgets(tmp_path: Pat
 
     shadow = tmp_path / "shadow.py"
     shadow.write_text("softmax = 1\n", encoding="utf-8")
-    with pytest.raises(WorkbookFileError, match="softmax.*library"):
+    with pytest.raises(WorkbookFileError, match=r"softmax.*library"):
         load_workbook(shadow, LIBRARY)
     aliased = tmp_path / "aliased.py"
     aliased.write_text('x: cell(alias="pi") = 1\n', encoding="utf-8")
-    with pytest.raises(WorkbookFileError, match="pi.*library"):
+    with pytest.raises(WorkbookFileError, match=r"pi.*library"):
         load_workbook(aliased, LIBRARY)
     budgets = tmp_path / "budgets.py"
     budgets.write_text("limits = 10**12\ncell_seconds = 10**6\n", encoding="utf-8")
