@@ -45,9 +45,8 @@ class Limits:
     max_elements: int = MAX_ELEMENTS  # one array built by one operation
     max_bytes: int = MAX_BYTES  # one value (or internal copy) built by one operation
     max_cost: int = MAX_COST  # multiply-add equivalents one library call may cost
-    # Live values of the whole workbook: GPT-2 small at 1024 tokens counts ~1.25 GiB (peak RSS
-    # ~1.9 GiB);
-    # memory-mapped parameters and views of other cells' values are not counted.
+    # Live values of the whole workbook: GPT-2 small at 1024 tokens counts ~1.25 GiB (peak
+    # RSS ~1.9 GiB); memory-mapped parameters and views of other cells' values do not count.
     store_bytes: int = 4 * 2**30
     max_cells: int = 200_000  # cells after block expansion
 
