@@ -13,7 +13,13 @@ import numpy as np
 
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.formula_parse import BIN_OPS, CMP_OPS, UNARY_OPS, Formula, dotted_name
-from cellgpt.engine.limits import BINOP_GUARDS, check_broadcast, check_compare, check_index
+from cellgpt.engine.limits import (
+    BINOP_GUARDS,
+    check_broadcast,
+    check_compare,
+    check_index,
+    check_time,
+)
 
 Env = Mapping[str, Any]
 Evaluator = Callable[[Env], Any]
@@ -86,7 +92,12 @@ class _Compiler:
         def unary(env: Env) -> Any:
             value = operand(env)
             try:
+                if isinstance(value, np.ndarray):
+                    check_time()  # `[-a, -a, ...]` over a big array adds up
                 return op(value)
+            except CellEvalError as exc:
+                exc.span = exc.span or span
+                raise
             except Exception as exc:
                 raise CellEvalError(_describe(exc), span) from exc
 

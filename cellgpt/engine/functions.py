@@ -20,11 +20,11 @@ from cellgpt.engine import kernels
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.formula import (
     MAX_ELEMENTS,
-    MAX_SEQUENCE,
     check_elements,
     check_matmul_shapes,
     count_items,
 )
+from cellgpt.engine.limits import MAX_TEXT_BYTES, charge, seq_bytes
 from cellgpt.engine.row_rules import (
     RowRule,
     along_last_axis,
@@ -34,6 +34,11 @@ from cellgpt.engine.row_rules import (
     transpose_rows,
 )
 
+# A function's budget, declared with it: from the call's arguments (before it runs), the
+# bytes its result and internal copies may take and its work in multiply-add equivalents.
+Cost = Callable[..., tuple[int, int]]
+PY_OP = 2**12  # one step of a Python-level loop, in multiply-add equivalents (~50 ns)
+
 
 @dataclass(frozen=True)
 class LibraryFunction:
@@ -42,6 +47,17 @@ class LibraryFunction:
     doc: str = ""
     excel: Any = None  # the exporter's description of this function in Excel terms
     rows: RowRule | None = None  # how output rows follow input rows (None: not row-wise)
+    cost: Cost | None = None  # None: charged by the size of every argument (by_size)
+
+    def guarded(self) -> Callable[..., Any]:
+        """`impl`, refused before it runs when its cost passes the cell's budget."""
+        name, impl, cost = self.name, self.impl, self.cost or by_size
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            charge(name, *cost(*args, **kwargs))
+            return impl(*args, **kwargs)
+
+        return run
 
 
 @dataclass
@@ -57,6 +73,7 @@ class FunctionLibrary:
         doc: str = "",
         excel: Any = None,
         rows: RowRule | None = None,
+        cost: Cost | None = None,
     ) -> Any:
         """Register `impl` under `name`; usable as a decorator when impl is omitted."""
 
@@ -65,7 +82,7 @@ class FunctionLibrary:
                 raise ValueError(f"invalid function name {name!r}")
             text = doc or (fn.__doc__ or "").strip().splitlines()[0:1]
             first_line = text if isinstance(text, str) else (text[0] if text else "")
-            self.functions[name] = LibraryFunction(name, fn, first_line, excel, rows)
+            self.functions[name] = LibraryFunction(name, fn, first_line, excel, rows, cost)
             return fn
 
         return add(impl) if impl is not None else add
@@ -77,13 +94,174 @@ class FunctionLibrary:
         return FunctionLibrary(dict(self.functions), dict(self.constants))
 
     def impls(self) -> dict[str, Callable[..., Any]]:
-        return {name: f.impl for name, f in self.functions.items()}
+        return {name: f.guarded() for name, f in self.functions.items()}
 
     def __contains__(self, name: str) -> bool:
         return name in self.functions
 
     def __getitem__(self, name: str) -> LibraryFunction:
         return self.functions[name]
+
+
+# ---------------------------------------------------------------------------------------
+# Cost estimators: shapes only, nothing is converted or allocated to find them.
+
+
+def size_of(x: Any) -> int:
+    """Elements (or items, or characters) in a value, walking nested lists boundedly."""
+    if isinstance(x, np.ndarray):
+        return int(x.size)
+    if isinstance(x, list | tuple | dict):
+        return count_items(x, MAX_ELEMENTS)
+    if isinstance(x, str | bytes):
+        return len(x)
+    return 1
+
+
+def _shape_of(x: Any) -> tuple[int, ...]:
+    if isinstance(x, np.ndarray | np.generic):
+        return x.shape
+    if isinstance(x, list | tuple):
+        size_of(x)  # bounded before numpy walks it
+        return np.shape(x)
+    return ()
+
+
+def fixed(*args: Any, **kwargs: Any) -> tuple[int, int]:
+    """Constant work whatever the arguments (a lookup, a view, a small fact)."""
+    return 0, 0
+
+
+def by_size(*args: Any, **kwargs: Any) -> tuple[int, int]:
+    """Work and a float64 copy in proportion to all the arguments' sizes."""
+    n = sum(size_of(a) for a in (*args, *kwargs.values()))
+    return 8 * n, n
+
+
+def scaled(copies: int, work: int = 1) -> Cost:
+    """`copies` float64 copies of the first argument, `work` steps per element."""
+
+    def cost(a: Any, *args: Any, **kwargs: Any) -> tuple[int, int]:
+        n = size_of(a)
+        return 8 * copies * n, work * n
+
+    return cost
+
+
+def broadcast(*args: Any, **kwargs: Any) -> tuple[int, int]:
+    """Element-wise over the broadcast of the array arguments (temporaries included)."""
+    shapes = [_shape_of(a) for a in (*args, *kwargs.values()) if a is not None]
+    try:
+        n = math.prod(np.broadcast_shapes(*shapes))
+    except ValueError:
+        n = max((math.prod(s) for s in shapes), default=0)  # numpy will refuse it itself
+    return 16 * n, 4 * n
+
+
+def sorting(a: Any, *args: Any, **kwargs: Any) -> tuple[int, int]:
+    """A sort of the first argument: n log n comparisons, slower than multiply-adds."""
+    n = size_of(a)
+    return 16 * n, 64 * n * max(1, n.bit_length())
+
+
+def python_loop(*args: Any, **kwargs: Any) -> tuple[int, int]:
+    """A Python-level loop over every item of the arguments (lists, strings)."""
+    n = sum(size_of(a) for a in (*args, *kwargs.values()))
+    return 64 * n, PY_OP * n
+
+
+def shape_cost(position: int) -> Cost:
+    """An array built from a shape argument (zeros, ones, full, random_normal)."""
+
+    def cost(*args: Any, **kwargs: Any) -> tuple[int, int]:
+        shape = args[position] if len(args) > position else kwargs.get("shape", ())
+        n = math.prod(_shape_arg(shape))
+        return 8 * n, n
+
+    return cost
+
+
+def _matmul_cost(a: Any, b: Any) -> tuple[int, int]:
+    sa, sb = _shape_of(a), _shape_of(b)
+    if not sa or not sb:
+        return 8 * (size_of(a) + size_of(b)), size_of(a) * size_of(b)
+    check_matmul_shapes(sa, sb)
+    rows = sa[-2] if len(sa) >= 2 else 1
+    cols = sb[-1] if len(sb) >= 2 else 1
+    outputs = math.prod(np.broadcast_shapes(sa[:-2], sb[:-2])) * rows * cols
+    return 8 * outputs, outputs * sa[-1]
+
+
+def _arange_cost(
+    start: float, stop: float | None = None, step: float = 1, dtype: str = "float32"
+) -> tuple[int, int]:
+    lo, hi = (0, start) if stop is None else (start, stop)
+    if step == 0 or not all(math.isfinite(v) for v in (lo, hi, step)):
+        return 0, 0  # arange() says what is wrong
+    n = max(0, math.ceil((hi - lo) / step))
+    return 8 * n, n
+
+
+def _linspace_cost(start: float, stop: float, num: int = 50) -> tuple[int, int]:
+    return 8 * int(num), int(num)
+
+
+def _square_cost(n: int) -> tuple[int, int]:
+    return 8 * int(n) ** 2, int(n) ** 2
+
+
+def _random_cost(shape: Any, seed: int = 0, scale: float = 1.0) -> tuple[int, int]:
+    n = math.prod(_shape_arg(shape))
+    return 16 * n, 16 * n  # float64 draws, then a float32 copy
+
+
+def _parts_cost(arrays: Any, axis: int = 0) -> tuple[int, int]:
+    if not isinstance(arrays, list | tuple):
+        return by_size(arrays)
+    count_items(arrays, MAX_ELEMENTS)
+    n = sum(size_of(a) for a in arrays)
+    return 8 * n, n
+
+
+def _dot_cost(a: Any, b: Any) -> tuple[int, int]:
+    sa, sb = _shape_of(a), _shape_of(b)
+    if len(sa) < 1 or len(sb) < 1:
+        return broadcast(a, b)
+    cols = sb[-1] if len(sb) >= 2 else 1
+    outputs = math.prod(sa[:-1]) * math.prod(sb[:-2]) * cols
+    return 8 * outputs, outputs * sa[-1]
+
+
+def _cosine_cost(a: Any, b: Any) -> tuple[int, int]:
+    # float64 copies of both, then b @ a
+    n = size_of(a) + size_of(b)
+    product = _matmul_cost(b, a)[1] if _shape_of(a) and _shape_of(b) else n
+    return 8 * n, n + product
+
+
+def _nearest_cost(query: Any, matrix: Any, labels: Any, k: int = 5) -> tuple[int, int]:
+    nbytes, work = _cosine_cost(query, matrix)
+    rows = _shape_of(matrix)[0] if _shape_of(matrix) else 1
+    return nbytes, work + 64 * rows * max(1, rows.bit_length())  # and a sort of the rows
+
+
+def _take_cost(a: Any, indices: Any, axis: int = 0) -> tuple[int, int]:
+    sa = _shape_of(a)
+    picked = size_of(indices)
+    if not sa:
+        return 8 * picked, picked
+    n = picked * (math.prod(sa) // max(sa[int(axis)], 1))
+    return 8 * n + 8 * picked, n
+
+
+def _set_cost(items: Any, values: Any) -> tuple[int, int]:
+    # A set holds a Python object per value (~100 bytes), and each item is looked up.
+    n = size_of(items) + size_of(values)
+    return 128 * n, 4 * PY_OP * n
+
+
+def _shape_cost_(a: Any) -> tuple[int, int]:
+    return (0, 0) if isinstance(a, np.ndarray) else by_size(a)
 
 
 # ---------------------------------------------------------------------------------------
@@ -107,10 +285,22 @@ def _as_array(x: Any) -> np.ndarray:
 MAX_DIMS = 32  # numpy's own limit, checked before building a huge shape tuple
 
 
-def _shape_arg(shape: Any) -> tuple[int, ...]:
-    if isinstance(shape, list | tuple) and len(shape) > MAX_DIMS:
+def _dims(shape: Any) -> tuple[int, ...]:
+    """A shape argument as whole numbers, its length bounded before it is walked (it may be
+    a list, a tuple or an array: `zeros(array([...]))`)."""
+    if isinstance(shape, int | np.integer):
+        return (int(shape),)
+    if not isinstance(shape, list | tuple | np.ndarray):
+        raise CellEvalError(f"a shape is a whole number or a list of them, not {shape!r}")
+    if isinstance(shape, np.ndarray) and shape.ndim != 1:
+        raise CellEvalError("a shape array must be one-dimensional")
+    if len(shape) > MAX_DIMS:
         raise CellEvalError(f"a shape has at most {MAX_DIMS} dimensions, not {len(shape):,}")
-    dims = tuple(int(d) for d in ((shape,) if isinstance(shape, int | np.integer) else shape))
+    return tuple(int(d) for d in shape)
+
+
+def _shape_arg(shape: Any) -> tuple[int, ...]:
+    dims = _dims(shape)
     if any(d < 0 for d in dims):
         raise CellEvalError(f"negative dimension in shape {dims}")
     check_elements(math.prod(dims))  # exact integers: 10**400 must not overflow a float
@@ -124,25 +314,25 @@ def _dtype(dtype: str) -> np.dtype:
     return np.dtype(dtype)
 
 
-@core.register("zeros")
+@core.register("zeros", cost=shape_cost(0))
 def zeros(shape: Any, dtype: str = "float32") -> np.ndarray:
     """An array of zeros of the given shape."""
     return np.zeros(_shape_arg(shape), dtype=_dtype(dtype))
 
 
-@core.register("ones")
+@core.register("ones", cost=shape_cost(0))
 def ones(shape: Any, dtype: str = "float32") -> np.ndarray:
     """An array of ones of the given shape."""
     return np.ones(_shape_arg(shape), dtype=_dtype(dtype))
 
 
-@core.register("full")
+@core.register("full", cost=shape_cost(0))
 def full(shape: Any, value: float, dtype: str = "float32") -> np.ndarray:
     """An array of the given shape filled with one value."""
     return np.full(_shape_arg(shape), value, dtype=_dtype(dtype))
 
 
-@core.register("arange")
+@core.register("arange", cost=_arange_cost)
 def arange(
     start: float, stop: float | None = None, step: float = 1, dtype: str = "float32"
 ) -> np.ndarray:
@@ -156,21 +346,21 @@ def arange(
     return np.arange(lo, hi, step, dtype=_dtype(dtype))
 
 
-@core.register("linspace")
+@core.register("linspace", cost=_linspace_cost)
 def linspace(start: float, stop: float, num: int = 50) -> np.ndarray:
     """`num` evenly spaced values from start to stop inclusive."""
     check_elements(int(num))
     return np.linspace(start, stop, int(num), dtype=np.float32)
 
 
-@core.register("eye")
+@core.register("eye", cost=_square_cost)
 def eye(n: int) -> np.ndarray:
     """The n x n identity matrix."""
     _shape_arg((n, n))
     return np.eye(int(n), dtype=np.float32)
 
 
-@core.register("array")
+@core.register("array", cost=by_size)
 def array(values: Any, dtype: str = "float32") -> np.ndarray:
     """Turn a (nested) list of numbers into an array."""
     check_elements(count_items(values, MAX_ELEMENTS))
@@ -178,14 +368,14 @@ def array(values: Any, dtype: str = "float32") -> np.ndarray:
     return result
 
 
-@core.register("random_normal")
+@core.register("random_normal", cost=_random_cost)
 def random_normal(shape: Any, seed: int = 0, scale: float = 1.0) -> np.ndarray:
     """Seeded normal random numbers (reproducible)."""
     rng = np.random.default_rng(int(seed))
     return (rng.standard_normal(_shape_arg(shape)) * scale).astype(np.float32)
 
 
-@core.register("matmul", rows=matmul_rows)
+@core.register("matmul", rows=matmul_rows, cost=_matmul_cost)
 def matmul(a: Any, b: Any) -> np.ndarray:
     """Matrix product a @ b."""
     a, b = _as_array(a), _as_array(b)
@@ -202,19 +392,19 @@ def matmul(a: Any, b: Any) -> np.ndarray:
     return kernels.matmul(a, b)
 
 
-@core.register("transpose", rows=transpose_rows)
+@core.register("transpose", rows=transpose_rows, cost=scaled(1))
 def transpose(a: Any, axes: Any = None) -> np.ndarray:
     """Swap rows and columns (or permute the given axes)."""
     return np.transpose(_as_array(a), axes)
 
 
-@core.register("reshape")
+@core.register("reshape", cost=scaled(1))
 def reshape(a: Any, shape: Any) -> np.ndarray:
     """The same numbers in a new shape."""
-    return np.reshape(_as_array(a), tuple(int(d) for d in shape))
+    return np.reshape(_as_array(a), _dims(shape))
 
 
-@core.register("concat")
+@core.register("concat", cost=_parts_cost)
 def concat(arrays: Iterable[Any], axis: int = 0) -> np.ndarray:
     """Join arrays along an axis."""
     parts = [_as_array(a) for a in arrays]
@@ -222,7 +412,7 @@ def concat(arrays: Iterable[Any], axis: int = 0) -> np.ndarray:
     return np.concatenate(parts, axis=int(axis))
 
 
-@core.register("stack")
+@core.register("stack", cost=_parts_cost)
 def stack(arrays: Iterable[Any], axis: int = 0) -> np.ndarray:
     """Stack arrays along a new axis."""
     parts = [_as_array(a) for a in arrays]
@@ -245,16 +435,16 @@ for _name, _fn, _doc in [
     ("amax", np.max, "Largest value (along an axis)."),
     ("amin", np.min, "Smallest value (along an axis)."),
 ]:
-    core.register(_name, _reduce(_fn), doc=_doc)
+    core.register(_name, _reduce(_fn), doc=_doc, cost=scaled(2, 2))
 
 
-@core.register("argmax")
+@core.register("argmax", cost=scaled(0))
 def argmax(a: Any, axis: int | None = None) -> Any:
     """Index of the largest value (first one on ties)."""
     return np.argmax(_as_array(a), axis=axis)
 
 
-@core.register("argmin")
+@core.register("argmin", cost=scaled(0))
 def argmin(a: Any, axis: int | None = None) -> Any:
     """Index of the smallest value."""
     return np.argmin(_as_array(a), axis=axis)
@@ -275,7 +465,7 @@ for _name, _fn, _doc in [
     ("abs", np.abs, "Absolute value, element by element."),
     ("sign", np.sign, "Sign (-1, 0, 1), element by element."),
 ]:
-    core.register(_name, _elementwise(_fn), doc=_doc, rows=elementwise)
+    core.register(_name, _elementwise(_fn), doc=_doc, rows=elementwise, cost=scaled(1, 8))
 
 
 def _binary(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -288,14 +478,22 @@ def _binary(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
 
 
 core.register(
-    "maximum", _binary(np.maximum), doc="Element-wise larger of two arrays.", rows=elementwise
+    "maximum",
+    _binary(np.maximum),
+    doc="Element-wise larger of two arrays.",
+    rows=elementwise,
+    cost=broadcast,
 )
 core.register(
-    "minimum", _binary(np.minimum), doc="Element-wise smaller of two arrays.", rows=elementwise
+    "minimum",
+    _binary(np.minimum),
+    doc="Element-wise smaller of two arrays.",
+    rows=elementwise,
+    cost=broadcast,
 )
 
 
-@core.register("where", rows=elementwise)
+@core.register("where", rows=elementwise, cost=broadcast)
 def where(condition: Any, a: Any, b: Any) -> np.ndarray:
     """a where condition holds, else b (element by element)."""
     c, a, b = _as_array(condition), _as_array(a), _as_array(b)
@@ -303,7 +501,7 @@ def where(condition: Any, a: Any, b: Any) -> np.ndarray:
     return np.where(c, a, b)
 
 
-@core.register("clip", rows=elementwise)
+@core.register("clip", rows=elementwise, cost=broadcast)
 def clip(a: Any, lo: float | None, hi: float | None) -> np.ndarray:
     """Limit values to [lo, hi]."""
     a = _as_array(a)
@@ -312,13 +510,13 @@ def clip(a: Any, lo: float | None, hi: float | None) -> np.ndarray:
     return np.clip(a, lo, hi)
 
 
-@core.register("relu", rows=elementwise)
+@core.register("relu", rows=elementwise, cost=scaled(1))
 def relu(a: Any) -> np.ndarray:
     """max(0, x) element by element."""
     return np.maximum(_as_array(a), 0)
 
 
-@core.register("softmax", rows=softmax_rows)
+@core.register("softmax", rows=softmax_rows, cost=scaled(3, 8))
 def softmax(a: Any, axis: int = -1) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)) along an axis; -inf entries become 0."""
     a = _as_array(a)
@@ -329,7 +527,7 @@ def softmax(a: Any, axis: int = -1) -> np.ndarray:
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-@core.register("layer_norm", rows=along_last_axis)
+@core.register("layer_norm", rows=along_last_axis, cost=broadcast)
 def layer_norm(x: Any, gain: Any, bias: Any, eps: float = 1e-5) -> np.ndarray:
     """Normalise each row to mean 0 and (population) variance 1, then scale and shift."""
     x, gain, bias = _as_array(x), _as_array(gain), _as_array(bias)
@@ -341,7 +539,7 @@ def layer_norm(x: Any, gain: Any, bias: Any, eps: float = 1e-5) -> np.ndarray:
     return centred / np.sqrt(var + np.float32(eps)) * gain + bias
 
 
-@core.register("gelu", rows=elementwise)
+@core.register("gelu", rows=elementwise, cost=scaled(4, 16))
 def gelu(x: Any) -> np.ndarray:
     """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     x = _as_array(x)
@@ -355,7 +553,7 @@ def gelu(x: Any) -> np.ndarray:
     )
 
 
-@core.register("dot")
+@core.register("dot", cost=_dot_cost)
 def dot(a: Any, b: Any) -> Any:
     """Dot product of two vectors."""
     a, b = _as_array(a), _as_array(b)
@@ -367,13 +565,13 @@ def dot(a: Any, b: Any) -> Any:
     return np.dot(a, b)
 
 
-@core.register("norm")
+@core.register("norm", cost=scaled(1))
 def norm(a: Any, axis: int | None = None) -> Any:
     """Euclidean length (along an axis)."""
     return np.linalg.norm(_as_array(a), axis=axis)
 
 
-@core.register("cosine")
+@core.register("cosine", cost=_cosine_cost)
 def cosine(a: Any, b: Any) -> Any:
     """Cosine similarity of a vector with a vector, or with each row of a matrix."""
     a, b = _as_array(a).astype(np.float64), _as_array(b).astype(np.float64)
@@ -381,14 +579,14 @@ def cosine(a: Any, b: Any) -> Any:
     return (b @ a) / (np.linalg.norm(b, axis=-1) * np.linalg.norm(a))
 
 
-@core.register("causal_mask")
+@core.register("causal_mask", cost=_square_cost)
 def causal_mask(n: int) -> np.ndarray:
     """An n x n boolean matrix, True on and below the diagonal."""
     _shape_arg((n, n))
     return np.tril(np.ones((int(n), int(n)), dtype=bool))
 
 
-@core.register("topk")
+@core.register("topk", cost=sorting)
 def topk(a: Any, k: int) -> np.ndarray:
     """Indices of the k largest values, largest first (ties: lower index first)."""
     a = _as_array(a).ravel()
@@ -396,7 +594,7 @@ def topk(a: Any, k: int) -> np.ndarray:
     return np.argsort(-a, kind="stable")[:k]
 
 
-@core.register("take")
+@core.register("take", cost=_take_cost)
 def take(a: Any, indices: Any, axis: int = 0) -> np.ndarray:
     """Pick rows (or entries along an axis) by index."""
     a, idx = _as_array(a), _as_array(indices)
@@ -405,76 +603,74 @@ def take(a: Any, indices: Any, axis: int = 0) -> np.ndarray:
     return np.take(a, idx.astype(np.int64), axis=int(axis))
 
 
-@core.register("size")
+@core.register("size", cost=fixed)
 def size(a: Any) -> int:
     """Number of items (length of a list or string, element count of an array)."""
     return int(a.size) if isinstance(a, np.ndarray) else len(a)
 
 
-@core.register("shape")
+@core.register("shape", cost=_shape_cost_)
 def shape(a: Any) -> tuple[int, ...]:
     """Shape of an array."""
     return tuple(_as_array(a).shape)
 
 
-@core.register("cast")
+@core.register("cast", cost=scaled(1))
 def cast(a: Any, dtype: str) -> np.ndarray:
     """Convert an array to another number type."""
     return _as_array(a).astype(_dtype(dtype))
 
 
-@core.register("to_int")
+@core.register("to_int", cost=fixed)
 def to_int(x: Any) -> int:
     """A whole number."""
     return int(x)
 
 
-@core.register("to_float")
+@core.register("to_float", cost=fixed)
 def to_float(x: Any) -> float:
     """A floating-point number."""
     return float(x)
 
 
-@core.register("text")
+@core.register("text", cost=python_loop)
 def text(x: Any) -> str:
     """A short text form of a value."""
     if not isinstance(x, np.ndarray):  # numpy summarises big arrays itself
         count_items(x, what="text()'s value")  # str() walks every leaf of a nested list
     out = str(x)
-    if len(out) > MAX_SEQUENCE:
-        raise CellEvalError("text: value is too long to show")
+    if seq_bytes(out) > MAX_TEXT_BYTES:
+        raise CellEvalError(f"text: value is too long to show (over {MAX_TEXT_BYTES:,} bytes)")
     return out
 
 
-@core.register("join")
+@core.register("join", cost=python_loop)
 def join(items: Iterable[Any], sep: str = "") -> str:
     """Join strings with a separator."""
     parts: list[str] = []
     total = 0
     for item in items:
         parts.append(text(item))
-        total += len(parts[-1]) + len(str(sep))
-        if total > MAX_SEQUENCE:
-            raise CellEvalError(
-                f"join: the text would pass the limit of {MAX_SEQUENCE:,} characters"
-            )
+        total += seq_bytes(parts[-1]) + seq_bytes(str(sep))  # bytes: '😀' takes 4
+        if total > MAX_TEXT_BYTES:
+            raise CellEvalError(f"join: the text would pass the limit of {MAX_TEXT_BYTES:,} bytes")
     return str(sep).join(parts)
 
 
-@core.register("rows")
+@core.register("rows", cost=fixed)
 def rows(a: Any, start: int, stop: int | None = None) -> Any:
     """Rows start..stop-1 of a matrix (or items of a list)."""
     return a[int(start) : None if stop is None else int(stop)]
 
 
-@core.register("mse")
+@core.register("mse", cost=broadcast)
 def mse(prediction: Any, target: Any) -> float:
     """Mean squared error."""
     d = _as_array(prediction) - _as_array(target)
     return float(np.mean(d * d))
 
 
-@core.register("nearest")
+@core.register("nearest", cost=_nearest_cost)
 def nearest(query: Any, matrix: Any, labels: Any, k: int = 5) -> list[tuple[str, float]]:
     """The k rows of `matrix` most cosine-similar to `query`, as (label, similarity)."""
     sims = cosine(query, matrix)
@@ -482,7 +678,7 @@ def nearest(query: Any, matrix: Any, labels: Any, k: int = 5) -> list[tuple[str,
     return [(str(labels[i]), float(sims[i])) for i in order]
 
 
-@core.register("index_of")
+@core.register("index_of", cost=python_loop)
 def index_of(items: Any, item: Any) -> int:
     """Position of `item` in a list (error if absent)."""
     count_items(items, what="index_of()'s list")  # `in` compares every leaf
@@ -493,19 +689,19 @@ def index_of(items: Any, item: Any) -> int:
     return items.index(item)
 
 
-@core.register("row")
+@core.register("row", cost=fixed)
 def row(matrix: Any, index: int) -> np.ndarray:
     """One row of a matrix."""
     return _as_array(matrix)[int(index)]
 
 
 # Familiar spreadsheet-style names for the reductions.
-core.register("max", core["amax"].impl, doc="Largest value (along an axis).")
-core.register("min", core["amin"].impl, doc="Smallest value (along an axis).")
-core.register("len", size, doc="Number of items.")
+core.register("max", core["amax"].impl, doc="Largest value (along an axis).", cost=scaled(2, 2))
+core.register("min", core["amin"].impl, doc="Smallest value (along an axis).", cost=scaled(2, 2))
+core.register("len", size, doc="Number of items.", cost=fixed)
 
 
-@core.register("isin")
+@core.register("isin", cost=_set_cost)
 def isin(items: Any, values: Any) -> np.ndarray:
     """For each item: is it one of `values`? (a boolean mask)"""
     wanted = set(values)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import ast
 import math
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,19 +31,173 @@ MAX_POW_BITS = 64_000  # largest integer a ** b (or a * b) may produce
 MAX_MATMUL_FLOPS = 2**38
 
 
+MAX_BYTES = 8 * MAX_ELEMENTS  # largest value (or float64 copy) one operation may build
+MAX_TEXT_BYTES = 2 * MAX_SEQUENCE  # text counts bytes: '😀' * n takes 4 bytes a character
+MAX_COST = MAX_MATMUL_FLOPS  # work one library call may do, in multiply-add equivalents
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Budgets a workbook's cells run under. The user may raise them (`Workbook(limits=...)`,
+    `wb.limits = ...`); a workbook file cannot."""
+
+    cell_seconds: float = 5.0  # wall clock per cell, checked between operations
+    max_elements: int = MAX_ELEMENTS  # one array built by one operation
+    max_bytes: int = MAX_BYTES  # one value (or internal copy) built by one operation
+    max_cost: int = MAX_COST  # multiply-add equivalents one library call may cost
+    # Live values of the whole workbook: GPT-2 small at 1024 tokens counts ~1.25 GiB (peak
+    # RSS ~1.9 GiB); memory-mapped parameters and views of other cells' values do not count.
+    store_bytes: int = 4 * 2**30
+    max_cells: int = 200_000  # cells after block expansion
+
+    def with_(self, **changes: Any) -> Limits:
+        return replace(self, **changes)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class Deadline:
+    """When the running cell must stop (a plain object: setting it per cell is cheap)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = math.inf
+
+
+class _Budget(threading.local):
+    """The running cell's budget, per thread (the TUI runs cells in a worker thread)."""
+
+    limits: Limits = DEFAULT_LIMITS
+
+    def __init__(self) -> None:
+        self.deadline = Deadline()  # one per thread
+
+
+budget = _Budget()
+clock = time.perf_counter
+
+
+def check_time() -> None:
+    """Stop a cell that is past its wall-clock budget (called before each big operation)."""
+    if clock() > budget.deadline.at:
+        raise LimitError(f"over the time budget of {budget.limits.cell_seconds:g} s per cell")
+
+
+def check_bytes(count: int, what: str = "result") -> None:
+    limit = budget.limits.max_bytes
+    if count > limit:
+        shown = f"{count:,}" if count < 10**15 else f"about 2**{count.bit_length() - 1}"
+        raise LimitError(f"{what} would take {shown} bytes; the limit is {limit:,}")
+
+
+def charge(name: str, nbytes: int, cost: int) -> None:
+    """The one check before a library function runs: its estimated result/copy bytes and
+    work (from the argument shapes) against the budgets, and the cell's deadline."""
+    check_bytes(nbytes, f"{name}()'s result")
+    limit = budget.limits.max_cost
+    if cost > limit:
+        raise LimitError(f"{name}() would cost {cost:,} multiply-adds; the limit is {limit:,}")
+    check_time()
+
+
+def seq_bytes(x: Any) -> int:
+    """Bytes a str/bytes/list/tuple takes per item, times its length (pointers for lists)."""
+    if isinstance(x, str):
+        return len(x) * _char_width(x)
+    if isinstance(x, bytes):
+        return len(x)
+    return 8 * len(x)
+
+
+def _text_bytes(x: Any) -> int:
+    # Lists are bounded by items (MAX_SEQUENCE); text by the bytes it takes.
+    return seq_bytes(x) if isinstance(x, str | bytes) else 0
+
+
+def _char_width(s: str) -> int:
+    # CPython stores a str with 1, 2 or 4 bytes per character, by its widest character.
+    if not s or s.isascii():
+        return 1
+    widest = ord(max(s))
+    return 1 if widest < 256 else 2 if widest < 65536 else 4
+
+
+_SEQUENCES = (str, list, tuple, bytes)
+_SAMPLE = 1000  # items of a long list looked at to estimate its bytes
+
+
+SCALARS = frozenset({int, float, bool, complex, type(None)})
+
+
+def value_bytes(value: Any, inputs: Any = ()) -> int:
+    """Bytes a cell's value keeps alive, for the workbook-wide budget. An array that is a view
+    of one of `inputs` (another cell's value) or of memory-mapped parameters costs nothing
+    more; a view of a temporary keeps the whole temporary alive."""
+    if type(value) in SCALARS:
+        return 0  # the common case first (the engine's per-cell cost is ~4 us); tiny anyway
+    if isinstance(value, np.ndarray):
+        root = _root(value)
+        if isinstance(root, np.memmap) or root.base is not None:
+            return 0  # memory-mapped file or foreign buffer: not the process's own heap
+        if root is not value and any(
+            isinstance(x, np.ndarray) and _root(x) is root for x in inputs
+        ):
+            return 0
+        return int(root.nbytes)
+    if isinstance(value, _SEQUENCES):
+        return _sequence_bytes(value)
+    return 32  # a number or an object of the library's own
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _sequence_bytes(value: Any, depth: int = 0, seen: set[int] | None = None) -> int:
+    if isinstance(value, str | bytes):
+        return seq_bytes(value)
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if not isinstance(value, list | tuple) or depth > 8:
+        return 32
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return 8  # a shared sub-list ([[0] * n] * n) is stored once
+    seen.add(id(value))
+    n = len(value)
+    step = max(1, n // _SAMPLE)  # a long list: estimate from evenly spaced items
+    sample = value[::step]
+    distinct = list({id(x): x for x in sample}.values())
+    total = sum(_sequence_bytes(x, depth + 1, seen) for x in distinct)
+    if len(distinct) < len(sample):
+        return 8 * n + total  # built by repetition: the items are shared, not copies
+    return 8 * n + total * n // max(len(sample), 1)
+
+
+_ARRAYS = (np.ndarray, np.generic)  # a tuple: `A | B` would build a new union per call
+
+
 def _shape(x: Any) -> tuple[int, ...] | None:
-    return x.shape if isinstance(x, np.ndarray | np.generic) else None
+    return x.shape if isinstance(x, _ARRAYS) else None
 
 
 def check_elements(count: int, what: str = "result") -> None:
-    if count > MAX_ELEMENTS:
+    limit = budget.limits.max_elements
+    if count > limit:
         # zeros((10**400,)): an exact count that long helps nobody.
         shown = f"{count:,}" if count < 10**15 else f"about 2**{count.bit_length() - 1}"
-        raise LimitError(f"{what} would have {shown} elements; the limit is {MAX_ELEMENTS:,}")
+        raise LimitError(f"{what} would have {shown} elements; the limit is {limit:,}")
 
 
 def check_broadcast(a: Any, b: Any) -> None:
     sa, sb = _shape(a), _shape(b)
+    if sa is None and sb is None:
+        return  # plain Python scalars: the cheap path of most cells
+    check_time()
     if sa is None or sb is None or sa == sb:
         return
     try:
@@ -63,11 +220,12 @@ def check_matmul_shapes(sa: tuple[int, ...], sb: tuple[int, ...]) -> None:
     outputs = math.prod(batch) * rows * cols
     check_elements(outputs)
     flops = outputs * sa[-1]
-    if flops > MAX_MATMUL_FLOPS:
+    if flops > budget.limits.max_cost:
         raise LimitError(
             f"matrix product of shapes {sa} and {sb} would cost {flops:,} multiply-adds; "
-            f"the limit is {MAX_MATMUL_FLOPS:,}"
+            f"the limit is {budget.limits.max_cost:,}"
         )
+    check_time()
 
 
 def _check_matmul(a: Any, b: Any) -> None:
@@ -80,15 +238,16 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int | np.integer) and not isinstance(x, bool)
 
 
-_SEQUENCES = (str, list, tuple, bytes)
-
-
 def _check_repeat(a: Any, b: Any) -> None:
     for seq, n in ((a, b), (b, a)):
-        if isinstance(seq, _SEQUENCES) and _is_int(n) and len(seq) * int(n) > MAX_SEQUENCE:
-            raise LimitError(
-                f"repetition would build a sequence of {len(seq) * int(n):,} items; the limit is {MAX_SEQUENCE:,}"
-            )
+        if isinstance(seq, _SEQUENCES) and _is_int(n):
+            check_time()
+            if len(seq) * int(n) > MAX_SEQUENCE or _text_bytes(seq) * int(n) > MAX_TEXT_BYTES:
+                raise LimitError(
+                    f"repetition would build a sequence of {len(seq) * int(n):,} items "
+                    f"({seq_bytes(seq) * int(n):,} bytes); the limit is {MAX_SEQUENCE:,} items "
+                    f"and {MAX_TEXT_BYTES:,} bytes of text"
+                )
 
 
 def _check_int_product(a: Any, b: Any) -> None:
@@ -108,10 +267,15 @@ def _check_mul(a: Any, b: Any) -> None:
 
 def _check_add(a: Any, b: Any) -> None:
     # Concatenation doubles a string or list from cell to cell: bound every sum.
-    if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES) and len(a) + len(b) > MAX_SEQUENCE:
-        raise LimitError(
-            f"joining would build a sequence of {len(a) + len(b):,} items; the limit is {MAX_SEQUENCE:,}"
-        )
+    if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
+        check_time()
+        total = len(a) + len(b)
+        width = max(_text_bytes(a) // max(len(a), 1), _text_bytes(b) // max(len(b), 1))
+        if total > MAX_SEQUENCE or total * width > MAX_TEXT_BYTES:
+            raise LimitError(
+                f"joining would build a sequence of {total:,} items; "
+                f"the limit is {MAX_SEQUENCE:,} items and {MAX_TEXT_BYTES:,} bytes of text"
+            )
     check_broadcast(a, b)
 
 
@@ -178,6 +342,7 @@ def check_index(container: np.ndarray, key: Any) -> None:
     keys = key if isinstance(key, tuple) else (key,)
     if not any(isinstance(k, np.ndarray | list) for k in keys):
         return  # basic indexing returns a view
+    check_time()
     shapes: list[tuple[int, ...]] = []
     width: list[int] = []  # how many container axes each key consumes
     for k in keys:
@@ -215,6 +380,8 @@ def check_index(container: np.ndarray, key: Any) -> None:
 def check_compare(a: Any, b: Any) -> None:
     # Comparing two nested lists walks every leaf of both.
     for x in (a, b):
+        if isinstance(x, list | tuple | dict | str):
+            check_time()
         if isinstance(x, list | tuple | dict):
             count_items(x, what="a compared value")
     check_broadcast(a, b)

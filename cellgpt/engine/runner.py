@@ -17,6 +17,7 @@ how many leading rows stayed the same, for the cells after it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 from cellgpt.engine.append import RowTail, keep_for_compare, prefix_rows
 from cellgpt.engine.cells import Cell
 from cellgpt.engine.errors import CellError, CellEvalError, ErrorInfo, RunCancelled
+from cellgpt.engine.limits import SCALARS, budget, value_bytes
 from cellgpt.engine.sheet import Sheet
 from cellgpt.engine.store import MISSING, CellState, Status
 
@@ -44,6 +46,11 @@ class Runner:
         self._evictable = sheet.evictable
         self._notify = sheet.notify
         self._invalidate = sheet.invalidate
+        self._sheet = sheet  # for its limits, which the user may replace at any time
+        self._seconds = math.inf  # the per-cell time budget of the current run
+        self._deadline = budget.deadline
+        self._pending_bytes = 0  # bytes of the value about to be stored (already checked)
+        self._store_limit = sheet.limits.store_bytes
         self.evaluations = 0  # total cell evaluations, for tests and benchmarks
 
     # ------------------------------------------------------------------ running
@@ -72,11 +79,15 @@ class Runner:
 
     def rerun(self, name: str) -> Any:
         """Recompute one cell from its inputs' current values, even if it is fresh."""
-        for parent in self.plan(name):
-            if parent != name:
-                self._evaluate(parent)
-        self._invalidate(name)
-        self._evaluate(name)
+        self._begin()
+        try:
+            for parent in self.plan(name):
+                if parent != name:
+                    self._evaluate(parent)
+            self._invalidate(name)
+            self._evaluate(name)
+        finally:
+            self._deadline.at = math.inf
         self._evict_done(list(self._evictable), keep=name)
         return self.value_or_raise(name)
 
@@ -133,20 +144,32 @@ class Runner:
         shape mid-way (the caller must plan again). Evictable inputs are dropped as soon as
         their readers are done (so at most a few are held at once), except `keep`."""
         counts = watch or {}
-        for done, name in enumerate(plan):
-            if cancel is not None and cancel():
-                raise RunCancelled(f"run cancelled before {name!r}")
-            if progress is not None:
-                progress(done, len(plan), name)
-            self._evaluate(name)
-            if self._evictable:
-                self._evict_done(self._graph.parents(name), keep=keep)
-            reshape = counts.get(name)
-            if reshape is not None and reshape():
-                return True
+        self._begin()
+        try:
+            for done, name in enumerate(plan):
+                if cancel is not None and cancel():
+                    raise RunCancelled(f"run cancelled before {name!r}")
+                if progress is not None:
+                    progress(done, len(plan), name)
+                self._evaluate(name)
+                if self._evictable:
+                    self._evict_done(self._graph.parents(name), keep=keep)
+                reshape = counts.get(name)
+                if reshape is not None and reshape():
+                    return True
+        finally:
+            self._deadline.at = math.inf  # formulas evaluated outside a run have no deadline
         if progress is not None:
             progress(len(plan), len(plan), "")
         return False
+
+    def _begin(self) -> None:
+        """Make the workbook's limits the ones this thread's cells run under."""
+        limits = self._sheet.limits
+        budget.limits = limits
+        self._deadline = budget.deadline  # this thread's
+        self._seconds = limits.cell_seconds
+        self._store_limit = limits.store_bytes
 
     def _evaluate(self, name: str) -> None:
         cell = self._cells[name]
@@ -160,6 +183,7 @@ class Runner:
         blocker = self._blocker(cell)
         if blocker is not None:
             state.status, state.value = Status.BLOCKED, MISSING
+            self._store.account(state, 0)
             state.appended_from = state.input_versions = state.tail = None
             state.evicted = False
             state.error = ErrorInfo("blocked", f"blocked by {blocker}", blocked_by=blocker)
@@ -170,11 +194,14 @@ class Runner:
             prev = MISSING
         evicted = state.evicted
         state.value, state.tail = MISSING, None  # free the stale value (unless needed) first
+        if state.nbytes:
+            self._store.account(state, 0)
         state.status = Status.RUNNING
         self._notify(name)
         # Extenders that know RowTail may get an evicted input's new rows instead of its value.
         tails = grown is not None and hasattr(cell.extender, "new_rows")
         start = time.perf_counter()
+        self._deadline.at = start + self._seconds
         try:
             env = {ref: self._input(ref, tails=tails) for ref in cell.refs}
             if evicted and grown is not None:
@@ -196,6 +223,7 @@ class Runner:
             return
         except CellError as exc:  # an evicted input could not be recomputed
             state.status, state.value = Status.BLOCKED, MISSING
+            self._store.account(state, 0)
             state.appended_from = state.input_versions = None
             state.evicted = False
             state.error = ErrorInfo("blocked", f"blocked by {exc.name}", blocked_by=exc.name)
@@ -207,14 +235,31 @@ class Runner:
         except Exception as exc:  # a library function bug: still the cell's problem only
             self._fail(state, name, ErrorInfo("eval", f"{type(exc).__name__}: {exc}"))
             return
+        nbytes = 0 if type(value) in SCALARS else value_bytes(value, env.values())
+        if nbytes and self._store.total_bytes + nbytes > self._store_limit:
+            self._fail(state, name, ErrorInfo("eval", self._over_store_budget(nbytes)))
+            return
+        self._pending_bytes = nbytes
         self._store_value(state, value, time.perf_counter() - start, Status.FRESH)
         state.appended_from = appended
         state.input_versions = {ref: self._store[ref].version for ref in cell.refs}
         self._notify(name)
 
+    def _over_store_budget(self, nbytes: int) -> str:
+        # Many cells that each pass the per-operation limits must not add up without bound.
+        return (
+            f"over the workbook memory budget: this value takes {nbytes:,} bytes and the "
+            f"other cells' values {self._store.total_bytes:,}; the limit is "
+            f"{self._store_limit:,} bytes (Limits.store_bytes)"
+        )
+
     def _store_value(self, state: CellState, value: Any, duration: float, status: Status) -> None:
         if isinstance(value, np.ndarray) and value.flags.writeable:
             value.flags.writeable = False  # a cell's value is shared with its readers
+        nbytes = self._pending_bytes if value is not MISSING else 0
+        if nbytes != state.nbytes:
+            self._store.account(state, nbytes)
+        self._pending_bytes = 0
         state.value, state.status, state.error = value, status, None
         state.evicted, state.tail = False, None
         state.duration = duration
@@ -222,6 +267,7 @@ class Runner:
 
     def _fail(self, state: CellState, name: str, error: ErrorInfo) -> None:
         state.status, state.error, state.value = Status.ERROR, error, MISSING
+        self._store.account(state, 0)
         state.appended_from = state.input_versions = state.tail = None
         state.evicted = False
         self._notify(name)
@@ -321,6 +367,9 @@ class Runner:
         cell, state = self._cells[name], self._store[name]
         state.runs += 1
         self.evaluations += 1
+        deadline = budget.deadline
+        reader_deadline = deadline.at  # the reader's own budget resumes afterwards
+        deadline.at = time.perf_counter() + self._seconds
         try:
             env = {ref: self._input(ref) for ref in cell.refs}
             value = cell.input_value if cell.evaluator is None else cell.evaluator(env)
@@ -333,9 +382,12 @@ class Runner:
                 self._invalidate(child)
             self._fail(state, name, error)
             raise CellError(name, error) from exc
+        finally:
+            deadline.at = reader_deadline
         if isinstance(value, np.ndarray) and value.flags.writeable:
             value.flags.writeable = False
         state.value, state.tail, state.evicted = value, None, False
+        self._store.account(state, value_bytes(value, env.values()))
         self._notify(name)
 
     def _evict_done(self, names: Iterable[str], *, keep: str | None) -> None:
@@ -349,4 +401,5 @@ class Runner:
             children = self._graph.children(name)
             if all(self._store[c].status in (Status.FRESH, Status.PINNED) for c in children):
                 state.value, state.tail, state.evicted = MISSING, None, True
+                self._store.account(state, 0)
                 self._notify(name)

@@ -22,6 +22,7 @@ from cellgpt.engine.formula_compile import Evaluator, compile_formula
 from cellgpt.engine.formula_parse import Formula, parse_formula
 from cellgpt.engine.functions import FunctionLibrary
 from cellgpt.engine.graph import DependencyGraph
+from cellgpt.engine.limits import DEFAULT_LIMITS, Limits
 from cellgpt.engine.store import MISSING, Status, ValueStore
 
 Listener = Callable[[str], None]
@@ -31,8 +32,9 @@ class Sheet:
     """The tables every collaborator of a workbook shares. They are created once and only
     ever changed in place, so collaborators may hold them directly."""
 
-    def __init__(self, library: FunctionLibrary) -> None:
+    def __init__(self, library: FunctionLibrary, limits: Limits = DEFAULT_LIMITS) -> None:
         self.library = library
+        self.limits = limits  # the budgets cells run under (the user may replace them)
         self.functions = library.impls()
         self.graph = DependencyGraph()
         self.cells: dict[str, Cell] = {}
@@ -59,9 +61,11 @@ class Sheet:
     def define_many(self, specs: Iterable[CellSpec], *, template: str | None = None) -> None:
         """Add several cells at once; they may reference each other in any order."""
         specs = list(specs)
+        self.check_room(len(specs))
         parsed: dict[str, tuple[CellSpec, Formula]] = {}
         for spec in specs:
             check_cell_name(spec.name)
+            self.check_not_library_name(spec.name, "cell")
             if spec.name in parsed or spec.name in self.cells or spec.name in self.aliases:
                 raise DuplicateNameError(f"{spec.name!r} is defined twice")
             parsed[spec.name] = (spec, parse_formula(spec.formula, cell=spec.name))
@@ -75,6 +79,23 @@ class Sheet:
             self._install(spec, formula, refs[name], template=template)
         for name in order:
             self._register_aliases(self.cells[name])
+
+    def check_room(self, new_cells: int) -> None:
+        """Refuse cells past the workbook's cell budget (blocks count once per instance)."""
+        limit = self.limits.max_cells
+        if len(self.cells) + new_cells > limit:
+            raise DefinitionError(
+                f"{len(self.cells) + new_cells:,} cells would pass the workbook's budget of "
+                f"{limit:,} cells (Limits.max_cells)"
+            )
+
+    def check_not_library_name(self, name: str, what: str) -> None:
+        """A cell or alias named like a library function or constant would shadow it (or be
+        shadowed by it) in every formula: refuse it where names are defined."""
+        if name in self.library.functions:
+            raise DefinitionError(f"{what} {name!r}: the name of a library function")
+        if name in self.library.constants:
+            raise DefinitionError(f"{what} {name!r}: the name of a library constant")
 
     def check_names(self, cell: str, formula: Formula, known: set[str]) -> tuple[str, ...]:
         """The cells a formula reads (aliases resolved); refuses unknown names and functions."""
@@ -134,6 +155,7 @@ class Sheet:
 
     def alias(self, alias: str, target: str) -> None:
         """Make `alias` another name for the cell `target` (lookups only)."""
+        self.check_not_library_name(alias, "alias")
         if alias in self.cells or (alias in self.aliases and self.aliases[alias] != target):
             raise DuplicateNameError(f"alias {alias!r} is already a name")
         if target not in self.cells:

@@ -43,6 +43,7 @@ class CellState:
     # the rows its last row-append step added (an append.RowTail), for the cells after it.
     evicted: bool = False
     tail: Any = None
+    nbytes: int = 0  # bytes the value counts against the workbook's budget (limits.py)
 
     @property
     def has_value(self) -> bool:
@@ -70,13 +71,21 @@ class CellState:
 class ValueStore:
     def __init__(self) -> None:
         self._states: dict[str, CellState] = {}
+        self.total_bytes = 0  # of every live value, for the workbook-wide budget
+
+    def account(self, state: CellState, nbytes: int) -> None:
+        """Record how many bytes `state`'s value now counts (0 once it is dropped)."""
+        self.total_bytes += nbytes - state.nbytes
+        state.nbytes = nbytes
 
     def add(self, name: str) -> CellState:
         state = self._states[name] = CellState()
         return state
 
     def remove(self, name: str) -> None:
-        self._states.pop(name, None)
+        state = self._states.pop(name, None)
+        if state is not None:
+            self.account(state, 0)
 
     def __getitem__(self, name: str) -> CellState:
         return self._states[name]

@@ -150,6 +150,15 @@ class Templates:
         n = int(value)
         if n == template.instances:
             return False
+        grow = (n - max(template.instances, 0)) * len(template.cells)
+        if grow > 0 and len(sheet.cells) + grow > sheet.limits.max_cells:
+            count_state.status = Status.ERROR
+            count_state.error = ErrorInfo(
+                "eval",
+                f"block {template.prefix!r}: {n:,} blocks would pass the workbook's budget of "
+                f"{sheet.limits.max_cells:,} cells (Limits.max_cells)",
+            )
+            return False
         old = max(template.instances, 0)
         for i in range(n, old):  # fewer blocks: drop from the end
             self._check_removable(template, i)

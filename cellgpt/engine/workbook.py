@@ -20,6 +20,7 @@ from cellgpt.engine.append import Extender
 from cellgpt.engine.cells import Cell, CellInfo, CellSpec, literal_text
 from cellgpt.engine.errors import DefinitionError
 from cellgpt.engine.functions import FunctionLibrary, core
+from cellgpt.engine.limits import DEFAULT_LIMITS, Limits
 from cellgpt.engine.runner import Runner
 from cellgpt.engine.sheet import Listener, Sheet
 from cellgpt.engine.store import MISSING, CellState, Status
@@ -33,14 +34,29 @@ __all__ = ["CellInfo", "CellSpec", "Template", "Workbook"]
 
 
 class Workbook:
-    def __init__(self, library: FunctionLibrary | None = None, *, doc: str = "") -> None:
+    def __init__(
+        self,
+        library: FunctionLibrary | None = None,
+        *,
+        doc: str = "",
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         self.library = library or core
         self.doc = doc
         self.document: WorkbookDocument | None = None  # the file it was loaded from / saved to
-        self._sheet = Sheet(self.library)
+        self._sheet = Sheet(self.library, limits)
         self._runner = Runner(self._sheet)
         self._blocks = Templates(self._sheet, self._runner)
         self._functions = self._sheet.functions  # the table formulas are compiled against
+
+    @property
+    def limits(self) -> Limits:
+        """The budgets cells run under (time per cell, bytes, cost, live values, cells)."""
+        return self._sheet.limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        self._sheet.limits = limits
 
     @property
     def evaluations(self) -> int:

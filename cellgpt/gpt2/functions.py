@@ -12,6 +12,7 @@ import numpy as np
 
 from cellgpt.engine import FunctionLibrary
 from cellgpt.engine.errors import CellEvalError
+from cellgpt.engine.functions import PY_OP, by_size, fixed, python_loop, scaled, size_of, sorting
 from cellgpt.engine.parallel import for_chunks
 from cellgpt.engine.row_rules import Arg, Fixed, Out, Rows, moves_rows
 from cellgpt.tokenizer.named import load_model_tokenizer
@@ -283,6 +284,65 @@ def token_text(tokenizer: Any, token_id: int) -> str:
     return _tok(tokenizer).token_str(int(token_id))
 
 
+def _words_cost(tokenizer: Any, words: Any) -> tuple[int, int]:
+    # BPE keeps every merge pass of a word; each pass merges every copy of one pair, so with
+    # a real vocabulary a word sees at most a few hundred passes (not one per character).
+    if not isinstance(words, list | tuple):
+        return python_loop(words)
+    size_of(words)
+    squares = sum(len(w) * min(len(w), 256) if isinstance(w, str) else 1 for w in words)
+    return 64 * squares, PY_OP * squares
+
+
+def _text_cost(tokenizer: Any, text: Any, *args: Any, **kwargs: Any) -> tuple[int, int]:
+    return python_loop(text)
+
+
+def _tokens_cost(tokenizer: Any, items: Any, *args: Any, **kwargs: Any) -> tuple[int, int]:
+    return python_loop(items)
+
+
+def _top_tokens_cost(tokenizer: Any, logits: Any, k: int = 10) -> tuple[int, int]:
+    return sorting(logits)
+
+
+def _embed_cost(wte: Any, token_ids: Any) -> tuple[int, int]:
+    width = wte.shape[-1] if isinstance(wte, np.ndarray) and wte.ndim else 1
+    n = size_of(token_ids) * width
+    return 8 * n, n
+
+
+def _attention_cost(q: Any, k: Any) -> tuple[int, int]:
+    if not (isinstance(q, np.ndarray) and isinstance(k, np.ndarray) and q.ndim == k.ndim == 3):
+        return by_size(q, k)
+    heads, t, d_head = q.shape
+    n = heads * t * k.shape[1]
+    return 8 * n + t * k.shape[1], n * d_head
+
+
+# Each function's budget (see FunctionLibrary.register): loading and looking up are fixed.
+_COSTS = {
+    "load_weights": fixed,
+    "load_tokenizer": fixed,
+    "model_config": fixed,
+    "param": fixed,
+    "split_words": _text_cost,
+    "bpe_passes": _words_cost,
+    "bpe_ids": _tokens_cost,
+    "token_texts": _tokens_cost,
+    "top_tokens": _top_tokens_cost,
+    "sample_token": sorting,
+    "token_text": fixed,
+    "zero_head": scaled(1),
+    "positions": fixed,
+    "last_row": fixed,
+    "embed_tokens": _embed_cost,
+    "split_heads": fixed,
+    "merge_heads": scaled(1),
+    "attention_scores": _attention_cost,
+}
+
+
 def register(library: FunctionLibrary) -> FunctionLibrary:
     for fn in (
         load_weights,
@@ -298,13 +358,15 @@ def register(library: FunctionLibrary) -> FunctionLibrary:
         token_text,
         zero_head,
     ):
-        library.register(fn.__name__, fn)
+        library.register(fn.__name__, fn, cost=_COSTS[fn.__name__])
     for fn in (positions, last_row):
-        library.register(fn.__name__, fn)
-    library.register("embed_tokens", embed_tokens, rows=_embed_rows)
-    library.register("split_heads", split_heads, rows=_split_heads_rows)
-    library.register("merge_heads", merge_heads, rows=_merge_heads_rows)
-    library.register("attention_scores", attention_scores, rows=_attention_scores_rows)
+        library.register(fn.__name__, fn, cost=_COSTS[fn.__name__])
+    library.register("embed_tokens", embed_tokens, rows=_embed_rows, cost=_embed_cost)
+    library.register("split_heads", split_heads, rows=_split_heads_rows, cost=fixed)
+    library.register("merge_heads", merge_heads, rows=_merge_heads_rows, cost=scaled(1))
+    library.register(
+        "attention_scores", attention_scores, rows=_attention_scores_rows, cost=_attention_cost
+    )
     library.constant("BPE_COLUMNS", BPE_COLUMNS)
     library.constant("TOP_K_COLUMNS", TOP_K_COLUMNS)
     return library

@@ -9,6 +9,7 @@ from typing import Any
 
 from cellgpt.engine import FunctionLibrary
 from cellgpt.engine.errors import CellEvalError
+from cellgpt.engine.functions import PY_OP, fixed, python_loop, size_of
 from cellgpt.tokenizer import trace as bpe_trace
 from cellgpt.tokenizer.train import TrainedBPE, readable
 
@@ -27,6 +28,16 @@ def _cell_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# Only the known split patterns: a regex from a workbook file could backtrack for hours.
+KNOWN_PATTERNS = ("gpt2", "gpt4")
+
+
+def _pattern(pattern: Any) -> str:
+    if pattern not in KNOWN_PATTERNS:
+        raise CellEvalError(f"pattern must be one of {', '.join(KNOWN_PATTERNS)}, not {pattern!r}")
+    return pattern
+
+
 def _trained(trained: Any) -> TrainedBPE:
     if not isinstance(trained, TrainedBPE):
         raise CellEvalError("expected a trained vocabulary (a `train_tokenizer(...)` cell)")
@@ -36,7 +47,7 @@ def _trained(trained: Any) -> TrainedBPE:
 @_cell_errors
 def chunk_counts(corpus: str, pattern: str = "gpt2", specials: Sequence[str] = ()) -> list:
     """Distinct pre-split chunks of the corpus with their counts, most frequent first."""
-    return bpe_trace.chunk_counts(corpus, pattern, specials)
+    return bpe_trace.chunk_counts(corpus, _pattern(pattern), specials)
 
 
 @_cell_errors
@@ -44,7 +55,7 @@ def training_passes(
     corpus: str, n_merges: int, pattern: str = "gpt2", specials: Sequence[str] = ()
 ) -> list:
     """BPE training pass by pass: the pair merged, its count, and every chunk's tokens after."""
-    return bpe_trace.training_passes(corpus, n_merges, pattern, specials)
+    return bpe_trace.training_passes(corpus, n_merges, _pattern(pattern), specials)
 
 
 def training_columns(chunks: list) -> list[str]:
@@ -57,7 +68,7 @@ def train_tokenizer(
     corpus: str, vocab_size: int, pattern: str = "gpt2", specials: Sequence[str] = ()
 ) -> TrainedBPE:
     """A vocabulary trained on the corpus by the real trainer (`cellgpt tokenizer train`)."""
-    return bpe_trace.train_tokenizer(corpus, vocab_size, pattern, specials)
+    return bpe_trace.train_tokenizer(corpus, vocab_size, _pattern(pattern), specials)
 
 
 def learned_merges(trained: Any) -> list[tuple[Any, ...]]:
@@ -86,6 +97,23 @@ def decode_ids(tokenizer: Any, ids: Sequence[int]) -> str:
         raise CellEvalError(f"cannot decode: {exc}") from None
 
 
+def _training_cost(corpus: Any, merges: Any, *args: Any) -> tuple[int, int]:
+    # Every pass re-counts pairs over the corpus' chunks and keeps a row per pass.
+    n, passes = size_of(corpus), max(1, int(merges) if isinstance(merges, int) else 1)
+    return 64 * n * passes, PY_OP * n * passes
+
+
+_COSTS = {
+    "chunk_counts": python_loop,
+    "training_passes": _training_cost,
+    "training_columns": python_loop,
+    "train_tokenizer": _training_cost,
+    "learned_merges": fixed,
+    "as_tokenizer": fixed,
+    "decode_ids": lambda tokenizer, ids: python_loop(ids),
+}
+
+
 def register(library: FunctionLibrary) -> FunctionLibrary:
     for fn in (
         chunk_counts,
@@ -96,6 +124,6 @@ def register(library: FunctionLibrary) -> FunctionLibrary:
         as_tokenizer,
         decode_ids,
     ):
-        library.register(fn.__name__, fn)
+        library.register(fn.__name__, fn, cost=_COSTS[fn.__name__])
     library.constant("MERGE_COLUMNS", MERGE_COLUMNS)
     return library
