@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import tiktoken
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cellgpt.tokenizer import bpe as tk
@@ -311,9 +311,17 @@ with_specials = st.lists(st.one_of(st.text(max_size=20), st.just(EOT)), max_size
 
 @settings(max_examples=1500, deadline=None)
 @given(st.text())
+@example("<|endoftext|>")
+@example("a<|endoftext|>b")
 def test_prop_encode_matches_tiktoken_and_round_trips(text: str) -> None:
+    try:
+        want = REF.encode(text)
+    except ValueError:  # special-token text (hypothesis finds '<|endoftext|>'): both refuse
+        with pytest.raises(TokenizerError):
+            TOK.encode(text)
+        return
     ids = TOK.encode(text)
-    assert ids == REF.encode(text)
+    assert ids == want
     assert TOK.decode(ids) == text
     assert "".join(TOK.split(text)) == text
 
