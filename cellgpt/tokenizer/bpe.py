@@ -32,6 +32,7 @@ GPT4_SPLIT_PATTERN = (
 PATTERNS: dict[str, str] = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
 
 DATA_DIR = gpt2_tokenizer_dir()
+SPLIT_TIMEOUT = 2.0  # seconds one pre-split call of a custom (not built-in) pattern may take
 ENCODER_FILE = "encoder.json"
 MERGES_FILE = "vocab.bpe"
 CONFIG_FILE = "tokenizer_config.json"
@@ -308,6 +309,9 @@ class Tokenizer:
         self.decoder.update({i: t for t, i in self.special_tokens.items()})
         self.vocab_size: int = max(self.decoder, default=-1) + 1
         self._split_re = regex.compile(self.pattern)
+        # A custom pre-split regex may come from a stranger's tokenizer_config.json: run it
+        # under a time limit (no catastrophic backtracking); the known patterns run free.
+        self._split_timeout = None if self.pattern in PATTERNS.values() else SPLIT_TIMEOUT
         self._byte_to_char = bytes_to_unicode()
         self._translate = [self._byte_to_char[b] for b in range(256)]
         self._token_bytes = self._build_token_bytes()
@@ -357,7 +361,16 @@ class Tokenizer:
 
     def split(self, text: str) -> list[str]:
         """The regex pre-split words of `text` (special tokens are not recognised here)."""
-        return self._split_re.findall(fix_surrogates(text))
+        return self._words(fix_surrogates(text))
+
+    def _words(self, text: str) -> list[str]:
+        try:
+            return self._split_re.findall(text, timeout=self._split_timeout)
+        except TimeoutError:
+            raise TokenizerError(
+                f"the tokenizer's custom split pattern took over {SPLIT_TIMEOUT:g} s on "
+                f"{len(text):,} characters of text (a pathological regex); refused"
+            ) from None
 
     def word_to_symbols(self, word: str) -> str:
         """A word's UTF-8 bytes as printable symbols, one character per byte."""
@@ -459,7 +472,7 @@ class Tokenizer:
     def _encode_chunk(self, text: str, out: list[int]) -> None:
         cache_get = self._ids_cache.get
         word_ids = self._word_ids
-        for word in self._split_re.findall(text):
+        for word in self._words(text):
             ids = cache_get(word)
             out.extend(ids if ids is not None else word_ids(word))
 
@@ -539,7 +552,7 @@ class Tokenizer:
                 idx = self.special_tokens[piece]
                 rows.append(WordTrace(piece, piece, [], (piece,), (idx,)))
                 continue
-            for word in self._split_re.findall(piece):
+            for word in self._words(piece):
                 symbols = self.word_to_symbols(word)
                 passes = self.bpe_trace(symbols)
                 tokens = passes[-1].tokens if passes else tuple(symbols)

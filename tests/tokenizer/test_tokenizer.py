@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from itertools import pairwise
 from pathlib import Path
 
@@ -493,3 +494,19 @@ def test_missing_file_and_bad_config(tmp_path: Path) -> None:
     assert_load_error(tmp_path, r"tokenizer_config\.json line 2: bad regex")
     (tmp_path / "tokenizer_config.json").write_text('{"special_tokens": {"<|x|>": 5}}', "utf-8")
     assert_load_error(tmp_path, r"tokenizer_config\.json: special token '<\|x\|>' reuses id 5")
+
+
+def test_a_pathological_custom_split_pattern_is_stopped(tmp_path: Path) -> None:
+    """A stranger's tokenizer_config.json may carry any pre-split regex: catastrophic
+    backtracking ends in a clear error after the time limit instead of hanging."""
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    for name in ("encoder.json", "vocab.bpe"):
+        (folder / name).write_bytes((DATA_DIR / name).read_bytes())
+    (folder / "tokenizer_config.json").write_text(json.dumps({"pattern": r"(?:a|aa)+$|\s+|[^\s]+"}))
+    tok = Tokenizer.from_dir(folder)
+    assert tok.decode(tok.encode("short text")) == "short text"  # a fine pattern on fine text
+    start = time.monotonic()
+    with pytest.raises(TokenizerError, match="custom split pattern took over"):
+        tok.encode("a" * 60 + "!")  # exponential backtracking: hours without a limit
+    assert time.monotonic() - start < 10
