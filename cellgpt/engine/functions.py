@@ -188,7 +188,10 @@ def _matmul_cost(a: Any, b: Any) -> tuple[int, int]:
     check_matmul_shapes(sa, sb)
     rows = sa[-2] if len(sa) >= 2 else 1
     cols = sb[-1] if len(sb) >= 2 else 1
-    outputs = math.prod(np.broadcast_shapes(sa[:-2], sb[:-2])) * rows * cols
+    batch = sa[:-2] or sb[:-2]  # plain 2-D products (most of a forward) skip the broadcast
+    if sa[:-2] and sb[:-2]:
+        batch = np.broadcast_shapes(sa[:-2], sb[:-2])
+    outputs = math.prod(batch) * rows * cols
     return 8 * outputs, outputs * sa[-1]
 
 
