@@ -138,13 +138,14 @@ def value_bytes(value: Any, inputs: Any = ()) -> int:
     if type(value) in SCALARS:
         return 0  # the common case first (the engine's per-cell cost is ~4 us); tiny anyway
     if isinstance(value, np.ndarray):
+        if value.base is None:
+            return value.nbytes  # a fresh result owns its memory: the common case, no walk
         root = _root(value)
         if isinstance(root, np.memmap) or root.base is not None:
             return 0  # memory-mapped file or foreign buffer: not the process's own heap
-        if root is not value and any(
-            isinstance(x, np.ndarray) and _root(x) is root for x in inputs
-        ):
-            return 0
+        for x in inputs:
+            if isinstance(x, np.ndarray) and (x is root or _root(x) is root):
+                return 0
         return int(root.nbytes)
     if isinstance(value, _SEQUENCES):
         return _sequence_bytes(value)
