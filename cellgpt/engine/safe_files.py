@@ -52,22 +52,8 @@ def read_bytes_with_identity(
 ) -> tuple[bytes, FileIdentity]:
     """`read_bytes`, plus the identity of the version that was read."""
     name = os.fspath(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    if not follow_links:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd, st = open_checked(name, cap, what=what, follow_links=follow_links)
     try:
-        fd = os.open(name, flags)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow_links:
-            raise UnsafeFileError(f"{name}: {what} is a symbolic link; refused") from None
-        raise UnsafeFileError(f"{name}: cannot read {what}: {exc.strerror or exc}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = _kind(st.st_mode)
-            raise UnsafeFileError(f"{name}: {what} is {kind}, not a regular file")
-        if st.st_size > cap:
-            raise UnsafeFileError(f"{name}: {what} is {st.st_size:,} bytes; the limit is {cap:,}")
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -89,6 +75,34 @@ def read_bytes_with_identity(
         st.st_dev, st.st_ino, len(data), st.st_mtime_ns, hashlib.sha256(data).hexdigest()
     )
     return data, identity
+
+
+def open_checked(
+    path: str | os.PathLike[str], cap: int, *, what: str = "file", follow_links: bool = True
+) -> tuple[int, os.stat_result]:
+    """An open descriptor (O_NONBLOCK) of a regular file of at most `cap` bytes, and its
+    stat; the caller closes it. The checks look at the opened file, not the path, which may
+    change in between. UnsafeFileError names the file otherwise (the descriptor is closed)."""
+    name = os.fspath(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(name, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_links:
+            raise UnsafeFileError(f"{name}: {what} is a symbolic link; refused") from None
+        raise UnsafeFileError(f"{name}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFileError(f"{name}: {what} is {_kind(st.st_mode)}, not a regular file")
+        if st.st_size > cap:
+            raise UnsafeFileError(f"{name}: {what} is {st.st_size:,} bytes; the limit is {cap:,}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
 
 
 def regular_file_size(path: str | os.PathLike[str], *, what: str = "file") -> int:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import stat
 from typing import Any
 
-from cellgpt.engine.safe_files import UnsafeFileError, read_bytes
+from cellgpt.engine.safe_files import UnsafeFileError, open_checked, read_bytes
 from cellgpt.weights.errors import ParamsError
 
 CONFIG_CAP = 1 << 20  # config.json, tokenizer_config.json, a safetensors index
@@ -100,24 +99,5 @@ def open_regular(
     """A buffered binary stream of a regular file of at most `cap` bytes, opened without
     blocking (a FIFO or device is refused at once, naming the file)."""
     name = os.fspath(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    if not follow_links:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(name, flags)
-    except OSError as exc:
-        if not follow_links and os.path.islink(name):
-            raise UnsafeFileError(f"{name}: {what} is a symbolic link; refused") from None
-        raise UnsafeFileError(f"{name}: cannot read {what}: {exc.strerror or exc}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFileError(
-                f"{name}: {what} is not a regular file (a pipe, device or folder)"
-            )
-        if st.st_size > cap:
-            raise UnsafeFileError(f"{name}: {what} is {st.st_size:,} bytes; the limit is {cap:,}")
-    except BaseException:
-        os.close(fd)
-        raise
+    fd, _ = open_checked(name, cap, what=what, follow_links=follow_links)
     return io.BufferedReader(_CappedReader(fd, name, cap, what), buffer_size=1 << 20)
