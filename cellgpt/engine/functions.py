@@ -1,10 +1,11 @@
 """The function library formulas may call.
 
-Each entry is a plain Python callable plus metadata: a one-line doc, and optionally its Excel
-form (used by the .xlsx exporter) and whether it works row by row (so appending a row to its
-input only needs the new row computed: its row rule, see row_rules.py). Libraries are composable: a domain package (GPT-2)
-registers its own functions into a copy of the core library; the engine itself knows nothing
-about any domain.
+Each entry is a plain Python callable plus metadata: a one-line doc, optionally its Excel
+form (used by the .xlsx exporter), its row rule (how appending rows to its input only needs
+the new rows computed, see row_rules.py) and its cost (what a call may allocate and compute,
+charged against the cell's budget before it runs, see costs.py). Libraries are composable: a
+domain package (GPT-2) registers its own functions into a copy of the core library; the
+engine itself knows nothing about any domain.
 """
 
 from __future__ import annotations
@@ -17,6 +18,30 @@ from typing import Any
 import numpy as np
 
 from cellgpt.engine import kernels
+from cellgpt.engine.costs import (
+    Cost,
+    arange_cost,
+    broadcast,
+    by_size,
+    cosine_cost,
+    dot_cost,
+    fixed,
+    linspace_cost,
+    matmul_cost,
+    nearest_cost,
+    parts_cost,
+    python_loop,
+    random_cost,
+    scaled,
+    set_cost,
+    shape_arg,
+    shape_cost,
+    shape_dims,
+    shape_of_cost,
+    sorting,
+    square_cost,
+    take_cost,
+)
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.formula import (
     MAX_ELEMENTS,
@@ -33,11 +58,6 @@ from cellgpt.engine.row_rules import (
     softmax_rows,
     transpose_rows,
 )
-
-# A function's budget, declared with it: from the call's arguments (before it runs), the
-# bytes its result and internal copies may take and its work in multiply-add equivalents.
-Cost = Callable[..., tuple[int, int]]
-PY_OP = 2**12  # one step of a Python-level loop, in multiply-add equivalents (~50 ns)
 
 
 @dataclass(frozen=True)
@@ -104,170 +124,6 @@ class FunctionLibrary:
 
 
 # ---------------------------------------------------------------------------------------
-# Cost estimators: shapes only, nothing is converted or allocated to find them.
-
-
-def size_of(x: Any) -> int:
-    """Elements (or items, or characters) in a value, walking nested lists boundedly."""
-    if isinstance(x, np.ndarray):
-        return int(x.size)
-    if isinstance(x, list | tuple | dict):
-        return count_items(x, MAX_ELEMENTS)
-    if isinstance(x, str | bytes):
-        return len(x)
-    return 1
-
-
-def _shape_of(x: Any) -> tuple[int, ...]:
-    if isinstance(x, np.ndarray | np.generic):
-        return x.shape
-    if isinstance(x, list | tuple):
-        size_of(x)  # bounded before numpy walks it
-        return np.shape(x)
-    return ()
-
-
-def fixed(*args: Any, **kwargs: Any) -> tuple[int, int]:
-    """Constant work whatever the arguments (a lookup, a view, a small fact)."""
-    return 0, 0
-
-
-def by_size(*args: Any, **kwargs: Any) -> tuple[int, int]:
-    """Work and a float64 copy in proportion to all the arguments' sizes."""
-    n = sum(size_of(a) for a in (*args, *kwargs.values()))
-    return 8 * n, n
-
-
-def scaled(copies: int, work: int = 1) -> Cost:
-    """`copies` float64 copies of the first argument, `work` steps per element."""
-
-    def cost(a: Any, *args: Any, **kwargs: Any) -> tuple[int, int]:
-        n = size_of(a)
-        return 8 * copies * n, work * n
-
-    return cost
-
-
-def broadcast(*args: Any, **kwargs: Any) -> tuple[int, int]:
-    """Element-wise over the broadcast of the array arguments (temporaries included)."""
-    shapes = [_shape_of(a) for a in (*args, *kwargs.values()) if a is not None]
-    try:
-        n = math.prod(np.broadcast_shapes(*shapes))
-    except ValueError:
-        n = max((math.prod(s) for s in shapes), default=0)  # numpy will refuse it itself
-    return 16 * n, 4 * n
-
-
-def sorting(a: Any, *args: Any, **kwargs: Any) -> tuple[int, int]:
-    """A sort of the first argument: n log n comparisons, slower than multiply-adds."""
-    n = size_of(a)
-    return 16 * n, 64 * n * max(1, n.bit_length())
-
-
-def python_loop(*args: Any, **kwargs: Any) -> tuple[int, int]:
-    """A Python-level loop over every item of the arguments (lists, strings)."""
-    n = sum(size_of(a) for a in (*args, *kwargs.values()))
-    return 64 * n, PY_OP * n
-
-
-def shape_cost(position: int) -> Cost:
-    """An array built from a shape argument (zeros, ones, full, random_normal)."""
-
-    def cost(*args: Any, **kwargs: Any) -> tuple[int, int]:
-        shape = args[position] if len(args) > position else kwargs.get("shape", ())
-        n = math.prod(_shape_arg(shape))
-        return 8 * n, n
-
-    return cost
-
-
-def _matmul_cost(a: Any, b: Any) -> tuple[int, int]:
-    sa, sb = _shape_of(a), _shape_of(b)
-    if not sa or not sb:
-        return 8 * (size_of(a) + size_of(b)), size_of(a) * size_of(b)
-    check_matmul_shapes(sa, sb)
-    rows = sa[-2] if len(sa) >= 2 else 1
-    cols = sb[-1] if len(sb) >= 2 else 1
-    batch = sa[:-2] or sb[:-2]  # plain 2-D products (most of a forward) skip the broadcast
-    if sa[:-2] and sb[:-2]:
-        batch = np.broadcast_shapes(sa[:-2], sb[:-2])
-    outputs = math.prod(batch) * rows * cols
-    return 8 * outputs, outputs * sa[-1]
-
-
-def _arange_cost(
-    start: float, stop: float | None = None, step: float = 1, dtype: str = "float32"
-) -> tuple[int, int]:
-    lo, hi = (0, start) if stop is None else (start, stop)
-    if step == 0 or not all(math.isfinite(v) for v in (lo, hi, step)):
-        return 0, 0  # arange() says what is wrong
-    n = max(0, math.ceil((hi - lo) / step))
-    return 8 * n, n
-
-
-def _linspace_cost(start: float, stop: float, num: int = 50) -> tuple[int, int]:
-    return 8 * int(num), int(num)
-
-
-def _square_cost(n: int) -> tuple[int, int]:
-    return 8 * int(n) ** 2, int(n) ** 2
-
-
-def _random_cost(shape: Any, seed: int = 0, scale: float = 1.0) -> tuple[int, int]:
-    n = math.prod(_shape_arg(shape))
-    return 16 * n, 16 * n  # float64 draws, then a float32 copy
-
-
-def _parts_cost(arrays: Any, axis: int = 0) -> tuple[int, int]:
-    if not isinstance(arrays, list | tuple):
-        return by_size(arrays)
-    count_items(arrays, MAX_ELEMENTS)
-    n = sum(size_of(a) for a in arrays)
-    return 8 * n, n
-
-
-def _dot_cost(a: Any, b: Any) -> tuple[int, int]:
-    sa, sb = _shape_of(a), _shape_of(b)
-    if len(sa) < 1 or len(sb) < 1:
-        return broadcast(a, b)
-    cols = sb[-1] if len(sb) >= 2 else 1
-    outputs = math.prod(sa[:-1]) * math.prod(sb[:-2]) * cols
-    return 8 * outputs, outputs * sa[-1]
-
-
-def _cosine_cost(a: Any, b: Any) -> tuple[int, int]:
-    # float64 copies of both, then b @ a
-    n = size_of(a) + size_of(b)
-    product = _matmul_cost(b, a)[1] if _shape_of(a) and _shape_of(b) else n
-    return 8 * n, n + product
-
-
-def _nearest_cost(query: Any, matrix: Any, labels: Any, k: int = 5) -> tuple[int, int]:
-    nbytes, work = _cosine_cost(query, matrix)
-    rows = _shape_of(matrix)[0] if _shape_of(matrix) else 1
-    return nbytes, work + 64 * rows * max(1, rows.bit_length())  # and a sort of the rows
-
-
-def _take_cost(a: Any, indices: Any, axis: int = 0) -> tuple[int, int]:
-    sa = _shape_of(a)
-    picked = size_of(indices)
-    if not sa:
-        return 8 * picked, picked
-    n = picked * (math.prod(sa) // max(sa[int(axis)], 1))
-    return 8 * n + 8 * picked, n
-
-
-def _set_cost(items: Any, values: Any) -> tuple[int, int]:
-    # A set holds a Python object per value (~100 bytes), and each item is looked up.
-    n = size_of(items) + size_of(values)
-    return 128 * n, 4 * PY_OP * n
-
-
-def _shape_cost_(a: Any) -> tuple[int, int]:
-    return (0, 0) if isinstance(a, np.ndarray) else by_size(a)
-
-
-# ---------------------------------------------------------------------------------------
 # The core library: generic numeric helpers, no domain knowledge.
 
 core = FunctionLibrary()
@@ -285,31 +141,6 @@ def _as_array(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-MAX_DIMS = 32  # numpy's own limit, checked before building a huge shape tuple
-
-
-def _dims(shape: Any) -> tuple[int, ...]:
-    """A shape argument as whole numbers, its length bounded before it is walked (it may be
-    a list, a tuple or an array: `zeros(array([...]))`)."""
-    if isinstance(shape, int | np.integer):
-        return (int(shape),)
-    if not isinstance(shape, list | tuple | np.ndarray):
-        raise CellEvalError(f"a shape is a whole number or a list of them, not {shape!r}")
-    if isinstance(shape, np.ndarray) and shape.ndim != 1:
-        raise CellEvalError("a shape array must be one-dimensional")
-    if len(shape) > MAX_DIMS:
-        raise CellEvalError(f"a shape has at most {MAX_DIMS} dimensions, not {len(shape):,}")
-    return tuple(int(d) for d in shape)
-
-
-def _shape_arg(shape: Any) -> tuple[int, ...]:
-    dims = _dims(shape)
-    if any(d < 0 for d in dims):
-        raise CellEvalError(f"negative dimension in shape {dims}")
-    check_elements(math.prod(dims))  # exact integers: 10**400 must not overflow a float
-    return dims
-
-
 def _dtype(dtype: str) -> np.dtype:
     allowed = {"float32", "float64", "int64", "int32", "bool"}
     if dtype not in allowed:
@@ -320,22 +151,22 @@ def _dtype(dtype: str) -> np.dtype:
 @core.register("zeros", cost=shape_cost(0))
 def zeros(shape: Any, dtype: str = "float32") -> np.ndarray:
     """An array of zeros of the given shape."""
-    return np.zeros(_shape_arg(shape), dtype=_dtype(dtype))
+    return np.zeros(shape_arg(shape), dtype=_dtype(dtype))
 
 
 @core.register("ones", cost=shape_cost(0))
 def ones(shape: Any, dtype: str = "float32") -> np.ndarray:
     """An array of ones of the given shape."""
-    return np.ones(_shape_arg(shape), dtype=_dtype(dtype))
+    return np.ones(shape_arg(shape), dtype=_dtype(dtype))
 
 
 @core.register("full", cost=shape_cost(0))
 def full(shape: Any, value: float, dtype: str = "float32") -> np.ndarray:
     """An array of the given shape filled with one value."""
-    return np.full(_shape_arg(shape), value, dtype=_dtype(dtype))
+    return np.full(shape_arg(shape), value, dtype=_dtype(dtype))
 
 
-@core.register("arange", cost=_arange_cost)
+@core.register("arange", cost=arange_cost)
 def arange(
     start: float, stop: float | None = None, step: float = 1, dtype: str = "float32"
 ) -> np.ndarray:
@@ -349,17 +180,17 @@ def arange(
     return np.arange(lo, hi, step, dtype=_dtype(dtype))
 
 
-@core.register("linspace", cost=_linspace_cost)
+@core.register("linspace", cost=linspace_cost)
 def linspace(start: float, stop: float, num: int = 50) -> np.ndarray:
     """`num` evenly spaced values from start to stop inclusive."""
     check_elements(int(num))
     return np.linspace(start, stop, int(num), dtype=np.float32)
 
 
-@core.register("eye", cost=_square_cost)
+@core.register("eye", cost=square_cost)
 def eye(n: int) -> np.ndarray:
     """The n x n identity matrix."""
-    _shape_arg((n, n))
+    shape_arg((n, n))
     return np.eye(int(n), dtype=np.float32)
 
 
@@ -371,14 +202,14 @@ def array(values: Any, dtype: str = "float32") -> np.ndarray:
     return result
 
 
-@core.register("random_normal", cost=_random_cost)
+@core.register("random_normal", cost=random_cost)
 def random_normal(shape: Any, seed: int = 0, scale: float = 1.0) -> np.ndarray:
     """Seeded normal random numbers (reproducible)."""
     rng = np.random.default_rng(int(seed))
-    return (rng.standard_normal(_shape_arg(shape)) * scale).astype(np.float32)
+    return (rng.standard_normal(shape_arg(shape)) * scale).astype(np.float32)
 
 
-@core.register("matmul", rows=matmul_rows, cost=_matmul_cost)
+@core.register("matmul", rows=matmul_rows, cost=matmul_cost)
 def matmul(a: Any, b: Any) -> np.ndarray:
     """Matrix product a @ b."""
     a, b = _as_array(a), _as_array(b)
@@ -404,10 +235,10 @@ def transpose(a: Any, axes: Any = None) -> np.ndarray:
 @core.register("reshape", cost=scaled(1))
 def reshape(a: Any, shape: Any) -> np.ndarray:
     """The same numbers in a new shape."""
-    return np.reshape(_as_array(a), _dims(shape))
+    return np.reshape(_as_array(a), shape_dims(shape))
 
 
-@core.register("concat", cost=_parts_cost)
+@core.register("concat", cost=parts_cost)
 def concat(arrays: Iterable[Any], axis: int = 0) -> np.ndarray:
     """Join arrays along an axis."""
     parts = [_as_array(a) for a in arrays]
@@ -415,7 +246,7 @@ def concat(arrays: Iterable[Any], axis: int = 0) -> np.ndarray:
     return np.concatenate(parts, axis=int(axis))
 
 
-@core.register("stack", cost=_parts_cost)
+@core.register("stack", cost=parts_cost)
 def stack(arrays: Iterable[Any], axis: int = 0) -> np.ndarray:
     """Stack arrays along a new axis."""
     parts = [_as_array(a) for a in arrays]
@@ -556,7 +387,7 @@ def gelu(x: Any) -> np.ndarray:
     )
 
 
-@core.register("dot", cost=_dot_cost)
+@core.register("dot", cost=dot_cost)
 def dot(a: Any, b: Any) -> Any:
     """Dot product of two vectors."""
     a, b = _as_array(a), _as_array(b)
@@ -574,7 +405,7 @@ def norm(a: Any, axis: int | None = None) -> Any:
     return np.linalg.norm(_as_array(a), axis=axis)
 
 
-@core.register("cosine", cost=_cosine_cost)
+@core.register("cosine", cost=cosine_cost)
 def cosine(a: Any, b: Any) -> Any:
     """Cosine similarity of a vector with a vector, or with each row of a matrix."""
     a, b = _as_array(a).astype(np.float64), _as_array(b).astype(np.float64)
@@ -582,10 +413,10 @@ def cosine(a: Any, b: Any) -> Any:
     return (b @ a) / (np.linalg.norm(b, axis=-1) * np.linalg.norm(a))
 
 
-@core.register("causal_mask", cost=_square_cost)
+@core.register("causal_mask", cost=square_cost)
 def causal_mask(n: int) -> np.ndarray:
     """An n x n boolean matrix, True on and below the diagonal."""
-    _shape_arg((n, n))
+    shape_arg((n, n))
     return np.tril(np.ones((int(n), int(n)), dtype=bool))
 
 
@@ -597,7 +428,7 @@ def topk(a: Any, k: int) -> np.ndarray:
     return np.argsort(-a, kind="stable")[:k]
 
 
-@core.register("take", cost=_take_cost)
+@core.register("take", cost=take_cost)
 def take(a: Any, indices: Any, axis: int = 0) -> np.ndarray:
     """Pick rows (or entries along an axis) by index."""
     a, idx = _as_array(a), _as_array(indices)
@@ -612,7 +443,7 @@ def size(a: Any) -> int:
     return int(a.size) if isinstance(a, np.ndarray) else len(a)
 
 
-@core.register("shape", cost=_shape_cost_)
+@core.register("shape", cost=shape_of_cost)
 def shape(a: Any) -> tuple[int, ...]:
     """Shape of an array."""
     return tuple(_as_array(a).shape)
@@ -673,7 +504,7 @@ def mse(prediction: Any, target: Any) -> float:
     return float(np.mean(d * d))
 
 
-@core.register("nearest", cost=_nearest_cost)
+@core.register("nearest", cost=nearest_cost)
 def nearest(query: Any, matrix: Any, labels: Any, k: int = 5) -> list[tuple[str, float]]:
     """The k rows of `matrix` most cosine-similar to `query`, as (label, similarity)."""
     sims = cosine(query, matrix)
@@ -704,7 +535,7 @@ core.register("min", core["amin"].impl, doc="Smallest value (along an axis).", c
 core.register("len", size, doc="Number of items.", cost=fixed)
 
 
-@core.register("isin", cost=_set_cost)
+@core.register("isin", cost=set_cost)
 def isin(items: Any, values: Any) -> np.ndarray:
     """For each item: is it one of `values`? (a boolean mask)"""
     wanted = set(values)

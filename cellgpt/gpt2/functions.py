@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from cellgpt.engine import FunctionLibrary
+from cellgpt.engine.costs import PY_OP, by_size, fixed, python_loop, scaled, size_of, sorting
 from cellgpt.engine.errors import CellEvalError
-from cellgpt.engine.functions import PY_OP, by_size, fixed, python_loop, scaled, size_of, sorting
 from cellgpt.engine.parallel import for_chunks
 from cellgpt.engine.row_rules import Arg, Fixed, Out, Rows, moves_rows
 from cellgpt.tokenizer.named import load_model_tokenizer

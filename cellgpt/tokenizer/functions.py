@@ -8,8 +8,8 @@ from functools import wraps
 from typing import Any
 
 from cellgpt.engine import FunctionLibrary
+from cellgpt.engine.costs import PY_OP, fixed, python_loop, size_of
 from cellgpt.engine.errors import CellEvalError
-from cellgpt.engine.functions import PY_OP, fixed, python_loop, size_of
 from cellgpt.tokenizer import trace as bpe_trace
 from cellgpt.tokenizer.train import TrainedBPE, readable
 
