@@ -18,7 +18,8 @@ from cellgpt.engine.loader import load_workbook
 from cellgpt.engine.row_derive import derive_row_extenders
 from cellgpt.engine.store import Status
 from cellgpt.engine.workbook import CellInfo, CellSpec, Template, Workbook
-from cellgpt.engine.workbook_file import WorkbookFileError, save_workbook
+from cellgpt.engine.workbook_file import WorkbookFileError
+from cellgpt.engine.workbook_save import save_workbook
 
 __all__ = [
     "CellError",

@@ -25,7 +25,8 @@ from cellgpt.engine.runner import Runner
 from cellgpt.engine.sheet import Listener, Sheet
 from cellgpt.engine.store import MISSING, CellState, Status
 from cellgpt.engine.templates import Template, Templates
-from cellgpt.engine.workbook_file import WorkbookDocument, save_workbook
+from cellgpt.engine.workbook_file import WorkbookDocument
+from cellgpt.engine.workbook_save import save_workbook
 
 if TYPE_CHECKING:
     import pandas as pd

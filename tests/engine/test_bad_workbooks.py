@@ -284,7 +284,7 @@ def test_saving_where_it_cannot_write_is_a_clear_error(tmp_path: Path) -> None:
 
 KILLED_WRITER = """
 import os, sys, time
-from cellgpt.engine import load_workbook, workbook_file as wio
+from cellgpt.engine import load_workbook, workbook_save as wio
 
 path, stage = sys.argv[1], sys.argv[2]
 wb = load_workbook(path)

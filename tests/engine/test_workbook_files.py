@@ -11,7 +11,7 @@ import pytest
 
 from cellgpt import full_library
 from cellgpt.engine import Status, WorkbookFileError, load_workbook
-from cellgpt.engine import workbook_file as wio
+from cellgpt.engine import workbook_save as wio
 
 WORKBOOKS = Path(__file__).resolve().parents[2] / "workbooks"
 
