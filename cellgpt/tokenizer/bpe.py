@@ -8,45 +8,52 @@ returns every merge pass so the spreadsheet can show the tokenization table.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import regex
 
-from cellgpt.engine.safe_files import UnsafeFileError, read_bytes
-from cellgpt.locations import gpt2_tokenizer_dir, link_outside
+from cellgpt.locations import gpt2_tokenizer_dir
+from cellgpt.tokenizer.alphabet import (
+    GPT2_SPLIT_PATTERN,
+    GPT4_SPLIT_PATTERN,
+    PATTERNS,
+    TokenizerError,
+    bytes_to_unicode,
+    fix_surrogates,
+    unicode_to_bytes,
+)
+from cellgpt.tokenizer.files import load_encoder, load_folder, load_merges
 
-GPT2_SPLIT_PATTERN = (
-    r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-)
-GPT4_SPLIT_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
-    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-)
-PATTERNS: dict[str, str] = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
+# The tokenizer's public face: what it builds on is imported from here too.
+__all__ = [
+    "DATA_DIR",
+    "GPT2_SPLIT_PATTERN",
+    "GPT4_SPLIT_PATTERN",
+    "PATTERNS",
+    "MergePass",
+    "Tokenizer",
+    "TokenizerError",
+    "WordTrace",
+    "bytes_to_unicode",
+    "fix_surrogates",
+    "load_encoder",
+    "load_merges",
+    "unicode_to_bytes",
+]
 
 DATA_DIR = gpt2_tokenizer_dir()
 SPLIT_TIMEOUT = 2.0  # seconds one pre-split call of a custom (not built-in) pattern may take
-ENCODER_FILE = "encoder.json"
-MERGES_FILE = "vocab.bpe"
-CONFIG_FILE = "tokenizer_config.json"
 
 # Word caches are cleared wholesale when they reach this size: bounded memory, no LRU cost.
 CACHE_LIMIT = 100_000
 _NO_RANK = 1 << 62
-_SPECIAL_LOOKING = regex.compile(r"<\|[^\s]*\|>")
 
 SpecialSet = Literal["all"] | Collection[str]
-
-
-class TokenizerError(ValueError):
-    """Bad vocabulary files, unknown token ids, or disallowed special tokens in text."""
 
 
 @dataclass(frozen=True)
@@ -69,225 +76,11 @@ class WordTrace:
     ids: tuple[int, ...] = ()
 
 
-@cache
-def bytes_to_unicode() -> dict[int, str]:
-    """Map every byte to a printable character, so BPE tokens are readable strings.
-
-    Bytes that are already printable (and not space) stand for themselves; the rest are moved
-    to code points 256, 257, ... in byte order. The mapping is a bijection.
-    """
-    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
-    mapping = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in mapping:
-            mapping[b] = chr(256 + extra)
-            extra += 1
-    return dict(sorted(mapping.items()))
-
-
-def unicode_to_bytes() -> dict[str, int]:
-    """The inverse of `bytes_to_unicode`."""
-    return {ch: b for b, ch in bytes_to_unicode().items()}
-
-
-def fix_surrogates(text: str) -> str:
-    """Make text encodable as UTF-8 the way tiktoken does.
-
-    Surrogate pairs stored as two code units are joined into one character; lone surrogates
-    become U+FFFD.
-    """
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
-
-
 @lru_cache(maxsize=64)
 def _alternation(tokens: frozenset[str]) -> regex.Pattern[str]:
     # Longest first, so a special token that extends another one wins deterministically.
     ordered = sorted(tokens, key=lambda t: (-len(t), t))
     return regex.compile("|".join(regex.escape(t) for t in ordered))
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading and validating vocabulary files
-# ---------------------------------------------------------------------------------------------
-
-
-def _json_line(raw: str, key: str) -> int | None:
-    """The 1-based line of a JSON object key in `raw`, for error messages."""
-    for quoted in (json.dumps(key), json.dumps(key, ensure_ascii=False)):
-        pos = raw.find(quoted + ":")
-        if pos < 0:
-            pos = raw.find(quoted)
-        if pos >= 0:
-            return raw.count("\n", 0, pos) + 1
-    return None
-
-
-def _where(path: Path, line: int | None) -> str:
-    return f"{path} line {line}" if line is not None else str(path)
-
-
-# The files may come from a stranger: read without blocking (a FIFO or device is refused
-# at once), regular files only, at most this much. GPT-2's encoder.json is 1 MB.
-MAX_FILE_BYTES = 64 << 20
-
-
-def _read_text(path: Path) -> str:
-    if not os.path.lexists(path):
-        raise TokenizerError(f"{path}: file not found")
-    try:
-        data = read_bytes(path, MAX_FILE_BYTES, what="tokenizer file")
-    except UnsafeFileError as e:
-        raise TokenizerError(str(e)) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise TokenizerError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
-
-
-def _load_json(path: Path) -> tuple[Any, str]:
-    raw = _read_text(path)
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise TokenizerError(f"{_where(path, _json_line(raw, key))}: duplicate key {key!r}")
-            out[key] = value
-        return out
-
-    try:
-        return json.loads(raw, object_pairs_hook=no_duplicates), raw
-    except json.JSONDecodeError as e:
-        raise TokenizerError(
-            f"{path} line {e.lineno} column {e.colno}: invalid JSON ({e.msg})"
-        ) from e
-    except RecursionError:
-        raise TokenizerError(f"{path}: JSON nested too deeply") from None
-
-
-def _is_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def load_encoder(path: Path) -> dict[str, int]:
-    """Read `encoder.json`: token string → id, with unique non-negative integer ids."""
-    data, raw = _load_json(path)
-    if not isinstance(data, dict):
-        raise TokenizerError(f"{path} line 1: expected a JSON object of token -> id")
-    seen: dict[int, str] = {}
-    for token, idx in data.items():
-        problem = None
-        if not token:
-            problem = "empty token string"
-        elif not _is_id(idx):
-            problem = f"id of {token!r} must be a non-negative int, got {idx!r}"
-        elif idx in seen:
-            problem = f"id {idx} used by both {seen[idx]!r} and {token!r}"
-        if problem:
-            raise TokenizerError(f"{_where(path, _json_line(raw, token))}: {problem}")
-        seen[idx] = token
-    return data
-
-
-def load_merges(path: Path) -> list[tuple[tuple[str, str], int]]:
-    """Read `vocab.bpe`: ranked merges, each with its 1-based line number for later errors."""
-    lines = _read_text(path).split("\n")
-    while lines and not lines[-1].strip():
-        lines.pop()  # trailing blank lines are harmless
-    merges: list[tuple[tuple[str, str], int]] = []
-    seen: dict[tuple[str, str], int] = {}
-    for lineno, line in enumerate(lines, start=1):
-        line = line.removesuffix("\r")
-        if lineno == 1 and line.startswith("#version"):
-            continue
-        parts = line.split(" ")
-        if len(parts) != 2 or not all(parts):
-            raise TokenizerError(
-                f"{path} line {lineno}: expected two tokens separated by one space, got {line!r}"
-            )
-        pair = (parts[0], parts[1])
-        if pair in seen:
-            raise TokenizerError(
-                f"{path} line {lineno}: merge {line!r} repeats the merge on line {seen[pair]}"
-            )
-        seen[pair] = lineno
-        merges.append((pair, lineno))
-    return merges
-
-
-def _check_merges(
-    merges: list[tuple[tuple[str, str], int]], encoder: dict[str, int], path: Path
-) -> None:
-    for (left, right), lineno in merges:
-        for part in (left, right, left + right):
-            if part not in encoder:
-                what = "result" if part == left + right else "part"
-                raise TokenizerError(
-                    f"{path} line {lineno}: merge {left!r} {right!r}: {what} {part!r} "
-                    "is not in the encoder"
-                )
-
-
-def _check_bytes(encoder: dict[str, int], path: Path) -> None:
-    for b, ch in bytes_to_unicode().items():
-        if ch not in encoder:
-            raise TokenizerError(f"{path}: byte 0x{b:02x} (symbol {ch!r}) is not in the encoder")
-
-
-def _load_config(folder: Path, encoder: dict[str, int]) -> tuple[str, dict[str, int]]:
-    """Pattern and special tokens from an optional tokenizer_config.json."""
-    path = folder / CONFIG_FILE
-    default_specials = {t: i for t, i in encoder.items() if _SPECIAL_LOOKING.fullmatch(t)}
-    if not os.path.lexists(path):
-        return GPT2_SPLIT_PATTERN, default_specials
-    config, raw = _load_json(path)
-    if not isinstance(config, dict):
-        raise TokenizerError(f"{path} line 1: expected a JSON object")
-    pattern = config.get("pattern", "gpt2")
-    if not isinstance(pattern, str) or not pattern:
-        raise TokenizerError(
-            f"{_where(path, _json_line(raw, 'pattern'))}: pattern must be a string"
-        )
-    pattern = PATTERNS.get(pattern, pattern)
-    try:
-        regex.compile(pattern)
-    except regex.error as e:
-        raise TokenizerError(f"{_where(path, _json_line(raw, 'pattern'))}: bad regex ({e})") from e
-    specials = config.get("special_tokens", default_specials)
-    if not isinstance(specials, dict) or not all(_is_id(i) for i in specials.values()):
-        raise TokenizerError(
-            f"{_where(path, _json_line(raw, 'special_tokens'))}: special_tokens must map "
-            "token strings to non-negative int ids"
-        )
-    return pattern, specials
-
-
-def _check_specials(specials: dict[str, int], encoder: dict[str, int], folder: Path) -> None:
-    by_id = {i: t for t, i in encoder.items()}
-    for token, idx in specials.items():
-        if not token:
-            raise TokenizerError(f"{folder / CONFIG_FILE}: empty special token")
-        if token in encoder and encoder[token] != idx:
-            raise TokenizerError(
-                f"{folder / CONFIG_FILE}: special token {token!r} has id {idx}, "
-                f"but {ENCODER_FILE} gives it {encoder[token]}"
-            )
-        if by_id.get(idx, token) != token:
-            raise TokenizerError(
-                f"{folder / CONFIG_FILE}: special token {token!r} reuses id {idx} of {by_id[idx]!r}"
-            )
-    if len(set(specials.values())) != len(specials):
-        raise TokenizerError(f"{folder / CONFIG_FILE}: special token ids are not unique")
-
-
-# ---------------------------------------------------------------------------------------------
-# The tokenizer
-# ---------------------------------------------------------------------------------------------
 
 
 class Tokenizer:
@@ -323,18 +116,8 @@ class Tokenizer:
     @classmethod
     def from_dir(cls, path: str | Path) -> Tokenizer:
         """Load and validate `encoder.json`, `vocab.bpe` and optional `tokenizer_config.json`."""
-        folder = Path(path)
-        for name in (ENCODER_FILE, MERGES_FILE, CONFIG_FILE):
-            target = link_outside(folder, folder / name)
-            if target is not None:
-                raise TokenizerError(f"{folder / name}: a link to {target}, outside its folder")
-        encoder = load_encoder(folder / ENCODER_FILE)
-        merges = load_merges(folder / MERGES_FILE)
-        _check_bytes(encoder, folder / ENCODER_FILE)
-        _check_merges(merges, encoder, folder / MERGES_FILE)
-        pattern, specials = _load_config(folder, encoder)
-        _check_specials(specials, encoder, folder)
-        return cls(encoder, [pair for pair, _ in merges], specials, pattern)
+        encoder, merges, specials, pattern = load_folder(Path(path))
+        return cls(encoder, merges, specials, pattern)
 
     @classmethod
     @cache
