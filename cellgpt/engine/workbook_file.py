@@ -33,6 +33,7 @@ from cellgpt.engine.templates import Template
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 _ALIAS = re.compile(r"(?:[A-Za-z_0-9.]|\{i\}|\{prefix\})+")
+_STEP_SUFFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,30}")  # step="q": h{i}.step5.q
 # The only line breaks of Python's tokenizer. str.splitlines() also breaks at \x0b, \x0c,
 # \x1c-\x1e, \x85, U+2028 and U+2029, which the tokenizer keeps inside a line (in comments
 # and strings): splitting there would shift every later span.
@@ -316,8 +317,12 @@ class _FileParser:
             hints[kw.arg] = self.literal(kw.value)
             if kw.arg == "alias":
                 self.check_aliases(kw.value, hints["alias"])
-            if kw.arg == STEP and hints[STEP] is not True:
-                raise self.error(kw.value, "a step is marked `cell(step=True, ...)`")
+            if kw.arg == STEP and not _is_step_mark(hints[STEP]):
+                raise self.error(
+                    kw.value,
+                    'a step is marked `cell(step=True, ...)`, or `step="q"` for one part '
+                    "of a step shared by consecutive cells",
+                )
         return hints
 
     def check_aliases(self, node: ast.expr, value: Any) -> None:
@@ -420,6 +425,11 @@ class _FileParser:
 
 
 _STEP_OUTSIDE = 'step=True needs a block that numbers its steps: with block(..., steps="h{i}.step")'
+
+
+def _is_step_mark(value: Any) -> bool:
+    """True (a step of its own) or a short name suffix (one part of a shared step)."""
+    return value is True or (isinstance(value, str) and bool(_STEP_SUFFIX.fullmatch(value)))
 
 
 def _is_docstring(stmt: ast.stmt) -> bool:

@@ -12,45 +12,17 @@ from cellgpt.engine import WorkbookFileError, load_workbook
 
 GPT2 = Path(__file__).resolve().parents[2] / "workbooks" / "gpt2.py"
 
-# The GPT-2 block's steps as they were numbered by hand, written out independently.
-GPT2_STEPS = {
-    0: "resid_pre",
-    1: "ln_1",
-    2: "qkv",
-    3: "q",
-    4: "k",
-    5: "v",
-    6: "attn.scores",
-    7: "attn.pattern",
-    8: "attn.z",
-    9: "attn.out",
-    10: "resid_mid",
-    11: "ln_2",
-    12: "mlp.fc",
-    13: "mlp.gelu",
-    14: "mlp.out",
-    15: "resid_post",
-}
-
 
 @pytest.fixture(scope="module")
 def gpt2():
     return load_workbook(GPT2, full_library())
 
 
-def test_gpt2_step_aliases_resolve_as_before(gpt2):
-    n_layer = int(gpt2["n_layer"])
-    assert n_layer >= 2
-    for i in range(n_layer):
-        for n, local in GPT2_STEPS.items():
-            assert gpt2.resolve(f"h{i}.step{n}") == f"h{i}.{local}"
-    steps = {a for a in gpt2.aliases() if ".step" in a}
-    assert len(steps) == 16 * n_layer  # no extra, no missing
-
-
 def test_gpt2_step_alias_comes_first_and_hook_names_stay(gpt2):
-    assert gpt2.cell("h3.q").hints["alias"] == ("h3.step3", "blocks.3.attn.hook_q")
-    assert gpt2.cell("h1.qkv").hints["alias"] == ("h1.step2",)
+    # (the step table itself is tested in tests/gpt2/test_course_steps.py)
+    assert gpt2.cell("h3.q").hints["alias"] == ("h3.step5", "h3.step5.q", "blocks.3.attn.hook_q")
+    assert gpt2.cell("h3.k").hints["alias"] == ("h3.step5.k", "blocks.3.attn.hook_k")
+    assert gpt2.cell("h1.qkv").hints["alias"] == ("h1.step4",)
     assert gpt2.cell("h0.attn.scores").hints == {
         "rows": "tokens",
         "cols": "tokens",
@@ -92,6 +64,31 @@ def test_steps_count_from_first_step_and_skip_unmarked_cells(tmp_path):
     assert wb["h.out"] == 11  # h0.c = (1+1)*2 + 0 = 4, h1.c = (4+1)*2 + 1
 
 
+SHARED = """n = 2
+x = 1
+with block("h", count=n, input=x, output="d", steps="h{i}.s", first_step=1):
+    a: cell(step=True) = prev + 1
+    q: cell(step="q") = a + 1
+    k: cell(step="k") = a + 2
+    b: cell(step="q") = q + k
+    c: cell(step="k") = b + 1
+    d: cell(step=True) = c * 2
+"""
+
+
+def test_consecutive_suffixed_cells_share_one_step(tmp_path):
+    wb = _load(tmp_path, SHARED)
+    assert [wb.resolve(f"h1.s{n}") for n in (1, 2, 3, 4)] == ["h1.a", "h1.q", "h1.b", "h1.d"]
+    assert wb.resolve("h1.s2.q") == "h1.q"
+    assert wb.resolve("h1.s2.k") == "h1.k"
+    # a suffix seen again starts the next step: b and c share step 3
+    assert wb.resolve("h0.s3.q") == "h0.b"
+    assert wb.resolve("h0.s3.k") == "h0.c"
+    assert wb.cell("h0.k").hints["alias"] == ("h0.s2.k",)
+    with pytest.raises(KeyError):
+        wb.resolve("h0.s5")
+
+
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
@@ -99,6 +96,11 @@ def test_steps_count_from_first_step_and_skip_unmarked_cells(tmp_path):
         (BLOCK.format(extra=""), 4, "step=True needs a block"),
         (
             BLOCK.format(extra=', steps="h{i}.s"').replace("step=True)", "step=1)", 1),
+            4,
+            "step=True",
+        ),
+        (
+            BLOCK.format(extra=', steps="h{i}.s"').replace("step=True)", 'step="a.b")', 1),
             4,
             "step=True",
         ),
