@@ -373,6 +373,26 @@ def layer_norm(x: Any, gain: Any, bias: Any, eps: float = 1e-5) -> np.ndarray:
     return centred / np.sqrt(var + np.float32(eps)) * gain + bias
 
 
+@core.register("center", rows=along_last_axis, cost=scaled(2, 3))
+def center(x: Any) -> np.ndarray:
+    """Each row minus its mean (layer norm's first step): every row then averages 0."""
+    x = _as_array(x)
+    if x.ndim and kernels.is_float(x):
+        return kernels.center(x)
+    return x - x.mean(axis=-1, keepdims=True)
+
+
+@core.register("norm_scale", rows=along_last_axis, cost=scaled(2, 5))
+def norm_scale(x: Any, eps: float = 1e-5) -> np.ndarray:
+    """sqrt(population variance + eps) of each row, as a column: what layer norm divides
+    the centred row by (TransformerLens's hook_scale)."""
+    x = _as_array(x)
+    if x.ndim and kernels.is_float(x):
+        return kernels.norm_scale(x, eps)
+    centred = x - x.mean(axis=-1, keepdims=True)
+    return np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True) + np.float32(eps))
+
+
 @core.register("gelu", rows=elementwise, cost=scaled(4, 16))
 def gelu(x: Any) -> np.ndarray:
     """GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""

@@ -96,6 +96,36 @@ def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float) ->
     return out.reshape(x.shape)
 
 
+def center(x: np.ndarray) -> np.ndarray:
+    """x - mean(x) per row: layer norm's first half, as layer_norm computes it."""
+    src = _rows_view(np.ascontiguousarray(x))
+    out = np.empty_like(src)
+
+    def rows(start: int, stop: int) -> None:
+        r = src[start:stop]
+        np.subtract(r, r.mean(axis=-1, keepdims=True), out=out[start:stop])
+
+    for_chunks(src.shape[0], rows, work=src.size * 3.0)
+    return out.reshape(x.shape)
+
+
+def norm_scale(x: np.ndarray, eps: float) -> np.ndarray:
+    """sqrt(var + eps) per row (population variance), one column: the divisor layer_norm
+    uses, bit for bit (the same centring, the same float32 eps)."""
+    src = _rows_view(np.ascontiguousarray(x))
+    out = np.empty((src.shape[0], 1), dtype=src.dtype)
+    eps32 = src.dtype.type(np.float32(eps))
+
+    def rows(start: int, stop: int) -> None:
+        r = src[start:stop]
+        c = r - r.mean(axis=-1, keepdims=True)
+        c *= c
+        np.sqrt(np.mean(c, axis=-1, keepdims=True) + eps32, out=out[start:stop])
+
+    for_chunks(src.shape[0], rows, work=src.size * 5.0)
+    return out.reshape((*x.shape[:-1], 1))
+
+
 _GELU_C = math.sqrt(2.0 / math.pi)
 
 

@@ -162,12 +162,38 @@ def layer_norm_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> l
     n = x.logical[1]
     pieces = []
     for p in _rowwise_tiles(x):
-        centred = op(p.x, "-", op(row_sums(p.x), "/", num(n)))
+        centred = _centred(p, n)
         var = op(row_sums(op(centred, "^", num(2))), "/", num(n))
         normed = op(centred, "/", fn("SQRT", op(var, "+", eps_x)))
         g = _operand(gain, x.shape, p.rect)
         b = _operand(bias, x.shape, p.rect)
         pieces.append(Piece(p.r0, p.c0, op(op(normed, "*", g), "+", b)))
+    return pieces
+
+
+def _centred(p: Piece, n: int) -> XlExpr:
+    return op(p.x, "-", op(row_sums(p.x), "/", num(n)))
+
+
+def center_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
+    """x - row mean, the mean from MMULT by ones (layer norm's first half)."""
+    _no_kwargs(kwargs)
+    x = args[0]
+    n = x.logical[1]
+    return [Piece(p.r0, p.c0, _centred(p, n)) for p in _rowwise_tiles(x)]
+
+
+def norm_scale_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
+    """sqrt(population variance + eps) of each row, as a column."""
+    _no_kwargs(kwargs, "eps")
+    x = args[0]
+    eps = kwargs.get("eps", args[1] if len(args) > 1 else None)
+    eps_x = num(1e-5) if eps is None else eps.slice(0, 0, 1, 1)
+    n = x.logical[1]
+    pieces = []
+    for p in _rowwise_tiles(x):
+        var = op(row_sums(op(_centred(p, n), "^", num(2))), "/", num(n))
+        pieces.append(Piece(p.r0, 0, _fit(fn("SQRT", op(var, "+", eps_x)), p.x.rows, 1)))
     return pieces
 
 
@@ -288,6 +314,8 @@ EXCEL_FORMS: dict[str, Form] = {
     "gelu": elementwise(_gelu, 1),
     "softmax": softmax_form,
     "layer_norm": layer_norm_form,
+    "center": center_form,
+    "norm_scale": norm_scale_form,
     "sum": reduce_form("SUM"),
     "mean": reduce_form("AVERAGE"),
     "amax": reduce_form("MAX"),
