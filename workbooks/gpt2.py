@@ -63,26 +63,28 @@ prompt_ids: cell(stage="tokenize") = bpe_ids(tokenizer, bpe)
 token_ids: cell(stage="tokenize", rows="tokens") = prompt_ids + generated
 """The token ids the model reads: the prompt's, then any generated ones."""
 
-tokens: cell(stage="tokenize") = token_texts(tokenizer, token_ids)
+tokens: cell(stage="tokenize", title="Tokens") = token_texts(tokenizer, token_ids)
 """The tokens as text (labels for every matrix below)."""
 
 n_tokens = len(token_ids)
 """How many tokens (rows) flow through the model."""
 
 # ---------------------------------------------------------------- embed
-wte_rows: cell(stage="embed", rows="tokens", alias="hook_embed") = embed_tokens(wte, token_ids)
+wte_rows: cell(stage="embed", rows="tokens", title="Token embeddings", alias="hook_embed") = embed_tokens(wte, token_ids)
 """Each token's row of the token embedding table: what the token means, as numbers."""
 
-wpe_rows: cell(stage="embed", rows="tokens", alias="hook_pos_embed") = positions(wpe, n_tokens)
+wpe_rows: cell(stage="embed", rows="tokens", title="Position embeddings", alias="hook_pos_embed") = positions(wpe, n_tokens)
 """Rows 0..n-1 of the position table: where each token stands."""
 
 embed: cell(stage="embed", rows="tokens") = wte_rows + wpe_rows
 """Token meaning plus position: the residual stream entering block 0."""
 
 # ---------------------------------------------------------------- the transformer blocks
-with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.step", first_step=0):
+with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.step", first_step=1):
     """One transformer block: attention (tokens look at earlier tokens) and an MLP (each token
-    thinks on its own), each added back onto the residual stream."""
+    thinks on its own), each added back onto the residual stream. Its cells answer to the
+    original spreadsheet's step numbers, h{i}.step1 … h{i}.step16, and to TransformerLens's
+    hook names (blocks.{i}.hook_resid_pre, blocks.{i}.ln1.hook_normalized, …)."""
 
     ln_1.weight: cell(kind="param") = param(weights, "ln_1.weight", i)
     """Layer norm 1: per-dimension scale."""
@@ -111,16 +113,22 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
 
     resid_pre: cell(step=True, rows="tokens", alias="blocks.{i}.hook_resid_pre") = prev
     """The residual stream entering this block."""
-    ln_1: cell(step=True, rows="tokens", alias="blocks.{i}.ln1.hook_normalized") = layer_norm(resid_pre, ln_1.weight, ln_1.bias, eps)
-    """Layer norm: each token's row is shifted to mean 0 and scaled to variance 1, then
-    multiplied by a learned scale and shifted by a learned bias."""
+    ln_1.scale: cell(rows="tokens", alias="blocks.{i}.ln1.hook_scale") = norm_scale(resid_pre, eps)
+    """Layer norm 1's divisor for each token: sqrt(variance of the row + eps), one number per
+    token (the population variance, as PyTorch's LayerNorm uses)."""
+    ln_1.normalized: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.ln1.hook_normalized") = center(resid_pre) / ln_1.scale
+    """Layer norm 1, normalising: each token's row minus its mean, divided by its scale, so
+    every row has mean 0 and variance 1 (before the learned gain and bias)."""
+    ln_1: cell(step=True, rows="tokens") = ln_1.normalized * ln_1.weight + ln_1.bias
+    """Layer norm 1, then × a learned gain and + a learned bias per dimension: attention's
+    input."""
     qkv: cell(step=True, rows="tokens") = matmul(ln_1, attn.c_attn.weight) + attn.c_attn.bias
     """One matrix product makes every token's query, key and value vectors (side by side)."""
-    q: cell(step=True, rows="tokens", alias="blocks.{i}.attn.hook_q") = split_heads(qkv, 0, n_head)
+    q: cell(step="q", rows="tokens", alias="blocks.{i}.attn.hook_q") = split_heads(qkv, 0, n_head)
     """Queries, split into heads: what each token is looking for. Shape [head, token, d_head]."""
-    k: cell(step=True, rows="tokens", alias="blocks.{i}.attn.hook_k") = split_heads(qkv, 1, n_head)
+    k: cell(step="k", rows="tokens", alias="blocks.{i}.attn.hook_k") = split_heads(qkv, 1, n_head)
     """Keys, split into heads: what each token offers to be found by."""
-    v: cell(step=True, rows="tokens", alias="blocks.{i}.attn.hook_v") = split_heads(qkv, 2, n_head)
+    v: cell(step="v", rows="tokens", alias="blocks.{i}.attn.hook_v") = split_heads(qkv, 2, n_head)
     """Values, split into heads: what each token passes on when attended to."""
     attn.scores: cell(step=True, rows="tokens", cols="tokens", evict=True, alias="blocks.{i}.attn.hook_attn_scores") = attention_scores(q, k)
     """How well each query matches each earlier key: q·kᵀ/√d_head. Later tokens are masked to
@@ -133,8 +141,12 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     """The heads' findings projected back to the stream's width."""
     resid_mid: cell(step=True, rows="tokens", alias="blocks.{i}.hook_resid_mid") = resid_pre + attn.out
     """Residual connection: attention's output is added to the stream."""
-    ln_2: cell(step=True, rows="tokens", alias="blocks.{i}.ln2.hook_normalized") = layer_norm(resid_mid, ln_2.weight, ln_2.bias, eps)
-    """Layer norm again, before the MLP."""
+    ln_2.scale: cell(rows="tokens", alias="blocks.{i}.ln2.hook_scale") = norm_scale(resid_mid, eps)
+    """Layer norm 2's divisor for each token: sqrt(variance of the row + eps)."""
+    ln_2.normalized: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.ln2.hook_normalized") = center(resid_mid) / ln_2.scale
+    """Layer norm 2, normalising: each row minus its mean, divided by its scale."""
+    ln_2: cell(step=True, rows="tokens") = ln_2.normalized * ln_2.weight + ln_2.bias
+    """× gain + bias: the MLP's input."""
     mlp.fc: cell(step=True, rows="tokens", alias="blocks.{i}.mlp.hook_pre") = matmul(ln_2, mlp.c_fc.weight) + mlp.c_fc.bias
     """The MLP widens each token's vector to 4× the width."""
     mlp.gelu: cell(step=True, rows="tokens", alias="blocks.{i}.mlp.hook_post") = gelu(mlp.fc)
@@ -145,15 +157,27 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     """Residual connection: the MLP's output is added; this is the block's output."""
 
 # ---------------------------------------------------------------- output
-ln_f: cell(stage="output", rows="tokens", alias="ln_final.hook_normalized") = layer_norm(h.out, ln_f.weight, ln_f.bias, eps)
-"""Final layer norm of the last block's output."""
+ln_f.scale: cell(stage="output", rows="tokens", alias="ln_final.hook_scale") = norm_scale(h.out, eps)
+"""The final layer norm's divisor for each token: sqrt(variance of the row + eps)."""
+
+ln_f.normalized: cell(stage="output", rows="tokens", evict=True, title="Final layer norm", alias="ln_final.hook_normalized") = center(h.out) / ln_f.scale
+"""Final layer norm of the last block's output, normalising: each row minus its mean, divided
+by its scale."""
+
+ln_f: cell(stage="output", rows="tokens") = ln_f.normalized * ln_f.weight + ln_f.bias
+"""× gain + bias: every position's final vector, ready to be compared with the vocabulary."""
+
+predicted: cell(stage="output", title="Predicted embedding") = last_row(ln_f)
+"""The last token's final vector: the model's prediction, as an embedding. The next token is
+the vocabulary entry whose embedding matches it best."""
 
 logits_all: cell(stage="output", rows="tokens") = matmul(ln_f, transpose(wte))
 """A score for every vocabulary entry at every position: each row of ln_f dotted with every
 row of the token embedding table (the output head shares the input table)."""
 
-logits: cell(stage="output") = matmul(last_row(ln_f), transpose(wte))
-"""The scores for the token after the last one — only the last row is needed to predict."""
+logits: cell(stage="output", title="Logits") = matmul(predicted, transpose(wte))
+"""The scores for the token after the last one: the predicted embedding dotted with every
+row of the token embedding table (only the last row is needed to predict)."""
 
 probs: cell(stage="output") = softmax(logits)
 """Softmax of the logits: the predicted probability of each possible next token."""
@@ -164,8 +188,11 @@ show_k = 10
 top_k: cell(stage="output", cols="TOP_K_COLUMNS") = top_tokens(tokenizer, logits, show_k)
 """The most likely next tokens with their probabilities."""
 
-next_token: cell(stage="output") = argmax(logits)
-"""Greedy choice: the single most likely next token id."""
+next_token: cell(stage="output", title="Predicted token") = argmax(logits)
+"""Greedy choice: the single most likely next token id (the one with the largest logit)."""
+
+max_logit: cell(stage="output") = max(logits)
+"""The largest logit: the predicted token's score."""
 
 next_text: cell(stage="output") = token_text(tokenizer, next_token)
 """The greedy next token as text."""

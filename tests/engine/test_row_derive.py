@@ -182,8 +182,9 @@ def test_every_row_wise_gpt2_cell_gets_a_derived_variant(params_tiny_dir):
         for n in token_dependent
         if wb.cell(n).template and wb.cell(n).formula and not passes_through(n)
     }
-    assert len(block) == 15 * int(wb["n_layer"])
-    assert block | {"wte_rows", "embed", "ln_f", "logits_all"} <= got
+    assert len(block) == 19 * int(wb["n_layer"])  # 16 steps, k and v, ln_1/ln_2 scales
+    assert block | {"wte_rows", "embed", "ln_f.scale", "ln_f.normalized", "ln_f"} <= got
+    assert "logits_all" in got
     scores = wb.extender("h0.attn.scores")
     assert (dict(scores.cut), scores.axis, scores.whole) == ({"h0.q": 1}, 1, {"h0.k"})
 

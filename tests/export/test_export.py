@@ -81,11 +81,14 @@ def check_formulas_against_libreoffice(model: Any, prompt: str, tmp: Path) -> di
     formula_cells = [e for e in report.plan.entries if e.how == "formula"]
     names = {e.name for e in formula_cells}
     # Every computing cell from the embedding on is a formula.
-    for stage in ("wte_rows", "wpe_rows", "embed", "ln_f", "logits_all", "logits", "probs"):
+    stages = ["wte_rows", "wpe_rows", "embed", "ln_f.scale", "ln_f.normalized", "ln_f"]
+    stages += ["predicted", "logits_all", "logits", "probs"]
+    for stage in stages:
         assert stage in names, stage
     n_layer = int(wb["n_layer"])
-    block = ["ln_1", "qkv", "q", "k", "v", "attn.scores", "attn.pattern", "attn.z"]
-    block += ["attn.out", "resid_mid", "ln_2", "mlp.fc", "mlp.gelu", "mlp.out", "resid_post"]
+    block = ["ln_1.scale", "ln_1.normalized", "ln_1", "qkv", "q", "k", "v", "attn.scores"]
+    block += ["attn.pattern", "attn.z", "attn.out", "resid_mid", "ln_2.scale", "ln_2.normalized"]
+    block += ["ln_2", "mlp.fc", "mlp.gelu", "mlp.out", "resid_post"]
     for i in range(n_layer):
         assert {f"h{i}.{c}" for c in block} <= names
     assert "next_token" in names
@@ -146,7 +149,7 @@ def test_generic_workbook_formulas_and_fallback_to_values(tmp_path: Path) -> Non
     assert how["y"][0] == "formula" and how["s"][0] == "formula"
     assert how["z"][0] == "values" and "mystery() has no Excel form" in how["z"][1]
     index = load_workbook(report.path, read_only=True)["Index"]
-    listed = {r[0]: r[4] for r in index.iter_rows(values_only=True) if len(r) > 4}
+    listed = {r[0]: r[6] for r in index.iter_rows(values_only=True) if len(r) > 6}
     assert "no Excel form" in listed["z"]
     book = load_workbook(recalculate(report.path, tmp_path / "lo"), data_only=True)
     for name in ("y", "s"):
@@ -161,6 +164,27 @@ def values_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workbook, E
     wb = cellgpt.open(GPT2, model="gpt2-mini", prompt=NASTY_PROMPT)
     path = tmp_path_factory.mktemp("values") / "values.xlsx"
     return wb, export_workbook(wb, path, mode="values")
+
+
+def test_index_lists_course_steps_sections_and_aliases(
+    values_export: tuple[Workbook, ExportReport],
+) -> None:
+    _, report = values_export
+    index = load_workbook(report.path, read_only=True)["Index"]
+    rows = list(index.iter_rows(values_only=True))
+    assert rows[0][:3] == ("cell", "step", "section") and rows[0][-1] == "also named"
+    by_cell = {r[0]: r for r in rows[2:] if r and r[0]}
+    assert by_cell["h0.ln_1.normalized"][1] == 2
+    assert by_cell["h3.resid_post"][1] == 16
+    assert by_cell["h0.k"][1] == 5 and "h0.step5.k" in by_cell["h0.k"][-1]
+    assert by_cell["h0.ln_1.scale"][1] is None  # TL's hook_scale, not one of the 16 steps
+    assert "blocks.0.ln1.hook_normalized" in by_cell["h0.ln_1.normalized"][-1]
+    sections = {r[2]: r[0] for r in by_cell.values() if r[2]}
+    assert sections["Token embeddings"] == "wte_rows"
+    assert sections["Position embeddings"] == "wpe_rows"
+    assert sections["Final layer norm"] == "ln_f.normalized"
+    assert sections["Predicted embedding"] == "predicted"
+    assert sections["Predicted token"] == "next_token"
 
 
 def test_values_round_trip(values_export: tuple[Workbook, ExportReport]) -> None:
@@ -211,7 +235,7 @@ def test_text_is_never_a_formula(values_export: tuple[Workbook, ExportReport]) -
     assert book["prompt"]["B2"].value == NASTY_PROMPT
     index = book["Index"]
     assert index["A1"].value == "cell"
-    assert index["B3"].data_type == "f" and "HYPERLINK" in index["B3"].value
+    assert index["D3"].data_type == "f" and "HYPERLINK" in index["D3"].value
 
 
 def test_formula_like_labels_stay_text(tmp_path: Path) -> None:
