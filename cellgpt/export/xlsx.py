@@ -28,6 +28,7 @@ from openpyxl.styles import Font
 from openpyxl.writer.excel import ExcelWriter
 
 from cellgpt.engine import CellError, Workbook
+from cellgpt.engine.steps import step_number
 from cellgpt.export.layout import DATA_COL0, DATA_ROW0, Placement, logical_view, quote_sheet
 from cellgpt.export.plan import Entry, Plan, build_plan
 from cellgpt.export.sheetio import (
@@ -143,7 +144,8 @@ class _Writer:
     # ------------------------------------------------------------------ Index and Summary
     def _index(self) -> None:
         ws = self._sheet("Index")
-        head = ["cell", "sheet", "shape", "type", "exported as", "formula", "doc"]
+        head = ["cell", "step", "section", "sheet", "shape", "type", "exported as", "formula"]
+        head += ["doc", "also named"]
         ws.append([text_cell(ws, h, font=BOLD) for h in head])
         mode = self.plan.mode
         ws.append([text_cell(ws, f"cellgpt export, mode {mode}")])
@@ -151,15 +153,21 @@ class _Writer:
             info = self.wb.info(entry.name)
             link = _link(ws, entry.sheets[0]) if entry.sheets else None
             how = entry.how + (f" ({entry.note})" if entry.note else "")
+            aliases = info.hints.get("alias") or ()
+            aliases = (aliases,) if isinstance(aliases, str) else tuple(aliases)
+            title = info.hints.get("title")
             ws.append(
                 [
                     text_cell(ws, entry.name),
+                    step_number(aliases),  # the original spreadsheet's step, blank if none
+                    text_cell(ws, title) if isinstance(title, str) else None,
                     link,
                     text_cell(ws, _shape_text(entry)),
                     text_cell(ws, info.dtype or type(entry.value).__name__),
                     text_cell(ws, how),
                     text_cell(ws, info.formula or ""),
                     text_cell(ws, info.doc),
+                    text_cell(ws, ", ".join(aliases)),
                 ]
             )
         if mode == "formulas":

@@ -11,6 +11,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from cellgpt.engine import Status
+from cellgpt.engine.steps import step_number
 from cellgpt.tui.grouping import Group, group_cells, initially_expanded
 from cellgpt.tui.numfmt import format_duration
 
@@ -90,7 +91,16 @@ class CellTree(Tree[str]):
         state = wb.state(name)
         status = Status.PINNED if wb.cell(name).pinned else state.status
         short = name[len(self._prefix.get(name, "")) :]
-        label = Text.assemble(mark(status), " ", short)
+        label = Text.assemble(mark(status), " ")
+        info = wb.cell(name)
+        if info.hints.get("block"):  # the course's step number, aligned: " 2 ln_1.normalized"
+            aliases = info.hints.get("alias") or ()
+            step = step_number((aliases,) if isinstance(aliases, str) else aliases)
+            label.append(f"{step:>2} " if step is not None else "   ", style="dim")
+        label.append(short)
+        title = info.hints.get("title")
+        if isinstance(title, str) and title.lower().replace(" ", "_") != short.lower():
+            label.append(f"  {title}", style="italic")  # the course's name for the section
         if wb.cell(name).overridden:
             label.append(" ✎", style="bold yellow")  # its formula was edited
         computed = not wb.cell(name).is_input

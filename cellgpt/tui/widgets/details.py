@@ -38,6 +38,9 @@ def describe(
     if timings and format_duration(info.duration):
         out.append(f"  {format_duration(info.duration)}", style="dim")
     out.append(f"  runs {info.runs}", style="dim")
+    title = info.hints.get("title")
+    if isinstance(title, str) and title:
+        out.append(f"\n{title}", style="bold italic")  # the original spreadsheet's section
     if aliases:
         out.append("\nalso: " + ", ".join(aliases), style="dim")
     if info.formula is None:
