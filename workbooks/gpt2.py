@@ -43,7 +43,7 @@ wpe: cell(kind="param") = param(weights, "wpe.weight")
 """Position embedding table: one learned row per position in the context."""
 
 ln_f.weight: cell(kind="param") = param(weights, "ln_f.weight")
-"""Final layer norm: per-dimension scale."""
+"""Final layer norm: per-dimension gain (the learned scale)."""
 
 ln_f.bias: cell(kind="param") = param(weights, "ln_f.bias")
 """Final layer norm: per-dimension shift."""
@@ -87,7 +87,7 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     hook names (blocks.{i}.hook_resid_pre, blocks.{i}.ln1.hook_normalized, …)."""
 
     ln_1.weight: cell(kind="param") = param(weights, "ln_1.weight", i)
-    """Layer norm 1: per-dimension scale."""
+    """Layer norm 1: per-dimension gain (the learned scale)."""
     ln_1.bias: cell(kind="param") = param(weights, "ln_1.bias", i)
     """Layer norm 1: per-dimension shift."""
     attn.c_attn.weight: cell(kind="param") = param(weights, "attn.c_attn.weight", i)
@@ -99,7 +99,7 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     attn.c_proj.bias: cell(kind="param") = param(weights, "attn.c_proj.bias", i)
     """Bias of the attention output projection."""
     ln_2.weight: cell(kind="param") = param(weights, "ln_2.weight", i)
-    """Layer norm 2: per-dimension scale."""
+    """Layer norm 2: per-dimension gain (the learned scale)."""
     ln_2.bias: cell(kind="param") = param(weights, "ln_2.bias", i)
     """Layer norm 2: per-dimension shift."""
     mlp.c_fc.weight: cell(kind="param") = param(weights, "mlp.c_fc.weight", i)
@@ -116,9 +116,9 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     ln_1.scale: cell(rows="tokens", alias="blocks.{i}.ln1.hook_scale") = norm_scale(resid_pre, eps)
     """Layer norm 1's divisor for each token: sqrt(variance of the row + eps), one number per
     token (the population variance, as PyTorch's LayerNorm uses)."""
-    ln_1.normalized: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.ln1.hook_normalized") = center(resid_pre) / ln_1.scale
-    """Layer norm 1, normalising: each token's row minus its mean, divided by its scale, so
-    every row has mean 0 and variance 1 (before the learned gain and bias)."""
+    ln_1.normalized: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.ln1.hook_normalized") = normalize(resid_pre, eps)
+    """Layer norm 1, normalising: each token's row minus its mean, divided by its scale
+    (ln_1.scale), so every row has mean 0 and variance 1 (before the learned gain and bias)."""
     ln_1: cell(step=True, rows="tokens") = ln_1.normalized * ln_1.weight + ln_1.bias
     """Layer norm 1, then × a learned gain and + a learned bias per dimension: attention's
     input."""
@@ -143,8 +143,8 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     """Residual connection: attention's output is added to the stream."""
     ln_2.scale: cell(rows="tokens", alias="blocks.{i}.ln2.hook_scale") = norm_scale(resid_mid, eps)
     """Layer norm 2's divisor for each token: sqrt(variance of the row + eps)."""
-    ln_2.normalized: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.ln2.hook_normalized") = center(resid_mid) / ln_2.scale
-    """Layer norm 2, normalising: each row minus its mean, divided by its scale."""
+    ln_2.normalized: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.ln2.hook_normalized") = normalize(resid_mid, eps)
+    """Layer norm 2, normalising: each row minus its mean, divided by its scale (ln_2.scale)."""
     ln_2: cell(step=True, rows="tokens") = ln_2.normalized * ln_2.weight + ln_2.bias
     """× gain + bias: the MLP's input."""
     mlp.fc: cell(step=True, rows="tokens", alias="blocks.{i}.mlp.hook_pre") = matmul(ln_2, mlp.c_fc.weight) + mlp.c_fc.bias
@@ -160,9 +160,9 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
 ln_f.scale: cell(stage="output", rows="tokens", alias="ln_final.hook_scale") = norm_scale(h.out, eps)
 """The final layer norm's divisor for each token: sqrt(variance of the row + eps)."""
 
-ln_f.normalized: cell(stage="output", rows="tokens", evict=True, title="Final layer norm", alias="ln_final.hook_normalized") = center(h.out) / ln_f.scale
+ln_f.normalized: cell(stage="output", rows="tokens", evict=True, title="Final layer norm", alias="ln_final.hook_normalized") = normalize(h.out, eps)
 """Final layer norm of the last block's output, normalising: each row minus its mean, divided
-by its scale."""
+by its scale (ln_f.scale)."""
 
 ln_f: cell(stage="output", rows="tokens") = ln_f.normalized * ln_f.weight + ln_f.bias
 """× gain + bias: every position's final vector, ready to be compared with the vocabulary."""

@@ -373,13 +373,16 @@ def layer_norm(x: Any, gain: Any, bias: Any, eps: float = 1e-5) -> np.ndarray:
     return centred / np.sqrt(var + np.float32(eps)) * gain + bias
 
 
-@core.register("center", rows=along_last_axis, cost=scaled(2, 3))
-def center(x: Any) -> np.ndarray:
-    """Each row minus its mean (layer norm's first step): every row then averages 0."""
+@core.register("normalize", rows=along_last_axis, cost=scaled(2, 6))
+def normalize(x: Any, eps: float = 1e-5) -> np.ndarray:
+    """Each row minus its mean, divided by sqrt(population variance + eps): rows of mean 0
+    and variance 1. Layer norm before its gain and bias (TransformerLens's hook_normalized)."""
     x = _as_array(x)
     if x.ndim and kernels.is_float(x):
-        return kernels.center(x)
-    return x - x.mean(axis=-1, keepdims=True)
+        return kernels.normalize(x, eps)
+    centred = x - x.mean(axis=-1, keepdims=True)
+    var = np.mean(centred * centred, axis=-1, keepdims=True)
+    return centred / np.sqrt(var + np.float32(eps))
 
 
 @core.register("norm_scale", rows=along_last_axis, cost=scaled(2, 5))

@@ -157,14 +157,11 @@ def layer_norm_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> l
     """(x - mean) / sqrt(var + eps) * gain + bias with row means from MMULT by ones."""
     _no_kwargs(kwargs, "eps")
     x, gain, bias = args[:3]
-    eps = kwargs.get("eps", args[3] if len(args) > 3 else None)
-    eps_x = num(1e-5) if eps is None else eps.slice(0, 0, 1, 1)
+    eps = _eps(args, kwargs, 3)
     n = x.logical[1]
     pieces = []
     for p in _rowwise_tiles(x):
-        centred = _centred(p, n)
-        var = op(row_sums(op(centred, "^", num(2))), "/", num(n))
-        normed = op(centred, "/", fn("SQRT", op(var, "+", eps_x)))
+        normed = op(_centred(p, n), "/", fn("SQRT", op(_variance(p, n), "+", eps)))
         g = _operand(gain, x.shape, p.rect)
         b = _operand(bias, x.shape, p.rect)
         pieces.append(Piece(p.r0, p.c0, op(op(normed, "*", g), "+", b)))
@@ -175,26 +172,35 @@ def _centred(p: Piece, n: int) -> XlExpr:
     return op(p.x, "-", op(row_sums(p.x), "/", num(n)))
 
 
-def center_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
-    """x - row mean, the mean from MMULT by ones (layer norm's first half)."""
-    _no_kwargs(kwargs)
-    x = args[0]
+def _variance(p: Piece, n: int) -> XlExpr:
+    return op(row_sums(op(_centred(p, n), "^", num(2))), "/", num(n))
+
+
+def _eps(args: list[XArr], kwargs: dict[str, XArr], position: int) -> XlExpr:
+    eps = kwargs.get("eps", args[position] if len(args) > position else None)
+    return num(1e-5) if eps is None else eps.slice(0, 0, 1, 1)
+
+
+def normalize_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
+    """(x - mean) / sqrt(var + eps) per row (layer norm without gain and bias)."""
+    _no_kwargs(kwargs, "eps")
+    x, eps = args[0], _eps(args, kwargs, 1)
     n = x.logical[1]
-    return [Piece(p.r0, p.c0, _centred(p, n)) for p in _rowwise_tiles(x)]
+    return [
+        Piece(p.r0, p.c0, op(_centred(p, n), "/", fn("SQRT", op(_variance(p, n), "+", eps))))
+        for p in _rowwise_tiles(x)
+    ]
 
 
 def norm_scale_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
     """sqrt(population variance + eps) of each row, as a column."""
     _no_kwargs(kwargs, "eps")
-    x = args[0]
-    eps = kwargs.get("eps", args[1] if len(args) > 1 else None)
-    eps_x = num(1e-5) if eps is None else eps.slice(0, 0, 1, 1)
+    x, eps = args[0], _eps(args, kwargs, 1)
     n = x.logical[1]
-    pieces = []
-    for p in _rowwise_tiles(x):
-        var = op(row_sums(op(_centred(p, n), "^", num(2))), "/", num(n))
-        pieces.append(Piece(p.r0, 0, _fit(fn("SQRT", op(var, "+", eps_x)), p.x.rows, 1)))
-    return pieces
+    return [
+        Piece(p.r0, 0, _fit(fn("SQRT", op(_variance(p, n), "+", eps)), p.x.rows, 1))
+        for p in _rowwise_tiles(x)
+    ]
 
 
 def _gelu(x: XlExpr) -> XlExpr:
@@ -314,7 +320,7 @@ EXCEL_FORMS: dict[str, Form] = {
     "gelu": elementwise(_gelu, 1),
     "softmax": softmax_form,
     "layer_norm": layer_norm_form,
-    "center": center_form,
+    "normalize": normalize_form,
     "norm_scale": norm_scale_form,
     "sum": reduce_form("SUM"),
     "mean": reduce_form("AVERAGE"),
