@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     cell = subparsers.add_parser("cell", help="print the value of any cell")
     cell.add_argument("name", help="cell name, step alias or hook name (e.g. h3.attn.pattern)")
-    model_args(cell)
+    model_args(cell, prompt="if_read")
     cell.add_argument("--format", choices=["table", "csv", "json", "npy"], default="table")
     cell.add_argument("--out", help="write to this file instead of standard output")
     cell.set_defaults(func=cmd_cell)
@@ -113,6 +113,11 @@ def _visible(tokens: list[str]) -> list[str]:
 def cmd_cell(args: argparse.Namespace) -> int:
     wb = open_workbook(args)
     if args.name not in wb:
+        if args.prompt is not None and args.prompt in wb:  # `cell PROMPT NAME`: swapped
+            raise UserError(
+                f"no cell named {args.name!r}; the cell name comes first: "
+                f"cellgpt cell {args.prompt} {args.name!r}"
+            )
         raise UserError(
             f"no cell named {args.name!r} (try `cellgpt cell --help`; names look like h3.attn.pattern)"
         )
