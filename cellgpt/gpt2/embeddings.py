@@ -154,8 +154,9 @@ def _count(n: Any) -> int:
 
 
 def _labels_cost(tokenizer: Any, count: Any) -> tuple[int, int]:
+    # ~0.5 µs and a str object per label (measured): 8 loop steps, ~128 bytes each.
     n = _count(count)
-    return 128 * n, PY_OP * n
+    return 128 * n, 8 * PY_OP * n
 
 
 def _cosine_rows_cost(matrix: Any, vector: Any) -> tuple[int, int]:

@@ -208,3 +208,13 @@ def test_workbook_on_a_tiny_random_model_with_gpt2s_vocabulary(params_tiny_dir: 
     assert [r[0] for r in wb["neighbours"]] == _ranking(sims, [5822], 10)
     assert wb["wpe_cosine"].shape == (16, 16) and wb["position_shift"].shape == (16,)
     assert wb["compare_cosine"].shape == (8, 8)
+
+
+def test_a_huge_label_count_is_refused_before_it_runs() -> None:
+    wb = Workbook(cellgpt.full_library())
+    wb.define("n", "10**7")
+    wb.define("labels", "token_labels(load_tokenizer('gpt2-mini'), n)")
+    with pytest.raises(CellError, match=r"token_labels\(\) would cost .* the limit is"):
+        wb["labels"]
+    wb.set_formula("n", "50257")  # GPT-2's vocabulary is well within budget
+    assert len(wb["labels"]) == 50257
