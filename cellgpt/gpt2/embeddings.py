@@ -21,6 +21,7 @@ SIMILAR_COLUMNS = ["id", "token", "cosine"]
 # Rows converted to float64 at a time: bounded scratch memory (2 MiB, cache-sized) whatever
 # the table.
 _CHUNK_ELEMENTS = 2**18
+_SHOWN_PIECES = 8  # pieces of a several-token text an error message lists
 
 
 def _tok(tokenizer: Any) -> Any:
@@ -51,10 +52,16 @@ def token_id_of(tokenizer: Any, token: Any) -> int:
     ids = tok.encode(token, allowed_special="all")
     if len(ids) == 1:
         return ids[0]
-    pieces = " + ".join(repr(_label(tok, i)) for i in ids)
+    shown = ids[:_SHOWN_PIECES]  # a pasted paragraph must not make a paragraph-long error
+    pieces = [repr(_label(tok, i)) for i in shown]
+    numbers = [str(i) for i in shown]
+    if len(ids) > len(shown):
+        pieces.append("…")
+        numbers.append("…")
+    text = repr(token) if len(token) <= 60 else repr(token[:60]) + "…"
     message = (
-        f"{token!r} is not one token of this vocabulary: it splits into {len(ids)} tokens, "
-        f"{pieces} (ids {', '.join(map(str, ids))}); use one of those, or another word"
+        f"{text} is not one token of this vocabulary: it splits into {len(ids)} tokens, "
+        f"{' + '.join(pieces)} (ids {', '.join(numbers)}); use one of those, or another word"
     )
     spaced = tok.encode(" " + token, allowed_special="all") if token[0] != " " else []
     if len(spaced) == 1:  # the usual slip: GPT-2's word tokens carry their leading space

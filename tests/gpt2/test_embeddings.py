@@ -218,3 +218,12 @@ def test_a_huge_label_count_is_refused_before_it_runs() -> None:
         wb["labels"]
     wb.set_formula("n", "50257")  # GPT-2's vocabulary is well within budget
     assert len(wb["labels"]) == 50257
+
+
+def test_a_long_text_error_lists_only_its_first_pieces(tok) -> None:
+    with pytest.raises(CellEvalError) as err:
+        token_id_of(tok, "abcdefg" * 10)
+    message = str(err.value)
+    assert message.startswith("'" + ("abcdefg" * 10)[:60] + "'… is not one token")
+    assert "70 tokens, 'a' + 'b' + 'c' + 'd' + 'e' + 'f' + 'g' + 'a' + … (ids 0, 1, 2" in message
+    assert "6, 0, …)" in message and len(message) < 300
