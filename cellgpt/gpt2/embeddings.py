@@ -15,7 +15,6 @@ import numpy as np
 from cellgpt.engine import FunctionLibrary
 from cellgpt.engine.costs import PY_OP, fixed, python_loop, shape_of, size_of, sorting
 from cellgpt.engine.errors import CellEvalError
-from cellgpt.engine.formula import count_items
 
 SIMILAR_COLUMNS = ["id", "token", "cosine"]
 # Rows converted to float64 at a time: bounded scratch memory (2 MiB, cache-sized) whatever
@@ -178,11 +177,11 @@ def _cosine_matrix_cost(rows: Any) -> tuple[int, int]:
     return 8 * (2 * n * d + n * n), n * n * d + 3 * n * d
 
 
-def _most_similar_cost(tokenizer: Any, similarity: Any, n: Any = 10, exclude: Any = ()) -> Any:
+def _most_similar_cost(
+    tokenizer: Any, similarity: Any, n: Any = 10, exclude: Any = ()
+) -> tuple[int, int]:
     nbytes, work = sorting(similarity)
-    if isinstance(exclude, list | tuple):
-        count_items(exclude)
-    shown = min(_count(n), size_of(similarity))
+    shown = min(_count(n), size_of(similarity))  # labels made, one Python step each
     return nbytes + 16 * size_of(exclude), work + PY_OP * shown
 
 
