@@ -9,12 +9,13 @@ from cellgpt.engine import FunctionLibrary, Workbook, core, load_workbook
 
 
 def full_library() -> FunctionLibrary:
-    """The core library plus the GPT-2 and tokenizer-workbench functions."""
+    """The core library plus the GPT-2, embedding-explorer and tokenizer-workbench functions."""
     # Imported here so that `import cellgpt.engine` alone never loads the GPT-2 layer.
+    from cellgpt.gpt2.embeddings import register as register_embeddings
     from cellgpt.gpt2.functions import register as register_gpt2
     from cellgpt.tokenizer.functions import register as register_tokenizer
 
-    return register_tokenizer(register_gpt2(core.copy()))
+    return register_tokenizer(register_embeddings(register_gpt2(core.copy())))
 
 
 def _granting_inputs(inputs: dict[str, Any]) -> dict[str, Any]:

@@ -5,21 +5,34 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cellgpt.cli import UserError
 from cellgpt.gpt2 import cells
 from cellgpt.locations import DEFAULT_WORKBOOK, resolve_workbook
 
+# When a command takes a prompt: always (`run`); optional, the workbook keeping its own
+# (`tui`, `export`); or exactly when the workbook has a prompt cell (`cell`: gpt2 needs one,
+# word_analogy has none).
+PromptRule = Literal["required", "optional", "if_read"]
 
-def model_args(parser: argparse.ArgumentParser, *, prompt_optional: bool = False) -> None:
+
+def model_args(parser: argparse.ArgumentParser, *, prompt: PromptRule = "required") -> None:
     """The arguments every command that opens a workbook shares."""
-    if prompt_optional:
+    if prompt == "required":
+        parser.add_argument("prompt", help="the text to run")
+    elif prompt == "optional":
         parser.add_argument(
             "prompt", nargs="?", help="the text to run (default: the workbook's prompt)"
         )
     else:
-        parser.add_argument("prompt", help="the text to run")
+        parser.add_argument(
+            "prompt",
+            nargs="?",
+            help="the text to run, for a workbook with a prompt cell (gpt2 has one, "
+            "word_analogy has none)",
+        )
+    parser.set_defaults(prompt_rule=prompt)
     parser.add_argument(
         "--model", default=None, help="model name or weights folder (default: gpt2-mini)"
     )
@@ -68,16 +81,33 @@ def open_workbook(args: argparse.Namespace, **inputs: Any) -> Any:
     import cellgpt
     from cellgpt.engine import EngineError
 
-    given = {cells.MODEL: chosen_model(args), cells.PROMPT: args.prompt}
-    inputs = {**{k: v for k, v in given.items() if v is not None}, **inputs}
-    workbook_path(args)  # an unknown name is a UserError before anything loads
+    model = chosen_model(args)
+    inputs = {**({cells.MODEL: model} if model is not None else {}), **inputs}
+    path = workbook_path(args)  # an unknown name is a UserError before anything loads
     try:
         wb = cellgpt.open(args.workbook, **inputs)  # as given: a name or a path
+        _give_prompt(wb, args, path.stem)
     except EngineError as exc:
         raise UserError(str(exc)) from None
     if args.truncate == "left" and cells.PROMPT_IDS in wb:
         truncate_left(wb)
     return wb
+
+
+def _give_prompt(wb: Any, args: argparse.Namespace, workbook: str) -> None:
+    """Set the prompt cell to the PROMPT argument; whether one must be given depends on the
+    command (see PromptRule) and on whether the workbook has a prompt cell at all."""
+    has_prompt = cells.PROMPT in wb
+    if args.prompt is None:
+        if has_prompt and getattr(args, "prompt_rule", "required") == "if_read":
+            raise UserError(
+                f"the {workbook} workbook runs on a prompt: give the text after the cell "
+                f'name, e.g. cellgpt cell {getattr(args, "name", "NAME")} "Mike is quick."'
+            )
+        return
+    if not has_prompt:
+        raise UserError(f"the {workbook} workbook has no prompt cell: leave out {args.prompt!r}")
+    wb.set(cells.PROMPT, args.prompt)
 
 
 def truncate_left(wb: Any) -> None:

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write the workbook to .xlsx: values, or formulas that Excel/LibreOffice recompute",
     )
     p.add_argument("out", help="the .xlsx file to write")
-    model_args(p, prompt_optional=True)
+    model_args(p, prompt="optional")
     p.add_argument(
         "--mode",
         choices=["values", "formulas"],

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import sys
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from cellgpt.engine.tables import table_fits
 from cellgpt.engine.value_limits import ValueTooLarge, check_shown, preview
 from cellgpt.gpt2 import cells
 from cellgpt.gpt2.cells import WorkbookCells
+from cellgpt.tokenizer.named import describe_tokenizer, tokenizer_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     cell = subparsers.add_parser("cell", help="print the value of any cell")
     cell.add_argument("name", help="cell name, step alias or hook name (e.g. h3.attn.pattern)")
-    model_args(cell)
+    model_args(cell, prompt="if_read")
     cell.add_argument("--format", choices=["table", "csv", "json", "npy"], default="table")
     cell.add_argument("--out", help="write to this file instead of standard output")
     cell.set_defaults(func=cmd_cell)
@@ -84,9 +86,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"the model reads at most {n_ctx} tokens (n_ctx)",
             file=sys.stderr,
         )
-    text = _get(wb, cells.TOKENIZER).decode(generated) if generated else ""
+    tokenizer = _get(wb, cells.TOKENIZER)
+    text = tokenizer.decode(generated) if generated else ""
+    model = str(WorkbookCells(wb).value(cells.MODEL) or "")
     if args.json:
         out = {
+            "tokenizer": tokenizer_name(tokenizer, model),
             "tokens": tokens,
             "token_ids": [int(i) for i in ids],
             "top_k": [{"id": i, "token": t, "prob": p, "logit": lg} for i, t, p, lg in top],
@@ -95,6 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, ensure_ascii=False))
         return 0
+    # First: the bundled model reads text with its own small vocabulary, not GPT-2's.
+    print(f"model {Path(model).name or model}   tokenizer {describe_tokenizer(tokenizer, model)}")
     print(f"tokens ({len(tokens)}): " + " ".join(f"[{t}]" for t in _visible(tokens)))
     print(f"\nnext token (top {len(top)}):")
     width = max(len(repr(t)) for _, t, _, _ in top)
@@ -113,6 +120,11 @@ def _visible(tokens: list[str]) -> list[str]:
 def cmd_cell(args: argparse.Namespace) -> int:
     wb = open_workbook(args)
     if args.name not in wb:
+        if args.prompt is not None and args.prompt in wb:  # `cell PROMPT NAME`: swapped
+            raise UserError(
+                f"no cell named {args.name!r}; the cell name comes first: "
+                f"cellgpt cell {args.prompt} {args.name!r}"
+            )
         raise UserError(
             f"no cell named {args.name!r} (try `cellgpt cell --help`; names look like h3.attn.pattern)"
         )

@@ -12,13 +12,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from cellgpt.cli import UserError
+from cellgpt.locations import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from rich.text import Text
 
     from cellgpt.tokenizer.bpe import Tokenizer
 
-BUNDLED = "gpt2"
+# The default model's own tokenizer (2,048 tokens), so ids match what `cellgpt run` feeds
+# the model; `--tokenizer gpt2` for GPT-2's.
+DEFAULT_TOKENIZER = DEFAULT_MODEL
+COMPARED = (DEFAULT_MODEL, "gpt2")  # `compare` without --tokenizer: the default model vs GPT-2
+TOKENIZER_HELP = (
+    f"'gpt2' (GPT-2's), a model name, or a folder with encoder.json (default: {DEFAULT_TOKENIZER}, "
+    "the default model's own)"
+)
 DEFAULT_SPECIAL = "<|endoftext|>"
 # Background colours cycled over tokens in `compare` (dark text stays readable on all).
 TOKEN_STYLES = (
@@ -70,19 +78,17 @@ def _add_encode(sub: argparse._SubParsersAction) -> None:
 def _encode_options(p: argparse.ArgumentParser) -> None:
     # Shared by `tokenizer encode` and its alias `tokenize`: one set of options, one command.
     p.add_argument("text", metavar="TEXT", help="text to encode ('-' reads stdin)")
+    p.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help=TOKENIZER_HELP)
     p.add_argument(
-        "--tokenizer", default=BUNDLED, help="'gpt2', a model name, or a folder with encoder.json"
+        "--json", action="store_true", help="print the tokenizer's name, tokens and ids as JSON"
     )
-    p.add_argument("--json", action="store_true", help="print tokens and ids as JSON")
     p.set_defaults(func=cmd_encode)
 
 
 def _add_decode(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decode", help="print the text of token ids")
     p.add_argument("ids", nargs="+", metavar="IDS", help="ids (spaces, commas or a JSON list)")
-    p.add_argument(
-        "--tokenizer", default=BUNDLED, help="'gpt2', a model name, or a folder with encoder.json"
-    )
+    p.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help=TOKENIZER_HELP)
     p.set_defaults(func=cmd_decode)
 
 
@@ -92,8 +98,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tokenizer",
         action="append",
-        required=True,
-        help="'gpt2', a model name, or a tokenizer folder (repeat to compare several)",
+        help="'gpt2', a model name, or a tokenizer folder; repeat to compare several "
+        f"(default: {' and '.join(COMPARED)})",
     )
     colour = p.add_mutually_exclusive_group()
     colour.add_argument("--no-color", action="store_true", help="show boundaries with '|'")
@@ -116,6 +122,13 @@ def load_tokenizer(name: str) -> Tokenizer:
         return load_named(name)
     except (NotFoundError, TokenizerError) as e:
         raise UserError(str(e)) from None
+
+
+def _say_which(tok: Tokenizer, name: str) -> None:
+    """Which tokenizer was used, on stderr: stdout stays the ids or text alone."""
+    from cellgpt.tokenizer.named import describe_tokenizer
+
+    print(f"tokenizer: {describe_tokenizer(tok, name)}", file=sys.stderr)
 
 
 def _text_arg(text: str) -> str:
@@ -230,10 +243,16 @@ def cmd_encode(args: argparse.Namespace) -> int:
     except (TokenizerError, OSError) as exc:
         raise UserError(str(exc)) from None
     if args.json:
-        # The keys the workbook's cells use for the same lists.
+        from cellgpt.tokenizer.named import tokenizer_name
+
+        # The keys the workbook's cells use for the same lists; "tokenizer" loads it again.
         tokens = [tok.token_str(i) for i in ids]
-        print(json.dumps({"tokens": tokens, "token_ids": ids}, ensure_ascii=False))
+        which = tokenizer_name(tok, args.tokenizer)
+        print(
+            json.dumps({"tokenizer": which, "tokens": tokens, "token_ids": ids}, ensure_ascii=False)
+        )
     else:
+        _say_which(tok, args.tokenizer)
         print(" ".join(map(str, ids)))
     return 0
 
@@ -259,9 +278,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     tok = load_tokenizer(args.tokenizer)
     try:
-        print(tok.decode(parse_ids(args.ids)))
+        text = tok.decode(parse_ids(args.ids))
     except TokenizerError as e:
         raise UserError(str(e)) from None
+    _say_which(tok, args.tokenizer)  # after the checks: an error stays one line
+    print(text)
     return 0
 
 
@@ -321,7 +342,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UserError("TEXT is empty: nothing to compare")
     console = Console(highlight=False, force_terminal=True if args.color else None)
     colour = not args.no_color and console.is_terminal and not console.no_color
-    for k, name in enumerate(args.tokenizer):
+    for k, name in enumerate(args.tokenizer or COMPARED):
         tok = load_tokenizer(name)
         ids = _encode(tok, text)
         pieces = token_pieces(tok, ids)

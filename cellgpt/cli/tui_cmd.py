@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tui = subparsers.add_parser(
         "tui", help="browse tokenize → embed → blocks → logits; edit formulas, re-run cells"
     )
-    model_args(tui, prompt_optional=True)
+    model_args(tui, prompt="optional")
     tui.add_argument("--cell", help="the cell to show first (e.g. h3.attn.pattern)")
     tui.add_argument("--no-run", action="store_true", help="do not run the model on start")
     tui.set_defaults(func=cmd_tui)

@@ -49,6 +49,16 @@ from cellgpt.tui.widgets.value_pane import ValuePane
 SYNC_STATS_LIMIT = 2_000_000  # bigger arrays get their stats computed in a thread
 
 
+def _tokenizer_text(tokenizer: Any, model: str) -> str:
+    """Which tokenizer the workbook reads text with ("" until its cell has a value)."""
+    from cellgpt.tokenizer.bpe import Tokenizer
+    from cellgpt.tokenizer.named import describe_tokenizer
+
+    if not isinstance(tokenizer, Tokenizer):
+        return ""
+    return describe_tokenizer(tokenizer, model or "this workbook")
+
+
 class StatsReady(Message):
     def __init__(self, key: tuple[str, int], text: str) -> None:
         super().__init__()
@@ -229,11 +239,14 @@ class CellGptApp(App[None]):
         cells = WorkbookCells(wb)
         tokens = cells.value(TOKEN_IDS)
         model = str(cells.value(MODEL) or "")
+        tokenizer = _tokenizer_text(cells.tokenizer, model)
+        self.sub_title = f"tokenizer {tokenizer}" if tokenizer else ""
         self.main.query_one(PromptBar).show_prompt(
             cells.prompt,
             self.controller.continuation(),
             Path(model).name or model,
             len(tokens) if isinstance(tokens, list) else None,
+            tokenizer,
         )
         panel = self.main.query_one(TopKPanel)
         panel.display = cells.has(TOP_K)

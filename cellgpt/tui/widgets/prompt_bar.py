@@ -20,12 +20,16 @@ class PromptBar(Horizontal):
     def on_mount(self) -> None:
         self.set_busy(None)
 
-    def show_prompt(self, prompt: str, generated: str, model: str, n_tokens: int | None) -> None:
+    def show_prompt(
+        self, prompt: str, generated: str, model: str, n_tokens: int | None, tokenizer: str = ""
+    ) -> None:
         text = Text.assemble(("prompt ", "bold reverse"), " ", (visible(prompt), "bold"))
         if generated:
             text.append(visible(generated), style="bold green")
         info = f"   {n_tokens} tokens" if n_tokens is not None else ""
         text.append(f"{info}   model {model}", style="dim")
+        if tokenizer:  # the bundled model's vocabulary is not GPT-2's: say which one
+            text.append(f"   tokenizer {tokenizer}", style="dim")
         self.query_one("#prompt-text", Static).update(text)
 
     def set_busy(self, title: str | None, done: int = 0, total: int | None = None) -> None:
