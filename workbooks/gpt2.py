@@ -69,6 +69,17 @@ tokens: cell(stage="tokenize", title="Tokens") = token_texts(tokenizer, token_id
 n_tokens = len(token_ids)
 """How many tokens (rows) flow through the model."""
 
+vocab: cell(stage="tokenize", cols="VOCAB_TABLE_COLUMNS") = vocab_table(tokenizer)
+"""The vocabulary: one row per token id with its text (a leading space shown as ·), its exact
+bytes, how many bytes, and the rank of the merge that made it (blank for the 256 single bytes
+and for special tokens such as <|endoftext|>). Find a token with / to read its id: the original
+spreadsheet's token → id lookup."""
+
+merges: cell(stage="tokenize", cols="MERGES_TABLE_COLUMNS") = merges_table(tokenizer)
+"""The learned merge list (vocab.bpe) in rank order: step 2 always applies the lowest-ranked
+pair first. Each row joins a left and a right token into a result; the last column is the
+result's token id."""
+
 # ---------------------------------------------------------------- embed
 wte_rows: cell(stage="embed", rows="tokens", title="Token embeddings", alias="hook_embed") = embed_tokens(wte, token_ids)
 """Each token's row of the token embedding table: what the token means, as numbers."""

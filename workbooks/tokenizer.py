@@ -46,6 +46,10 @@ replays them in that order."""
 tokenizer: cell(stage="train") = as_tokenizer(trained)
 """The trained vocabulary as a tokenizer: the same code that reads GPT-2's own files."""
 
+vocab: cell(stage="train", cols="VOCAB_TABLE_COLUMNS") = vocab_table(tokenizer)
+"""The whole vocabulary, one row per id: the 256 single bytes, then one token per merge (its
+rank in the last column), then the special tokens."""
+
 # ---------------------------------------------------------------- encoding
 words: cell(stage="encode") = split_words(tokenizer, prompt)
 """Step 1 of encoding: the same split pattern cuts the prompt into words."""

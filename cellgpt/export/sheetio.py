@@ -10,6 +10,7 @@ openpyxl cells carrying the same text.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -170,6 +171,23 @@ class RowWriter:
                 ]
                 self.append(cells)
 
+    def records(self, items: Sequence[Any]) -> None:
+        """Append one row per record (a tuple or list of plain values; anything else is one
+        value): its index in column A, its values from column B on. Text stays text."""
+        for i, record in enumerate(items):
+            values = record if isinstance(record, tuple | list) else (record,)
+            if not self.raw:
+                self.append([i, *[value_cell(self.ws, v) for v in values]])
+                continue
+            r = str(self.row + 1)
+            parts = [f'<row r="{r}"><c r="A{r}"><v>{i}</v></c>']
+            for j, v in enumerate(values):
+                if v is not None:
+                    parts.append(_raw_value(_letter(j + 1) + r, v))
+            parts.append("</row>")
+            self.ws.append(RawRow(["".join(parts)]))
+            self.row += 1
+
     @staticmethod
     def _raw_row(r: int, label: Any, letters: list[str], texts: list[str]) -> str:
         rs = str(r)
@@ -186,6 +204,31 @@ class RowWriter:
                 parts.append(f'<c r="{letter}{rs}"><v>{text}</v></c>')
         parts.append("</row>")
         return "".join(parts)
+
+
+@functools.cache
+def _letter(col: int) -> str:
+    return col_letter(col)
+
+
+def _raw_value(ref: str, value: Any) -> str:
+    """One plain value as a cell's XML, as `value_cell` would write it."""
+    if isinstance(value, str):
+        return _inline(ref, value)
+    if isinstance(value, bool | np.bool_):
+        return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
+    if isinstance(value, int | np.integer):
+        return f'<c r="{ref}"><v>{int(value)}</v></c>'
+    if isinstance(value, float | np.floating) and np.isfinite(value):
+        text = (
+            format_float32_shortest(np.array([value]))[0]
+            if isinstance(value, np.float32)
+            else repr(float(value))
+        )
+        return f'<c r="{ref}"><v>{text}</v></c>'
+    if isinstance(value, float | np.floating):
+        return _inline(ref, repr(float(value)))  # Excel has no inf or nan: text
+    return _inline(ref, _short_repr(value))
 
 
 def _inline(ref: str, text: str) -> str:

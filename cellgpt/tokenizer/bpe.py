@@ -8,11 +8,12 @@ returns every merge pass so the spreadsheet can show the tokenization table.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from itertools import pairwise
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 import regex
@@ -302,6 +303,10 @@ class Tokenizer:
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
         """Text of the ids; invalid UTF-8 (e.g. half a character) becomes U+FFFD."""
         return self.decode_bytes(list(ids)).decode("utf-8", errors=errors)
+
+    def id_bytes(self) -> Mapping[int, bytes]:
+        """Every token id's bytes (a read-only view, for building tables in one pass)."""
+        return MappingProxyType(self._token_bytes)
 
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes of one token."""

@@ -10,7 +10,9 @@ from typing import Any
 from cellgpt.engine import FunctionLibrary
 from cellgpt.engine.costs import PY_OP, fixed, python_loop, size_of
 from cellgpt.engine.errors import CellEvalError
+from cellgpt.tokenizer import tables
 from cellgpt.tokenizer import trace as bpe_trace
+from cellgpt.tokenizer.bpe import Tokenizer
 from cellgpt.tokenizer.train import TrainedBPE, readable
 
 MERGE_COLUMNS = ["id", "token", "left", "right", "count"]
@@ -85,22 +87,45 @@ def as_tokenizer(trained: Any) -> Any:
     return _trained(trained).to_tokenizer()
 
 
+def _tokenizer(tokenizer: Any) -> Tokenizer:
+    if not isinstance(tokenizer, Tokenizer):
+        raise CellEvalError("expected a tokenizer (a `tokenizer` cell)")
+    return tokenizer
+
+
 def decode_ids(tokenizer: Any, ids: Sequence[int]) -> str:
     """Token ids back to text (invalid UTF-8 becomes the replacement character)."""
-    from cellgpt.tokenizer.bpe import Tokenizer
-
-    if not isinstance(tokenizer, Tokenizer):
-        raise CellEvalError("expected a tokenizer")
     try:
-        return tokenizer.decode([int(i) for i in ids])
+        return _tokenizer(tokenizer).decode([int(i) for i in ids])
     except (KeyError, ValueError) as exc:
         raise CellEvalError(f"cannot decode: {exc}") from None
+
+
+def vocab_table(tokenizer: Any) -> list[tuple[Any, ...]]:
+    """The vocabulary, one row per token id: (id, token, bytes, n_bytes, rank). `token` is
+    readable text (a leading space shown as ·), `bytes` the exact bytes (b' the'), `rank` the
+    merge that made the token (blank for the 256 single bytes and special tokens)."""
+    return tables.vocab_table(_tokenizer(tokenizer))
+
+
+def merges_table(tokenizer: Any) -> list[tuple[Any, ...]]:
+    """The ranked merge list (vocab.bpe), one row per merge: (rank, left, right, result, id),
+    `id` being the result's token id."""
+    return tables.merges_table(_tokenizer(tokenizer))
 
 
 def _training_cost(corpus: Any, merges: Any, *args: Any) -> tuple[int, int]:
     # Every pass re-counts pairs over the corpus' chunks and keeps a row per pass.
     n, passes = size_of(corpus), max(1, int(merges) if isinstance(merges, int) else 1)
     return 64 * n * passes, PY_OP * n * passes
+
+
+def _table_cost(tokenizer: Any) -> tuple[int, int]:
+    # A few Python steps per token id and per merge; a row holds a tuple and a few strings
+    # (each token's text is made once and shared by both tables).
+    tok = tokenizer if isinstance(tokenizer, Tokenizer) else None
+    n = len(tok.decoder) + len(tok.bpe_ranks) if tok is not None else 1
+    return 256 * n, 4 * PY_OP * n
 
 
 _COSTS = {
@@ -111,6 +136,8 @@ _COSTS = {
     "learned_merges": fixed,
     "as_tokenizer": fixed,
     "decode_ids": lambda tokenizer, ids: python_loop(ids),
+    "vocab_table": _table_cost,
+    "merges_table": _table_cost,
 }
 
 
@@ -123,7 +150,11 @@ def register(library: FunctionLibrary) -> FunctionLibrary:
         learned_merges,
         as_tokenizer,
         decode_ids,
+        vocab_table,
+        merges_table,
     ):
         library.register(fn.__name__, fn, cost=_COSTS[fn.__name__])
     library.constant("MERGE_COLUMNS", MERGE_COLUMNS)
+    library.constant("VOCAB_TABLE_COLUMNS", tables.VOCAB_TABLE_COLUMNS)
+    library.constant("MERGES_TABLE_COLUMNS", tables.MERGES_TABLE_COLUMNS)
     return library

@@ -141,9 +141,9 @@ OWN_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
         ("↑ ↓  → ←", "browse the tree; → opens a group or moves into the value"),
         ("Enter", "on a cell: go to its references; on a reference: dive into it"),
         ("Tab  Shift+Tab", "move between tree, value and references"),
-        ("arrows PgUp PgDn", "move in the grid"),
+        ("arrows PgUp PgDn", "move in the grid or table"),
         ("Home End", "first / last column"),
-        ("Ctrl+Home Ctrl+End", "top-left / bottom-right"),
+        ("Ctrl+Home Ctrl+End", "top-left / bottom-right (in a table: first / last row)"),
     ),
     "help": (
         ("Ctrl+P", "command palette: every action here by name"),

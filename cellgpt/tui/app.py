@@ -43,6 +43,7 @@ from cellgpt.tui.screens.main import MainScreen
 from cellgpt.tui.widgets.cell_tree import CellTree
 from cellgpt.tui.widgets.details import DetailsPane
 from cellgpt.tui.widgets.prompt_bar import PromptBar
+from cellgpt.tui.widgets.record_table import RecordTable
 from cellgpt.tui.widgets.topk import TopKPanel
 from cellgpt.tui.widgets.value_pane import ValuePane
 
@@ -196,6 +197,13 @@ class CellGptApp(App[None]):
             grid = self.value_pane.grid
             grid.move_cursor(row, grid.cursor[1])
             grid.focus()
+        elif (table := self.shown_table()) is not None:
+            table.move_cursor(row)
+            table.focus()
+
+    def shown_table(self) -> RecordTable | None:
+        view = self.value_pane.view
+        return self.value_pane.table if view is not None and view.kind == "table" else None
 
     def show_current(self, *, new: bool = False) -> None:
         if self.wb is None or self.current is None or self.current not in self.wb:

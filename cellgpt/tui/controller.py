@@ -20,10 +20,12 @@ from cellgpt.export.xlsx import export_workbook
 from cellgpt.gpt2.cells import EMBED, GENERATED, NEXT_TOKEN, PROMPT, TOKENS, WorkbookCells
 from cellgpt.gpt2.generate import generate
 from cellgpt.tui.jobs import JobContext, JobResult, JobRunner
+from cellgpt.tui.row_index import RowIndex
 from cellgpt.tui.screens.changed import ChangedScreen, Choice
 from cellgpt.tui.screens.edit import EditScreen, Problem
 from cellgpt.tui.screens.find import FindScreen
-from cellgpt.tui.search import Hit, find_cells, find_tokens, find_vocab
+from cellgpt.tui.search import EXACT_NAME, Hit, find_cells, find_rows, find_tokens, find_vocab
+from cellgpt.tui.views import cell_text
 
 
 class Ui(Protocol):
@@ -52,7 +54,10 @@ class Ui(Protocol):
     def value_is_grid(self) -> bool: ...
 
     def point_at_row(self, row: int) -> None:
-        """Move the grid's cursor to a row (when the value is a grid) and focus it."""
+        """Move the grid's or table's cursor to a row and focus it."""
+
+    def shown_table(self) -> Any:
+        """The table widget (a `RecordTable`) when the value on screen is a table, else None."""
 
     def show_workbook(self, wb: Any) -> None:
         """Replace the workbook (a reload from disk) and show it."""
@@ -80,6 +85,7 @@ class WorkbookController:
         self.jobs = JobRunner(ui)
         self.current: str | None = None
         self.history: list[str] = []
+        self._row_index: tuple[tuple[Any, ...], RowIndex] | None = None  # the shown table's
 
     @property
     def cells(self) -> WorkbookCells:
@@ -383,14 +389,33 @@ class WorkbookController:
     def search(self, query: str) -> list[Hit]:
         if self.wb is None:
             return []
-        hits = find_cells(self.wb.cells(), self.wb.aliases(), query)
+        cells = find_cells(self.wb.cells(), self.wb.aliases(), query)
+        named = [h for h in cells if h.score >= EXACT_NAME]
+        rows = self._table_rows(query)
+        # An exact cell name first, then the shown table's exact rows (in the vocabulary,
+        # " the" or 262 is a token), then everything else; rows that merely contain it last.
+        hits = named + [h for h in rows if h.score >= 1] + [h for h in cells if h not in named]
         tokens = self.cells.value(TOKENS)
         if isinstance(tokens, list):
             hits += find_tokens(tokens, query)
         tok = self.cells.tokenizer
         if tok is not None:
             hits += find_vocab(tok, query)
-        return hits
+        return hits + [h for h in rows if h.score < 1]
+
+    def _table_rows(self, query: str) -> list[Hit]:
+        """Rows of the table on screen that show the query (its index is built on first use
+        and kept while the table's value is the same)."""
+        table = self.ui.shown_table()
+        if table is None or self.current is None or not table.row_count or not query.strip():
+            return []
+        records, columns = table.records, table.columns
+        key = (self.current, self.wb.info(self.current).version, id(records), len(records))
+        if self._row_index is None or self._row_index[0] != key:
+            if not RowIndex.affordable(records, len(columns)):
+                return []
+            self._row_index = (key, RowIndex(records, len(columns), cell_text))
+        return find_rows(self._row_index[1], columns, table.row_texts, query)
 
     def find(self) -> None:
         if self.wb is not None:
@@ -401,6 +426,9 @@ class WorkbookController:
             return
         if hit.kind == "cell":
             self.navigate(str(hit.target))
+            return
+        if hit.kind == "row":  # a row of the table on screen
+            self.ui.point_at_row(int(hit.target))
             return
         if hit.kind == "vocab":
             self.navigate("wte")  # the token embeddings: a row per vocabulary entry

@@ -8,22 +8,9 @@ from typing import Any
 
 from cellgpt.engine.value_limits import SMALL, fits, preview
 from cellgpt.gpt2.cells import WorkbookCells
+from cellgpt.tokenizer.display import token_text, visible  # the widgets read visible here
 
 Labeler = Callable[[int], str]
-
-_CONTROL = str.maketrans({"\n": "↵", "\t": "→", "\r": "␍"})
-
-
-def visible(text: str) -> str:
-    """Token text with its edge spaces shown as · (a leading space matters in GPT-2) and
-    line breaks and tabs as symbols; spaces inside the text stay spaces."""
-    text = text.translate(_CONTROL)
-    core = text.strip(" ")
-    if not core:
-        return "·" * len(text)
-    left = len(text) - len(text.lstrip(" "))
-    right = len(text) - len(text.rstrip(" "))
-    return "·" * left + core + "·" * right
 
 
 def hint_values(wb: Any, hint: Any) -> list[Any] | tuple[Any, ...] | None:
@@ -60,12 +47,12 @@ def label_text(x: Any) -> str:
 def vocabulary(wb: Any, n: int, *, with_id: bool = True) -> Labeler | None:
     """`id token` labels when n is the vocabulary size of the workbook's tokenizer."""
     tok = WorkbookCells(wb).tokenizer
-    if tok is None or getattr(tok, "vocab_size", None) != n or not hasattr(tok, "token_str"):
+    if tok is None or getattr(tok, "vocab_size", None) != n or not hasattr(tok, "token_bytes"):
         return None
     width = len(str(n - 1))
 
     def label(i: int) -> str:  # built lazily: only visible rows are ever asked for
-        text = visible(tok.token_str(i))
+        text = token_text(tok.token_bytes(i))  # as the vocab table shows it
         return f"{i:>{width}} {text}" if with_id else text
 
     return label

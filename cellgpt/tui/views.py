@@ -4,16 +4,19 @@ of records, the BPE passes), or text (strings, scalars, dicts, objects)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from cellgpt.engine.value_limits import MAX_SHOWN_ITEMS, SMALL, array_items, fits, preview
+from cellgpt.tokenizer.display import visible
 
 Kind = Literal["grid", "table", "text", "empty"]
-TABLE_ROW_LIMIT = 5000  # a table is a DataTable; beyond this we show the first rows only
-TABLE_CELL_LIMIT = 1_000_000  # cells one DataTable may hold (rows x columns)
+# A table is virtual (only the rows on screen are read), so any number of rows is shown; its
+# shape is judged from a sample of rows, never by walking a huge value on the UI thread.
+TABLE_SAMPLE = 5000  # rows looked at to decide that a list is a table, and how wide
 TABLE_COLUMN_LIMIT = 4096  # wider records (a 1024-token BPE pass fits) are shown as text
 TEXT_LIMIT = 4000  # characters of a text view
 STRING_LIMIT = 100_000  # characters of a string value shown
@@ -27,7 +30,7 @@ class View:
     heads: int = 0  # grid: number of heads (0 = plain matrix)
     vector: str = ""  # grid from a 1-D value: "row" or "column"
     columns: tuple[str, ...] = ()  # table: column titles
-    rows: tuple[tuple[Any, ...], ...] = ()  # table: records
+    records: Sequence[Any] = ()  # table: the value itself, never copied
     text: str = ""  # text view, or a note for the other kinds
 
 
@@ -69,23 +72,49 @@ def classify(value: Any, *, vocab_size: int | None = None, columns: Any = None) 
 
 
 def _table(items: list[Any] | tuple[Any, ...], columns: Any) -> View:
-    shown = items[:TABLE_ROW_LIMIT]
-    if all(isinstance(r, tuple | list) for r in shown):
-        width = max(len(r) for r in shown)
-        if width > TABLE_COLUMN_LIMIT:  # a DataTable that wide would never draw
+    sample = _sample(items)
+    if all(isinstance(r, tuple | list) for r in sample):
+        width = max(len(r) for r in sample)
+        if width > TABLE_COLUMN_LIMIT:  # a table that wide reads better as text
             return View("text", text=f"{len(items)} rows of up to {width:,} items\n" + _text(items))
-        shown = shown[: max(1, TABLE_CELL_LIMIT // max(1, width))]
         names = list(columns) if isinstance(columns, list | tuple) else []
         names = [str(c) for c in names[:width]] + [str(i) for i in range(len(names), width)]
-        rows = tuple(tuple(r) + ("",) * (width - len(r)) for r in shown)
-        return View("table", columns=tuple(names), rows=rows, text=_rows_note(shown, items))
-    return View(
-        "table", columns=("value",), rows=tuple((r,) for r in shown), text=_rows_note(shown, items)
-    )
+        return View("table", columns=tuple(names), records=items)
+    return View("table", columns=("value",), records=items)
 
 
-def _rows_note(shown: Any, items: Any) -> str:
-    return f"first {len(shown)} of {len(items)} rows" if len(items) > len(shown) else ""
+def _sample(items: list[Any] | tuple[Any, ...]) -> list[Any]:
+    """The first rows and the last few: what decides the table's shape."""
+    if len(items) <= TABLE_SAMPLE:
+        return list(items)
+    return [*items[: TABLE_SAMPLE - 100], *items[-100:]]
+
+
+def cell_text(value: Any) -> str:
+    """One table cell as one line: numbers short, tokens visible, big items previewed."""
+    kind = type(value)  # exact types first: this runs for every cell of a searched table
+    if kind is str:
+        return visible(value if len(value) <= CELL_CHARS else value[:CELL_CHARS])
+    if kind is int and value.bit_length() <= 64:
+        return str(value)
+    if value is None:
+        return ""
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.6g}"
+    if isinstance(value, str):
+        return visible(value[:CELL_CHARS])
+    if not fits(value, SMALL):  # a huge or deep item: a clipped preview, never a full walk
+        return _one_line(preview(value, CELL_CHARS))
+    if isinstance(value, tuple | list):
+        return " ".join(visible(str(v)) for v in value)
+    return _one_line(str(value))
+
+
+CELL_CHARS = 500  # a table cell shows at most this much of its value
+
+
+def _one_line(text: str) -> str:
+    return visible(text[:CELL_CHARS])  # line breaks become ↵: a cell is one line
 
 
 def _short(value: Any) -> str:

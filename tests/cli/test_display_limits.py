@@ -75,7 +75,8 @@ def test_every_display_path_answers_clearly(
     except ValueTooLarge as exc:
         assert exc.reason
     view = classify(wb.value("v"))
-    assert len(view.text) <= 200_000 and len(view.rows) <= 5000
+    assert len(view.text) <= 200_000
+    assert view.kind != "table" or view.records is wb.value("v")  # a table is never copied
     report = export_workbook(wb, tmp_path / "out.xlsx", cells=["v"])
     entry = report.plan.entry("v")
     assert entry is not None and (entry.how == "values" or entry.note)  # a reason, if skipped

@@ -834,7 +834,7 @@ def test_tokenizer_workbench_opens_with_its_stages_and_labelled_columns(tmp_path
     async def scenario(pilot: Any) -> None:
         groups = [n.label.plain.split()[1] for n in app.tree.root.children]
         assert groups[:3] == ["inputs", "train", "encode"]  # the workbook's own order
-        header = str(app.value_pane.query_one("DataTable").ordered_columns[5].label)
+        header = app.value_pane.table.columns[5]
         assert header == "␣newest ×6"  # column labels from the `pass_columns` cell
         await pilot.press("p")  # the prompt key edits this workbook's prompt too
         await pilot.pause()

@@ -1,5 +1,5 @@
-"""The `/` screen: type to find a cell (fuzzy), a token of the prompt or a vocabulary entry;
-Enter jumps there."""
+"""The `/` screen: type to find a cell (fuzzy), a token of the prompt, a vocabulary entry or
+a row of the table on screen; Enter jumps there."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 from cellgpt.tui.search import Hit
 
 Search = Callable[[str], list[Hit]]
-_KIND_STYLE = {"cell": "bold", "token": "green", "vocab": "cyan"}
+_KIND_STYLE = {"cell": "bold", "token": "green", "vocab": "cyan", "row": "yellow"}
 
 
 class FindScreen(ModalScreen[Hit | None]):

@@ -9,34 +9,19 @@ import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Sparkline, Static
+from textual.widgets import Sparkline, Static
 
 from cellgpt.engine import Status
-from cellgpt.engine.value_limits import SMALL, fits, preview
 from cellgpt.gpt2.cells import WorkbookCells
 from cellgpt.tui import labels
 from cellgpt.tui.colors import robust_max
 from cellgpt.tui.numfmt import PRECISIONS
-from cellgpt.tui.views import View, classify
+from cellgpt.tui.views import View, cell_text, classify
 from cellgpt.tui.widgets.cell_tree import mark
 from cellgpt.tui.widgets.matrix_grid import MatrixGrid
+from cellgpt.tui.widgets.record_table import RecordTable
 
 SPARK_POINTS = 2000  # a sparkline never needs more points than this
-
-
-CELL_CHARS = 500  # a table cell shows at most this much of its value
-
-
-def _cell_text(value: Any) -> str:
-    if isinstance(value, float | np.floating):
-        return f"{float(value):.6g}"
-    if not fits(value, SMALL):  # a huge or deep item: a clipped preview, never a full walk
-        return preview(value, CELL_CHARS)
-    if isinstance(value, tuple | list):
-        return " ".join(labels.visible(str(v)) for v in value)
-    if isinstance(value, str):
-        return labels.visible(value)
-    return "" if value is None else str(value)
 
 
 def _is_probability_map(array: np.ndarray, hints: dict[str, Any]) -> bool:
@@ -71,7 +56,7 @@ class ValuePane(Vertical):
         yield Static(id="value-title")
         yield Sparkline([], id="value-spark")
         yield MatrixGrid(id="grid")
-        yield DataTable(id="table", zebra_stripes=True, cursor_type="row")
+        yield RecordTable(id="table")
         with VerticalScroll(id="text-scroll"):
             yield Static(id="value-text")
         yield Static(id="value-status")
@@ -87,6 +72,10 @@ class ValuePane(Vertical):
     @property
     def grid(self) -> MatrixGrid:
         return self.query_one(MatrixGrid)
+
+    @property
+    def table(self) -> RecordTable:
+        return self.query_one(RecordTable)
 
     @property
     def view(self) -> View | None:
@@ -116,7 +105,7 @@ class ValuePane(Vertical):
         if view.kind == "grid":
             self._show_grid(wb, info, view, keep_cursor=same_cell)
         elif view.kind == "table":
-            self._show_table(view)
+            self._show_table(view, keep_cursor=same_cell)
         elif view.kind == "text":
             self.query_one("#value-text", Static).update(Text(view.text))
         else:
@@ -128,7 +117,7 @@ class ValuePane(Vertical):
 
     def _show_kind(self, kind: str) -> None:
         self.query_one(MatrixGrid).display = kind == "grid"
-        self.query_one(DataTable).display = kind == "table"
+        self.query_one(RecordTable).display = kind == "table"
         self.query_one("#text-scroll").display = kind in ("text", "empty")
         vector = self._view is not None and bool(self._view.vector)
         self.query_one(Sparkline).display = kind == "grid" and vector
@@ -179,13 +168,8 @@ class ValuePane(Vertical):
             data = _sample(view.array, SPARK_POINTS).astype(np.float64)
             self.query_one(Sparkline).data = np.where(np.isfinite(data), data, 0.0).tolist()
 
-    def _show_table(self, view: View) -> None:
-        table = self.query_one(DataTable)
-        table.clear(columns=True)
-        table.add_columns(*view.columns)
-        table.add_rows([tuple(_cell_text(v) for v in row) for row in view.rows])
-        note = f"{len(view.rows)} rows" + (f" ({view.text})" if view.text else "")
-        self.query_one("#value-status", Static).update(Text(note, style="dim"))
+    def _show_table(self, view: View, *, keep_cursor: bool) -> None:
+        self.table.set_data(view.records, view.columns, format=cell_text, keep_cursor=keep_cursor)
 
     def _title(self, info: Any) -> None:
         status = Status.PINNED if info.pinned else info.status
@@ -197,6 +181,8 @@ class ValuePane(Vertical):
                 title.append(f"   head {self.head + 1}/{self._view.heads} [ ]", style="bold")
             if self._view.text:
                 title.append(f"   {self._view.text}", style="dim")
+        if self._view is not None and self._view.kind == "table":
+            title.append(f"   {len(self._view.records):,} rows", style="cyan")
         if status == Status.STALE and self._view is not None and self._view.kind != "empty":
             title.append("   last value; r runs", style="yellow")
         self.query_one("#value-title", Static).update(title)
@@ -208,7 +194,7 @@ class ValuePane(Vertical):
         if kind == "grid":
             self.query_one(MatrixGrid).focus()
         elif kind == "table":
-            self.query_one(DataTable).focus()
+            self.table.focus()
         else:
             self.query_one("#text-scroll").focus()
 
@@ -228,6 +214,15 @@ class ValuePane(Vertical):
         self.compact = not self.compact
         self.grid.compact = self.compact
         return self.compact
+
+    def on_record_table_cursor_moved(self, event: RecordTable.CursorMoved) -> None:
+        """The cursor row in full (columns may be cut on screen): `title value` pairs."""
+        table = event.table
+        text = Text.assemble(("row ", "dim"), f"{event.row:,}", (f"/{table.row_count:,}", "dim"))
+        for title, cell in zip(table.columns, table.row_texts(event.row), strict=True):
+            text.append(f"  {title} ", style="dim")
+            text.append(cell, style="bold")
+        self.query_one("#value-status", Static).update(text)
 
     def on_matrix_grid_cursor_moved(self, event: MatrixGrid.CursorMoved) -> None:
         value = event.grid.value_at(event.row, event.col)
