@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_adversarial_formulas import LIBRARY, Attempt, Watch, _try, watch  # noqa: F401
 
@@ -228,3 +229,19 @@ def test_workbook_files_cannot_shadow_the_library_or_raise_budgets(tmp_path: Pat
     budgets = tmp_path / "budgets.py"
     budgets.write_text("limits = 10**12\ncell_seconds = 10**6\n", encoding="utf-8")
     assert load_workbook(budgets, LIBRARY).limits == DEFAULT_LIMITS
+
+
+def test_broadcast_size_agrees_with_numpy() -> None:
+    import itertools
+    import math
+
+    from cellgpt.engine.limits import _broadcast_size
+
+    shapes = [(), (1,), (3,), (0,), (2, 3), (1, 3), (2, 1), (0, 3), (4, 1, 3), (4, 2, 3), (1, 0)]
+    for a, b in itertools.product(shapes, shapes):
+        try:
+            want = math.prod(np.broadcast_shapes(a, b))
+        except ValueError:
+            want = None
+        assert _broadcast_size(a, b) == want, (a, b)
+    assert _broadcast_size((10**9, 1), (1, 10**12)) == 10**21  # exact, no float rounding
