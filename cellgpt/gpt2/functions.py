@@ -186,8 +186,11 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
             block = out[start:stop, r0:r1, : offset + r1]
             np.matmul(q[start:stop, r0:r1], k_t[start:stop, :, : offset + r1], out=block)
             block *= scale
-        # broadcast over heads: no [H, T, T] mask; also fills the skipped columns
-        np.copyto(out[start:stop], -np.inf, where=future)
+            # The future: whole columns after the block's last key are a plain fill; only
+            # the block's own diagonal square needs the mask (not a pass over [H, T, T]).
+            out[start:stop, r0:r1, offset + r1 :] = -np.inf
+            diagonal = slice(offset + r0, offset + r1)
+            np.copyto(out[start:stop, r0:r1, diagonal], -np.inf, where=future[r0:r1, diagonal])
 
     for_chunks(heads, per_heads, work=float(heads) * t * n_keys * d_head)
     return out

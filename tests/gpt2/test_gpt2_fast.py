@@ -48,6 +48,11 @@ def test_elementwise_kernels_equal_the_plain_formulas_bit_for_bit(workers):
     var = np.mean(centred * centred, axis=-1, keepdims=True)
     want = centred / np.sqrt(var + np.float32(1e-5)) * gain + bias
     np.testing.assert_array_equal(kernels.layer_norm(x, gain, bias, 1e-5), want)
+    # layer norm's two halves, as the GPT-2 workbook's cells compute them
+    scale = np.sqrt(var + np.float32(1e-5))
+    np.testing.assert_array_equal(kernels.normalize(x, 1e-5), centred / scale)
+    np.testing.assert_array_equal(kernels.norm_scale(x, 1e-5), scale)
+    np.testing.assert_array_equal(kernels.normalize(x, 1e-5) * gain + bias, want)
 
 
 @pytest.mark.parametrize(
