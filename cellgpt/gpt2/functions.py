@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from cellgpt.engine import FunctionLibrary
+from cellgpt.engine import FunctionLibrary, causal
 from cellgpt.engine.costs import PY_OP, by_size, fixed, python_loop, scaled, size_of, sorting
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.parallel import for_chunks
@@ -193,7 +193,7 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
             np.copyto(out[start:stop, r0:r1, diagonal], -np.inf, where=future[r0:r1, diagonal])
 
     for_chunks(heads, per_heads, work=float(heads) * t * n_keys * d_head)
-    return out
+    return causal.mark(out, offset, -np.inf)  # softmax and pattern x values skip the future
 
 
 _ROW_BLOCK = 128

@@ -1,0 +1,54 @@
+"""Arrays known to be causal: entries above the diagonal hold one fill value.
+
+Attention scores are -inf wherever a key lies after its query, and their softmax is 0 there.
+A kernel that knows this can skip that part — about half of a long prompt's softmax and of
+pattern × values — and still return the same numbers (rounding aside: sums over fewer
+trailing zeros). The producer marks its result; a consumer asks about the exact object it
+was given. A mark lives as long as the array (a weak reference), and views, copies or edits
+by the user are never marked, so they always take the general path.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Causal:
+    """a[..., r, c] == fill wherever c > r + offset (queries are the last rows of the keys)."""
+
+    offset: int
+    fill: float
+
+
+_marks: dict[int, tuple[weakref.ref[np.ndarray], Causal]] = {}
+_lock = threading.Lock()
+
+
+def mark(a: np.ndarray, offset: int, fill: float) -> np.ndarray:
+    """Record that `a` (at least 2-D) is causal with this offset and fill; returns `a`."""
+    key = id(a)
+
+    def forget(_ref: object, key: int = key) -> None:
+        with _lock:
+            entry = _marks.get(key)
+            if entry is not None and entry[0]() is None:
+                del _marks[key]
+
+    with _lock:
+        _marks[key] = (weakref.ref(a, forget), Causal(int(offset), float(fill)))
+    return a
+
+
+def causal(a: object, fill: float) -> Causal | None:
+    """The mark of this exact array if it is causal with `fill`, else None."""
+    entry = _marks.get(id(a))
+    if entry is None or entry[0]() is not a:
+        return None
+    found = entry[1]
+    same = found.fill == fill or (np.isnan(found.fill) and np.isnan(fill))
+    return found if same else None
