@@ -44,3 +44,25 @@ def open(workbook: str | os.PathLike[str] = "gpt2", **inputs: Any) -> Workbook:
     if by_name and wb.document is not None and path.is_relative_to(bundled_dir("workbooks")):
         wb.document.save_path = str(user_workbooks_dir() / path.name)
     return wb
+
+
+def generate(
+    wb: Workbook,
+    n_new: int,
+    *,
+    greedy: bool = True,
+    stop_at_eot: bool = False,
+    on_token: Any = None,
+) -> list[int]:
+    """Append up to `n_new` tokens to the workbook's `generated` cell and return their ids:
+    greedy (`next_token`) or sampled (`sample`: temperature, top-k, top-p, seed). Each step
+    computes only the new token's rows. Stops at the context length, or at <|endoftext|>
+    with `stop_at_eot`; `on_token(id)` is called after each token.
+
+        wb = cellgpt.open("gpt2", prompt="ROMEO:")
+        ids = cellgpt.generate(wb, 20)
+        wb["generated"] == ids
+    """
+    from cellgpt.gpt2.generate import generate as run
+
+    return run(wb, n_new, greedy=greedy, stop_at_eot=stop_at_eot, on_token=on_token)

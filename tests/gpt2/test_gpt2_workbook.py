@@ -13,7 +13,6 @@ from transformers import GPT2LMHeadModel
 
 import cellgpt
 from cellgpt.engine import Status
-from cellgpt.gpt2.generate import generate
 
 WORKBOOK = Path(__file__).resolve().parents[2] / "workbooks" / "gpt2.py"
 TOL = 1e-4
@@ -94,7 +93,7 @@ def test_greedy_generation_matches_hf_generate(small):
     model, folder = small
     wb = cellgpt.open(WORKBOOK, model=str(folder), prompt="ROMEO: But soft, what light")
     ids = list(wb["prompt_ids"])
-    ours = generate(wb, 20, greedy=True)
+    ours = cellgpt.generate(wb, 20, greedy=True)  # the public API
     # each step appended one row to every block cell instead of recomputing them all
     assert wb["h11.attn.pattern"].shape == (12, len(ids) + 20, len(ids) + 20)
     assert wb.state("h11.attn.pattern").appended_from == len(ids) + 19
