@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cellgpt.engine import causal
-from cellgpt.engine.parallel import MIN_WORK, for_chunks
+from cellgpt.engine import causal, load_watch
+from cellgpt.engine.parallel import MIN_WORK, for_chunks, in_one_row_steps
 
 _FLOATS = (np.float32, np.float64)
 
@@ -25,6 +25,11 @@ _FLOATS = (np.float32, np.float64)
 # normalize ~1.5), so that for_chunks weighs every kernel on one scale.
 GELU_WORK, SOFTMAX_WORK, LAYER_NORM_WORK, NORMALIZE_WORK = 200.0, 170.0, 160.0, 130.0
 SMALL_PRODUCT = 2e6  # multiply-adds from which a product of two or more rows is split
+# While generating (parallel.one_row_steps), one-row products run on OpenBLAS's own threads
+# if the machine is quiet: 1.7x our split, whose hand-off costs as much as half the work
+# (see load_watch.py for why only then). Elsewhere every product keeps our split: OpenBLAS's
+# threads spin for a while after a call and would compete with our pool's (a forward right
+# after a threaded one-row product ran 10-20% slower).
 
 
 def is_float(*arrays: np.ndarray) -> bool:
@@ -38,6 +43,9 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if not is_float(a, b) or a.ndim == 0 or b.ndim < 2:
         return np.matmul(a, b)
     if a.ndim <= 2 and b.ndim == 2:
+        one_row = a.ndim == 1 or a.shape[0] == 1
+        if one_row and in_one_row_steps() and load_watch.machine_is_quiet():
+            return np.matmul(a, b)  # a generated token's row: OpenBLAS's threads, see above
         # Split b's columns, whatever the rows: each core then packs and reads only its half
         # of b (a split by rows makes both pack all of it: 2x slower up to ~256 rows).
         cols = b.shape[1]

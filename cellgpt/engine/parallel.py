@@ -97,6 +97,27 @@ def single_threaded_blas() -> Iterator[None]:
             blas.set(before)
 
 
+_one_row_steps = threading.local()  # .on: a loop of one-row steps is running (generation)
+
+
+@contextlib.contextmanager
+def one_row_steps() -> Iterator[None]:
+    """Marks a loop whose runs compute one new row each (generating tokens): its one-row
+    products may use OpenBLAS's own threads (see kernels.matmul). Outside such a loop they
+    do not, so that OpenBLAS's threads, which spin for a while after each call, never
+    compete with the pool's in the bigger products that follow."""
+    before = getattr(_one_row_steps, "on", False)
+    _one_row_steps.on = True
+    try:
+        yield
+    finally:
+        _one_row_steps.on = before
+
+
+def in_one_row_steps() -> bool:
+    return getattr(_one_row_steps, "on", False)
+
+
 def _executor() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:

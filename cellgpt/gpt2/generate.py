@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cellgpt.engine import Workbook, derive_row_extenders
+from cellgpt.engine.parallel import one_row_steps
 from cellgpt.gpt2 import cells
 from cellgpt.gpt2.cells import WorkbookCells
 
@@ -27,6 +28,17 @@ def generate(
     on_token: Callable[[int], None] | None = None,
 ) -> list[int]:
     """Generate up to `n_new` tokens; stops early at the context limit (or end-of-text)."""
+    with one_row_steps():
+        return _generate(wb, n_new, greedy, stop_at_eot, on_token)
+
+
+def _generate(
+    wb: Workbook,
+    n_new: int,
+    greedy: bool,
+    stop_at_eot: bool,
+    on_token: Callable[[int], None] | None,
+) -> list[int]:
     chooser = cells.NEXT_TOKEN if greedy else cells.SAMPLE
     new_ids: list[int] = []
     known = WorkbookCells(wb)

@@ -130,3 +130,17 @@ def test_editing_the_prompt_after_generation_recomputes_in_full(params_tiny_dir)
     fresh = cellgpt.open(WORKBOOK, model=str(params_tiny_dir), prompt="Goodbye there")
     np.testing.assert_array_equal(got, fresh["logits"])
     assert wb.state("h0.ln_1").appended_from is None
+
+
+def test_generation_gives_the_same_tokens_on_blas_threads_and_on_our_split(
+    params_tiny_dir, monkeypatch
+):
+    from cellgpt.engine import load_watch
+
+    runs = {}
+    for quiet in (True, False):  # True: one-row products go to OpenBLAS's threads
+        monkeypatch.setattr(load_watch, "machine_is_quiet", lambda q=quiet: q)
+        wb = cellgpt.open(WORKBOOK, model=str(params_tiny_dir), prompt="Once upon a time")
+        runs[quiet] = (generate(wb, 8), np.array(wb["logits"]))
+    assert runs[True][0] == runs[False][0]
+    np.testing.assert_allclose(runs[True][1], runs[False][1], rtol=1e-5, atol=1e-5)
