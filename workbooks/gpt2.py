@@ -133,7 +133,7 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     ln_1: cell(step=True, rows="tokens") = ln_1.normalized * ln_1.weight + ln_1.bias
     """Layer norm 1, then × a learned gain and + a learned bias per dimension: attention's
     input."""
-    qkv: cell(step=True, rows="tokens") = matmul(ln_1, attn.c_attn.weight) + attn.c_attn.bias
+    qkv: cell(step=True, rows="tokens", evict=True) = matmul(ln_1, attn.c_attn.weight) + attn.c_attn.bias
     """One matrix product makes every token's query, key and value vectors (side by side)."""
     q: cell(step="q", rows="tokens", alias="blocks.{i}.attn.hook_q") = split_heads(qkv, 0, n_head)
     """Queries, split into heads: what each token is looking for. Shape [head, token, d_head]."""
@@ -144,9 +144,9 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     attn.scores: cell(step=True, rows="tokens", cols="tokens", evict=True, alias="blocks.{i}.attn.hook_attn_scores") = attention_scores(q, k)
     """How well each query matches each earlier key: q·kᵀ/√d_head. Later tokens are masked to
     -inf, so a token can only look back (the model is causal)."""
-    attn.pattern: cell(step=True, rows="tokens", cols="tokens", alias="blocks.{i}.attn.hook_pattern") = softmax(attn.scores)
+    attn.pattern: cell(step=True, rows="tokens", evict=True, cols="tokens", alias="blocks.{i}.attn.hook_pattern") = softmax(attn.scores)
     """Softmax turns each row of scores into weights that sum to 1: where each token looks."""
-    attn.z: cell(step=True, rows="tokens", alias="blocks.{i}.attn.hook_z") = merge_heads(matmul(attn.pattern, v))
+    attn.z: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.attn.hook_z") = merge_heads(matmul(attn.pattern, v))
     """Each token's weighted mix of the values it looks at, heads side by side."""
     attn.out: cell(step=True, rows="tokens", alias="blocks.{i}.hook_attn_out") = matmul(attn.z, attn.c_proj.weight) + attn.c_proj.bias
     """The heads' findings projected back to the stream's width."""
@@ -158,9 +158,9 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     """Layer norm 2, normalising: each row minus its mean, divided by its scale (ln_2.scale)."""
     ln_2: cell(step=True, rows="tokens") = ln_2.normalized * ln_2.weight + ln_2.bias
     """× gain + bias: the MLP's input."""
-    mlp.fc: cell(step=True, rows="tokens", alias="blocks.{i}.mlp.hook_pre") = matmul(ln_2, mlp.c_fc.weight) + mlp.c_fc.bias
+    mlp.fc: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.mlp.hook_pre") = matmul(ln_2, mlp.c_fc.weight) + mlp.c_fc.bias
     """The MLP widens each token's vector to 4× the width."""
-    mlp.gelu: cell(step=True, rows="tokens", alias="blocks.{i}.mlp.hook_post") = gelu(mlp.fc)
+    mlp.gelu: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.mlp.hook_post") = gelu(mlp.fc)
     """GELU: a smooth ReLU, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
     mlp.out: cell(step=True, rows="tokens", alias="blocks.{i}.hook_mlp_out") = matmul(mlp.gelu, mlp.c_proj.weight) + mlp.c_proj.bias
     """…and projects it back to the stream's width."""

@@ -641,7 +641,8 @@ def test_cancelling_a_run_leaves_cells_stale_and_the_ui_alive(wb: Workbook) -> N
     notes = Notes(app)
 
     async def scenario(pilot: Any) -> None:
-        app.navigate("h3.attn.pattern")
+        app.navigate("h3.attn.out")  # a kept cell: viewing an evictable one starts a job
+        await settle(pilot)
         wb.set("prompt", "Another prompt entirely")
         gate = hold_worker(wb)
         await pilot.press("R")
@@ -650,7 +651,7 @@ def test_cancelling_a_run_leaves_cells_stale_and_the_ui_alive(wb: Workbook) -> N
         assert app.main.query_one("#job-progress").display  # progress is shown meanwhile
         await pilot.press("down")  # the UI still answers keys while the worker runs
         await pilot.pause()
-        assert app.current == "h3.attn.z"
+        assert app.current == "h3.resid_mid"
         await pilot.press("escape")
         await pilot.pause()
         gate.set()
@@ -658,7 +659,7 @@ def test_cancelling_a_run_leaves_cells_stale_and_the_ui_alive(wb: Workbook) -> N
         assert "cancelling" in notes.text() and "cancelled" in notes.text()
         assert wb.status("logits") == Status.STALE and wb.status("h3.attn.z") == Status.STALE
         assert not app.main.query_one("#job-progress").display
-        assert app.current == "h3.attn.z"  # Escape cancelled; it did not navigate back
+        assert app.current == "h3.resid_mid"  # Escape cancelled; it did not navigate back
         await pilot.press("R")  # the rest can be run afterwards
         await settle(pilot)
         assert wb.stale() == []
