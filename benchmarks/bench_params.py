@@ -55,6 +55,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="bench-params-", dir=args.dir))
     folder = scratch / "gpt2-shaped"
     rows: list[tuple[str, str, str]] = []
+    before = os.getloadavg()
     try:
         tensors = gpt2_like_tensors()
         numbers = sum(a.size for a in tensors.values())
@@ -116,6 +117,8 @@ def main() -> None:
     print(f"{'step':<{width}}  {'time':>9}  rate")
     for step, time_text, rate in rows:
         print(f"{step:<{width}}  {time_text:>9}  {rate}")
+    after = os.getloadavg()  # includes this run's own parse workers (every core)
+    print(f"load average (1 min) before {before[0]:.2f}, after {after[0]:.2f} (ours included)")
 
 
 if __name__ == "__main__":
