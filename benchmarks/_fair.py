@@ -16,6 +16,7 @@ fairly"):
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import statistics
 import subprocess
@@ -131,10 +132,18 @@ def fmt_load(load: tuple[float, float, float]) -> str:
 
 
 def other_runnable() -> int:
-    """Runnable tasks on the machine right now, less the one reading (this thread)."""
+    """Runnable tasks on the machine right now, less this process's own runnable threads (the
+    reading one; after the pause no worker should be: checked, BLAS spins ~0.1 s)."""
     with open("/proc/loadavg", encoding="ascii") as handle:
-        running = handle.read().split()[3].split("/")[0]
-    return max(0, int(running) - 1)
+        running = int(handle.read().split()[3].split("/")[0])
+    own = 0
+    for stat in glob.glob("/proc/self/task/*/stat"):
+        try:
+            with open(stat, encoding="ascii", errors="replace") as handle:
+                own += handle.read().rsplit(")", 1)[1].split()[0] == "R"
+        except OSError:  # the thread ended meanwhile
+            continue
+    return max(0, running - max(own, 1))
 
 
 @contextmanager
