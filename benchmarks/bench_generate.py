@@ -53,7 +53,7 @@ def main() -> int:
     for n, rounds in rows:
         rate = {k: args.new / rounds.median(k) for k in rounds.times}
         cells = [f"{n} tokens", f"{rate['cell']:.1f}", f"{rate['torch']:.1f}"]
-        cells += [f"{rate['full']:.1f}"] * args.full
+        cells += [f"{rate['full']:.1f}"] if args.full else []
         cells += [f"{1 / rounds.ratio('cell', 'torch'):.2f}"]
         print("| " + " | ".join(cells) + " |")
     print(
