@@ -33,7 +33,8 @@ from typing import Any
 # call and take the cores from torch's threads meanwhile. 0.3 s leaves a margin.
 PAUSE = 0.3
 LOAD_LIMIT = 1.5  # 1-min load average above which a run is not "quiet" (2 cores)
-BACKGROUND_LIMIT = 0.5  # mean runnable tasks of other processes seen during the pauses
+BACKGROUND_LIMIT = 0.2  # mean runnable tasks of other processes seen during the pauses (0.4
+# doubled torch's 6-token time once)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
