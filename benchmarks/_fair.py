@@ -33,8 +33,9 @@ from typing import Any
 # call and take the cores from torch's threads meanwhile. 0.3 s leaves a margin.
 PAUSE = 0.3
 LOAD_LIMIT = 1.5  # 1-min load average above which a run is not "quiet" (2 cores)
-BACKGROUND_LIMIT = 0.2  # mean runnable tasks of other processes seen during the pauses (0.4
-# doubled torch's 6-token time once)
+# Mean runnable tasks of other processes seen during the pauses above which a run is busy: a
+# 6-token run that saw 0.42 had torch (2 threads) at 101 ms instead of 39 ms.
+BACKGROUND_LIMIT = 0.2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
