@@ -139,6 +139,9 @@ def our_rows(wb: Any, recorder: Recorder, ids: list[int]) -> dict[str, float]:
             or (line.group != STEP and line.label in names)
         )
     out["rest"] = out["total"] - sum(out[label] for label, *_ in ROWS)
+    for line in prof.lines:  # each step on its own too, for the detail line
+        if line.group == STEP:
+            out[f"step {line.step} {line.label}"] = line.seconds
     return out
 
 
@@ -210,6 +213,9 @@ def print_tables(
         a, b = med(ours, label), med(theirs, label)
         ratio = f"{a / b:.1f}" if b > 0.05 else "–"
         print(f"| {label} | {expr} | {a:.1f} | {b:.1f} | {a - b:+.1f} | {ratio} |")
+    steps = [k for k in ours[0] if k.startswith("step ")]
+    print(f"\ncellgpt per step at {n} tokens (ms per forward, 12 blocks summed): ", end="")
+    print(", ".join(f"{k.removeprefix('step ')} {med(ours, k):.1f}" for k in steps))
     names = sorted({k for row in ops for k in row}, key=lambda k: -med(ops, k))[:n_ops]
     print(f"\ntorch's busiest aten ops at {n} tokens (self time, ms per forward): ", end="")
     print(", ".join(f"{k.removeprefix('aten::')} {med(ops, k):.1f}" for k in names), flush=True)
