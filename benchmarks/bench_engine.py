@@ -8,6 +8,7 @@ process. Also measures the cost of re-running one cell in the middle of the chai
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
     n = args.cells
+    before = os.getloadavg()
     full = statistics.median(time_full_run(n, args.repeats))
     plain = statistics.median(time_plain_loop(n, args.repeats))
     one = statistics.median(time_one_cell_rerun(n, args.repeats))
@@ -74,6 +76,8 @@ def main() -> None:
     print(
         f"  re-run one mid cell : {one * 1e6:8.2f} us  (= {one / (full / n):.1f} x one cell of a full run)"
     )
+    after = os.getloadavg()
+    print(f"load average before {before[0]:.2f}, after {after[0]:.2f} (1 min)")
 
 
 if __name__ == "__main__":

@@ -1,36 +1,43 @@
-"""Forward pass at GPT-2 small shapes: the cell graph (workbooks/gpt2.py, prompt ids → logits
-of the last position) against the plain numpy reference forward (cellgpt/gpt2/reference.py) and
-PyTorch's GPT2LMHeadModel, timed in turns in one process (so machine load hits all three
-alike); medians, ratios, and the cell graph's peak RSS at each length (own subprocess).
+"""Forward pass at GPT-2 small shapes, prompt ids → the last position's logits: the cell graph
+(workbooks/gpt2.py, the `logits` cell) against PyTorch doing the same work, timed with the
+shared fair protocol (_fair.py: one process, interleaved rounds in alternating order, an idle
+pause before each side, the median of per-round ratios, the load reported).
 
-    python benchmarks/bench_forward.py [--tokens 6,64,256,1024] [--repeats 7] [--threads 2]
+    python benchmarks/bench_forward.py [--tokens 6,64,256,1024] [--repeats 7] [--strict] [--busy]
 
-PyTorch runs with `--threads` threads and computes logits for every position (HF's default);
-the `torch·last` column is the same model asked for the last position only (logits_to_keep=1),
-which is what the cell `logits` needs. Random weights (built once, see _gpt2_small.py).
+Sides:
+- cell:   cellgpt, `wb.pin("prompt_ids", ids); wb.run("logits")` (the weights are loaded once);
+- torch:  HF GPT2LMHeadModel, SDPA attention, torch.inference_mode(), 2 threads,
+          logits_to_keep=1, use_cache=False: the same work as the `logits` cell (headline);
+- torch1: the same with torch.set_num_threads(1) (restored afterwards);
+- numpy:  the plain numpy reference (cellgpt/gpt2/reference.py; it computes the logits of
+          every position, so it does more work than the others).
+Peak RSS (VmHWM) of one forward, for cellgpt and for torch, each in a fresh subprocess.
+Random weights (built once, see _gpt2_small.py): they run at the speed of real ones.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from cellgpt.engine import Workbook
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _fair
 from _gpt2_small import DEFAULT_DIR, ensure_model, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKBOOK = ROOT / "workbooks" / "gpt2.py"
+VOCAB = 50257
+MAX_DIFF = 1e-3  # |cell − torch| bound on the logits; float32 sums in another order
 
 
-def open_workbook(csv_dir: Path) -> Workbook:
+def open_workbook(csv_dir: Path) -> Any:
     import cellgpt
 
     wb = cellgpt.open(WORKBOOK, model=str(csv_dir), prompt="x")
@@ -38,100 +45,174 @@ def open_workbook(csv_dir: Path) -> Workbook:
     return wb
 
 
-def cell_forward(wb: Workbook, ids: list[int]) -> np.ndarray:
+def cell_forward(wb: Any, ids: list[int]) -> np.ndarray:
     wb.pin("prompt_ids", ids)  # everything from token_ids on goes stale
-    return wb.run("logits")
+    return np.asarray(wb.run("logits"))
 
 
-def rss_child(csv_dir: Path, n: int) -> None:
-    """Run in a subprocess: peak RSS of a cell-graph forward at n tokens (no torch loaded)."""
-    wb = open_workbook(csv_dir)
-    before = peak_rss_mb()
-    cell_forward(wb, [int(i) for i in np.random.default_rng(n).integers(0, 50257, n)])
+def load_torch(hf_dir: Path, threads: int) -> Any:
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    torch.set_num_threads(threads)
+    return GPT2LMHeadModel.from_pretrained(hf_dir, attn_implementation="sdpa").eval()
+
+
+def torch_forward(model: Any, ids: list[int]) -> np.ndarray:
+    """The last position's logits, nothing more: no cache, no other rows, no autograd."""
+    import torch
+
+    with torch.inference_mode():
+        out = model(torch.tensor([ids]), logits_to_keep=1, use_cache=False)
+    return out.logits[0, -1].numpy()
+
+
+def prompt_ids(n: int, round_: int = 0) -> list[int]:
+    return [int(i) for i in np.random.default_rng((n, round_)).integers(0, VOCAB, n)]
+
+
+def rss_child(side: str, hf_dir: Path, csv_dir: Path, n: int, threads: int) -> None:
+    """In a fresh subprocess: 'loaded peak' RSS in MiB, after loading and after one forward."""
+    if side == "cell":  # torch is never imported here
+        wb = open_workbook(csv_dir)
+        before = peak_rss_mb()
+        cell_forward(wb, prompt_ids(n))
+    else:
+        model = load_torch(hf_dir, threads)
+        before = peak_rss_mb()
+        torch_forward(model, prompt_ids(n))
     print(f"{before:.0f} {peak_rss_mb():.0f}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def peak_rss(side: str, args: argparse.Namespace, n: int) -> tuple[int, int]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--dir", str(args.dir), "--threads", str(args.threads),
+         "--rss-child", str(n), "--rss-side", side],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return int(out[-2]), int(out[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", default="6,64,256,1024")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7, help="kept rounds per length")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (headline side)")
+    parser.add_argument("--no-numpy", action="store_true", help="skip the numpy reference")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS subprocesses")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="model scratch folder")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--rss-side", choices=["cell", "torch"], help=argparse.SUPPRESS)
+    _fair.add_arguments(parser)
     args = parser.parse_args()
     hf_dir, csv_dir = ensure_model(args.dir)
     if args.rss_child:
-        rss_child(csv_dir, args.rss_child)
-        return
+        rss_child(args.rss_side, hf_dir, csv_dir, args.rss_child, args.threads)
+        return 0
+    with _fair.busy_loop(args.busy):
+        machine = _fair.Machine(busy=args.busy)
+        rows = measure(args, hf_dir, csv_dir, machine)
+        status = machine.report(args.strict)
+    print_table(rows, args)
+    return status
 
+
+def measure(
+    args: argparse.Namespace, hf_dir: Path, csv_dir: Path, machine: _fair.Machine
+) -> list[dict[str, Any]]:
     import torch
-    from transformers import GPT2LMHeadModel
 
     from cellgpt.engine.parallel import WORKERS
     from cellgpt.gpt2.reference import reference_forward
     from cellgpt.weights.params import load_params
 
-    torch.set_num_threads(args.threads)
-    model = GPT2LMHeadModel.from_pretrained(hf_dir, attn_implementation="sdpa").eval()
+    model = load_torch(hf_dir, args.threads)
     params = load_params(csv_dir)
     wb = open_workbook(csv_dir)
     lengths = [int(t) for t in args.tokens.split(",")]
     print(
-        f"GPT-2 small shapes, random weights; torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads, {model.config._attn_implementation} attention), "
-        f"numpy {np.__version__}, cellgpt workers {WORKERS}; median of {args.repeats}"
+        f"GPT-2 small shapes, random weights; torch {torch.__version__} (SDPA, inference_mode, "
+        f"logits_to_keep=1, use_cache=False), numpy {np.__version__}, cellgpt workers "
+        f"{WORKERS}; {args.repeats} rounds + 1 warm-up, pause {args.pause} s; load average now "
+        f"{_fair.fmt_load(machine.before)}",
+        flush=True,
     )
 
-    def run_torch(ids: list[int], keep: int = 0) -> np.ndarray:
-        with torch.no_grad():
-            out = model(torch.tensor([ids]), logits_to_keep=keep)
-        return out.logits[0, -1].numpy()
+    def threads(n: int) -> Callable[[], None]:
+        return lambda: torch.set_num_threads(n)
 
     rows = []
     for n in lengths:
-        rng = np.random.default_rng(n)
-        times: dict[str, list[float]] = {"cell": [], "numpy": [], "torch": [], "torch1": []}
-        worst = 0.0
-        for r in range(args.repeats + 1):  # the first round warms caches and is dropped
-            ids = [int(i) for i in rng.integers(0, 50257, n)]
-            runs = {
-                "cell": lambda ids=ids: cell_forward(wb, ids),
-                "numpy": lambda ids=ids: reference_forward(params, ids)[-1],
-                "torch": lambda ids=ids: run_torch(ids),
-                "torch1": lambda ids=ids: run_torch(ids, keep=1),
+        worst = [0.0]
+
+        def make_round(r: int, n: int = n) -> dict[str, _fair.Side]:
+            ids = prompt_ids(n, r)
+            sides = {
+                "cell": _fair.Side(lambda: cell_forward(wb, ids)),
+                "torch": _fair.Side(lambda: torch_forward(model, ids), threads(args.threads)),
+                "torch1": _fair.Side(lambda: torch_forward(model, ids), threads(1)),
             }
-            got = {}
-            for key, fn in runs.items():
-                start = time.perf_counter()
-                got[key] = fn()
-                if r:
-                    times[key].append(time.perf_counter() - start)
-            worst = max(worst, float(np.max(np.abs(got["cell"] - got["torch"]))))
-        med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-        rss = subprocess.run(
-            [sys.executable, __file__, "--dir", str(args.dir), "--rss-child", str(n)],
-            capture_output=True, text=True, check=True,
-        ).stdout.split()  # fmt: skip
-        rows.append((n, med, worst, rss))
+            if not args.no_numpy:
+                sides["numpy"] = _fair.Side(lambda: reference_forward(params, ids)[-1])
+            return sides
+
+        def check(out: dict[str, Any], worst: list[float] = worst) -> None:
+            diffs = [float(np.max(np.abs(out["cell"] - out[k]))) for k in out if k != "cell"]
+            worst[0] = max(worst[0], *diffs)
+
+        rounds = _fair.run_rounds(make_round, args.repeats, machine, pause=args.pause, check=check)
+        torch.set_num_threads(args.threads)
+        row: dict[str, Any] = {"n": n, "diff": worst[0], "rounds": rounds}
+        if not args.no_rss:
+            row["rss_cell"] = peak_rss("cell", args, n)
+            row["rss_torch"] = peak_rss("torch", args, n)
+        rows.append(row)
+        med = {k: rounds.median(k) * 1e3 for k in ("cell", "torch", "torch1", "numpy")
+               if k in rounds.times}  # fmt: skip
         print(
-            f"  {n:5d} tokens: cell {med['cell']:7.0f} ms  numpy {med['numpy']:7.0f} ms  "
-            f"torch {med['torch']:7.0f} ms  torch·last {med['torch1']:7.0f} ms  "
-            f"cell/torch {med['cell'] / med['torch']:.2f}  max|Δ| {worst:.1e}  "
-            f"peak RSS {rss[1]} MiB",
+            f"  {n:5d} tokens: "
+            + "  ".join(f"{k} {v:7.1f} ms" for k, v in med.items())
+            + f"  cell/torch {rounds.ratio('cell', 'torch'):.2f}  max|Δ| {worst[0]:.1e}"
+            + (
+                f"  peak RSS (loaded→peak) cell {row['rss_cell'][0]}→{row['rss_cell'][1]} MiB, "
+                f"torch {row['rss_torch'][0]}→{row['rss_torch'][1]} MiB"
+                if "rss_cell" in row
+                else ""
+            ),
             flush=True,
         )
+        if worst[0] > MAX_DIFF:
+            raise SystemExit(f"logits differ from torch's by {worst[0]:.1e} at {n} tokens")
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    numpy = not args.no_numpy
+    rss = not args.no_rss
+    head = ["tokens", "cellgpt ms", f"torch {args.threads}T ms", "torch 1T ms"]
+    head += ["numpy ref ms"] * numpy
+    head += [f"cellgpt / torch {args.threads}T", "cellgpt / torch 1T"]
+    head += ["cellgpt / numpy"] * numpy + ["max abs Δ"]
+    head += ["peak RSS cellgpt MiB", "peak RSS torch MiB"] * rss
     print()
-    print("| tokens | cellgpt ms | numpy ms | torch ms | torch·last ms | cellgpt/torch | "
-          "cellgpt/torch·last | cellgpt/numpy | peak RSS (cellgpt, MiB) |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n, med, _, rss in rows:
-        print(
-            f"| {n} | {med['cell']:.0f} | {med['numpy']:.0f} | {med['torch']:.0f} | "
-            f"{med['torch1']:.0f} | {med['cell'] / med['torch']:.2f} | "
-            f"{med['cell'] / med['torch1']:.2f} | {med['cell'] / med['numpy']:.2f} | "
-            f"{rss[1]} |"
-        )
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---:|" * len(head))
+    for row in rows:
+        r: _fair.Rounds = row["rounds"]
+        cells = [str(row["n"])] + [f"{r.median(k) * 1e3:.0f}" for k in ("cell", "torch", "torch1")]
+        cells += [f"{r.median('numpy') * 1e3:.0f}"] if numpy else []
+        cells += [f"{r.ratio('cell', 'torch'):.2f}", f"{r.ratio('cell', 'torch1'):.2f}"]
+        cells += [f"{r.ratio('cell', 'numpy'):.2f}"] if numpy else []
+        cells += [f"{row['diff']:.0e}"]
+        cells += [str(row["rss_cell"][1]), str(row["rss_torch"][1])] if rss else []
+        print("| " + " | ".join(cells) + " |")
+    print(
+        "\nratios: median over rounds of (cellgpt time / other time in the same round); "
+        "above 1 = cellgpt slower"
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -16,6 +17,7 @@ from cellgpt.cli import UserError
 from cellgpt.cli.common import get_cell as _get
 from cellgpt.cli.common import model_args, open_workbook
 from cellgpt.cli.output import check_target, files_read, write_atomic
+from cellgpt.cli.profile import Profile, Recorder, add, profile
 from cellgpt.engine.tables import table_fits
 from cellgpt.engine.value_limits import ValueTooLarge, check_shown, preview
 from cellgpt.gpt2 import cells
@@ -35,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the run, print each step's time (summed over the blocks) and the other "
+        "cells' (the prompt's pass; with --generate also the generated tokens' passes)",
+    )
     run.set_defaults(func=cmd_run)
 
     cell = subparsers.add_parser("cell", help="print the value of any cell")
@@ -67,12 +75,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         cells.TOP_P: args.top_p,
         cells.SEED: args.seed,
     }
-    wb = open_workbook(args, **inputs)
+    start = time.perf_counter()  # opening computes the model cells (the blocks' count)
+    wb = open_workbook(args, **inputs)  # fresh: every cell the run needs is computed
     tokens, ids, top = _get(wb, cells.TOKENS), _get(wb, cells.TOKEN_IDS), _get(wb, cells.TOP_K)
+    profiles: list[Profile] = []
+    recorder = Recorder(wb) if args.profile else None
+    if recorder is not None:
+        what = f"the prompt's pass ({len(ids)} tokens)"
+        wall = time.perf_counter() - start
+        profiles.append(profile(wb, recorder.take(), wall=wall, what=what))
     generated: list[int] = []
+    per_token: dict[str, float] = {}  # cell → seconds summed over the generated tokens' passes
     if args.generate > 0:
+        start = time.perf_counter()
         try:
-            generated = generate(wb, args.generate, greedy=args.temperature == 0)
+            generated = generate(
+                wb,
+                args.generate,
+                greedy=args.temperature == 0,
+                on_token=None if recorder is None else lambda _: add(per_token, recorder.take()),
+            )
         except Exception as exc:
             from cellgpt.engine import CellError
 
@@ -86,6 +108,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"the model reads at most {n_ctx} tokens (n_ctx)",
             file=sys.stderr,
         )
+    if recorder is not None and generated:
+        # The first token was chosen from the prompt's pass; each later one took a pass.
+        what = f"generating {len(generated)} tokens ({len(generated) - 1} row-append passes)"
+        wall = time.perf_counter() - start
+        profiles.append(profile(wb, per_token, wall=wall, what=what))
     tokenizer = _get(wb, cells.TOKENIZER)
     text = tokenizer.decode(generated) if generated else ""
     model = str(WorkbookCells(wb).value(cells.MODEL) or "")
@@ -98,6 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "generated_ids": generated,
             "generated_text": text,
         }
+        if args.profile:
+            out["profile"] = [p.to_json() for p in profiles]
         print(json.dumps(out, ensure_ascii=False))
         return 0
     # First: the bundled model reads text with its own small vocabulary, not GPT-2's.
@@ -110,6 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  {t!r:<{width}}  id {i:>6}  p {p:7.2%}  logit {lg:8.3f}  {bar}")
     if generated:
         print(f"\ngenerated ({len(generated)} tokens):\n{args.prompt}{text}")
+    for p in profiles:
+        print("\n" + p.text())
     return 0
 
 
