@@ -52,3 +52,16 @@ def causal(a: object, fill: float) -> Causal | None:
     found = entry[1]
     same = found.fill == fill or (np.isnan(found.fill) and np.isnan(fill))
     return found if same else None
+
+
+# Causal kernels work through the query rows in blocks: block r0..r1 needs the keys up to
+# its last row only (the rest is the fill).
+ROW_BLOCK = 128
+
+
+def blocks(rows: int, offset: int) -> list[tuple[int, int, int]]:
+    """(r0, r1, keys) for each block of query rows: keys = how many columns it needs."""
+    return [
+        (r0, min(rows, r0 + ROW_BLOCK), offset + min(rows, r0 + ROW_BLOCK))
+        for r0 in range(0, rows, ROW_BLOCK)
+    ]

@@ -81,7 +81,7 @@ def _matmul_causal(a: np.ndarray, b: np.ndarray, offset: int) -> np.ndarray:
     values): each block of query rows multiplies only the keys it can see."""
     batch, rows, inner = a.shape
     out = np.empty((batch, rows, b.shape[2]), dtype=a.dtype)
-    blocks = _causal_blocks(rows, offset)
+    blocks = causal.blocks(rows, offset)
 
     def per_batch(start: int, stop: int) -> None:
         for r0, r1, seen in blocks:
@@ -114,19 +114,6 @@ def _rows_view(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a
 
 
-# Causal kernels work through the query rows in blocks: block r0..r1 needs the keys up to
-# r1 only (the rest is the fill).
-CAUSAL_ROW_BLOCK = 128
-
-
-def _causal_blocks(rows: int, offset: int) -> list[tuple[int, int, int]]:
-    """(r0, r1, keys) for each block of query rows: keys = how many columns it needs."""
-    return [
-        (r0, min(rows, r0 + CAUSAL_ROW_BLOCK), offset + min(rows, r0 + CAUSAL_ROW_BLOCK))
-        for r0 in range(0, rows, CAUSAL_ROW_BLOCK)
-    ]
-
-
 def softmax_last(a: np.ndarray) -> np.ndarray:
     """exp(a - max) / sum(exp(a - max)) over the last axis, in one output buffer."""
     mark = causal.causal(a, -np.inf)
@@ -151,7 +138,7 @@ def _softmax_causal(a: np.ndarray, offset: int) -> np.ndarray:
     result is marked causal (fill 0) for the product with the values."""
     heads, rows = a.shape[0], a.shape[1]
     out = np.empty_like(a)
-    blocks = _causal_blocks(rows, offset)
+    blocks = causal.blocks(rows, offset)
 
     def per_heads(start: int, stop: int) -> None:
         for h in range(start, stop):  # one head's block of rows stays in cache (see above)
@@ -166,6 +153,13 @@ def _softmax_causal(a: np.ndarray, offset: int) -> np.ndarray:
     return causal.mark(out, offset, 0.0)
 
 
+def _normalize_rows(r: np.ndarray, o: np.ndarray, eps32: np.generic) -> None:
+    """o = (r - mean) / sqrt(var + eps) per row: the part layer_norm and normalize share."""
+    np.subtract(r, r.mean(axis=-1, keepdims=True), out=o)
+    var = np.mean(o * o, axis=-1, keepdims=True)
+    o /= np.sqrt(var + eps32)
+
+
 def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
     """(x - mean) / sqrt(var + eps) * gain + bias per row (population variance)."""
     src = _rows_view(np.ascontiguousarray(x))
@@ -173,10 +167,8 @@ def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float) ->
     eps32 = src.dtype.type(np.float32(eps))  # as the plain formula: eps rounded to float32
 
     def rows(start: int, stop: int) -> None:
-        r, o = src[start:stop], out[start:stop]
-        np.subtract(r, r.mean(axis=-1, keepdims=True), out=o)
-        var = np.mean(o * o, axis=-1, keepdims=True)
-        o /= np.sqrt(var + eps32)
+        o = out[start:stop]
+        _normalize_rows(src[start:stop], o, eps32)
         o *= gain
         o += bias
 
@@ -191,10 +183,7 @@ def normalize(x: np.ndarray, eps: float) -> np.ndarray:
     eps32 = src.dtype.type(np.float32(eps))
 
     def rows(start: int, stop: int) -> None:
-        r, o = src[start:stop], out[start:stop]
-        np.subtract(r, r.mean(axis=-1, keepdims=True), out=o)
-        var = np.mean(o * o, axis=-1, keepdims=True)
-        o /= np.sqrt(var + eps32)
+        _normalize_rows(src[start:stop], out[start:stop], eps32)
 
     for_chunks(src.shape[0], _in_cache(rows, src[0].nbytes), work=src.size * NORMALIZE_WORK)
     return out.reshape(x.shape)

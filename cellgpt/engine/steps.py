@@ -55,19 +55,20 @@ def number_steps(cells: Sequence[_Spec], pattern: str, first: int = 0) -> None:
             if step:
                 raise ValueError(f"step= takes True or a suffix such as 'q', not {step!r}")
             continue
-        spec.hints["alias"] = (*names, *_aliases(spec.hints.get("alias")))
+        spec.hints["alias"] = (*names, *alias_tuple(spec.hints.get("alias")))
 
 
-def _aliases(value: str | Sequence[str] | None) -> tuple[str, ...]:
+def alias_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A cell's `alias` hint (one name, several, or none) as a tuple."""
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
 
 
-def step_number(aliases: Sequence[str]) -> int | None:
-    """The step number a cell answers to (`h3.step5.q` → 5), from its aliases; None if it is
-    not a step. For display: a block's steps pattern ends in "step" by convention."""
-    for alias in aliases:
+def step_number(aliases: str | Sequence[str] | None) -> int | None:
+    """The step number a cell answers to (`h3.step5.q` → 5), from its `alias` hint; None if
+    it is not a step. For display: a block's steps pattern ends in "step" by convention."""
+    for alias in alias_tuple(aliases):
         m = _STEP_ALIAS.search(alias)
         if m is not None and m.end() == len(alias):
             return int(m.group(1))

@@ -28,7 +28,7 @@ from openpyxl.styles import Font
 from openpyxl.writer.excel import ExcelWriter
 
 from cellgpt.engine import CellError, Workbook
-from cellgpt.engine.steps import step_number
+from cellgpt.engine.steps import alias_tuple, step_number
 from cellgpt.export.layout import DATA_COL0, DATA_ROW0, Placement, logical_view, quote_sheet
 from cellgpt.export.plan import Entry, Plan, build_plan
 from cellgpt.export.sheetio import (
@@ -153,8 +153,7 @@ class _Writer:
             info = self.wb.info(entry.name)
             link = _link(ws, entry.sheets[0]) if entry.sheets else None
             how = entry.how + (f" ({entry.note})" if entry.note else "")
-            aliases = info.hints.get("alias") or ()
-            aliases = (aliases,) if isinstance(aliases, str) else tuple(aliases)
+            aliases = alias_tuple(info.hints.get("alias"))
             title = info.hints.get("title")
             ws.append(
                 [

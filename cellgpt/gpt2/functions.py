@@ -181,22 +181,18 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     def per_heads(start: int, stop: int) -> None:
         # Causal: a block of query rows needs keys only up to its last row, so the products
         # above the diagonal (almost half of them at 1024 tokens) are never computed.
-        for r0 in range(0, t, _ROW_BLOCK):
-            r1 = min(t, r0 + _ROW_BLOCK)
-            block = out[start:stop, r0:r1, : offset + r1]
-            np.matmul(q[start:stop, r0:r1], k_t[start:stop, :, : offset + r1], out=block)
+        for r0, r1, seen in causal.blocks(t, offset):
+            block = out[start:stop, r0:r1, :seen]
+            np.matmul(q[start:stop, r0:r1], k_t[start:stop, :, :seen], out=block)
             block *= scale
             # The future: whole columns after the block's last key are a plain fill; only
             # the block's own diagonal square needs the mask (not a pass over [H, T, T]).
-            out[start:stop, r0:r1, offset + r1 :] = -np.inf
+            out[start:stop, r0:r1, seen:] = -np.inf
             diagonal = slice(offset + r0, offset + r1)
             np.copyto(out[start:stop, r0:r1, diagonal], -np.inf, where=future[r0:r1, diagonal])
 
     for_chunks(heads, per_heads, work=float(heads) * t * n_keys * d_head)
     return causal.mark(out, offset, -np.inf)  # softmax and pattern x values skip the future
-
-
-_ROW_BLOCK = 128
 
 
 def _attention_scores_rows(args: Sequence[Arg]) -> Out | None:

@@ -94,8 +94,7 @@ class CellTree(Tree[str]):
         label = Text.assemble(mark(status), " ")
         info = wb.cell(name)
         if info.hints.get("block"):  # the course's step number, aligned: " 2 ln_1.normalized"
-            aliases = info.hints.get("alias") or ()
-            step = step_number((aliases,) if isinstance(aliases, str) else aliases)
+            step = step_number(info.hints.get("alias"))
             label.append(f"{step:>2} " if step is not None else "   ", style="dim")
         label.append(short)
         title = info.hints.get("title")
