@@ -32,6 +32,7 @@ class Line:
     seconds: float = 0.0
     cells: int = 0
     step: int | None = None
+    fused_into: str | None = None  # skipped: computed inside this cell's fused kernel
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Profile:
                     "cells": line.cells,
                     "ms": line.seconds * 1e3,
                     "percent": self.percent(line),
+                    "fused_into": line.fused_into,
                 }
                 for line in self.lines
             ],
@@ -77,14 +79,23 @@ class Profile:
             f"profile of {self.what}: {self.cells} cells ran, "
             f"{self.total * 1e3:.1f} ms in cells{wall}"
         ]
+        fused: dict[str, list[str]] = {}
         for line in self.lines:
             head = f"step {line.step:2d}" if line.step is not None else line.group
             many = f"{line.cells} cell" + ("s" if line.cells != 1 else "")
+            mark = " *" if line.fused_into else ""
             out.append(
                 f"  {head:<9} {line.label:<26} {many:>10} {line.seconds * 1e3:9.2f} ms "
-                f"{self.percent(line):6.1f}%"
+                f"{self.percent(line):6.1f}%{mark}"
             )
+            if line.fused_into:
+                fused.setdefault(line.fused_into, []).append(line.label)
         out.append(f"  {'total':<9} {'':<26} {self.cells:>4} cells {self.total * 1e3:9.2f} ms")
+        for reader, labels in fused.items():
+            out.append(
+                f"  * {' and '.join(labels)}: computed inside {reader}'s fused kernel (time "
+                f"counted there); reading a skipped cell computes it"
+            )
         return "\n".join(out)
 
 
@@ -123,6 +134,10 @@ def profile(
             line.label = f"{line.label} {label}"
         line.seconds += seconds[name]
         line.cells += 1
+        reader = getattr(wb.state(name), "fused_into", None)
+        if reader:
+            block = wb.cell(reader).hints.get("block")
+            line.fused_into = reader[len(block) + 1 :] if block else reader
     rank = {group: i for i, group in enumerate(_ORDER)}
     ordered = sorted(
         lines.values(),

@@ -10,6 +10,7 @@ by the user are never marked, so they always take the general path.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from dataclasses import dataclass
@@ -65,3 +66,12 @@ def blocks(rows: int, offset: int) -> list[tuple[int, int, int]]:
         (r0, min(rows, r0 + ROW_BLOCK), offset + min(rows, r0 + ROW_BLOCK))
         for r0 in range(0, rows, ROW_BLOCK)
     ]
+
+
+@functools.lru_cache(maxsize=8)
+def future_mask(rows: int, cols: int) -> np.ndarray:
+    """True where key position > query position (queries are the last `rows` positions)."""
+    q_pos = np.arange(cols - rows, cols)[:, None]
+    mask = np.arange(cols)[None, :] > q_pos
+    mask.flags.writeable = False
+    return mask

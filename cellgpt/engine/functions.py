@@ -49,6 +49,8 @@ from cellgpt.engine.formula import (
     check_matmul_shapes,
     count_items,
 )
+from cellgpt.engine.fused_norm import LAYER_NORM
+from cellgpt.engine.fusion import Fusion
 from cellgpt.engine.limits import MAX_TEXT_BYTES, charge, seq_bytes
 from cellgpt.engine.row_rules import (
     RowRule,
@@ -84,6 +86,8 @@ class LibraryFunction:
 class FunctionLibrary:
     functions: dict[str, LibraryFunction] = field(default_factory=dict)
     constants: dict[str, Any] = field(default_factory=dict)
+    # cell chains the runner may compute in one kernel (see fusion.py)
+    fusions: list[Fusion] = field(default_factory=list)
 
     def register(
         self,
@@ -111,7 +115,7 @@ class FunctionLibrary:
         self.constants[name] = value
 
     def copy(self) -> FunctionLibrary:
-        return FunctionLibrary(dict(self.functions), dict(self.constants))
+        return FunctionLibrary(dict(self.functions), dict(self.constants), list(self.fusions))
 
     def impls(self) -> dict[str, Callable[..., Any]]:
         return {name: f.guarded() for name, f in self.functions.items()}
@@ -383,6 +387,11 @@ def normalize(x: Any, eps: float = 1e-5) -> np.ndarray:
     centred = x - x.mean(axis=-1, keepdims=True)
     var = np.mean(centred * centred, axis=-1, keepdims=True)
     return centred / np.sqrt(var + np.float32(eps))
+
+
+# A layer norm shown as two cells (normalized, then the affine): one kernel when the
+# normalized cell is evictable and nothing else reads it (fused_norm.py).
+core.fusions.append(LAYER_NORM)
 
 
 @core.register("norm_scale", rows=along_last_axis, cost=scaled(2, 5))

@@ -27,6 +27,7 @@ import numpy as np
 from cellgpt.engine.append import RowTail, keep_for_compare, prefix_rows
 from cellgpt.engine.cells import Cell
 from cellgpt.engine.errors import CellError, CellEvalError, ErrorInfo, RunCancelled
+from cellgpt.engine.fusion import Chain, ChainFinder
 from cellgpt.engine.limits import SCALARS, budget, value_bytes
 from cellgpt.engine.sheet import Sheet
 from cellgpt.engine.store import MISSING, CellState, Status
@@ -52,6 +53,15 @@ class Runner:
         self._pending_bytes = 0  # bytes of the value about to be stored (already checked)
         self._store_limit = sheet.limits.store_bytes
         self.evaluations = 0  # total cell evaluations, for tests and benchmarks
+        self._chains = ChainFinder(sheet.library.fusions, self._cell_named)
+
+    def _cell_named(self, name: str) -> str | None:
+        target = self._sheet.aliases.get(name, name)
+        return target if target in self._cells else None
+
+    def _source(self, name: str) -> str | None:
+        cell = self._cells.get(name)
+        return cell.source if cell is not None else None
 
     # ------------------------------------------------------------------ running
     def run(
@@ -144,6 +154,8 @@ class Runner:
         shape mid-way (the caller must plan again). Evictable inputs are dropped as soon as
         their readers are done (so at most a few are held at once), except `keep`."""
         counts = watch or {}
+        chains = self._fusable_chains(plan, keep) if self._chains else {}
+        deferred = {link for chain in chains.values() for link in chain.links}
         self._begin()
         try:
             for done, name in enumerate(plan):
@@ -151,7 +163,16 @@ class Runner:
                     raise RunCancelled(f"run cancelled before {name!r}")
                 if progress is not None:
                     progress(done, len(plan), name)
-                self._evaluate(name)
+                if name in deferred:  # computed with its chain's reader (or just before it)
+                    continue
+                chain = chains.get(name)
+                if chain is not None and not self._evaluate_chain(chain):
+                    for link in chain.links:  # the plain way, one cell after the other
+                        self._evaluate(link)
+                        if self._evictable:
+                            self._evict_done(self._graph.parents(link), keep=keep)
+                if chain is None or self._store[name].status == Status.STALE:
+                    self._evaluate(name)
                 if self._evictable:
                     self._evict_done(self._graph.parents(name), keep=keep)
                 reshape = counts.get(name)
@@ -162,6 +183,78 @@ class Runner:
         if progress is not None:
             progress(len(plan), len(plan), "")
         return False
+
+    # ------------------------------------------------------------------ fused chains
+    def _fusable_chains(self, plan: list[str], keep: str | None) -> dict[str, Chain]:
+        """{reader: chain} for the chains in `plan` whose links nobody else needs: each is
+        evictable, unpinned, not the cell asked for, stale, and read only by the next cell
+        of its chain. Links wait for their reader's turn, when the inputs are all fresh."""
+        in_plan = set(plan)
+        chains: dict[str, Chain] = {}
+        for name in plan:
+            chain = self._chains.chain(name, self._source)
+            if chain is None or self._cells[name].pinned:
+                continue
+            after = (*chain.links[1:], name)
+            if all(
+                link in in_plan
+                and link != keep
+                and link in self._evictable
+                and not self._cells[link].pinned
+                and self._graph.children(link) == {reader}
+                for link, reader in zip(chain.links, after, strict=True)
+            ):
+                chains[name] = chain
+        return chains
+
+    def _evaluate_chain(self, chain: Chain) -> bool:
+        """Compute the chain's reader with its fused kernel; its links become FRESH and
+        evicted. False (nothing changed) when the plain way must run instead: a row-append
+        step, a failed input, or any problem in the fused kernel (the plain way then gives
+        the right cell its error)."""
+        first = chain.links[0]
+        if self._grown_inputs(self._cells[first], self._store[first]) is not None:
+            return False  # extending the links' rows is cheaper than recomputing them
+        members = (*chain.links, chain.reader)
+        for member in members:
+            blocker = self._blocker(self._cells[member])
+            if blocker is not None and blocker not in members:
+                return False
+        state = self._store[chain.reader]
+        prev = state.value if keep_for_compare(state.value) else MISSING
+        start = time.perf_counter()
+        self._deadline.at = start + self._seconds
+        try:
+            args = [
+                self._input(n) if n in self._cells else self._sheet.library.constants[n]
+                for n in chain.inputs
+            ]
+            value = chain.fusion.fused(*args)
+            nbytes = value_bytes(value, args)
+        except Exception:  # any failure: the plain way gives the right cell its error
+            return False
+        if self._store.total_bytes + nbytes > self._store_limit:
+            return False
+        for link in chain.links:
+            link_state = self._store[link]
+            link_state.runs += 1
+            self._store_value(link_state, MISSING, 0.0, Status.FRESH)
+            link_state.evicted, link_state.fused_into = True, chain.reader
+            link_state.appended_from = None
+            link_state.input_versions = {
+                ref: self._store[ref].version for ref in self._cells[link].refs
+            }
+            self._notify(link)
+        state.runs += 1
+        self.evaluations += 1
+        self._pending_bytes = nbytes
+        self._store_value(state, value, time.perf_counter() - start, Status.FRESH)
+        state.appended_from = None if prev is MISSING else prefix_rows(prev, value)
+        state.input_versions = {
+            ref: self._store[ref].version for ref in self._cells[chain.reader].refs
+        }
+        self._notify(chain.reader)
+        return True
 
     def _begin(self) -> None:
         """Make the workbook's limits the ones this thread's cells run under."""
@@ -261,7 +354,7 @@ class Runner:
             self._store.account(state, nbytes)
         self._pending_bytes = 0
         state.value, state.status, state.error = value, status, None
-        state.evicted, state.tail = False, None
+        state.evicted, state.tail, state.fused_into = False, None, None
         state.duration = duration
         state.version += 1
 
@@ -387,6 +480,7 @@ class Runner:
         if isinstance(value, np.ndarray) and value.flags.writeable:
             value.flags.writeable = False
         state.value, state.tail, state.evicted = value, None, False
+        state.fused_into = None
         self._store.account(state, value_bytes(value, env.values()))
         self._notify(name)
 

@@ -43,6 +43,9 @@ class CellState:
     # the rows its last row-append step added (an append.RowTail), for the cells after it.
     evicted: bool = False
     tail: Any = None
+    # A cell the runner skipped because a fused kernel computed its reader (fusion.py): that
+    # reader's name. The cell is FRESH and evicted; reading it computes it.
+    fused_into: str | None = None
     nbytes: int = 0  # bytes the value counts against the workbook's budget (limits.py)
 
     @property

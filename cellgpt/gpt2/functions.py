@@ -3,7 +3,6 @@ and sampling. `register(library)` adds them to a copy of the engine's core libra
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +14,7 @@ from cellgpt.engine.costs import PY_OP, by_size, fixed, python_loop, scaled, siz
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.parallel import for_chunks
 from cellgpt.engine.row_rules import Arg, Fixed, Out, Rows, moves_rows
+from cellgpt.gpt2.fused_attention import ATTENTION
 from cellgpt.tokenizer.named import load_model_tokenizer
 from cellgpt.weights.models import load_model_params
 
@@ -175,7 +175,7 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     offset = n_keys - t  # queries are the last t positions (t < n_keys when extending)
     scale = q.dtype.type(np.float32(1.0 / math.sqrt(d_head)))  # as the plain formula
     out = np.empty((heads, t, n_keys), dtype=q.dtype)
-    future = _future_mask(t, n_keys)
+    future = causal.future_mask(t, n_keys)
     k_t = k.transpose(0, 2, 1)
 
     def per_heads(start: int, stop: int) -> None:
@@ -209,15 +209,6 @@ def _attention_scores_plain(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     t = q.shape[1]
     scores[:, np.triu(np.ones((t, t), dtype=bool), k=1)] = -np.inf
     return scores
-
-
-@functools.lru_cache(maxsize=8)
-def _future_mask(rows: int, cols: int) -> np.ndarray:
-    """True where key position > query position (queries are the last `rows` positions)."""
-    q_pos = np.arange(cols - rows, cols)[:, None]
-    mask = np.arange(cols)[None, :] > q_pos
-    mask.flags.writeable = False
-    return mask
 
 
 def zero_head(x: np.ndarray, head: int) -> np.ndarray:
@@ -366,6 +357,7 @@ def register(library: FunctionLibrary) -> FunctionLibrary:
     library.register(
         "attention_scores", attention_scores, rows=_attention_scores_rows, cost=_attention_cost
     )
+    library.fusions.append(ATTENTION)
     library.constant("BPE_COLUMNS", BPE_COLUMNS)
     library.constant("TOP_K_COLUMNS", TOP_K_COLUMNS)
     return library

@@ -33,7 +33,7 @@ STEP_NAMES = {
     15: "mlp.out",
     16: "resid_post",
 }
-LINE = re.compile(r"^  (\S+(?: +\d+)?) +(.+?) +(\d+) cells? +([\d.]+) ms +([\d.]+)%$")
+LINE = re.compile(r"^  (\S+(?: +\d+)?) +(.+?) +(\d+) cells? +([\d.]+) ms +([\d.]+)%(?: \*)?$")
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -62,6 +62,17 @@ def test_text_profile_lists_every_step_and_adds_up(capsys: pytest.CaptureFixture
     assert steps == {
         k: (name, 3 * n_layer if k == 5 else n_layer) for k, name in STEP_NAMES.items()
     }
+    # the cells the fused kernels skipped are marked, with a footnote naming the reader
+    marked = [LINE.match(line) for line in text.splitlines() if line.endswith("% *")]
+    skipped = {m.group(2) for m in marked if m}
+    assert skipped == {
+        "ln_1.normalized",
+        "attn.scores",
+        "attn.pattern",
+        "ln_2.normalized",
+        "ln_f.normalized",
+    }
+    assert "* attn.scores and attn.pattern: computed inside attn.z's fused kernel" in text
     labels = [label for _, label, _, _, _ in rows]
     assert {"words", "wte_rows", "embed", "logits", "top_k"} <= set(labels)
     assert sum(float(pct) for *_, pct in rows) == pytest.approx(100, abs=0.1 * len(rows))

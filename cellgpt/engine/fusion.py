@@ -1,0 +1,171 @@
+"""Fused chains: a reader cell computed together with the evictable cells it reads through.
+
+GPT-2's attention is three cells, `attn.scores` → `attn.pattern` → `attn.z`; the first two
+are [heads, tokens, tokens] matrices (48 MiB each at 1024 tokens) that a forward pass only
+needs on the way to `attn.z`. When both are evictable (dropped right after use anyway),
+nobody else reads them and the run does not ask for them, the runner computes `attn.z` in
+one kernel that never builds them, and leaves them FRESH and evicted: reading one later
+recomputes it from its own formula, exactly as after an ordinary eviction.
+
+A `Fusion` names its cells by formula shape: patterns in the formula language whose
+UPPERCASE names are placeholders. It applies only while every cell still has that exact
+formula, so a user's edit (an ablation of the pattern, say) turns it off for that block.
+The fused function must return exactly what the chain would (tests check bit equality).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cellgpt.engine.formula_parse import dotted_name, parse_formula
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """`links`: "NAME = formula" of the skipped cells in evaluation order; `reader`: the
+    reader's formula; `fused(*inputs)` returns the reader's value from the placeholders
+    named in `inputs` (cells or library constants)."""
+
+    name: str
+    links: tuple[str, ...]
+    reader: str
+    inputs: tuple[str, ...]
+    fused: Callable[..., Any]
+
+    def patterns(self) -> tuple[list[tuple[str, ast.AST]], ast.AST]:
+        links = []
+        for text in self.links:
+            placeholder, formula = (part.strip() for part in text.split("=", 1))
+            links.append((placeholder, parse_formula(formula).tree.body))
+        return links, parse_formula(self.reader).tree.body
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One match: the link cells (evaluation order), the reader, the input names in the
+    order `fused` takes them."""
+
+    fusion: Fusion
+    links: tuple[str, ...]
+    reader: str
+    inputs: tuple[str, ...]
+
+
+def _is_placeholder(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name) and node.id.isupper():
+        return node.id
+    return None
+
+
+def match(pattern: ast.AST, node: ast.AST, binds: dict[str, str]) -> bool:
+    """Does `node` have the shape of `pattern`? Placeholders bind to (dotted) names, the
+    same placeholder to the same name."""
+    placeholder = _is_placeholder(pattern)
+    if placeholder is not None:
+        name = dotted_name(node) if isinstance(node, ast.Name | ast.Attribute) else None
+        if name is None:
+            return False
+        return binds.setdefault(placeholder, name) == name
+    if type(pattern) is not type(node):
+        return False
+    for field, expected in ast.iter_fields(pattern):
+        if field == "ctx":
+            continue
+        found = getattr(node, field, None)
+        if isinstance(expected, list):
+            if not isinstance(found, list) or len(found) != len(expected):
+                return False
+            if not all(_match_item(e, f, binds) for e, f in zip(expected, found, strict=True)):
+                return False
+        elif not _match_item(expected, found, binds):
+            return False
+    return True
+
+
+def _match_item(expected: Any, found: Any, binds: dict[str, str]) -> bool:
+    if isinstance(expected, ast.AST):
+        return isinstance(found, ast.AST) and match(expected, found, binds)
+    return bool(expected == found)
+
+
+class ChainFinder:
+    """Finds the fusions' chains among a workbook's cells; remembers each reader's answer
+    for as long as the formulas involved stay the same."""
+
+    def __init__(self, fusions: Iterable[Fusion], resolve: Callable[[str], str | None]) -> None:
+        self._rules = [(f, *f.patterns()) for f in fusions]
+        self._resolve = resolve  # a name in a formula → its cell, or None (a constant)
+        # reader → ((cell, formula) pairs the answer was based on, the chain or None)
+        self._memo: dict[str, tuple[tuple[tuple[str, str | None], ...], Chain | None]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def chain(self, reader: str, source: Callable[[str], str | None]) -> Chain | None:
+        """The chain that ends at `reader`, if its formulas (and its links') match a rule.
+        `source(cell)` is a cell's current formula text (None: no formula)."""
+        memo = self._memo.get(reader)
+        if memo is not None:
+            consulted, found = memo
+            if all(source(name) == text for name, text in consulted):
+                return found
+        consulted: list[tuple[str, str | None]] = []
+
+        def reading(name: str) -> str | None:  # every formula the answer depends on
+            text = source(name)
+            consulted.append((name, text))
+            return text
+
+        found = self._find(reader, reading)
+        self._memo[reader] = (tuple(consulted), found)
+        return found
+
+    def _find(self, reader: str, source: Callable[[str], str | None]) -> Chain | None:
+        text = source(reader)
+        if text is None:
+            return None
+        try:
+            tree = parse_formula(text).tree.body
+        except Exception:  # an unparsable formula simply matches nothing
+            return None
+        for fusion, links, reader_pattern in self._rules:
+            binds: dict[str, str] = {}
+            if not match(reader_pattern, tree, binds):
+                continue
+            chain = self._links(fusion, links, reader, binds, source)
+            if chain is not None:
+                return chain
+        return None
+
+    def _links(
+        self,
+        fusion: Fusion,
+        links: list[tuple[str, ast.AST]],
+        reader: str,
+        binds: dict[str, str],
+        source: Callable[[str], str | None],
+    ) -> Chain | None:
+        cells: list[str] = []
+        for placeholder, pattern in reversed(links):  # from the reader back to the first
+            name = binds.get(placeholder)
+            cell = self._resolve(name) if name else None
+            text = source(cell) if cell else None
+            if text is None:
+                return None
+            try:
+                tree = parse_formula(text).tree.body
+            except Exception:
+                return None
+            if not match(pattern, tree, binds):
+                return None
+            cells.append(cell)
+        inputs = []
+        for placeholder in fusion.inputs:
+            name = binds.get(placeholder)
+            if name is None:
+                return None
+            inputs.append(self._resolve(name) or name)
+        return Chain(fusion, tuple(reversed(cells)), reader, tuple(inputs))

@@ -1,0 +1,84 @@
+"""attn.z without attn.scores and attn.pattern: the three attention cells in one pass.
+
+`merge_heads(matmul(softmax(attention_scores(q, k)), v))`, computed one block of query rows
+of one head at a time in a scratch buffer that stays in the core's cache, instead of
+writing two [heads, tokens, tokens] matrices to memory and reading them back (see
+engine/fusion.py for when the runner uses it). Every block goes through the same numpy
+and BLAS calls, on the same shapes and strides, as the separate kernels
+(gpt2.functions.attention_scores, kernels.softmax_last's causal path and kernels.matmul's
+causal path), so the result is bit for bit what the three cells give.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from cellgpt.engine import causal
+from cellgpt.engine.errors import CellEvalError
+from cellgpt.engine.fusion import Fusion
+from cellgpt.engine.kernels import SOFTMAX_WORK
+from cellgpt.engine.limits import charge
+from cellgpt.engine.parallel import for_chunks
+
+
+def fused_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """[tokens, heads·d_head]: each head's causal softmax(q·kᵀ/√d)·v, heads side by side."""
+    if not _fusable(q, k, v):
+        raise CellEvalError("fused attention needs float q, k, v of matching shapes")
+    heads, t, d_head = q.shape
+    n_keys = k.shape[1]
+    offset = n_keys - t
+    work = float(heads) * t * n_keys * d_head
+    charge("attention", t * heads * d_head * q.itemsize, int(2 * work))
+    scale = q.dtype.type(np.float32(1.0 / math.sqrt(d_head)))  # as attention_scores
+    out = np.empty((t, heads * d_head), dtype=q.dtype)
+    future = causal.future_mask(t, n_keys)
+    k_t = k.transpose(0, 2, 1)
+    blocks = causal.blocks(t, offset)
+
+    def per_heads(start: int, stop: int) -> None:
+        # Rows as wide as the whole score row, like a row of the [H, T, T] matrix: the
+        # reductions below then see the same strides as the unfused softmax.
+        scratch = np.empty((causal.ROW_BLOCK, n_keys), dtype=q.dtype)
+        for h in range(start, stop):
+            z = out[:, h * d_head : (h + 1) * d_head]
+            for r0, r1, seen in blocks:
+                s = scratch[: r1 - r0, :seen]
+                np.matmul(q[h, r0:r1], k_t[h, :, :seen], out=s)
+                s *= scale
+                diagonal = slice(offset + r0, offset + r1)
+                np.copyto(s[:, diagonal], -np.inf, where=future[r0:r1, diagonal])
+                np.subtract(s, np.max(s, axis=-1, keepdims=True), out=s)
+                np.exp(s, out=s)
+                s /= np.sum(s, axis=-1, keepdims=True)
+                np.matmul(s, v[h, :seen], out=z[r0:r1])
+
+    # products (scores and pattern x values, half skipped) plus the softmax's element work
+    for_chunks(heads, per_heads, work=work + heads * t * n_keys * SOFTMAX_WORK / 2)
+    return out
+
+
+def _fusable(q: object, k: object, v: object) -> bool:
+    if not all(isinstance(a, np.ndarray) and a.ndim == 3 for a in (q, k, v)):
+        return False
+    assert isinstance(q, np.ndarray) and isinstance(k, np.ndarray) and isinstance(v, np.ndarray)
+    if q.dtype.type not in (np.float32, np.float64) or not q.dtype == k.dtype == v.dtype:
+        return False
+    heads, t, d_head = q.shape
+    return (
+        k.shape[0] == v.shape[0] == heads
+        and k.shape[2] == d_head
+        and k.shape[1] == v.shape[1] >= t
+        and t > 0
+    )
+
+
+ATTENTION = Fusion(
+    "attention",
+    links=("S = attention_scores(Q, K)", "P = softmax(S)"),
+    reader="merge_heads(matmul(P, V))",
+    inputs=("Q", "K", "V"),
+    fused=fused_attention,
+)
