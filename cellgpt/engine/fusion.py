@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cellgpt.engine.formula_parse import dotted_name, parse_formula
+from cellgpt.engine.formula_parse import Formula, dotted_name, parse_formula
 
 
 @dataclass(frozen=True)
@@ -93,49 +93,45 @@ def _match_item(expected: Any, found: Any, binds: dict[str, str]) -> bool:
 
 class ChainFinder:
     """Finds the fusions' chains among a workbook's cells; remembers each reader's answer
-    for as long as the formulas involved stay the same."""
+    for as long as the formulas involved stay the same (the same parsed objects)."""
 
     def __init__(self, fusions: Iterable[Fusion], resolve: Callable[[str], str | None]) -> None:
         self._rules = [(f, *f.patterns()) for f in fusions]
         self._resolve = resolve  # a name in a formula → its cell, or None (a constant)
         # reader → ((cell, formula) pairs the answer was based on, the chain or None)
-        self._memo: dict[str, tuple[tuple[tuple[str, str | None], ...], Chain | None]] = {}
+        self._memo: dict[str, tuple[tuple[tuple[str, Formula | None], ...], Chain | None]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._rules)
 
-    def chain(self, reader: str, source: Callable[[str], str | None]) -> Chain | None:
+    def chain(self, reader: str, formula: Callable[[str], Formula | None]) -> Chain | None:
         """The chain that ends at `reader`, if its formulas (and its links') match a rule.
-        `source(cell)` is a cell's current formula text (None: no formula)."""
+        `formula(cell)` is a cell's current parsed formula (None: no formula)."""
         memo = self._memo.get(reader)
         if memo is not None:
             consulted, found = memo
-            if all(source(name) == text for name, text in consulted):
+            if all(formula(name) is parsed for name, parsed in consulted):
                 return found
-        consulted: list[tuple[str, str | None]] = []
+        seen: list[tuple[str, Formula | None]] = []
 
-        def reading(name: str) -> str | None:  # every formula the answer depends on
-            text = source(name)
-            consulted.append((name, text))
-            return text
+        def reading(name: str) -> Formula | None:  # every formula the answer depends on
+            parsed = formula(name)
+            seen.append((name, parsed))
+            return parsed
 
         found = self._find(reader, reading)
-        self._memo[reader] = (tuple(consulted), found)
+        self._memo[reader] = (tuple(seen), found)
         return found
 
-    def _find(self, reader: str, source: Callable[[str], str | None]) -> Chain | None:
-        text = source(reader)
-        if text is None:
-            return None
-        try:
-            tree = parse_formula(text).tree.body
-        except Exception:  # an unparsable formula simply matches nothing
+    def _find(self, reader: str, formula: Callable[[str], Formula | None]) -> Chain | None:
+        parsed = formula(reader)
+        if parsed is None:
             return None
         for fusion, links, reader_pattern in self._rules:
             binds: dict[str, str] = {}
-            if not match(reader_pattern, tree, binds):
+            if not match(reader_pattern, parsed.tree.body, binds):
                 continue
-            chain = self._links(fusion, links, reader, binds, source)
+            chain = self._links(fusion, links, reader, binds, formula)
             if chain is not None:
                 return chain
         return None
@@ -146,20 +142,14 @@ class ChainFinder:
         links: list[tuple[str, ast.AST]],
         reader: str,
         binds: dict[str, str],
-        source: Callable[[str], str | None],
+        formula: Callable[[str], Formula | None],
     ) -> Chain | None:
         cells: list[str] = []
         for placeholder, pattern in reversed(links):  # from the reader back to the first
             name = binds.get(placeholder)
             cell = self._resolve(name) if name else None
-            text = source(cell) if cell else None
-            if text is None:
-                return None
-            try:
-                tree = parse_formula(text).tree.body
-            except Exception:
-                return None
-            if not match(pattern, tree, binds):
+            parsed = formula(cell) if cell else None
+            if parsed is None or not match(pattern, parsed.tree.body, binds):
                 return None
             cells.append(cell)
         inputs = []

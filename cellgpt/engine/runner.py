@@ -27,6 +27,7 @@ import numpy as np
 from cellgpt.engine.append import RowTail, keep_for_compare, prefix_rows
 from cellgpt.engine.cells import Cell
 from cellgpt.engine.errors import CellError, CellEvalError, ErrorInfo, RunCancelled
+from cellgpt.engine.formula_parse import Formula
 from cellgpt.engine.fusion import Chain, ChainFinder
 from cellgpt.engine.limits import SCALARS, budget, value_bytes
 from cellgpt.engine.sheet import Sheet
@@ -59,9 +60,9 @@ class Runner:
         target = self._sheet.aliases.get(name, name)
         return target if target in self._cells else None
 
-    def _source(self, name: str) -> str | None:
+    def _formula(self, name: str) -> Formula | None:
         cell = self._cells.get(name)
-        return cell.source if cell is not None else None
+        return cell.formula if cell is not None else None
 
     # ------------------------------------------------------------------ running
     def run(
@@ -192,7 +193,7 @@ class Runner:
         in_plan = set(plan)
         chains: dict[str, Chain] = {}
         for name in plan:
-            chain = self._chains.chain(name, self._source)
+            chain = self._chains.chain(name, self._formula)
             if chain is None or self._cells[name].pinned:
                 continue
             after = (*chain.links[1:], name)

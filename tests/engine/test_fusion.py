@@ -12,6 +12,7 @@ import pytest
 
 from cellgpt.api import full_library
 from cellgpt.engine import kernels, load_workbook, parallel
+from cellgpt.engine.formula_parse import parse_formula
 from cellgpt.engine.fusion import ChainFinder, Fusion, match
 from cellgpt.gpt2.functions import attention_scores, merge_heads, split_heads
 from cellgpt.gpt2.fused_attention import ATTENTION, fused_attention
@@ -68,7 +69,7 @@ def test_patterns_bind_placeholders_to_dotted_names_consistently():
 
 
 def test_the_finder_follows_links_and_forgets_a_match_when_a_formula_changes():
-    sources = {
+    texts = {
         "s": "attention_scores(q, k)",
         "p": "softmax(s)",
         "z": "merge_heads(matmul(p, v))",
@@ -76,17 +77,20 @@ def test_the_finder_follows_links_and_forgets_a_match_when_a_formula_changes():
         "k": "1",
         "v": "1",
     }
-    finder = ChainFinder([ATTENTION], lambda n: n if n in sources else None)
-    chain = finder.chain("z", sources.get)
+    formulas = {name: parse_formula(text) for name, text in texts.items()}
+    finder = ChainFinder([ATTENTION], lambda n: n if n in formulas else None)
+    chain = finder.chain("z", formulas.get)
     assert chain is not None
     assert (chain.links, chain.reader, chain.inputs) == (("s", "p"), "z", ("q", "k", "v"))
-    assert finder.chain("p", sources.get) is None
-    sources["p"] = "softmax(s) * 0"  # an ablation: the chain no longer has the rule's shape
-    assert finder.chain("z", sources.get) is None
-    sources["p"] = "softmax(s)"
-    assert finder.chain("z", sources.get) is not None
+    assert finder.chain("p", formulas.get) is None
+    formulas["p"] = parse_formula("softmax(s) * 0")  # an ablation: not the rule's shape
+    assert finder.chain("z", formulas.get) is None
+    formulas["p"] = parse_formula("softmax(s)")
+    assert finder.chain("z", formulas.get) is not None
     bad = Fusion("bad", ("S = nope(Q)",), "merge_heads(matmul(S, V))", ("Q", "V"), fused_attention)
-    assert ChainFinder([bad], lambda n: n if n in sources else None).chain("z", sources.get) is None
+    assert (
+        ChainFinder([bad], lambda n: n if n in formulas else None).chain("z", formulas.get) is None
+    )
 
 
 def _open(params_tiny_dir, fused: bool = True, prompt: str = PROMPT):
