@@ -130,7 +130,7 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     ln_1.normalized: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.ln1.hook_normalized") = normalize(resid_pre, eps)
     """Layer norm 1, normalising: each token's row minus its mean, divided by its scale
     (ln_1.scale), so every row has mean 0 and variance 1 (before the learned gain and bias)."""
-    ln_1: cell(step=True, rows="tokens") = ln_1.normalized * ln_1.weight + ln_1.bias
+    ln_1: cell(step=True, rows="tokens", evict=True) = ln_1.normalized * ln_1.weight + ln_1.bias
     """Layer norm 1, then × a learned gain and + a learned bias per dimension: attention's
     input."""
     qkv: cell(step=True, rows="tokens", evict=True) = matmul(ln_1, attn.c_attn.weight) + attn.c_attn.bias
@@ -148,7 +148,7 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     """Softmax turns each row of scores into weights that sum to 1: where each token looks."""
     attn.z: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.attn.hook_z") = merge_heads(matmul(attn.pattern, v))
     """Each token's weighted mix of the values it looks at, heads side by side."""
-    attn.out: cell(step=True, rows="tokens", alias="blocks.{i}.hook_attn_out") = matmul(attn.z, attn.c_proj.weight) + attn.c_proj.bias
+    attn.out: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.hook_attn_out") = matmul(attn.z, attn.c_proj.weight) + attn.c_proj.bias
     """The heads' findings projected back to the stream's width."""
     resid_mid: cell(step=True, rows="tokens", alias="blocks.{i}.hook_resid_mid") = resid_pre + attn.out
     """Residual connection: attention's output is added to the stream."""
@@ -156,13 +156,13 @@ with block("h", count=n_layer, input=embed, output="resid_post", steps="h{i}.ste
     """Layer norm 2's divisor for each token: sqrt(variance of the row + eps)."""
     ln_2.normalized: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.ln2.hook_normalized") = normalize(resid_mid, eps)
     """Layer norm 2, normalising: each row minus its mean, divided by its scale (ln_2.scale)."""
-    ln_2: cell(step=True, rows="tokens") = ln_2.normalized * ln_2.weight + ln_2.bias
+    ln_2: cell(step=True, rows="tokens", evict=True) = ln_2.normalized * ln_2.weight + ln_2.bias
     """× gain + bias: the MLP's input."""
     mlp.fc: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.mlp.hook_pre") = matmul(ln_2, mlp.c_fc.weight) + mlp.c_fc.bias
     """The MLP widens each token's vector to 4× the width."""
     mlp.gelu: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.mlp.hook_post") = gelu(mlp.fc)
     """GELU: a smooth ReLU, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
-    mlp.out: cell(step=True, rows="tokens", alias="blocks.{i}.hook_mlp_out") = matmul(mlp.gelu, mlp.c_proj.weight) + mlp.c_proj.bias
+    mlp.out: cell(step=True, rows="tokens", evict=True, alias="blocks.{i}.hook_mlp_out") = matmul(mlp.gelu, mlp.c_proj.weight) + mlp.c_proj.bias
     """…and projects it back to the stream's width."""
     resid_post: cell(step=True, rows="tokens", alias="blocks.{i}.hook_resid_post") = resid_mid + mlp.out
     """Residual connection: the MLP's output is added; this is the block's output."""
