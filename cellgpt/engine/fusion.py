@@ -93,34 +93,31 @@ def _match_item(expected: Any, found: Any, binds: dict[str, str]) -> bool:
 
 class ChainFinder:
     """Finds the fusions' chains among a workbook's cells; remembers each reader's answer
-    for as long as the formulas involved stay the same (the same parsed objects)."""
+    until the workbook's formulas change (`version`, Sheet.formula_version)."""
 
     def __init__(self, fusions: Iterable[Fusion], resolve: Callable[[str], str | None]) -> None:
         self._rules = [(f, *f.patterns()) for f in fusions]
         self._resolve = resolve  # a name in a formula → its cell, or None (a constant)
-        # reader → ((cell, formula) pairs the answer was based on, the chain or None)
-        self._memo: dict[str, tuple[tuple[tuple[str, Formula | None], ...], Chain | None]] = {}
+        self._memo: dict[str, Chain | None] = {}
+        self._version: object = None
 
     def __bool__(self) -> bool:
         return bool(self._rules)
 
-    def chain(self, reader: str, formula: Callable[[str], Formula | None]) -> Chain | None:
+    def chain(
+        self, reader: str, formula: Callable[[str], Formula | None], version: object = None
+    ) -> Chain | None:
         """The chain that ends at `reader`, if its formulas (and its links') match a rule.
-        `formula(cell)` is a cell's current parsed formula (None: no formula)."""
-        memo = self._memo.get(reader)
-        if memo is not None:
-            consulted, found = memo
-            if all(formula(name) is parsed for name, parsed in consulted):
-                return found
-        seen: list[tuple[str, Formula | None]] = []
-
-        def reading(name: str) -> Formula | None:  # every formula the answer depends on
-            parsed = formula(name)
-            seen.append((name, parsed))
-            return parsed
-
-        found = self._find(reader, reading)
-        self._memo[reader] = (tuple(seen), found)
+        `formula(cell)` is a cell's current parsed formula (None: no formula); answers are
+        kept while `version` stays the same (None: never kept)."""
+        if version is None or version != self._version:
+            self._memo.clear()
+            self._version = version
+        elif reader in self._memo:
+            return self._memo[reader]
+        found = self._find(reader, formula)
+        if version is not None:
+            self._memo[reader] = found
         return found
 
     def _find(self, reader: str, formula: Callable[[str], Formula | None]) -> Chain | None:

@@ -193,7 +193,7 @@ class Runner:
         in_plan = set(plan)
         chains: dict[str, Chain] = {}
         for name in plan:
-            chain = self._chains.chain(name, self._formula)
+            chain = self._chains.chain(name, self._formula, self._sheet.formula_version)
             if chain is None or self._cells[name].pinned:
                 continue
             after = (*chain.links[1:], name)

@@ -42,6 +42,9 @@ class Sheet:
         self.aliases: dict[str, str] = {}
         self.evictable: set[str] = set()  # cells with the `evict` hint
         self.listeners: list[Listener] = []
+        # Bumped by every change to a cell's formula, the cells or the aliases, for caches of
+        # what the formulas say (fusion.ChainFinder).
+        self.formula_version = 0
 
     # ------------------------------------------------------------------ names
     def resolve(self, name: str) -> str:
@@ -143,6 +146,7 @@ class Sheet:
         )
         self.graph.add(spec.name, refs)
         self.cells[spec.name] = cell
+        self.formula_version += 1
         self.store.add(spec.name)
         if cell.hints.get("evict"):
             self.evictable.add(spec.name)
@@ -161,6 +165,7 @@ class Sheet:
         if target not in self.cells:
             raise UnknownNameError(f"alias {alias!r}: unknown cell {target!r}")
         self.aliases[alias] = target
+        self.formula_version += 1
 
     def remove(self, name: str) -> None:
         """Delete a cell nobody reads."""
@@ -174,6 +179,7 @@ class Sheet:
         self.evictable.discard(name)
         for alias in [a for a, t in self.aliases.items() if t == name]:
             del self.aliases[alias]
+        self.formula_version += 1
         self.notify(name)
 
     def replace_formula(self, name: str, text: str) -> None:
@@ -188,6 +194,7 @@ class Sheet:
         self.graph.set_parents(name, refs)
         cell.source, cell.formula, cell.evaluator, cell.refs = text, formula, evaluator, refs
         cell.input_value = MISSING
+        self.formula_version += 1
         self.invalidate(name)
 
     # ------------------------------------------------------------------ staleness

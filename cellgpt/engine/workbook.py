@@ -107,6 +107,7 @@ class Workbook:
             return
         cell.source, cell.formula, cell.evaluator = None, None, None
         cell.input_value = value
+        self._sheet.formula_version += 1
         self._sheet.invalidate(cell.name)
 
     def pin(self, name: str, value: Any = MISSING) -> None:

@@ -87,6 +87,11 @@ def test_the_finder_follows_links_and_forgets_a_match_when_a_formula_changes():
     assert finder.chain("z", formulas.get) is None
     formulas["p"] = parse_formula("softmax(s)")
     assert finder.chain("z", formulas.get) is not None
+    # with a version, answers are kept until the version changes
+    assert finder.chain("z", formulas.get, 1) is not None
+    formulas["p"] = parse_formula("softmax(s) * 0")
+    assert finder.chain("z", formulas.get, 1) is not None  # kept: the version says unchanged
+    assert finder.chain("z", formulas.get, 2) is None
     bad = Fusion("bad", ("S = nope(Q)",), "merge_heads(matmul(S, V))", ("Q", "V"), fused_attention)
     assert (
         ChainFinder([bad], lambda n: n if n in formulas else None).chain("z", formulas.get) is None
