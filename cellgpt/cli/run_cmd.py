@@ -13,9 +13,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from cellgpt.cli import UserError
+from cellgpt.cli import UserError, labelled
+from cellgpt.cli.common import check_prompt_length, model_args, open_workbook
 from cellgpt.cli.common import get_cell as _get
-from cellgpt.cli.common import model_args, open_workbook
 from cellgpt.cli.output import check_target, files_read, write_atomic
 from cellgpt.cli.profile import Profile, Recorder, add, profile
 from cellgpt.engine.tables import table_fits
@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run", help="run the model on a prompt: top next tokens, generation"
     )
     model_args(run)
-    run.add_argument("--top-k", type=int, default=10, help="how many next-token candidates to list")
+    run.add_argument(
+        "--top-k", type=int, default=10, help="how many next-token candidates to list (≥ 1)"
+    )
     run.add_argument("--generate", type=int, default=0, metavar="N", help="generate N tokens")
     run.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     run.add_argument("--sample-top-k", type=int, default=0, help="sample among the k most likely")
@@ -61,6 +63,10 @@ def _check_sampling(args: argparse.Namespace) -> None:
         raise UserError(f"--top-p must be in (0, 1], not {args.top_p}")
     if args.seed < 0 or args.sample_top_k < 0 or args.generate < 0:
         raise UserError("--seed, --sample-top-k and --generate must not be negative")
+    if args.top_k < 1:
+        raise UserError(
+            f"--top-k must be at least 1 (how many next tokens to list), not {args.top_k}"
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -69,14 +75,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_sampling(args)
 
     inputs = {
-        cells.SHOW_K: max(1, args.top_k),
+        cells.SHOW_K: args.top_k,
         cells.TEMPERATURE: args.temperature,
         cells.SAMPLE_TOP_K: args.sample_top_k,
         cells.TOP_P: args.top_p,
         cells.SEED: args.seed,
     }
     start = time.perf_counter()  # opening computes the model cells (the blocks' count)
-    wb = open_workbook(args, **inputs)  # fresh: every cell the run needs is computed
+    wb = open_workbook(args, defaults=inputs)
+    if cells.TOP_K not in wb:  # not a language model: a workbook of its own
+        if args.generate:
+            raise UserError(
+                f"--generate: the {args.workbook} workbook has no model to generate with"
+            )
+        return run_workbook(wb)
+    check_prompt_length(wb)
     tokens, ids, top = _get(wb, cells.TOKENS), _get(wb, cells.TOKEN_IDS), _get(wb, cells.TOP_K)
     profiles: list[Profile] = []
     recorder = Recorder(wb) if args.profile else None
@@ -96,10 +109,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 on_token=None if recorder is None else lambda _: add(per_token, recorder.take()),
             )
         except Exception as exc:
+            from cellgpt.cli.errors import explain
             from cellgpt.engine import CellError
 
             if isinstance(exc, CellError):
-                raise UserError(str(exc)) from None
+                raise UserError(explain(wb, exc)) from None
             raise
     if len(generated) < args.generate:
         n_ctx = WorkbookCells(wb).n_ctx()  # computed already: generation read it
@@ -144,21 +158,54 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_workbook(wb: Any) -> int:
+    """`run` on a workbook that is not a language model (embeddings, word_analogy): compute
+    every cell and show its results, the cells nothing else reads, one line each."""
+    import re
+
+    from cellgpt.cli.errors import explain
+    from cellgpt.engine import CellError
+
+    results = [
+        n
+        for n in wb.cells()
+        if not wb.dependents(n)
+        and not wb.info(n).is_input
+        and wb.info(n).hints.get("kind") not in ("model", "param")
+    ]
+    width = max((len(n) for n in results), default=0)
+    failed = 0
+    for name in results:
+        try:
+            value = wb[name]
+        except CellError as exc:
+            print(f"{name:<{width}}  error: {explain(wb, exc)}")
+            failed += 1
+            continue
+        info = wb.info(name)
+        shape = f"[{'×'.join(map(str, info.shape))}] " if info.shape and len(info.shape) > 1 else ""
+        text = re.sub(r"\s+", " ", preview(value, 400))
+        print(f"{name:<{width}}  {shape}{text[:100]}{'…' if len(text) > 100 else ''}")
+    return 1 if failed else 0
+
+
 def _visible(tokens: list[str]) -> list[str]:
     return [t.replace("\n", "\\n").replace("\t", "\\t") for t in tokens]
 
 
 def cmd_cell(args: argparse.Namespace) -> int:
-    wb = open_workbook(args)
+    from cellgpt.cli.cell_names import unknown_cell_message
+
+    wb = open_workbook(args, cell=args.name)
     if args.name not in wb:
         if args.prompt is not None and args.prompt in wb:  # `cell PROMPT NAME`: swapped
             raise UserError(
                 f"no cell named {args.name!r}; the cell name comes first: "
                 f"cellgpt cell {args.prompt} {args.name!r}"
             )
-        raise UserError(
-            f"no cell named {args.name!r} (try `cellgpt cell --help`; names look like h3.attn.pattern)"
-        )
+        raise UserError(unknown_cell_message(wb, args.name))
+    if args.prompt is not None:
+        check_prompt_length(wb)
     protected = files_read(args, wb)
     if args.out:
         check_target(args.out, protected)  # before computing: a bad path fails fast
@@ -202,6 +249,8 @@ def _render(wb: Any, name: str, value: Any, fmt: str) -> str:
         return json.dumps(_jsonable(value), ensure_ascii=False)
     if fmt == "csv":
         check_or_user_error(name, value, "print as CSV", _npy_hint(value))
+        if labelled.is_3d(value):
+            return labelled.csv_text(wb, name, value)
         buffer = io.StringIO()
         _table(wb, name).to_csv(buffer)
         return buffer.getvalue()
@@ -223,6 +272,8 @@ def _table(wb: Any, name: str) -> Any:
 def _table_text(wb: Any, name: str, value: Any) -> str:
     info = wb.info(name)
     head = f"{info.name}  shape={info.shape}  dtype={info.dtype}\n"
+    if labelled.is_3d(value) and table_fits(value):
+        return head + labelled.table_text(wb, name, value)
     if isinstance(value, np.ndarray) and value.ndim > 2 and value.dtype != object:
         with np.printoptions(precision=4, suppress=True, linewidth=120, threshold=2000):
             return head + str(value)

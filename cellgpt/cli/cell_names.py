@@ -1,0 +1,56 @@
+"""What to say about a cell name the workbook does not have: the closest names ("did you
+mean …") and, for a block cell past the last block (`h15.attn.pattern` on a 12-block model,
+or its hook name `blocks.15.…`), the blocks that exist."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+_NUMBER = re.compile(r"\d+")
+
+
+def unknown_cell_message(wb: Any, name: str) -> str:
+    """One line naming `name` and what the user probably meant."""
+    message = f"no cell named {name!r}"
+    blocks = block_range(wb, name)
+    if blocks:
+        return f"{message}: {blocks}"
+    close = closest_cells(wb, name)
+    if close:
+        return f"{message}; did you mean {' or '.join(repr(c) for c in close)}?"
+    return f"{message} (`cellgpt cells` lists them; names look like h3.attn.pattern)"
+
+
+def closest_cells(wb: Any, name: str, n: int = 3) -> list[str]:
+    """Up to n cell names or aliases that look like `name`."""
+    known = [*wb.cells(), *wb.aliases()]
+    return difflib.get_close_matches(name, known, n=n, cutoff=0.6)
+
+
+def block_range(wb: Any, name: str) -> str | None:
+    """'this model has 12 blocks: h0…h11' when `name` is a block cell (or alias) whose block
+    number is out of range; None otherwise."""
+    counts = [t.instances for t in wb.templates() if t.instances > 0]
+    if not counts:
+        return None
+    for match in _NUMBER.finditer(name):
+        if int(match.group()) < min(counts):
+            continue
+        start, end = match.span()
+        first = f"{name[:start]}0{name[end:]}"  # the same cell in block 0
+        if first in wb:
+            n = _instances(wb, first, counts)
+            head = name[:start]
+            return f"this model has {n} blocks, {head}0…{head}{n - 1}"
+    return None
+
+
+def _instances(wb: Any, first: str, counts: list[int]) -> int:
+    """How many blocks the template of cell `first` (in block 0) has."""
+    resolved = wb.resolve(first)
+    for template in wb.templates():
+        if resolved.startswith(f"{template.prefix}0.") and template.instances > 0:
+            return int(template.instances)
+    return min(counts)
