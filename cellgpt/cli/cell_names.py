@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from typing import Any
 
 _NUMBER = re.compile(r"\d+")
@@ -29,9 +30,11 @@ def closest_cells(wb: Any, name: str, n: int = 3) -> list[str]:
     return difflib.get_close_matches(name, known, n=n, cutoff=0.6)
 
 
-def block_range(wb: Any, name: str) -> str | None:
-    """'this model has 12 blocks: h0…h11' when `name` is a block cell (or alias) whose block
-    number is out of range; None otherwise."""
+def block_range(wb: Any, name: str, exists: Callable[[str], bool] | None = None) -> str | None:
+    """'this model has 12 blocks, h0…h11' when `name` is a block cell (or alias) whose block
+    number is out of range; None otherwise. `exists` says whether a name (or a wildcard
+    pattern) finds anything: by default, whether the workbook has that cell."""
+    exists = exists or (lambda n: n in wb)
     counts = [t.instances for t in wb.templates() if t.instances > 0]
     if not counts:
         return None
@@ -40,7 +43,7 @@ def block_range(wb: Any, name: str) -> str | None:
             continue
         start, end = match.span()
         first = f"{name[:start]}0{name[end:]}"  # the same cell in block 0
-        if first in wb:
+        if exists(first):
             n = _instances(wb, first, counts)
             head = name[:start]
             return f"this model has {n} blocks, {head}0…{head}{n - 1}"
@@ -49,7 +52,7 @@ def block_range(wb: Any, name: str) -> str | None:
 
 def _instances(wb: Any, first: str, counts: list[int]) -> int:
     """How many blocks the template of cell `first` (in block 0) has."""
-    resolved = wb.resolve(first)
+    resolved = wb.resolve(first) if first in wb else first
     for template in wb.templates():
         if resolved.startswith(f"{template.prefix}0.") and template.instances > 0:
             return int(template.instances)

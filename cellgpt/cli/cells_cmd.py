@@ -28,15 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_cells(args: argparse.Namespace) -> int:
     from cellgpt.cli import UserError
-    from cellgpt.cli.cell_names import unknown_cell_message
 
     wb = open_workbook(args)
     rows = [_row(wb, name, stage) for name, stage in stages(wb).items()]
     if args.pattern:
         rows = [r for r in rows if _matches(args.pattern, r[0], r[3])]
         if not rows:
-            hint = unknown_cell_message(wb, args.pattern)
-            raise UserError(f"no cell matches {args.pattern!r} ({hint})")
+            raise UserError(_no_match(wb, args.pattern))
     header = ("cell", "stage", "shape", "aliases", "doc")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(3)]
     for row in [header, *rows]:
@@ -45,6 +43,18 @@ def cmd_cells(args: argparse.Namespace) -> int:
         line = f"{name:<{widths[0]}}  {stage:<{widths[1]}}  {shape:<{widths[2]}}  {doc}"
         print(line.rstrip() + (f"  [{aliases_text}]" if aliases_text and row is not header else ""))
     return 0
+
+
+def _no_match(wb: Any, pattern: str) -> str:
+    from cellgpt.cli.cell_names import block_range, closest_cells
+
+    names = [*wb.cells(), *wb.aliases()]
+    blocks = block_range(wb, pattern, lambda p: any(fnmatch.fnmatchcase(n, p) for n in names))
+    if blocks:
+        return f"no cell matches {pattern!r}: {blocks}"
+    close = closest_cells(wb, pattern)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return f"no cell matches {pattern!r}{hint}"
 
 
 def stages(wb: Any) -> dict[str, str]:
@@ -67,9 +77,10 @@ def stages(wb: Any) -> dict[str, str]:
 
 def _row(wb: Any, name: str, stage: str) -> tuple[str, str, str, list[str], str]:
     info = wb.info(name)
-    shape = "×".join(str(d) for d in info.shape) if info.shape else ""
+    # Only computed cells have a shape; text and scalars show their type instead.
+    shape = "×".join(str(d) for d in info.shape) if info.shape and info.dtype != "str" else ""
     if not shape and info.dtype is not None:
-        shape = info.dtype  # a scalar or an object: its type says more than nothing
+        shape = info.dtype
     doc = (info.doc or "").strip().splitlines()[0] if (info.doc or "").strip() else ""
     if len(doc) > MAX_DOC:
         doc = doc[: MAX_DOC - 1] + "…"

@@ -36,7 +36,8 @@ class Parser(argparse.ArgumentParser):
         items = list(args) if args is not None else []
         if "--" in items:
             cut = items.index("--")
-            items = items[:cut] + [_LITERAL + a for a in items[cut + 1 :]]
+            # `--` stays: it ends an option's list (`--cells a b -- TEXT`).
+            items = [*items[: cut + 1], *(_LITERAL + a for a in items[cut + 1 :])]
         self._mixing = True
         try:
             parsed, extras = self.parse_known_intermixed_args(items, namespace)
