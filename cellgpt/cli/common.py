@@ -76,6 +76,26 @@ def chosen_model(args: argparse.Namespace) -> str | None:
     return model
 
 
+def load_weights_with_progress(args: argparse.Namespace) -> None:
+    """Load the chosen model's weights before the workbook does, with progress on stderr
+    when it takes a while (the first load of real GPT-2 parses 1.5 GB of CSV into the
+    binary cache); the workbook then finds them loaded. Errors are left to the workbook."""
+    from cellgpt.cli.progress import Progress
+    from cellgpt.weights.errors import ParamsError
+    from cellgpt.weights.models import load_model_params
+
+    model = chosen_model(args)
+    if model is None:
+        return
+    bar = Progress(f"loading {model}", delay=1.0)
+    try:
+        load_model_params(model, progress=bar)
+    except (ParamsError, LookupError, OSError, ValueError):
+        pass  # the workbook's weights cell reports it, naming the cell
+    finally:
+        bar.close()
+
+
 def workbook_path(args: argparse.Namespace) -> Path:
     """--workbook as a file: a path, or a name on the workbook search path."""
     from cellgpt.locations import NotFoundError
@@ -91,15 +111,19 @@ def open_workbook(
     *,
     cell: str | None = None,
     defaults: dict[str, Any] | None = None,
+    progress: bool = True,
 ) -> Any:
     """Load the workbook with the model, `defaults` (set where the workbook has such an
     input cell), --set and the prompt; user mistakes become UserError. `cell`: the cell the
-    command will read, for the `if_read` prompt rule."""
+    command will read, for the `if_read` prompt rule. `progress`: report a slow weights
+    load on stderr (not under the TUI, which owns the terminal)."""
     import cellgpt
     from cellgpt.engine import EngineError
 
     model = chosen_model(args)
     path = workbook_path(args)  # an unknown name is a UserError before anything loads
+    if progress:
+        load_weights_with_progress(args)
     try:
         wb = cellgpt.open(args.workbook, **({cells.MODEL: model} if model is not None else {}))
         present = {k: v for k, v in (defaults or {}).items() if k in wb}

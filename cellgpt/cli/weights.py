@@ -7,9 +7,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from cellgpt.cli import UserError
+from cellgpt.cli.progress import Progress
 
 T = TypeVar("T")
 
@@ -79,42 +80,11 @@ def model_folder(model: str) -> Path:
         raise UserError(str(exc)) from None
 
 
-class ProgressBar:
-    """A one-line text progress bar on stderr, redrawn at most ~10 times a second."""
-
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.start = time.perf_counter()
-        self.last = 0.0
-        self.drawn = False
-
-    def __call__(self, done: int, total: int, name: str) -> None:
-        now = time.perf_counter()
-        if done < total and now - self.last < 0.1:
-            return
-        self.last = now
-        frac = done / total if total else 1.0
-        filled = int(frac * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        rate = done / max(now - self.start, 1e-9) / 1e6
-        line = f"\r{self.label} [{bar}] {frac:4.0%} {rate:6.1f} MB/s {name[:28]:<28}"
-        self.stream.write(line)
-        self.stream.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def _with_bar(label: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run fn(..., progress=bar), turning parameter errors into UserError."""
     from cellgpt.weights.errors import ParamsError
 
-    bar = ProgressBar(label)
+    bar = Progress(label)
     try:
         return fn(*args, progress=bar, **kwargs)
     except ParamsError as exc:
