@@ -81,19 +81,31 @@ def load_weights_with_progress(args: argparse.Namespace) -> None:
     when it takes a while (the first load of real GPT-2 parses 1.5 GB of CSV into the
     binary cache); the workbook then finds them loaded. Errors are left to the workbook."""
     from cellgpt.cli.progress import Progress
+    from cellgpt.locations import resolve_model
     from cellgpt.weights.errors import ParamsError
     from cellgpt.weights.models import load_model_params
 
     model = chosen_model(args)
-    if model is None:
+    if model is None or _csv_bytes(resolve_model(model)) < SLOW_LOAD_BYTES:
         return
-    bar = Progress(f"loading {model}", delay=1.0)
+    bar = Progress(f"loading {model}", delay=SLOW_LOAD_DELAY)
     try:
         load_model_params(model, progress=bar)
     except (ParamsError, LookupError, OSError, ValueError):
         pass  # the workbook's weights cell reports it, naming the cell
     finally:
         bar.close()
+
+
+SLOW_LOAD_BYTES = 100_000_000  # of CSV: a smaller model loads in about a second at most
+SLOW_LOAD_DELAY = 1.0  # seconds: a load from the binary cache ends before and stays silent
+
+
+def _csv_bytes(folder: Path) -> int:
+    try:
+        return sum(p.stat().st_size for p in folder.glob("*.csv"))
+    except OSError:
+        return 0
 
 
 def workbook_path(args: argparse.Namespace) -> Path:

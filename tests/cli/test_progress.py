@@ -96,3 +96,24 @@ def test_export_reports_progress_when_piped(
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith("export: 100% ")
     assert "\r" not in err
+
+
+def test_a_big_models_first_load_reports_progress(
+    params_tiny_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    import cellgpt.cli.common as common
+
+    model = tmp_path / "fresh"  # a folder this process has not loaded: the load reads CSVs
+    shutil.copytree(params_tiny_dir, model)
+    monkeypatch.setattr(common, "SLOW_LOAD_BYTES", 0)  # the tiny model counts as big
+    monkeypatch.setattr(common, "SLOW_LOAD_DELAY", 0.0)  # and its load as slow
+    assert main(["cell", "n_layer", "--model", str(model), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "2"
+    lines = captured.err.splitlines()
+    assert lines and lines[-1].startswith(f"loading {model}: 100%"), captured.err
