@@ -5,6 +5,7 @@ or its hook name `blocks.15.…`), the blocks that exist."""
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import re
 from collections.abc import Callable
 from typing import Any
@@ -57,3 +58,20 @@ def _instances(wb: Any, first: str, counts: list[int]) -> int:
         if resolved.startswith(f"{template.prefix}0.") and template.instances > 0:
             return int(template.instances)
     return min(counts)
+
+
+def no_match_message(wb: Any, pattern: str) -> str:
+    """For a wildcard pattern (`cells PATTERN`, `export --cells`) that matches no cell."""
+    names = [*wb.cells(), *wb.aliases()]
+    blocks = block_range(wb, pattern, lambda p: any(fnmatch.fnmatchcase(n, p) for n in names))
+    if blocks:
+        return f"no cell matches {pattern!r}: {blocks}"
+    close = closest_cells(wb, pattern)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return f"no cell matches {pattern!r}{hint}"
+
+
+def unmatched(wb: Any, patterns: list[str]) -> list[str]:
+    """The patterns that match no cell name or alias."""
+    names = [*wb.cells(), *wb.aliases()]
+    return [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]

@@ -28,13 +28,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_cells(args: argparse.Namespace) -> int:
     from cellgpt.cli import UserError
+    from cellgpt.cli.cell_names import no_match_message
 
     wb = open_workbook(args)
     rows = [_row(wb, name, stage) for name, stage in stages(wb).items()]
     if args.pattern:
         rows = [r for r in rows if _matches(args.pattern, r[0], r[3])]
         if not rows:
-            raise UserError(_no_match(wb, args.pattern))
+            raise UserError(no_match_message(wb, args.pattern))
     header = ("cell", "stage", "shape", "aliases", "doc")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(3)]
     for row in [header, *rows]:
@@ -43,18 +44,6 @@ def cmd_cells(args: argparse.Namespace) -> int:
         line = f"{name:<{widths[0]}}  {stage:<{widths[1]}}  {shape:<{widths[2]}}  {doc}"
         print(line.rstrip() + (f"  [{aliases_text}]" if aliases_text and row is not header else ""))
     return 0
-
-
-def _no_match(wb: Any, pattern: str) -> str:
-    from cellgpt.cli.cell_names import block_range, closest_cells
-
-    names = [*wb.cells(), *wb.aliases()]
-    blocks = block_range(wb, pattern, lambda p: any(fnmatch.fnmatchcase(n, p) for n in names))
-    if blocks:
-        return f"no cell matches {pattern!r}: {blocks}"
-    close = closest_cells(wb, pattern)
-    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-    return f"no cell matches {pattern!r}{hint}"
 
 
 def stages(wb: Any) -> dict[str, str]:

@@ -116,6 +116,10 @@ def test_cells_of_another_workbook(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "message"),
     [
         (["cells", "h13.*"], "no cell matches 'h13.*': this model has 12 blocks, h0…h11"),
+        (
+            ["export", "x.xlsx", "hi", "--cells", "h1.*", "logit"],
+            "--cells: no cell matches 'logit'; did you mean 'logits'",
+        ),
         (["cell", "h15.attn.pattern", "hi"], "no cell named 'h15.attn.pattern': "),
         (
             ["cell", "blocks.12.attn.hook_pattern", "hi"],
