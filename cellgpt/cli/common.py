@@ -175,11 +175,14 @@ def _needs_prompt(wb: Any, rule: PromptRule, cell: str | None) -> bool:
 
 
 def check_prompt_length(wb: Any) -> None:
-    """A prompt longer than the model's context, said before anything runs on it."""
+    """An empty prompt or one longer than the model's context, said before anything runs on
+    it (the cells would only say it deep inside, and an export would carry the errors)."""
     if cells.PROMPT_IDS not in wb or cells.CONFIG not in wb:
         return
     n_ctx = int(get_cell(wb, cells.CONFIG)["n_ctx"])
     n = len(get_cell(wb, cells.PROMPT_IDS))
+    if n == 0:
+        raise UserError("the prompt is empty: type at least one character")
     if n > n_ctx:
         raise UserError(
             f"the prompt has {n} tokens; this model reads at most {n_ctx} (n_ctx): "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cellgpt.cli import UserError
 from cellgpt.cli.cell_names import no_match_message, unmatched
-from cellgpt.cli.common import model_args, open_workbook
+from cellgpt.cli.common import check_prompt_length, model_args, open_workbook
 from cellgpt.cli.output import check_target, files_read
 from cellgpt.cli.progress import Progress
 
@@ -49,6 +49,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.with_params and args.mode == "formulas":
         print("cellgpt: formulas mode always includes the parameters", file=sys.stderr)
     wb = open_workbook(args)
+    if args.prompt is not None:
+        check_prompt_length(wb)
     for pattern in unmatched(wb, args.cells or []):  # a typo must not shrink the export quietly
         raise UserError(f"--cells: {no_match_message(wb, pattern)}")
     check_target(args.out, files_read(args, wb))

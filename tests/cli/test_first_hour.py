@@ -272,13 +272,24 @@ def test_a_prompt_over_the_context_says_how_long_the_limit_and_what_to_do(
         )
 
 
+def test_an_empty_prompt_is_said_before_anything_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["cell", "logits", ""], ["export", "x.xlsx", ""], ["run", ""]):
+        code, out, err = _run(argv, capsys)
+        assert code == 2 and out == ""
+        assert err.strip() == "cellgpt: error: the prompt is empty: type at least one character"
+
+
 def test_a_blocked_cell_reports_the_root_cause(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(["cell", "logits", ""], capsys)
+    # logits is blocked by wte_rows, which fails on the id: the message is wte_rows's.
+    code, out, err = _run(["cell", "logits", "hi", "--set", "generated=[99999]"], capsys)
     assert code == 2 and out == ""
     assert err.strip() == (
-        "cellgpt: error: the prompt is empty: type at least one character (in cell wpe_rows)"
+        "cellgpt: error: token id out of range for a vocabulary of 2048 (in cell wte_rows)"
     )
-    assert "blocked by" not in err
+    argv = ["cell", "answer", "--workbook", "embeddings", "--set", "a=not one token"]
+    code, out, err = _run(argv, capsys)
+    assert code == 2 and "blocked by" not in err
+    assert err.rstrip().endswith("use one of those, or another word (in cell analogy_ids)")
 
 
 @pytest.mark.parametrize("k", ["0", "-1"])
