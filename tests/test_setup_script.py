@@ -11,12 +11,19 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "test.sh"
+
+
+def _test_extras() -> list[str]:
+    with open(REPO / "pyproject.toml", "rb") as f:
+        return list(tomllib.load(f)["project"]["optional-dependencies"]["test"])
 
 
 def _stub(folder: Path, name: str, body: str) -> None:
@@ -32,8 +39,15 @@ def _machine(tmp_path: Path, *, uid: int, soffice: bool) -> tuple[Path, dict[str
     for tool in ("dirname", "env"):
         (bin_dir / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
     _stub(bin_dir, "id", f"echo {uid}")
-    for tool in ("apt-get", "python"):
-        _stub(bin_dir, tool, f'echo "{tool} $*" >> {log}')
+    _stub(bin_dir, "apt-get", f'echo "apt-get $*" >> {log}')
+    # python: `-c "import torch"` fails (a fresh machine); `-` (reading pyproject.toml) is the
+    # real interpreter; anything else (pip, pytest) is recorded.
+    real = sys.executable
+    _stub(
+        bin_dir,
+        "python",
+        f'case "$1" in -c) exit 1;; -) exec {real} "$@";; *) echo "python $*" >> {log};; esac',
+    )
     _stub(bin_dir, "sudo", f'echo "sudo $*" >> {log}; exec "$@"')
     if soffice:
         _stub(bin_dir, "soffice", "true")
@@ -61,9 +75,10 @@ def test_a_machine_without_libreoffice_gets_it_then_the_extras_then_pytest(
         "apt-get install -y -qq libreoffice-calc-nogui",
     ]
     assert any(c.startswith("sudo ") for c in calls) == sudo
-    pip, pytest_call = [c for c in calls if c.startswith("python")]
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip
-    assert pip.endswith("-e .[test]")
+    torch, extras, pytest_call = [c for c in calls if c.startswith("python")]
+    assert "--index-url https://download.pytorch.org/whl/cpu torch==" in torch
+    assert torch.split()[-1] in _test_extras()  # the version the extras pin
+    assert extras == "python -m pip install --quiet -e .[test]"
     assert pytest_call == "python -m pytest tests/cli -q"
 
 
