@@ -107,3 +107,6 @@ def test_readme_second_command_is_the_script_and_ci_runs_that_line() -> None:
     ]
     assert found[0] == "bash scripts/test.sh"
     assert os.access(SCRIPT, os.X_OK)
+    # The README's advice installs the version the test extras pin.
+    pin = next(r for r in _test_extras() if r.startswith("torch"))
+    assert f"pip install {pin} --index-url https://download.pytorch.org/whl/cpu" in readme

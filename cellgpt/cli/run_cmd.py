@@ -274,6 +274,16 @@ def _table_text(wb: Any, name: str, value: Any) -> str:
     head = f"{info.name}  shape={info.shape}  dtype={info.dtype}\n"
     if labelled.is_3d(value) and table_fits(value):
         return head + labelled.table_text(wb, name, value)
+    # Scalars and small mappings as plain text; preview() bounds anything huge (10**5000).
+    if isinstance(value, int | float | bool | np.generic | str):
+        return head + preview(value.item() if isinstance(value, np.generic) else value, 2000)
+    if isinstance(value, dict) and 0 < len(value) <= 60:
+        keys = [preview(k, 60) if not isinstance(k, str) or len(k) > 60 else k for k in value]
+        width = max(len(k) for k in keys)
+        rows = (
+            f"{k:<{width}}  {preview(v, 200)}" for k, v in zip(keys, value.values(), strict=True)
+        )
+        return head + "\n".join(rows)
     if isinstance(value, np.ndarray) and value.ndim > 2 and value.dtype != object:
         with np.printoptions(precision=4, suppress=True, linewidth=120, threshold=2000):
             return head + str(value)

@@ -297,3 +297,13 @@ def test_top_k_below_one_is_refused(k: str, capsys: pytest.CaptureFixture[str]) 
     code, out, err = _run(["run", "ROMEO:", "--top-k", k], capsys)
     assert code == 2 and out == ""
     assert "--top-k must be at least 1" in err and k in err
+
+
+def test_scalars_and_small_mappings_print_plainly(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(["cell", "n_layer"], capsys)
+    assert code == 0, err
+    assert out.splitlines() == ["n_layer  shape=None  dtype=int", "12"]
+    code, out, err = _run(["cell", "config"], capsys)
+    assert code == 0, err
+    rows = dict(line.split(maxsplit=1) for line in out.splitlines()[1:])
+    assert rows["n_layer"] == "12" and rows["n_ctx"] == "128"
