@@ -10,6 +10,7 @@ import sys
 # Sub-command modules, imported lazily so `cellgpt --help` stays fast.
 COMMAND_MODULES = [
     "cellgpt.cli.run_cmd",
+    "cellgpt.cli.cell_cmd",
     "cellgpt.cli.cells_cmd",
     "cellgpt.cli.weights",
     "cellgpt.cli.tokenizer_cmd",

@@ -1,25 +1,21 @@
-"""`cellgpt run` and `cellgpt cell`: the model from the command line."""
+"""`cellgpt run PROMPT`: the next-token candidates, generation and profiles; on a workbook
+that is not a language model, its results."""
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import numpy as np
-
-from cellgpt.cli import UserError, labelled
+from cellgpt.cli import UserError
 from cellgpt.cli.common import check_prompt_length, model_args, open_workbook
 from cellgpt.cli.common import get_cell as _get
-from cellgpt.cli.output import check_target, files_read, write_atomic
 from cellgpt.cli.profile import Profile, Recorder, add, profile
-from cellgpt.engine.tables import table_fits
-from cellgpt.engine.value_limits import ValueTooLarge, check_shown, preview
+from cellgpt.engine.value_limits import preview
 from cellgpt.gpt2 import cells
 from cellgpt.gpt2.cells import WorkbookCells
 from cellgpt.tokenizer.named import describe_tokenizer, tokenizer_name
@@ -46,13 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cells' (the prompt's pass; with --generate also the generated tokens' passes)",
     )
     run.set_defaults(func=cmd_run)
-
-    cell = subparsers.add_parser("cell", help="print the value of any cell")
-    cell.add_argument("name", help="cell name, step alias or hook name (e.g. h3.attn.pattern)")
-    model_args(cell, prompt="if_read")
-    cell.add_argument("--format", choices=["table", "csv", "json", "npy"], default="table")
-    cell.add_argument("--out", help="write to this file instead of standard output")
-    cell.set_defaults(func=cmd_cell)
 
 
 def _check_sampling(args: argparse.Namespace) -> None:
@@ -191,141 +180,3 @@ def run_workbook(wb: Any) -> int:
 
 def _visible(tokens: list[str]) -> list[str]:
     return [t.replace("\n", "\\n").replace("\t", "\\t") for t in tokens]
-
-
-def cmd_cell(args: argparse.Namespace) -> int:
-    from cellgpt.cli.cell_names import unknown_cell_message
-
-    wb = open_workbook(args, cell=args.name)
-    if args.name not in wb:
-        if args.prompt is not None and args.prompt in wb:  # `cell PROMPT NAME`: swapped
-            raise UserError(
-                f"no cell named {args.name!r}; the cell name comes first: "
-                f"cellgpt cell {args.prompt} {args.name!r}"
-            )
-        raise UserError(unknown_cell_message(wb, args.name))
-    if args.prompt is not None:
-        check_prompt_length(wb)
-    protected = files_read(args, wb)
-    if args.out:
-        check_target(args.out, protected)  # before computing: a bad path fails fast
-    elif args.format == "npy":
-        raise UserError("--format npy needs --out FILE")
-    value = _get(wb, args.name)
-    if args.format == "npy":
-        write_atomic(args.out, lambda f: _save_npy(f, args.name, value), protected)
-        return 0
-    text = _render(wb, args.name, value, args.format)
-    text += "" if text.endswith("\n") else "\n"
-    if args.out:
-        write_atomic(args.out, lambda f: f.write(text.encode("utf-8")), protected)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def _save_npy(handle: IO[bytes], name: str, value: Any) -> None:
-    """np.save through a handle: the file is exactly --out (np.save on a name adds .npy)."""
-    if not isinstance(value, np.ndarray):
-        check_or_user_error(name, value, "save as .npy")
-        value = np.asarray(value)
-    if value.dtype == object:
-        raise UserError(
-            f"{name}: not an array of numbers (it holds Python objects); try --format json"
-        )
-    np.save(handle, value, allow_pickle=False)
-
-
-def check_or_user_error(name: str, value: Any, what: str, instead: str = "") -> None:
-    try:
-        check_shown(name, value, what, instead)
-    except ValueTooLarge as exc:
-        raise UserError(str(exc)) from None
-
-
-def _render(wb: Any, name: str, value: Any, fmt: str) -> str:
-    if fmt == "json":
-        check_or_user_error(name, value, "print as JSON", _npy_hint(value))
-        return json.dumps(_jsonable(value), ensure_ascii=False)
-    if fmt == "csv":
-        check_or_user_error(name, value, "print as CSV", _npy_hint(value))
-        if labelled.is_3d(value):
-            return labelled.csv_text(wb, name, value)
-        buffer = io.StringIO()
-        _table(wb, name).to_csv(buffer)
-        return buffer.getvalue()
-    return _table_text(wb, name, value)
-
-
-def _npy_hint(value: Any) -> str:
-    numeric = isinstance(value, np.ndarray) and value.dtype.kind in "fiub"
-    return "use --format npy --out FILE" if numeric else "try --format table for a preview"
-
-
-def _table(wb: Any, name: str) -> Any:
-    try:
-        return wb.table(name)
-    except ValueTooLarge as exc:
-        raise UserError(f"{name}: {exc.reason} — too large for a table") from None
-
-
-def _table_text(wb: Any, name: str, value: Any) -> str:
-    info = wb.info(name)
-    head = f"{info.name}  shape={info.shape}  dtype={info.dtype}\n"
-    if labelled.is_3d(value) and table_fits(value):
-        return head + labelled.table_text(wb, name, value)
-    # Scalars and small mappings as plain text; preview() bounds anything huge (10**5000).
-    if isinstance(value, int | float | bool | np.generic | str):
-        return head + preview(value.item() if isinstance(value, np.generic) else value, 2000)
-    if isinstance(value, dict) and 0 < len(value) <= 60:
-        keys = [preview(k, 60) if not isinstance(k, str) or len(k) > 60 else k for k in value]
-        width = max(len(k) for k in keys)
-        rows = (
-            f"{k:<{width}}  {preview(v, 200)}" for k, v in zip(keys, value.values(), strict=True)
-        )
-        return head + "\n".join(rows)
-    if isinstance(value, np.ndarray) and value.ndim > 2 and value.dtype != object:
-        with np.printoptions(precision=4, suppress=True, linewidth=120, threshold=2000):
-            return head + str(value)
-    if not table_fits(value):
-        return head + _preview_rows(value)
-    import pandas as pd
-
-    with pd.option_context("display.max_rows", 60, "display.max_columns", 12, "display.width", 140):
-        return head + str(_table(wb, name))
-
-
-PREVIEW_ROWS = 20  # head and tail rows of a value too large for a table
-
-
-def _preview_rows(value: Any) -> str:
-    """Head and tail of a value too large for a table, each row a bounded preview."""
-    if not isinstance(value, list | tuple) or len(value) <= 2 * PREVIEW_ROWS:
-        return "(too large for a table; a preview)\n" + preview(value, 4000)
-    n = len(value)
-    rows = [f"{i}  {preview(value[i], 200)}" for i in range(PREVIEW_ROWS)]
-    rows.append(f"… {n - 2 * PREVIEW_ROWS:,} rows not shown …")
-    rows += [f"{i}  {preview(value[i], 200)}" for i in range(n - PREVIEW_ROWS, n)]
-    return f"(too large for a table: first and last {PREVIEW_ROWS} of {n:,} rows)\n" + "\n".join(
-        rows
-    )
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types (the value has passed check_shown: its depth is bounded)."""
-    if isinstance(value, np.ndarray):
-        listed = value.tolist()
-        return listed if value.dtype.kind in "fiub" else _jsonable(listed)
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {_key(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, int | float | str | bool | type(None)):
-        return value
-    return preview(value, 10_000)
-
-
-def _key(key: Any) -> str:
-    return key if isinstance(key, str) else preview(key, 10_000)
