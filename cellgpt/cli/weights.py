@@ -97,7 +97,7 @@ def cmd_import_hf(args: argparse.Namespace) -> int:
     from cellgpt.weights.importers import import_hf
 
     out = _with_bar("import", import_hf, args.src, output_folder(args, args.src))
-    print(f"wrote {out}")
+    _wrote(out)
     return 0
 
 
@@ -107,7 +107,7 @@ def cmd_import_bundle(args: argparse.Namespace) -> int:
     out = _with_bar(
         "import", import_bundle, args.src, output_folder(args, args.src), n_head=args.n_head
     )
-    print(f"wrote {out}")
+    _wrote(out)
     return 0
 
 
@@ -115,8 +115,23 @@ def cmd_download(args: argparse.Namespace) -> int:
     from cellgpt.weights.importers import download
 
     out = _with_bar("download", download, args.name, output_folder(args, args.name))
-    print(f"wrote {out}")
+    _wrote(out)
     return 0
+
+
+def _wrote(out: Path) -> None:
+    """Where the model went, and the command that runs it (by name when a name finds it)."""
+    import shlex
+
+    from cellgpt.locations import NotFoundError, resolve_model
+
+    print(f"wrote {out}")
+    try:
+        by_name = resolve_model(out.name) == Path(out).resolve()
+    except NotFoundError:
+        by_name = False
+    model = out.name if by_name else str(out)
+    print(f'run it: cellgpt run "ROMEO:" --model {shlex.quote(model)}')
 
 
 def cmd_info(args: argparse.Namespace) -> int:

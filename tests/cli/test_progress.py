@@ -81,7 +81,13 @@ def test_import_hf_reports_writing_and_verifying_when_piped(
 ) -> None:
     out = tmp_path / "w"
     assert main(["weights", "import-hf", str(hf_tiny.path), "--out", str(out)]) == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    # Then the command that runs it: by folder, since --out put it outside the model folder.
+    assert captured.out.splitlines() == [
+        f"wrote {out}",
+        f'run it: cellgpt run "ROMEO:" --model {out}',
+    ]
+    err = captured.err
     lines = err.splitlines()
     assert lines and all(line.startswith("import: ") for line in lines), err
     assert any(" verify " in line for line in lines)  # the read-back is not silent
@@ -117,3 +123,21 @@ def test_a_big_models_first_load_reports_progress(
     assert captured.out.strip() == "2"
     lines = captured.err.splitlines()
     assert lines and lines[-1].startswith(f"loading {model}: 100%"), captured.err
+
+
+def test_an_import_by_name_says_to_run_it_by_name(
+    hf_tiny: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cellgpt.locations import user_models_dir
+
+    monkeypatch.setenv("CELLGPT_HOME", str(tmp_path / "home"))  # the shared one stays as it was
+
+    assert main(["weights", "import-hf", str(hf_tiny.path), "--name", "tiny-by-name"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"wrote {user_models_dir() / 'tiny-by-name'}",
+        'run it: cellgpt run "ROMEO:" --model tiny-by-name',
+    ]
