@@ -194,8 +194,9 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
         return known[text].resolve()
     message = unknown_name_message("model", text, known, model_folders())
     message += (
-        " Get real GPT-2 with `cellgpt weights import-hf DIR --name gpt2` or "
-        "`cellgpt weights download gpt2` (needs internet)."
+        " Get real GPT-2 with `pip install huggingface_hub && cellgpt weights download gpt2` "
+        "(needs internet), or from a Hugging Face folder ./gpt2: "
+        "`cellgpt weights import-hf ./gpt2 --name gpt2`."
     )
     raise ModelNotFoundError(message)
 

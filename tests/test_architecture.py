@@ -39,7 +39,16 @@ def test_every_command_group_is_registered():
 
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(commands) == {"run", "cell", "tokenize", "weights", "tokenizer", "tui", "export"}
+    assert set(commands) == {
+        "run",
+        "cell",
+        "cells",
+        "tokenize",
+        "weights",
+        "tokenizer",
+        "tui",
+        "export",
+    }
 
 
 # --- the whole package: layers and cycles ------------------------------------------------

@@ -10,6 +10,8 @@ import sys
 # Sub-command modules, imported lazily so `cellgpt --help` stays fast.
 COMMAND_MODULES = [
     "cellgpt.cli.run_cmd",
+    "cellgpt.cli.cell_cmd",
+    "cellgpt.cli.cells_cmd",
     "cellgpt.cli.weights",
     "cellgpt.cli.tokenizer_cmd",
     "cellgpt.cli.tui_cmd",
@@ -22,11 +24,15 @@ class UserError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from cellgpt import __version__
+    from cellgpt.cli.parsing import Parser
+
+    parser = Parser(
         prog="cellgpt",
         description="GPT-2 as a living spreadsheet: run a prompt, inspect any cell, browse "
         "every stage in a terminal UI, export to Excel, manage weights and tokenizers.",
     )
+    parser.add_argument("--version", action="version", version=f"cellgpt {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)

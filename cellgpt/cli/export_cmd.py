@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from cellgpt.cli import UserError
-from cellgpt.cli.common import model_args, open_workbook
+from cellgpt.cli.cell_names import no_match_message, unmatched
+from cellgpt.cli.common import check_prompt_length, model_args, open_workbook
 from cellgpt.cli.output import check_target, files_read
+from cellgpt.cli.progress import Progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,8 +49,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.with_params and args.mode == "formulas":
         print("cellgpt: formulas mode always includes the parameters", file=sys.stderr)
     wb = open_workbook(args)
+    if args.prompt is not None:
+        check_prompt_length(wb)
+    for pattern in unmatched(wb, args.cells or []):  # a typo must not shrink the export quietly
+        raise UserError(f"--cells: {no_match_message(wb, pattern)}")
     check_target(args.out, files_read(args, wb))
-    bar = None if args.quiet else ProgressBar()
+    bar = None if args.quiet else Progress("export", unit="numbers")
     try:
         report = export_workbook(
             wb,
@@ -82,29 +87,3 @@ def cmd_export(args: argparse.Namespace) -> int:
         shown = ", ".join(as_values[:8]) + (" …" if len(as_values) > 8 else "")
         print(f"as values (no Excel form; listed in the Index): {shown}")
     return 0
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr (redrawn at most 5 times a second)."""
-
-    def __init__(self) -> None:
-        self.last = 0.0
-        self.shown = False
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, done: int, total: int, what: str) -> None:
-        now = time.monotonic()
-        if not self.tty or (now - self.last < 0.2 and done < total):
-            return
-        self.last = now
-        frac = done / total if total else 1.0
-        filled = int(frac * 30)
-        bar = "█" * filled + "·" * (30 - filled)
-        sys.stderr.write(f"\r{bar} {frac:6.1%} {done:,}/{total:,} numbers  {what[:30]:<30}")
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()

@@ -1,25 +1,21 @@
-"""`cellgpt run` and `cellgpt cell`: the model from the command line."""
+"""`cellgpt run PROMPT`: the next-token candidates, generation and profiles; on a workbook
+that is not a language model, its results."""
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
-
-import numpy as np
+from typing import Any
 
 from cellgpt.cli import UserError
+from cellgpt.cli.common import check_prompt_length, model_args, open_workbook
 from cellgpt.cli.common import get_cell as _get
-from cellgpt.cli.common import model_args, open_workbook
-from cellgpt.cli.output import check_target, files_read, write_atomic
 from cellgpt.cli.profile import Profile, Recorder, add, profile
-from cellgpt.engine.tables import table_fits
-from cellgpt.engine.value_limits import ValueTooLarge, check_shown, preview
+from cellgpt.engine.value_limits import preview
 from cellgpt.gpt2 import cells
 from cellgpt.gpt2.cells import WorkbookCells
 from cellgpt.tokenizer.named import describe_tokenizer, tokenizer_name
@@ -30,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run", help="run the model on a prompt: top next tokens, generation"
     )
     model_args(run)
-    run.add_argument("--top-k", type=int, default=10, help="how many next-token candidates to list")
+    run.add_argument(
+        "--top-k", type=int, default=10, help="how many next-token candidates to list (≥ 1)"
+    )
     run.add_argument("--generate", type=int, default=0, metavar="N", help="generate N tokens")
     run.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     run.add_argument("--sample-top-k", type=int, default=0, help="sample among the k most likely")
@@ -45,13 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.set_defaults(func=cmd_run)
 
-    cell = subparsers.add_parser("cell", help="print the value of any cell")
-    cell.add_argument("name", help="cell name, step alias or hook name (e.g. h3.attn.pattern)")
-    model_args(cell, prompt="if_read")
-    cell.add_argument("--format", choices=["table", "csv", "json", "npy"], default="table")
-    cell.add_argument("--out", help="write to this file instead of standard output")
-    cell.set_defaults(func=cmd_cell)
-
 
 def _check_sampling(args: argparse.Namespace) -> None:
     # Caught here: numpy's own complaints ("Probabilities contain NaN") say nothing useful.
@@ -61,6 +52,10 @@ def _check_sampling(args: argparse.Namespace) -> None:
         raise UserError(f"--top-p must be in (0, 1], not {args.top_p}")
     if args.seed < 0 or args.sample_top_k < 0 or args.generate < 0:
         raise UserError("--seed, --sample-top-k and --generate must not be negative")
+    if args.top_k < 1:
+        raise UserError(
+            f"--top-k must be at least 1 (how many next tokens to list), not {args.top_k}"
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -69,14 +64,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_sampling(args)
 
     inputs = {
-        cells.SHOW_K: max(1, args.top_k),
+        cells.SHOW_K: args.top_k,
         cells.TEMPERATURE: args.temperature,
         cells.SAMPLE_TOP_K: args.sample_top_k,
         cells.TOP_P: args.top_p,
         cells.SEED: args.seed,
     }
     start = time.perf_counter()  # opening computes the model cells (the blocks' count)
-    wb = open_workbook(args, **inputs)  # fresh: every cell the run needs is computed
+    wb = open_workbook(args, defaults=inputs)
+    if cells.TOP_K not in wb:  # not a language model: a workbook of its own
+        if args.generate:
+            raise UserError(
+                f"--generate: the {args.workbook} workbook has no model to generate with"
+            )
+        return run_workbook(wb)
+    check_prompt_length(wb)
     tokens, ids, top = _get(wb, cells.TOKENS), _get(wb, cells.TOKEN_IDS), _get(wb, cells.TOP_K)
     profiles: list[Profile] = []
     recorder = Recorder(wb) if args.profile else None
@@ -96,10 +98,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 on_token=None if recorder is None else lambda _: add(per_token, recorder.take()),
             )
         except Exception as exc:
+            from cellgpt.cli.errors import explain
             from cellgpt.engine import CellError
 
             if isinstance(exc, CellError):
-                raise UserError(str(exc)) from None
+                raise UserError(explain(wb, exc)) from None
             raise
     if len(generated) < args.generate:
         n_ctx = WorkbookCells(wb).n_ctx()  # computed already: generation read it
@@ -144,127 +147,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_workbook(wb: Any) -> int:
+    """`run` on a workbook that is not a language model (embeddings, word_analogy): compute
+    every cell and show its results, the cells nothing else reads, one line each."""
+    import re
+
+    from cellgpt.cli.errors import explain
+    from cellgpt.engine import CellError
+
+    results = [
+        n
+        for n in wb.cells()
+        if not wb.dependents(n)
+        and not wb.info(n).is_input
+        and wb.info(n).hints.get("kind") not in ("model", "param")
+    ]
+    width = max((len(n) for n in results), default=0)
+    failed = 0
+    for name in results:
+        try:
+            value = wb[name]
+        except CellError as exc:
+            print(f"{name:<{width}}  error: {explain(wb, exc)}")
+            failed += 1
+            continue
+        info = wb.info(name)
+        shape = f"[{'×'.join(map(str, info.shape))}] " if info.shape and len(info.shape) > 1 else ""
+        text = re.sub(r"\s+", " ", preview(value, 400))
+        print(f"{name:<{width}}  {shape}{text[:100]}{'…' if len(text) > 100 else ''}")
+    return 1 if failed else 0
+
+
 def _visible(tokens: list[str]) -> list[str]:
     return [t.replace("\n", "\\n").replace("\t", "\\t") for t in tokens]
-
-
-def cmd_cell(args: argparse.Namespace) -> int:
-    wb = open_workbook(args)
-    if args.name not in wb:
-        if args.prompt is not None and args.prompt in wb:  # `cell PROMPT NAME`: swapped
-            raise UserError(
-                f"no cell named {args.name!r}; the cell name comes first: "
-                f"cellgpt cell {args.prompt} {args.name!r}"
-            )
-        raise UserError(
-            f"no cell named {args.name!r} (try `cellgpt cell --help`; names look like h3.attn.pattern)"
-        )
-    protected = files_read(args, wb)
-    if args.out:
-        check_target(args.out, protected)  # before computing: a bad path fails fast
-    elif args.format == "npy":
-        raise UserError("--format npy needs --out FILE")
-    value = _get(wb, args.name)
-    if args.format == "npy":
-        write_atomic(args.out, lambda f: _save_npy(f, args.name, value), protected)
-        return 0
-    text = _render(wb, args.name, value, args.format)
-    text += "" if text.endswith("\n") else "\n"
-    if args.out:
-        write_atomic(args.out, lambda f: f.write(text.encode("utf-8")), protected)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def _save_npy(handle: IO[bytes], name: str, value: Any) -> None:
-    """np.save through a handle: the file is exactly --out (np.save on a name adds .npy)."""
-    if not isinstance(value, np.ndarray):
-        check_or_user_error(name, value, "save as .npy")
-        value = np.asarray(value)
-    if value.dtype == object:
-        raise UserError(
-            f"{name}: not an array of numbers (it holds Python objects); try --format json"
-        )
-    np.save(handle, value, allow_pickle=False)
-
-
-def check_or_user_error(name: str, value: Any, what: str, instead: str = "") -> None:
-    try:
-        check_shown(name, value, what, instead)
-    except ValueTooLarge as exc:
-        raise UserError(str(exc)) from None
-
-
-def _render(wb: Any, name: str, value: Any, fmt: str) -> str:
-    if fmt == "json":
-        check_or_user_error(name, value, "print as JSON", _npy_hint(value))
-        return json.dumps(_jsonable(value), ensure_ascii=False)
-    if fmt == "csv":
-        check_or_user_error(name, value, "print as CSV", _npy_hint(value))
-        buffer = io.StringIO()
-        _table(wb, name).to_csv(buffer)
-        return buffer.getvalue()
-    return _table_text(wb, name, value)
-
-
-def _npy_hint(value: Any) -> str:
-    numeric = isinstance(value, np.ndarray) and value.dtype.kind in "fiub"
-    return "use --format npy --out FILE" if numeric else "try --format table for a preview"
-
-
-def _table(wb: Any, name: str) -> Any:
-    try:
-        return wb.table(name)
-    except ValueTooLarge as exc:
-        raise UserError(f"{name}: {exc.reason} — too large for a table") from None
-
-
-def _table_text(wb: Any, name: str, value: Any) -> str:
-    info = wb.info(name)
-    head = f"{info.name}  shape={info.shape}  dtype={info.dtype}\n"
-    if isinstance(value, np.ndarray) and value.ndim > 2 and value.dtype != object:
-        with np.printoptions(precision=4, suppress=True, linewidth=120, threshold=2000):
-            return head + str(value)
-    if not table_fits(value):
-        return head + _preview_rows(value)
-    import pandas as pd
-
-    with pd.option_context("display.max_rows", 60, "display.max_columns", 12, "display.width", 140):
-        return head + str(_table(wb, name))
-
-
-PREVIEW_ROWS = 20  # head and tail rows of a value too large for a table
-
-
-def _preview_rows(value: Any) -> str:
-    """Head and tail of a value too large for a table, each row a bounded preview."""
-    if not isinstance(value, list | tuple) or len(value) <= 2 * PREVIEW_ROWS:
-        return "(too large for a table; a preview)\n" + preview(value, 4000)
-    n = len(value)
-    rows = [f"{i}  {preview(value[i], 200)}" for i in range(PREVIEW_ROWS)]
-    rows.append(f"… {n - 2 * PREVIEW_ROWS:,} rows not shown …")
-    rows += [f"{i}  {preview(value[i], 200)}" for i in range(n - PREVIEW_ROWS, n)]
-    return f"(too large for a table: first and last {PREVIEW_ROWS} of {n:,} rows)\n" + "\n".join(
-        rows
-    )
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types (the value has passed check_shown: its depth is bounded)."""
-    if isinstance(value, np.ndarray):
-        listed = value.tolist()
-        return listed if value.dtype.kind in "fiub" else _jsonable(listed)
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {_key(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, int | float | str | bool | type(None)):
-        return value
-    return preview(value, 10_000)
-
-
-def _key(key: Any) -> str:
-    return key if isinstance(key, str) else preview(key, 10_000)

@@ -23,7 +23,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
     chosen_model(args)  # a missing model is reported before the screen opens
     app = CellGptApp(
-        loader=lambda: open_workbook(args),  # in a worker: the screen opens at once
+        loader=lambda: open_workbook(args, progress=False),  # in a worker: the screen opens at once
         autorun=not args.no_run,
         start_cell=args.cell,
         freeze_gc=True,  # this process is the app's: keep GC pauses off keypresses

@@ -7,9 +7,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from cellgpt.cli import UserError
+from cellgpt.cli.progress import Progress
 
 T = TypeVar("T")
 
@@ -79,42 +80,11 @@ def model_folder(model: str) -> Path:
         raise UserError(str(exc)) from None
 
 
-class ProgressBar:
-    """A one-line text progress bar on stderr, redrawn at most ~10 times a second."""
-
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.start = time.perf_counter()
-        self.last = 0.0
-        self.drawn = False
-
-    def __call__(self, done: int, total: int, name: str) -> None:
-        now = time.perf_counter()
-        if done < total and now - self.last < 0.1:
-            return
-        self.last = now
-        frac = done / total if total else 1.0
-        filled = int(frac * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        rate = done / max(now - self.start, 1e-9) / 1e6
-        line = f"\r{self.label} [{bar}] {frac:4.0%} {rate:6.1f} MB/s {name[:28]:<28}"
-        self.stream.write(line)
-        self.stream.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def _with_bar(label: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run fn(..., progress=bar), turning parameter errors into UserError."""
     from cellgpt.weights.errors import ParamsError
 
-    bar = ProgressBar(label)
+    bar = Progress(label)
     try:
         return fn(*args, progress=bar, **kwargs)
     except ParamsError as exc:
@@ -127,7 +97,7 @@ def cmd_import_hf(args: argparse.Namespace) -> int:
     from cellgpt.weights.importers import import_hf
 
     out = _with_bar("import", import_hf, args.src, output_folder(args, args.src))
-    print(f"wrote {out}")
+    _wrote(out)
     return 0
 
 
@@ -137,7 +107,7 @@ def cmd_import_bundle(args: argparse.Namespace) -> int:
     out = _with_bar(
         "import", import_bundle, args.src, output_folder(args, args.src), n_head=args.n_head
     )
-    print(f"wrote {out}")
+    _wrote(out)
     return 0
 
 
@@ -145,8 +115,23 @@ def cmd_download(args: argparse.Namespace) -> int:
     from cellgpt.weights.importers import download
 
     out = _with_bar("download", download, args.name, output_folder(args, args.name))
-    print(f"wrote {out}")
+    _wrote(out)
     return 0
+
+
+def _wrote(out: Path) -> None:
+    """Where the model went, and the command that runs it (by name when a name finds it)."""
+    import shlex
+
+    from cellgpt.locations import NotFoundError, resolve_model
+
+    print(f"wrote {out}")
+    try:
+        by_name = resolve_model(out.name) == Path(out).resolve()
+    except NotFoundError:
+        by_name = False
+    model = out.name if by_name else str(out)
+    print(f'run it: cellgpt run "ROMEO:" --model {shlex.quote(model)}')
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -226,6 +226,18 @@ class Workbook:
         return self._sheet.graph.ancestors(self.resolve(name))
 
     def stale(self) -> list[str]:
+        """Cells computed before whose inputs or formula changed since: their values are out
+        of date. Cells never computed are `pending()`, not stale."""
+        store = self._sheet.store
+        return [n for n in self.cells() if store[n].status == Status.STALE and store[n].runs]
+
+    def pending(self) -> list[str]:
+        """Cells never computed yet: reading one, or `run()`, computes it."""
+        store = self._sheet.store
+        return [n for n in self.cells() if store[n].status == Status.STALE and not store[n].runs]
+
+    def needs_run(self) -> list[str]:
+        """Everything `run()` would compute: the stale cells and the pending ones."""
         store = self._sheet.store
         return [n for n in self.cells() if store[n].status == Status.STALE]
 

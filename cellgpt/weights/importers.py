@@ -176,16 +176,18 @@ def import_hf(
 
 def download(name: str, out: str | os.PathLike[str], *, progress: Progress | None = None) -> Path:
     """Fetch a GPT-2 checkpoint from the Hugging Face hub and import it into `out`."""
+    # Commands that run as written (the folder name is the one the advice tells you to use).
     advice = (
-        "download the model elsewhere (config.json, model.safetensors, vocab.json, "
-        "merges.txt) and run `cellgpt weights import-hf FOLDER --out OUT`"
+        f"put the model's config.json, model.safetensors, vocab.json and merges.txt in a "
+        f"folder ./{Path(name).name} and run `cellgpt weights import-hf ./{Path(name).name} "
+        f"--name {Path(name).name}`"
     )
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
         raise ParamsError(
-            f"downloading {name!r} needs the huggingface_hub package "
-            f"(pip install huggingface_hub); or {advice}"
+            f"downloading {name!r} needs huggingface_hub (cellgpt's `hub` extra): run "
+            f"`pip install huggingface_hub` and try again; or {advice}"
         ) from None
     patterns = ["config.json", "vocab.json", "merges.txt", "*.safetensors", "*.index.json"]
     try:
@@ -203,6 +205,11 @@ def download(name: str, out: str | os.PathLike[str], *, progress: Progress | Non
     return import_hf(folder, out, progress=progress)
 
 
+def _phase(progress: Progress, phase: str) -> Progress:
+    """`progress` with each step's name prefixed by the phase ('verify wte.weight')."""
+    return lambda done, total, name: progress(done, total, f"{phase} {name}")
+
+
 def _save_and_verify(
     out: str | os.PathLike[str],
     config: GPT2Config,
@@ -211,7 +218,9 @@ def _save_and_verify(
     progress: Progress | None,
 ) -> Path:
     folder = save_params(out, config, tensors, tokenizer_dir=tokenizer_dir, progress=progress)
-    loaded = load_params(folder)  # reads the CSVs back (and builds the cache)
+    # Reads the CSVs back (and builds the cache): seconds for GPT-2 small, so it reports too.
+    verifying = None if progress is None else _phase(progress, "verify")
+    loaded = load_params(folder, progress=verifying)
     for name, array in loaded.tensors.items():
         source = np.asarray(tensors[name], dtype=np.float32)
         if not np.array_equal(array.view(np.uint32), source.view(np.uint32)):

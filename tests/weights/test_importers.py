@@ -238,7 +238,7 @@ def test_download_offline_says_what_to_do(tmp_path: Path, monkeypatch: pytest.Mo
         download("gpt2", tmp_path / "out")
     message = str(info.value)
     assert "could not download 'gpt2'" in message
-    assert "cellgpt weights import-hf FOLDER --out OUT" in message
+    assert "cellgpt weights import-hf ./gpt2 --name gpt2`" in message
 
 
 def test_cli_import_info_check(
