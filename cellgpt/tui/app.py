@@ -144,7 +144,7 @@ class CellGptApp(App[None]):
         self.tree.focus()
         self.refresh_panels()
         self._settle_heap()
-        if self._autorun and self.wb.stale():
+        if self._autorun and self.wb.needs_run():
             self.controller.run(None, "Running the model")
 
     def _start_cell_of_workbook(self) -> str | None:
@@ -327,8 +327,8 @@ class CellGptApp(App[None]):
         self.main.query_one(PromptBar).set_busy(None)
         result = message.result
         if result.cancelled:
-            stale = len(self.wb.stale()) if self.wb is not None else 0
-            self.notify(f"{result.title}: cancelled — {stale} cells left stale", severity="warning")
+            stale = len(self.wb.needs_run()) if self.wb is not None else 0
+            self.notify(f"{result.title}: cancelled — {stale} cells left to run", severity="warning")
         elif result.error is not None:
             self.notify(f"{result.title} failed: {result.error}", severity="error", timeout=8)
             if self.wb is None:

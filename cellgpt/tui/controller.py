@@ -177,8 +177,8 @@ class WorkbookController:
     def run_all(self) -> None:
         if not self.can_act(needs_cell=False):
             return
-        if not self.wb.stale():
-            self.ui.notify("nothing is stale")
+        if not self.wb.needs_run():
+            self.ui.notify("nothing to run")
             return
         self.run(None, "Running stale cells")
 
@@ -224,7 +224,7 @@ class WorkbookController:
         def done(text: str | None) -> None:
             if text is None:
                 return
-            stale = len(self.wb.stale())
+            stale = len(self.wb.needs_run())
             self.ui.notify(
                 f"{name} = {text}\n{stale} cells stale — r re-runs this cell, R runs all"
             )

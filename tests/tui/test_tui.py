@@ -154,7 +154,7 @@ def test_first_screen_shows_the_stages_and_a_prediction(wb: Workbook) -> None:
 
 def test_startup_runs_a_stale_workbook_in_a_worker(wb_path: Path, tui_model: Path) -> None:
     book = cellgpt.open(wb_path, model=str(tui_model), prompt=PROMPT)
-    assert book.stale()
+    assert book.needs_run()
     app = CellGptApp(book)
 
     async def scenario(pilot: Any) -> None:
