@@ -102,13 +102,17 @@ class Tokenizer:
         self.decoder: dict[int, str] = {i: t for t, i in self.encoder.items()}
         self.decoder.update({i: t for t, i in self.special_tokens.items()})
         self.vocab_size: int = max(self.decoder, default=-1) + 1
+        self._setup_split()
+        self._token_bytes = self._build_token_bytes()
+
+    def _setup_split(self) -> None:
+        """The pre-split regex, the byte symbol map and the word caches (`self.pattern` set)."""
         self._split_re = regex.compile(self.pattern)
         # A custom pre-split regex may come from a stranger's tokenizer_config.json: run it
         # under a time limit (no catastrophic backtracking); the known patterns run free.
         self._split_timeout = None if self.pattern in PATTERNS.values() else SPLIT_TIMEOUT
         self._byte_to_char = bytes_to_unicode()
         self._translate = [self._byte_to_char[b] for b in range(256)]
-        self._token_bytes = self._build_token_bytes()
         self._bpe_cache: dict[str, tuple[str, ...]] = {}
         self._ids_cache: dict[str, tuple[int, ...]] = {}
 
