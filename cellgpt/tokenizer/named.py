@@ -11,11 +11,13 @@ from pathlib import Path
 from cellgpt.locations import RANKS_SUFFIX, reachable_tokenizer, resolve_model, resolve_tokenizer
 from cellgpt.tokenizer.alphabet import TokenizerError
 from cellgpt.tokenizer.bpe import Tokenizer
+from cellgpt.tokenizer.hf import HFTokenizer
 from cellgpt.tokenizer.ranked import RankTokenizer
 from cellgpt.tokenizer.rankfile import read_ranks
 
 _lock = threading.Lock()
 _tokenizers: dict[Path, tuple[float, Tokenizer]] = {}
+_hf: dict[Path, tuple[float, HFTokenizer]] = {}
 
 
 def _stamp(path: Path) -> float:
@@ -56,6 +58,20 @@ def load_tokenizer(name: str | os.PathLike[str]) -> Tokenizer:
     """A tokenizer folder or file, a model name whose folder has one, the built-in `gpt2`, or
     a bundled rank table (`r50k_base`, `p50k_base`, `cl100k_base`, `o200k_base`)."""
     return _load(resolve_tokenizer(name))
+
+
+def load_any_tokenizer(name: str | os.PathLike[str]) -> Tokenizer | HFTokenizer:
+    """`load_tokenizer`, or a Hugging Face tokenizer.json (a file, or a folder holding one)
+    for the commands that only encode, decode and compare."""
+    path = resolve_tokenizer(name)
+    if path.is_file() and path.suffix == ".json":
+        stamp = _stamp(path)
+        with _lock:
+            cached = _hf.get(path)
+            if cached is None or cached[0] != stamp:
+                _hf[path] = (stamp, HFTokenizer.from_file(path))
+            return _hf[path][1]
+    return _load(path)
 
 
 def load_reachable_tokenizer(name: object) -> Tokenizer:

@@ -12,8 +12,9 @@ does (each token is what BPE with the lower ranks makes of its bytes: exactly tw
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from functools import cached_property
-from itertools import pairwise
+from itertools import chain, pairwise
 
 from cellgpt.tokenizer.alphabet import PATTERNS, TokenizerError
 from cellgpt.tokenizer.bpe import CACHE_LIMIT, MergePass, Tokenizer, _merge
@@ -22,6 +23,7 @@ _NO_RANK = 1 << 62
 # Pieces longer than this merge through a heap over a linked list (n log n) instead of a
 # rescan of every pair per merge (n^2, but faster for the short pieces text is made of).
 LONG_PIECE = 192
+_BYTES = tuple(bytes([b]) for b in range(256))
 
 
 def merge_parts(piece: bytes, ranks: dict[bytes, int], below: int = _NO_RANK) -> list[bytes]:
@@ -32,7 +34,7 @@ def merge_parts(piece: bytes, ranks: dict[bytes, int], below: int = _NO_RANK) ->
 
 
 def _merge_short(piece: bytes, ranks: dict[bytes, int], below: int) -> list[bytes]:
-    parts = [piece[i : i + 1] for i in range(len(piece))]
+    parts = list(map(_BYTES.__getitem__, piece))
     get = ranks.get
     pair_ranks = [get(a + b, _NO_RANK) for a, b in pairwise(parts)]
     while pair_ranks:
@@ -93,6 +95,21 @@ def _merge_long(piece: bytes, ranks: dict[bytes, int], below: int) -> list[bytes
     return out
 
 
+class _PieceCache(dict[str, tuple[int, ...]]):
+    """Piece → ids, computing a missing piece on lookup; emptied wholesale when full."""
+
+    def __init__(self, compute: Callable[[str], tuple[int, ...]]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, piece: str) -> tuple[int, ...]:
+        ids = self.compute(piece)
+        if len(self) >= CACHE_LIMIT:
+            self.clear()
+        self[piece] = ids
+        return ids
+
+
 class RankTokenizer(Tokenizer):
     """A byte-level BPE tokenizer defined by ranks of byte strings (tiktoken's form)."""
 
@@ -117,6 +134,7 @@ class RankTokenizer(Tokenizer):
         # Specials are literal text: their bytes are their UTF-8.
         self._token_bytes.update({i: t.encode("utf-8") for t, i in self.special_tokens.items()})
         self.vocab_size = max(self._token_bytes) + 1
+        self._ids_cache = _PieceCache(self._piece_ids)
 
     # -- the printable views the trace and tables read (built on first use) ----------------
 
@@ -150,28 +168,21 @@ class RankTokenizer(Tokenizer):
 
     # -- encoding ---------------------------------------------------------------------------
 
+    def _piece_ids(self, word: str) -> tuple[int, ...]:
+        ranks = self.ranks
+        data = word.encode("utf-8")
+        rank = ranks.get(data)
+        # Most pieces of real text are one token already: a lookup, no merging.
+        if rank is not None:
+            return (rank,)
+        return tuple([ranks[p] for p in merge_parts(data, ranks)])
+
     def _word_ids(self, word: str) -> tuple[int, ...]:
-        ids = self._ids_cache.get(word)
-        if ids is None:
-            ranks = self.ranks
-            data = word.encode("utf-8")
-            rank = ranks.get(data)
-            # Most pieces of real text are one token already: a lookup, no merging.
-            ids = (
-                (rank,) if rank is not None else tuple([ranks[p] for p in merge_parts(data, ranks)])
-            )
-            if len(self._ids_cache) >= CACHE_LIMIT:
-                self._ids_cache.clear()
-            self._ids_cache[word] = ids
-        return ids
+        return self._ids_cache[word]
 
     def _encode_chunk(self, text: str, out: list[int]) -> None:
-        cache_get = self._ids_cache.get
-        word_ids = self._word_ids
-        extend = out.extend
-        for word in self._words(text):
-            ids = cache_get(word)
-            extend(ids if ids is not None else word_ids(word))
+        # The loop over pieces runs in C: the cache computes what it lacks (`__missing__`).
+        out.extend(chain.from_iterable(map(self._ids_cache.__getitem__, self._words(text))))
 
     # -- tracing ----------------------------------------------------------------------------
 
