@@ -69,8 +69,7 @@ def byte_pieces(tok: Tokenizer, ids: list[int]) -> list[str]:
 def compare_one(name: str, tok: AnyTokenizer, text: str) -> Comparison:
     """How `tok` reads `text` (special-token text counts as the special token)."""
     if isinstance(tok, HFTokenizer):
-        ids, pieces = tok.pieces(text)
-        unknown, fallback = tok.counts(ids)
+        ids, pieces, unknown, fallback = tok.read(text)
     else:
         ids = tok.encode(text, allowed_special="all")
         pieces = byte_pieces(tok, ids)

@@ -90,26 +90,31 @@ class HFTokenizer:
             raise TokenizerError(f"unknown token id {token_id} (vocabulary has {self.vocab_size})")
         return token
 
-    def pieces(self, text: str) -> tuple[list[int], list[str]]:
-        """Ids and the stretch of `text` each token covers (by the library's offsets); text
-        the tokenizer skips (BERT drops spaces) goes with the next token, and a token that
-        shares its character with the one before shows as an empty piece."""
+    def read(self, text: str) -> tuple[list[int], list[str], int, int]:
+        """(ids, pieces, unknown tokens, byte tokens) of `text`. A piece is the stretch of
+        text a token covers (by the library's offsets); text the tokenizer skips (BERT drops
+        spaces) goes with the next token, and a token sharing its character with the one
+        before shows as an empty piece. Byte tokens hold part of a character: byte-fallback
+        tokens (<0xE2>) and byte-level ones that share a character's span."""
         enc = self.backend.encode(text, add_special_tokens=False)
+        ids, offsets = list(enc.ids), list(enc.offsets)
         pieces, pos = [], 0
-        for _, end in enc.offsets:
+        for _, end in offsets:
             pieces.append(text[pos:end] if end > pos else "")
             pos = max(pos, end)
         if pieces and pos < len(text):
             pieces[-1] += text[pos:]
-        return list(enc.ids), pieces
-
-    def counts(self, ids: list[int]) -> tuple[int, int]:
-        """(unknown tokens, byte-fallback tokens such as <0xE2>)."""
+        shared = [
+            (k and offsets[k - 1] == span) or (k + 1 < len(offsets) and offsets[k + 1] == span)
+            for k, span in enumerate(offsets)
+        ]
         unknown = sum(1 for i in ids if i == self.unknown_id)
         fallback = sum(
-            1 for i in ids if _BYTE_FALLBACK.fullmatch(self.backend.id_to_token(i) or "")
+            1
+            for i, split in zip(ids, shared, strict=True)
+            if split or _BYTE_FALLBACK.fullmatch(self.backend.id_to_token(i) or "")
         )
-        return unknown, fallback
+        return ids, pieces, unknown, fallback
 
     def __repr__(self) -> str:
         return f"HFTokenizer({self.name}, vocab_size={self.vocab_size})"
