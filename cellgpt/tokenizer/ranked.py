@@ -12,12 +12,11 @@ does (each token is what BPE with the lower ranks makes of its bytes: exactly tw
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
 from functools import cached_property
-from itertools import chain, pairwise
+from itertools import pairwise
 
 from cellgpt.tokenizer.alphabet import PATTERNS, TokenizerError
-from cellgpt.tokenizer.bpe import CACHE_LIMIT, MergePass, Tokenizer, _merge
+from cellgpt.tokenizer.bpe import MergePass, Tokenizer, _merge
 
 _NO_RANK = 1 << 62
 # Pieces longer than this merge through a heap over a linked list (n log n) instead of a
@@ -95,23 +94,10 @@ def _merge_long(piece: bytes, ranks: dict[bytes, int], below: int) -> list[bytes
     return out
 
 
-class _PieceCache(dict[str, tuple[int, ...]]):
-    """Piece → ids, computing a missing piece on lookup; emptied wholesale when full."""
-
-    def __init__(self, compute: Callable[[str], tuple[int, ...]]) -> None:
-        super().__init__()
-        self.compute = compute
-
-    def __missing__(self, piece: str) -> tuple[int, ...]:
-        ids = self.compute(piece)
-        if len(self) >= CACHE_LIMIT:
-            self.clear()
-        self[piece] = ids
-        return ids
-
-
 class RankTokenizer(Tokenizer):
     """A byte-level BPE tokenizer defined by ranks of byte strings (tiktoken's form)."""
+
+    _ordered_merges = False  # `bpe` follows this class's own trace (ranks of the results)
 
     def __init__(
         self,
@@ -134,7 +120,6 @@ class RankTokenizer(Tokenizer):
         # Specials are literal text: their bytes are their UTF-8.
         self._token_bytes.update({i: t.encode("utf-8") for t, i in self.special_tokens.items()})
         self.vocab_size = max(self._token_bytes) + 1
-        self._ids_cache = _PieceCache(self._piece_ids)
 
     # -- the printable views the trace and tables read (built on first use) ----------------
 
@@ -176,13 +161,6 @@ class RankTokenizer(Tokenizer):
         if rank is not None:
             return (rank,)
         return tuple([ranks[p] for p in merge_parts(data, ranks)])
-
-    def _word_ids(self, word: str) -> tuple[int, ...]:
-        return self._ids_cache[word]
-
-    def _encode_chunk(self, text: str, out: list[int]) -> None:
-        # The loop over pieces runs in C: the cache computes what it lacks (`__missing__`).
-        out.extend(chain.from_iterable(map(self._ids_cache.__getitem__, self._words(text))))
 
     # -- tracing ----------------------------------------------------------------------------
 
