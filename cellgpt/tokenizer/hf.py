@@ -62,7 +62,9 @@ class HFTokenizer:
             ) from None
         try:
             backend = Backend.from_str(raw)
-        except Exception as e:  # the library reports every schema problem as its own type
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # schema errors, and Rust panics (a BaseException)
             raise TokenizerError(f"{path}: not a valid tokenizer.json ({e})") from None
         model = data["model"]
         unknown = model.get("unk_token")
@@ -73,9 +75,19 @@ class HFTokenizer:
         name = path.parent.name if path.name == "tokenizer.json" else path.stem
         return cls(backend, name, unknown if isinstance(unknown, str) else None)
 
+    def _encoding(self, text: str) -> Any:
+        try:
+            return self.backend.encode(text, add_special_tokens=False)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # e.g. a Unigram model without an unknown token
+            raise TokenizerError(f"{self.name}: cannot encode this text ({e})") from None
+
     def encode(self, text: str, allowed_special: object = "all", **_: object) -> list[int]:
-        """Token ids of `text`, without the template's added [CLS]/[SEP]/<s> tokens."""
-        return list(self.backend.encode(text, add_special_tokens=False).ids)
+        """Token ids of `text`, without the template's added [CLS]/[SEP]/<s> tokens. Special
+        tokens are the file's added tokens, always recognised (`allowed_special` is accepted
+        for a common signature and ignored)."""
+        return list(self._encoding(text).ids)
 
     def decode(self, ids: list[int], errors: str = "replace") -> str:
         for i in ids:
@@ -96,7 +108,7 @@ class HFTokenizer:
         spaces) goes with the next token, and a token sharing its character with the one
         before shows as an empty piece. Byte tokens hold part of a character: byte-fallback
         tokens (<0xE2>) and byte-level ones that share a character's span."""
-        enc = self.backend.encode(text, add_special_tokens=False)
+        enc = self._encoding(text)
         ids, offsets = list(enc.ids), list(enc.offsets)
         pieces, pos = [], 0
         for _, end in offsets:

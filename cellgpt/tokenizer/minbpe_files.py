@@ -18,6 +18,8 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
+import regex
+
 from cellgpt.engine.safe_files import UnsafeFileError, read_bytes
 from cellgpt.tokenizer.alphabet import PATTERNS, TokenizerError
 from cellgpt.tokenizer.rankfile import RankTable
@@ -42,6 +44,12 @@ def read_model(path: str | os.PathLike[str]) -> RankTable:
     if len(lines) < 3:
         raise TokenizerError(f"{path}: cut short before the special-token count (line 3)")
     pattern = lines[1].rstrip("\r") or "none"
+    try:
+        regex.compile(PATTERNS.get(pattern, pattern))
+    except (regex.error, RecursionError) as e:
+        raise TokenizerError(
+            f"{path} line 2: the split pattern is not a valid regex ({e})"
+        ) from None
     specials, first_merge = _read_specials(path, lines)
     ranks: dict[bytes, int] = {bytes([b]): b for b in range(256)}
     vocab = [bytes([b]) for b in range(256)]

@@ -107,6 +107,7 @@ def test_a_minbpe_file_loads_with_minbpes_ids(tmp_path: Path) -> None:
         ("minbpe v1\n\n0\n97 97\n300 1\n", "line 5: merge 300 1 uses an id not made yet"),
         ("minbpe v1\n\n0\n97 97\n97 97\n", "line 5: merge 97 97 makes b'aa' again \\(line 4\\)"),
         ("minbpe v1\n\n1\n<s> 3\n97 97\n", "special token '<s>' reuses id 3"),
+        ("minbpe v1\n(unclosed\n0\n", "line 2: the split pattern is not a valid regex"),
     ],
 )
 def test_broken_files_name_the_line(tmp_path: Path, content: str, message: str) -> None:
