@@ -8,7 +8,8 @@ corpus = "low low low low low lower lower newest newest newest newest newest new
 """The training text. Every distinct chunk is counted once with its frequency."""
 
 pattern = "gpt2"
-"""How text is cut into chunks before merging: "gpt2", "gpt4" (cl100k) or your own regex."""
+"""How text is cut into chunks before merging: "gpt2", "gpt4" (cl100k), "o200k", or "none"
+(minbpe's basic tokenizer: the whole text is one chunk, so merges may cross spaces)."""
 
 specials = ["<|endoftext|>"]
 """Special tokens: never split, never merged, each gets its own id after the merges."""

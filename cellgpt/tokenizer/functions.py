@@ -41,7 +41,7 @@ def _cell_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # Only the known split patterns: a regex from a workbook file could backtrack for hours.
-KNOWN_PATTERNS = ("gpt2", "gpt4")
+KNOWN_PATTERNS = ("gpt2", "gpt4", "o200k", "none")
 
 
 def _pattern(pattern: Any) -> str:
