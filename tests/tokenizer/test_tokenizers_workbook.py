@@ -92,3 +92,11 @@ def test_the_tui_shows_the_comparison_after_an_edit() -> None:
     asyncio.run(main())
     assert wb["sentence"] == " " * 8 + "x"
     assert {row[0]: row[1] for row in wb["comparison"]}["gpt2"] == 8
+
+
+def test_the_workbench_trains_without_a_pre_split() -> None:
+    wb = cellgpt.open("tokenizer")
+    assert all(not t.endswith(" ") for t in wb["tokens"])  # GPT-2's split: spaces lead words
+    wb.set("pattern", "none")
+    assert "est " in wb["tokens"]  # merged across the space, as minbpe's basic tokenizer does
+    assert wb["decoded"] == wb["prompt"]
