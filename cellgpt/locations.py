@@ -101,7 +101,7 @@ HF_TOKENIZER_FILE = "tokenizer.json"
 
 
 def rank_tables_dir() -> Path:
-    """The bundled rank tables (r50k_base, p50k_base, cl100k_base, o200k_base)."""
+    """The bundled rank tables (r50k_base, p50k_base, p50k_edit, cl100k_base, o200k_base)."""
     return _PACKAGE / "tokenizer" / "data" / "ranks"
 
 

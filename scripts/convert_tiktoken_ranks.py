@@ -5,8 +5,8 @@ Reproducible from the registry:
     cd /tmp && npm pack js-tiktoken@1.0.21 && tar xzf js-tiktoken-1.0.21.tgz
     python scripts/convert_tiktoken_ranks.py /tmp/package
 
-writes `cellgpt/tokenizer/data/ranks/{r50k_base,p50k_base,cl100k_base,o200k_base}.ranks.xz`
-and a README with the SHA-256 of each source file. `gpt2` is not converted: its table is
+writes `cellgpt/tokenizer/data/ranks/{r50k_base,p50k_base,p50k_edit,cl100k_base,o200k_base}`
+`.ranks.xz` and a README with the SHA-256 of each source file. `gpt2` is not converted: its table is
 r50k_base's, and GPT-2's own files (encoder.json, vocab.bpe) are bundled already.
 
 js-tiktoken's `dist/ranks/NAME.js` is `export default {...}`: a JSON object with `pat_str`
@@ -35,6 +35,7 @@ OUT = REPO / "cellgpt" / "tokenizer" / "data" / "ranks"
 TABLES = {
     "r50k_base": ("r50k", "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+"),
     "p50k_base": ("r50k", "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+"),
+    "p50k_edit": ("r50k", "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+"),
     "cl100k_base": ("gpt4", "('s|'S|'t|'T|'re|'rE|'Re|'RE|"),
     "o200k_base": ("o200k", "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*"),
 }

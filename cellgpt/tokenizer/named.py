@@ -56,7 +56,7 @@ def _load(path: Path) -> Tokenizer:
 
 def load_tokenizer(name: str | os.PathLike[str]) -> Tokenizer:
     """A tokenizer folder or file, a model name whose folder has one, the built-in `gpt2`, or
-    a bundled rank table (`r50k_base`, `p50k_base`, `cl100k_base`, `o200k_base`)."""
+    a bundled rank table (`r50k_base`, `p50k_base`, `p50k_edit`, `cl100k_base`, `o200k_base`)."""
     return _load(resolve_tokenizer(name))
 
 
@@ -107,6 +107,7 @@ def is_gpt2(tok: Tokenizer) -> bool:
 KNOWN_TABLES = {
     "r50k_base": "r50k_base (GPT-3)",
     "p50k_base": "p50k_base (Codex, text-davinci-002/003)",
+    "p50k_edit": "p50k_edit (the edit models)",
     "cl100k_base": "cl100k_base (GPT-4, GPT-3.5)",
     "o200k_base": "o200k_base (GPT-4o)",
 }

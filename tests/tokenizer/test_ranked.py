@@ -32,7 +32,7 @@ from cellgpt.tokenizer.ranked import (
 from cellgpt.tokenizer.rankfile import RankTable, read_ranks, write_ranks
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ["r50k_base", "p50k_base", "cl100k_base", "o200k_base"]
+NAMES = ["r50k_base", "p50k_base", "p50k_edit", "cl100k_base", "o200k_base"]
 EOT = "<|endoftext|>"
 
 TEXTS = [
@@ -102,6 +102,7 @@ CODE = (REPO / "cellgpt/tokenizer/bpe.py").read_text(encoding="utf-8")
 def test_every_table_is_bundled_with_tiktokens_definition() -> None:
     assert sorted(bundled_rank_tables()) == sorted(NAMES)
     sizes = {"r50k_base": 50256, "p50k_base": 50280, "cl100k_base": 100256, "o200k_base": 199998}
+    sizes["p50k_edit"] = sizes["p50k_base"]
     for name in NAMES:
         tok = OURS[name]
         assert isinstance(tok, RankTokenizer)
