@@ -87,6 +87,11 @@ def main() -> int:
         digest = hashlib.sha256(source.read_bytes()).hexdigest()
         lines.append(f"| `{out.name}` | `dist/ranks/{name}.js` | `{digest}` |")
         print(f"{out}: {len(table.ranks):,} ranks, {out.stat().st_size:,} bytes")
+    gpt2, r50k = (
+        parse_js(args.package / "dist" / "ranks" / f"{n}.js") for n in ("gpt2", "r50k_base")
+    )
+    if gpt2 != r50k | {"explicit_n_vocab": gpt2.get("explicit_n_vocab")}:
+        raise SystemExit("dist/ranks/gpt2.js differs from r50k_base.js: convert it too")
     readme = [
         f"Rank tables converted from the npm package `{version}` (MIT; see",
         "LICENSE.js-tiktoken) by `scripts/convert_tiktoken_ranks.py`. The tables themselves are",
