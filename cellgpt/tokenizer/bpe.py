@@ -52,6 +52,7 @@ SPLIT_TIMEOUT = 2.0  # seconds one pre-split call of a custom (not built-in) pat
 
 # Word caches are cleared wholesale when they reach this size: bounded memory, no LRU cost.
 CACHE_LIMIT = 100_000
+CACHED_WORD_LIMIT = 1_000  # characters; longer words are encoded every time
 _NO_RANK = 1 << 62
 
 SpecialSet = Literal["all"] | Collection[str]
@@ -66,6 +67,8 @@ class PieceCache(dict[str, tuple[int, ...]]):
 
     def __missing__(self, word: str) -> tuple[int, ...]:
         ids = self.compute(word)
+        if len(word) > CACHED_WORD_LIMIT:
+            return ids  # a whole text (no pre-split) is not worth keeping
         if len(self) >= CACHE_LIMIT:
             self.clear()
         self[word] = ids

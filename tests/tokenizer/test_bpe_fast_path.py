@@ -44,3 +44,12 @@ def test_an_unordered_list_encodes_as_its_trace() -> None:
         passes = tok.bpe_trace(word)
         assert tok.bpe(word) == passes[-1].tokens
     assert tok.encode("abc") == [256]
+
+
+def test_long_words_are_not_cached() -> None:
+    tok = load_tokenizer("cl100k_base")
+    tok.clear_cache()
+    text = "x" * 5000  # one pre-split piece
+    assert tok.encode(text) == tok.encode(text) and len(tok._ids_cache) == 0
+    tok.encode("short words are")
+    assert "short" in tok._ids_cache
