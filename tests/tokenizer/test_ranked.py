@@ -280,3 +280,13 @@ def test_patterns_by_name() -> None:
     assert PATTERNS["gpt4"] == _openai("cl100k_base")["pat_str"]
     assert PATTERNS["o200k"] == _openai("o200k_base")["pat_str"]
     assert PATTERNS["r50k"] == _openai("r50k_base")["pat_str"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=60))
+def test_the_traced_passes_end_in_the_encoders_ids(text: str) -> None:
+    # The workbook's pass table and the fast encoder are two loops of one class: same ids.
+    for name in ("cl100k_base", "o200k_base"):
+        tok = OURS[name]
+        rows = tok.trace(text, disallowed_special=())
+        assert [i for row in rows for i in row.ids] == tok.encode(text, disallowed_special=())
