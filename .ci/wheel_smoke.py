@@ -41,6 +41,13 @@ print("api: cellgpt.open('gpt2') top token", repr(top[0][1]))
 assert (cache_dir() / "weights").is_dir(), "the weights cache belongs in the user cache dir"
 assert not list(package.rglob(".cache")), "something wrote a cache into site-packages"
 
+# GPT-4's and GPT-4o's tokenizers by name, from the rank tables inside the wheel.
+from cellgpt.tokenizer.named import load_tokenizer  # noqa: E402
+
+assert load_tokenizer("cl100k_base").encode("hello world") == [15339, 1917]
+assert load_tokenizer("o200k_base").encode("hello world") == [24912, 2375]
+print("tokenizers: cl100k_base and o200k_base by name")
+
 
 # The TUI, one screen under Textual's pilot.
 async def first_screen() -> str:

@@ -93,6 +93,24 @@ def gpt2_tokenizer_dir() -> Path:
     return _PACKAGE / "tokenizer" / "data" / "gpt2"
 
 
+RANKS_SUFFIX = ".ranks.xz"
+# Tokenizer files a user may name by path: a rank table of ours, minbpe's model file, a
+# Hugging Face tokenizer.json.
+TOKENIZER_FILE_SUFFIXES = (RANKS_SUFFIX, ".model", ".json")
+HF_TOKENIZER_FILE = "tokenizer.json"
+
+
+def rank_tables_dir() -> Path:
+    """The bundled rank tables (r50k_base, p50k_base, p50k_edit, cl100k_base, o200k_base)."""
+    return _PACKAGE / "tokenizer" / "data" / "ranks"
+
+
+def bundled_rank_tables() -> dict[str, Path]:
+    """Rank table name → file, for the tables shipped inside the package."""
+    folder = rank_tables_dir()
+    return {p.name.removesuffix(RANKS_SUFFIX): p for p in sorted(folder.glob("*" + RANKS_SUFFIX))}
+
+
 # --- names -------------------------------------------------------------------------------
 
 
@@ -162,6 +180,8 @@ def available_tokenizers() -> dict[str, Path]:
     """Tokenizers by name: every model folder that has one, then the built-in `gpt2`."""
     found = _entries(model_folders(), _tokenizer_name)
     found.setdefault("gpt2", gpt2_tokenizer_dir())
+    for name, path in bundled_rank_tables().items():
+        found.setdefault(name, path)
     return found
 
 
@@ -216,16 +236,22 @@ def resolve_workbook(workbook: str | os.PathLike[str]) -> Path:
 
 
 def resolve_tokenizer(tokenizer: str | os.PathLike[str]) -> Path:
-    """A folder with encoder.json and vocab.bpe: an explicit path, a model's name, or `gpt2`."""
+    """A folder with encoder.json and vocab.bpe, or a tokenizer file (a rank table, minbpe's
+    .model, a Hugging Face tokenizer.json, or a folder holding one): an explicit path, a
+    model's name, `gpt2` or a bundled rank table's name (`cl100k_base`)."""
     text = os.fspath(tokenizer)
     direct = Path(text).expanduser()
     if text and _has(direct, "encoder.json"):
         return direct.resolve()
+    if text and direct.is_dir() and _has(direct, HF_TOKENIZER_FILE):
+        return (direct / HF_TOKENIZER_FILE).resolve()
+    if text and direct.name.endswith(TOKENIZER_FILE_SUFFIXES) and os.path.lexists(direct):
+        return direct.resolve()
     if looks_like_path(text) or not text:
         what = (
-            "not a tokenizer folder (no encoder.json)"
+            "not a tokenizer folder (no encoder.json or tokenizer.json)"
             if direct.is_dir()
-            else "no tokenizer folder there"
+            else "no tokenizer folder or file there"
         )
         raise TokenizerNotFoundError(f"{text or '(empty)'}: {what}")
     known = available_tokenizers()

@@ -8,7 +8,8 @@ corpus = "low low low low low lower lower newest newest newest newest newest new
 """The training text. Every distinct chunk is counted once with its frequency."""
 
 pattern = "gpt2"
-"""How text is cut into chunks before merging: "gpt2", "gpt4" (cl100k) or your own regex."""
+"""How text is cut into chunks before merging: "gpt2", "gpt4" (cl100k), "o200k", or "none"
+(minbpe's basic tokenizer: the whole text is one chunk, so merges may cross spaces)."""
 
 specials = ["<|endoftext|>"]
 """Special tokens: never split, never merged, each gets its own id after the merges."""
@@ -66,3 +67,25 @@ tokens: cell(stage="encode") = token_texts(tokenizer, ids)
 
 decoded: cell(stage="encode") = decode_ids(tokenizer, ids)
 """Decoding joins the pieces' bytes again: always the prompt back, byte for byte."""
+
+# ---------------------------------------------------------------- a named tokenizer, traced
+tokenizer_name = "cl100k_base"
+"""Any tokenizer by name: "gpt2", "cl100k_base" (GPT-4), "o200k_base" (GPT-4o), "r50k_base",
+"p50k_base", or a model's name. Its merges are traced below by the same code as GPT-2's."""
+
+word = " strawberry"
+"""A word (or a sentence) to watch the named tokenizer merge."""
+
+named_tokenizer: cell(stage="named") = load_named_tokenizer(tokenizer_name)
+"""The named tokenizer. GPT-4's and GPT-4o's are rank tables (token bytes → rank): each pass
+joins the adjacent pair whose result has the lowest rank, as tiktoken does."""
+
+named_words: cell(stage="named") = split_words(named_tokenizer, word)
+"""The word cut by the named tokenizer's own split pattern (GPT-4 keeps up to 3 digits
+together and lets a word start with punctuation)."""
+
+named_bpe: cell(stage="named", cols="BPE_COLUMNS") = bpe_passes(named_tokenizer, named_words)
+"""Every merge pass, from single bytes to the final tokens; `rank` is the new token's id."""
+
+named_ids: cell(stage="named") = bpe_ids(named_tokenizer, named_bpe)
+"""The ids: the same as tiktoken's for this tokenizer."""

@@ -7,7 +7,6 @@ import argparse
 import json
 import sys
 import time
-from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -17,15 +16,18 @@ from cellgpt.locations import DEFAULT_MODEL
 if TYPE_CHECKING:
     from rich.text import Text
 
-    from cellgpt.tokenizer.bpe import Tokenizer
+    from cellgpt.tokenizer.compare import AnyTokenizer, Comparison
+    from cellgpt.tokenizer.train import TrainedBPE
 
 # The default model's own tokenizer (2,048 tokens), so ids match what `cellgpt run` feeds
 # the model; `--tokenizer gpt2` for GPT-2's.
 DEFAULT_TOKENIZER = DEFAULT_MODEL
-COMPARED = (DEFAULT_MODEL, "gpt2")  # `compare` without --tokenizer: the default model vs GPT-2
+# `compare` without --tokenizer: the model's own, then GPT-2, GPT-4 and GPT-4o.
+COMPARED = ("gpt2", "cl100k_base", "o200k_base")
 TOKENIZER_HELP = (
-    f"'gpt2' (GPT-2's), a model name, or a folder with encoder.json (default: {DEFAULT_TOKENIZER}, "
-    "the default model's own)"
+    "'gpt2', 'cl100k_base' (GPT-4), 'o200k_base' (GPT-4o), 'r50k_base', 'p50k_base', a model "
+    "name, a folder with encoder.json, a minbpe .model, or a Hugging Face tokenizer.json "
+    f"(default: {DEFAULT_TOKENIZER}, the default model's own)"
 )
 DEFAULT_SPECIAL = "<|endoftext|>"
 # Background colours cycled over tokens in `compare` (dark text stays readable on all).
@@ -58,7 +60,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("corpus", nargs="+", type=Path, help="UTF-8 text file(s), one document each")
     p.add_argument("--vocab-size", type=int, required=True, help="256 + merges + specials")
     split = p.add_mutually_exclusive_group()
-    split.add_argument("--pattern", choices=["gpt2", "gpt4"], default="gpt2", help="pre-split")
+    split.add_argument(
+        "--pattern",
+        choices=["gpt2", "gpt4", "o200k", "none"],
+        default="gpt2",
+        help="pre-split: GPT-2's, GPT-4's, GPT-4o's, or none (minbpe's basic tokenizer: the "
+        "whole text is one piece)",
+    )
     split.add_argument("--pattern-regex", metavar="REGEX", help="a custom pre-split regex")
     p.add_argument(
         "--special",
@@ -68,6 +76,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-special", action="store_true", help="train without special tokens")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "--held-out",
+        type=Path,
+        metavar="FILE",
+        help="a text not trained on: its compression ratio is reported too",
+    )
+    p.add_argument(
+        "--minbpe",
+        action="store_true",
+        help="also write minbpe's files (minbpe.model, minbpe.vocab) into --out",
+    )
     p.set_defaults(func=cmd_train)
 
 
@@ -94,13 +113,25 @@ def _add_decode(sub: argparse._SubParsersAction) -> None:
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="token counts and boundaries of TEXT per tokenizer")
-    p.add_argument("text", metavar="TEXT", help="text to compare on ('-' reads stdin)")
+    p.add_argument(
+        "text",
+        metavar="TEXT",
+        nargs="?",
+        help="text to compare on ('-' reads stdin; default: a built-in sample with capitals, "
+        "code, numbers, emoji, Korean, Chinese and a special token)",
+    )
     p.add_argument(
         "--tokenizer",
         action="append",
-        help="'gpt2', a model name, or a tokenizer folder; repeat to compare several "
-        f"(default: {' and '.join(COMPARED)})",
+        help="a tokenizer name, folder or file (as for encode); repeat to compare several "
+        f"(default: the model's own, then {', '.join(COMPARED)})",
     )
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"whose tokenizer joins the default set (default: {DEFAULT_MODEL})",
+    )
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     colour = p.add_mutually_exclusive_group()
     colour.add_argument("--no-color", action="store_true", help="show boundaries with '|'")
     colour.add_argument("--color", action="store_true", help="colours even when piped")
@@ -112,23 +143,30 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def load_tokenizer(name: str) -> Tokenizer:
-    """'gpt2', a model's name, or a folder with encoder.json + vocab.bpe (as everywhere)."""
+def load_tokenizer(name: str) -> AnyTokenizer:
+    """A tokenizer by name, folder or file, as everywhere; a Hugging Face tokenizer.json too."""
     from cellgpt.locations import NotFoundError
     from cellgpt.tokenizer.bpe import TokenizerError
-    from cellgpt.tokenizer.named import load_tokenizer as load_named
+    from cellgpt.tokenizer.named import load_any_tokenizer
 
     try:
-        return load_named(name)
+        return load_any_tokenizer(name)
     except (NotFoundError, TokenizerError) as e:
         raise UserError(str(e)) from None
 
 
-def _say_which(tok: Tokenizer, name: str) -> None:
-    """Which tokenizer was used, on stderr: stdout stays the ids or text alone."""
+def _describe(tok: AnyTokenizer, name: str) -> str:
+    from cellgpt.tokenizer.hf import HFTokenizer
     from cellgpt.tokenizer.named import describe_tokenizer
 
-    print(f"tokenizer: {describe_tokenizer(tok, name)}", file=sys.stderr)
+    if isinstance(tok, HFTokenizer):
+        return f"{tok.name} (Hugging Face tokenizer.json, {tok.vocab_size:,} tokens)"
+    return describe_tokenizer(tok, name)
+
+
+def _say_which(tok: AnyTokenizer, name: str) -> None:
+    """Which tokenizer was used, on stderr: stdout stays the ids or text alone."""
+    print(f"tokenizer: {_describe(tok, name)}", file=sys.stderr)
 
 
 def _text_arg(text: str) -> str:
@@ -146,7 +184,7 @@ def _read_corpus(path: Path) -> str:
         raise UserError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from None
 
 
-def _encode(tok: Tokenizer, text: str) -> list[int]:
+def _encode(tok: AnyTokenizer, text: str) -> list[int]:
     # On the command line, special-token text means the special token.
     return tok.encode(text, allowed_special="all")
 
@@ -203,6 +241,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("--no-special and --special contradict each other")
     specials = [] if args.no_special else (args.special or [DEFAULT_SPECIAL])
     texts = [_read_corpus(path) for path in args.corpus]
+    held_out = _read_corpus(args.held_out) if args.held_out else None
     size = sum(len(t.encode("utf-8")) for t in texts)
     print(f"pre-splitting {len(texts)} file(s), {size / 1e6:.2f} MB", file=sys.stderr)
     progress = ProgressReporter(sys.stderr)
@@ -225,7 +264,35 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{len(trained.merges)} merges + {len(trained.special_tokens)} special",
         file=sys.stderr,
     )
+    if args.minbpe:
+        from cellgpt.tokenizer.minbpe_files import write_model
+
+        pattern = args.pattern_regex or args.pattern
+        written = write_model(args.out / "minbpe", trained.merges, pattern, trained.special_tokens)
+        print(f"wrote {', '.join(str(p) for p in written)} (minbpe's format)", file=sys.stderr)
+    _report_compression(trained, {"corpus": "\n".join(texts), "held-out": held_out})
     return 0
+
+
+def _report_compression(trained: TrainedBPE, texts: dict[str, str | None]) -> None:
+    """Bytes per token of the trained vocabulary on each text (more is better)."""
+    from cellgpt.tokenizer.ranked import RankTokenizer
+
+    # Our trainer never makes two tokens with the same bytes, so its vocabulary is a rank
+    # table (rank = id): the fast encoder, even without a pre-split (--pattern none).
+    ranks = {token: i for i, token in enumerate(trained.token_bytes)}
+    tok = RankTokenizer(ranks, trained.pattern, trained.special_tokens)
+    for label, text in texts.items():
+        if text is None:
+            continue
+        n_tokens = len(tok.encode(text, disallowed_special=()))
+        n_bytes = len(text.encode("utf-8"))
+        ratio = n_bytes / n_tokens if n_tokens else 0.0
+        print(
+            f"compression on the {label}: {ratio:.2f} bytes/token "
+            f"({n_bytes:,} bytes -> {n_tokens:,} tokens)",
+            file=sys.stderr,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,11 +310,13 @@ def cmd_encode(args: argparse.Namespace) -> int:
     except (TokenizerError, OSError) as exc:
         raise UserError(str(exc)) from None
     if args.json:
+        from cellgpt.tokenizer.hf import HFTokenizer
         from cellgpt.tokenizer.named import tokenizer_name
 
         # The keys the workbook's cells use for the same lists; "tokenizer" loads it again.
         tokens = [tok.token_str(i) for i in ids]
-        which = tokenizer_name(tok, args.tokenizer)
+        hf = isinstance(tok, HFTokenizer)
+        which = args.tokenizer if hf else tokenizer_name(tok, args.tokenizer)
         print(
             json.dumps({"tokenizer": which, "tokens": tokens, "token_ids": ids}, ensure_ascii=False)
         )
@@ -291,24 +360,6 @@ def cmd_decode(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def token_pieces(tok: Tokenizer, ids: list[int]) -> list[str]:
-    """The text of each token, whole characters only.
-
-    A character split across tokens is shown with the token holding its first byte; a token
-    holding only the tail of a character shows as an empty piece.
-    """
-    data = tok.decode_bytes(ids)
-    ends = list(accumulate(len(tok.token_bytes(i)) for i in ids))
-    pieces: list[list[str]] = [[] for _ in ids]
-    pos = k = 0
-    for ch in data.decode("utf-8"):
-        while pos >= ends[k]:
-            k += 1
-        pieces[k].append(ch)
-        pos += len(ch.encode("utf-8"))
-    return ["".join(p) for p in pieces]
-
-
 def plain_boundaries(pieces: list[str]) -> str:
     """Tokens separated by '|'."""
     return "|" + "|".join(pieces) + "|"
@@ -324,33 +375,52 @@ def coloured_boundaries(pieces: list[str]) -> Text:
     return text
 
 
-def stats_line(name: str, text: str, n_tokens: int) -> str:
-    """Token count, bytes per token and characters per token."""
-    n_bytes = len(text.encode("utf-8"))
+def stats_line(row: Comparison) -> str:
+    """Token count, bytes and characters per token, unknown and partial-character tokens."""
     return (
-        f"{name}: {n_tokens} tokens, {n_bytes / n_tokens:.2f} bytes/token, "
-        f"{len(text) / n_tokens:.2f} chars/token"
+        f"{row.tokenizer}: {row.tokens} tokens, {row.bytes_per_token:.2f} bytes/token, "
+        f"{row.chars_per_token:.2f} chars/token, {row.unknown} unknown, "
+        f"{row.byte_tokens} byte tokens"
     )
+
+
+def compared_names(args: argparse.Namespace) -> list[str]:
+    """--tokenizer as given, else the model's own tokenizer and the default set."""
+    if args.tokenizer:
+        return list(args.tokenizer)
+    return list(dict.fromkeys([args.model, *COMPARED]))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """For each tokenizer: counts, ratios, and the text with token boundaries shown."""
     from rich.console import Console
 
-    text = _text_arg(args.text)
+    from cellgpt.tokenizer.bpe import TokenizerError
+    from cellgpt.tokenizer.compare import SAMPLE, compare_all
+
+    text = SAMPLE if args.text is None else _text_arg(args.text)
     if not text:
         raise UserError("TEXT is empty: nothing to compare")
+    tokenizers = {name: load_tokenizer(name) for name in compared_names(args)}
+    try:
+        rows = compare_all(text, tokenizers)
+    except TokenizerError as e:
+        raise UserError(str(e)) from None
+    if args.json:
+        print(
+            json.dumps(
+                {"text": text, "tokenizers": [r.as_json() for r in rows]}, ensure_ascii=False
+            )
+        )
+        return 0
     console = Console(highlight=False, force_terminal=True if args.color else None)
     colour = not args.no_color and console.is_terminal and not console.no_color
-    for k, name in enumerate(args.tokenizer or COMPARED):
-        tok = load_tokenizer(name)
-        ids = _encode(tok, text)
-        pieces = token_pieces(tok, ids)
+    for k, row in enumerate(rows):
         if k:
             print()
-        print(stats_line(name, text, len(ids)))
+        print(stats_line(row))
         if colour:
-            console.print(coloured_boundaries(pieces), soft_wrap=True)
+            console.print(coloured_boundaries(row.pieces), soft_wrap=True)
         else:
-            print(plain_boundaries(pieces))
+            print(plain_boundaries(row.pieces))
     return 0

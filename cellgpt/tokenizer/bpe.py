@@ -8,10 +8,10 @@ returns every merge pass so the spreadsheet can show the tokenization table.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
-from itertools import pairwise
+from itertools import chain, pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
@@ -52,9 +52,27 @@ SPLIT_TIMEOUT = 2.0  # seconds one pre-split call of a custom (not built-in) pat
 
 # Word caches are cleared wholesale when they reach this size: bounded memory, no LRU cost.
 CACHE_LIMIT = 100_000
+CACHED_WORD_LIMIT = 1_000  # characters; longer words are encoded every time
 _NO_RANK = 1 << 62
 
 SpecialSet = Literal["all"] | Collection[str]
+
+
+class PieceCache(dict[str, tuple[int, ...]]):
+    """Word → ids, computing a missing word on lookup; emptied wholesale when full."""
+
+    def __init__(self, compute: Callable[[str], tuple[int, ...]]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, word: str) -> tuple[int, ...]:
+        ids = self.compute(word)
+        if len(word) > CACHED_WORD_LIMIT:
+            return ids  # a whole text (no pre-split) is not worth keeping
+        if len(self) >= CACHE_LIMIT:
+            self.clear()
+        self[word] = ids
+        return ids
 
 
 @dataclass(frozen=True)
@@ -102,15 +120,20 @@ class Tokenizer:
         self.decoder: dict[int, str] = {i: t for t, i in self.encoder.items()}
         self.decoder.update({i: t for t, i in self.special_tokens.items()})
         self.vocab_size: int = max(self.decoder, default=-1) + 1
+        self._ordered_merges = _ordered(self.bpe_ranks)
+        self._setup_split()
+        self._token_bytes = self._build_token_bytes()
+
+    def _setup_split(self) -> None:
+        """The pre-split regex, the byte symbol map and the word caches (`self.pattern` set)."""
         self._split_re = regex.compile(self.pattern)
         # A custom pre-split regex may come from a stranger's tokenizer_config.json: run it
         # under a time limit (no catastrophic backtracking); the known patterns run free.
         self._split_timeout = None if self.pattern in PATTERNS.values() else SPLIT_TIMEOUT
         self._byte_to_char = bytes_to_unicode()
         self._translate = [self._byte_to_char[b] for b in range(256)]
-        self._token_bytes = self._build_token_bytes()
         self._bpe_cache: dict[str, tuple[str, ...]] = {}
-        self._ids_cache: dict[str, tuple[int, ...]] = {}
+        self._ids_cache = PieceCache(self._piece_ids)
 
     # -- construction ---------------------------------------------------------------------
 
@@ -177,11 +200,15 @@ class Tokenizer:
         return passes
 
     def bpe(self, symbols: str) -> tuple[str, ...]:
-        """The BPE tokens of one word given as printable byte symbols (cached)."""
+        """The BPE tokens of one word given as printable byte symbols (cached): the last pass
+        of `bpe_trace`, without keeping the passes."""
         tokens = self._bpe_cache.get(symbols)
         if tokens is None:
-            passes = self.bpe_trace(symbols)
-            tokens = passes[-1].tokens if passes else tuple(symbols)
+            if self._ordered_merges:
+                tokens = tuple(_merge_pairs(list(symbols), self.bpe_ranks))
+            else:
+                passes = self.bpe_trace(symbols)
+                tokens = passes[-1].tokens if passes else tuple(symbols)
             if len(self._bpe_cache) >= CACHE_LIMIT:
                 self._bpe_cache.clear()
             self._bpe_cache[symbols] = tokens
@@ -192,15 +219,12 @@ class Tokenizer:
         self._bpe_cache.clear()
         self._ids_cache.clear()
 
+    def _piece_ids(self, word: str) -> tuple[int, ...]:
+        encoder = self.encoder
+        return tuple([encoder[t] for t in self.bpe(self.word_to_symbols(word))])
+
     def _word_ids(self, word: str) -> tuple[int, ...]:
-        ids = self._ids_cache.get(word)
-        if ids is None:
-            encoder = self.encoder
-            ids = tuple([encoder[t] for t in self.bpe(self.word_to_symbols(word))])
-            if len(self._ids_cache) >= CACHE_LIMIT:
-                self._ids_cache.clear()
-            self._ids_cache[word] = ids
-        return ids
+        return self._ids_cache[word]
 
     # -- encoding ---------------------------------------------------------------------------
 
@@ -254,11 +278,8 @@ class Tokenizer:
             yield text[start:], False
 
     def _encode_chunk(self, text: str, out: list[int]) -> None:
-        cache_get = self._ids_cache.get
-        word_ids = self._word_ids
-        for word in self._words(text):
-            ids = cache_get(word)
-            out.extend(ids if ids is not None else word_ids(word))
+        # The loop over words runs in C: the cache computes what it lacks (`__missing__`).
+        out.extend(chain.from_iterable(map(self._ids_cache.__getitem__, self._words(text))))
 
     def encode(
         self,
@@ -360,6 +381,41 @@ def _hashable_in(key: object, table: dict[int, bytes]) -> bool:
         return key in table
     except TypeError:
         return False
+
+
+def _ordered(ranks: dict[tuple[str, str], int]) -> bool:
+    """Whether every merge joins single symbols or tokens made by earlier merges, and no two
+    merges make the same token (true of every trained vocabulary, GPT-2's included)."""
+    made: dict[str, int] = {}
+    for (left, right), rank in ranks.items():
+        for part in (left, right):
+            if len(part) > 1 and made.get(part, rank) >= rank:
+                return False
+        if left + right in made:
+            return False
+        made[left + right] = rank
+    return True
+
+
+def _merge_pairs(word: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """`bpe_trace`'s final tokens for an ordered merge list, without the passes: merging the
+    leftmost lowest-ranked pair one at a time gives the same tokens as merging all of its
+    occurrences per pass, because a pair with a newly made token always ranks later."""
+    get = ranks.get
+    pair_ranks = [get(pair, _NO_RANK) for pair in pairwise(word)]
+    while pair_ranks:
+        best = min(pair_ranks)
+        if best == _NO_RANK:
+            break
+        i = pair_ranks.index(best)
+        merged = word[i] + word[i + 1]
+        word[i : i + 2] = [merged]
+        del pair_ranks[i]
+        if i:
+            pair_ranks[i - 1] = get((word[i - 1], merged), _NO_RANK)
+        if i < len(pair_ranks):
+            pair_ranks[i] = get((merged, word[i + 1]), _NO_RANK)
+    return word
 
 
 def _merge(word: list[str], left: str, right: str, start: int) -> list[str]:

@@ -10,12 +10,22 @@ from typing import Any
 from cellgpt.engine import FunctionLibrary
 from cellgpt.engine.costs import PY_OP, fixed, python_loop, size_of
 from cellgpt.engine.errors import CellEvalError
-from cellgpt.tokenizer import tables
+from cellgpt.tokenizer import compare, tables
 from cellgpt.tokenizer import trace as bpe_trace
+from cellgpt.tokenizer.alphabet import TokenizerError
 from cellgpt.tokenizer.bpe import Tokenizer
 from cellgpt.tokenizer.train import TrainedBPE, readable
 
 MERGE_COLUMNS = ["id", "token", "left", "right", "count"]
+COMPARE_COLUMNS = [
+    "tokenizer",
+    "tokens",
+    "bytes/token",
+    "chars/token",
+    "unknown",
+    "byte tokens",
+    "boundaries",
+]
 
 
 def _cell_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -31,7 +41,7 @@ def _cell_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # Only the known split patterns: a regex from a workbook file could backtrack for hours.
-KNOWN_PATTERNS = ("gpt2", "gpt4")
+KNOWN_PATTERNS = ("gpt2", "gpt4", "o200k", "none")
 
 
 def _pattern(pattern: Any) -> str:
@@ -114,6 +124,54 @@ def merges_table(tokenizer: Any) -> list[tuple[Any, ...]]:
     return tables.merges_table(_tokenizer(tokenizer))
 
 
+def load_named_tokenizer(name: str) -> Any:
+    """A tokenizer by name: `gpt2`, `cl100k_base` (GPT-4), `o200k_base` (GPT-4o),
+    `r50k_base`, `p50k_base`, or a model's name (a workbook may not name paths)."""
+    from cellgpt.tokenizer.named import load_reachable_tokenizer
+
+    try:
+        return load_reachable_tokenizer(name)
+    except (LookupError, ValueError, OSError) as exc:
+        raise CellEvalError(str(exc)) from None
+
+
+def compare_tokenizers(text: str, names: Sequence[str]) -> list[tuple[Any, ...]]:
+    """One row per tokenizer: (tokenizer, tokens, bytes/token, chars/token, unknown, byte
+    tokens, the text with boundaries as "|"), special-token text read as the special token."""
+    if not isinstance(text, str) or not text:
+        raise CellEvalError("the text to compare is empty")
+    if isinstance(names, str):
+        names = [names]
+    rows = []
+    for name in names:
+        try:
+            row = compare.compare_one(str(name), load_named_tokenizer(name), text)
+        except TokenizerError as exc:
+            raise CellEvalError(str(exc)) from None
+        boundaries = "|".join(p.replace("\n", "↵") for p in row.pieces)
+        rows.append(
+            (
+                row.tokenizer,
+                row.tokens,
+                row.bytes_per_token,
+                row.chars_per_token,
+                row.unknown,
+                row.byte_tokens,
+                boundaries,
+            )
+        )
+    return rows
+
+
+def token_pieces(tokenizer: Any, text: str) -> list[str]:
+    """The stretch of `text` each token covers (the boundaries the comparison shows)."""
+    tok = _tokenizer(tokenizer)
+    try:
+        return compare.byte_pieces(tok, tok.encode(text, allowed_special="all"))
+    except TokenizerError as exc:
+        raise CellEvalError(str(exc)) from None
+
+
 def _training_cost(corpus: Any, merges: Any, *args: Any) -> tuple[int, int]:
     # Every pass re-counts pairs over the corpus' chunks and keeps a row per pass.
     n, passes = size_of(corpus), max(1, int(merges) if isinstance(merges, int) else 1)
@@ -138,6 +196,13 @@ _COSTS = {
     "decode_ids": lambda tokenizer, ids: python_loop(ids),
     "vocab_table": _table_cost,
     "merges_table": _table_cost,
+    # Loaded once per process and shared (as the GPT-2 workbook's tokenizer is).
+    "load_named_tokenizer": fixed,
+    "compare_tokenizers": lambda text, names: (
+        256 * size_of(text) * max(1, size_of(names)),
+        8 * PY_OP * size_of(text) * max(1, size_of(names)),
+    ),
+    "token_pieces": lambda tokenizer, text: python_loop(text),
 }
 
 
@@ -152,9 +217,14 @@ def register(library: FunctionLibrary) -> FunctionLibrary:
         decode_ids,
         vocab_table,
         merges_table,
+        load_named_tokenizer,
+        compare_tokenizers,
+        token_pieces,
     ):
         library.register(fn.__name__, fn, cost=_COSTS[fn.__name__])
     library.constant("MERGE_COLUMNS", MERGE_COLUMNS)
     library.constant("VOCAB_TABLE_COLUMNS", tables.VOCAB_TABLE_COLUMNS)
     library.constant("MERGES_TABLE_COLUMNS", tables.MERGES_TABLE_COLUMNS)
+    library.constant("COMPARE_COLUMNS", COMPARE_COLUMNS)
+    library.constant("COMPARE_SAMPLE", compare.SAMPLE)
     return library

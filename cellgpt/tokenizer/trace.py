@@ -46,7 +46,7 @@ def training_passes(
 
     def record(done: int, pair: tuple[int, int], count: int, stats: Any) -> None:
         token, new_id = stats.token_bytes, 256 + done - 1  # pass `done` (from 1) made this id
-        after = ("·".join(_bare(token[t]) for t in stats.words[position[c]]) for c in order)
+        after = ("·".join(_bare(token[t]) for t in stats.word(position[c])) for c in order)
         merged = f"{readable(token[pair[0]])} + {readable(token[pair[1]])}"
         rows.append((done, merged, readable(token[new_id]), new_id, count, *after))
 

@@ -43,11 +43,13 @@ from pathlib import Path
 import regex
 
 from cellgpt.tokenizer.bpe import PATTERNS, Tokenizer, bytes_to_unicode, fix_surrogates
+from cellgpt.tokenizer.longword import LongWord
 
 DEFAULT_SPECIALS = ("<|endoftext|>",)
 VOCAB_BPE_HEADER = "#version: 0.2"
 ProgressFn = Callable[[int, int], None]
 Pair = tuple[int, int]
+LONG_WORD = 256  # words longer than this merge through a position index (longword.py)
 # Called after every merge with (merges done, the pair merged, its count, the statistics).
 MergeHook = Callable[[int, Pair, int, "_PairStats"], None]
 
@@ -252,6 +254,8 @@ class _PairStats:
 
     def __init__(self, words: list[list[int]], freqs: list[int], token_bytes: list[bytes]):
         self.words = words
+        # Words this long (a whole text when nothing pre-splits it) merge by position.
+        self.long = {w: LongWord(word) for w, word in enumerate(words) if len(word) > LONG_WORD}
         self.freqs = freqs
         self.token_bytes = token_bytes
         self.known = set(token_bytes)  # byte strings that already are tokens
@@ -291,11 +295,19 @@ class _PairStats:
         self.known.add(self.token_bytes[new_id])
         delta: dict[Pair, int] = defaultdict(int)
         for w in self.index.pop(pair):
+            if w in self.long:
+                for made in self.long[w].merge(left, right, new_id, self.freqs[w], delta):
+                    self.index[made].add(w)
+                continue
             old = self.words[w]
             new = _merge_word(old, left, right, new_id)
             self.words[w] = new
             self._diff_word(w, old, new, delta)
         self._apply(delta)
+
+    def word(self, w: int) -> list[int]:
+        """Word `w`'s current token ids."""
+        return self.long[w].ids() if w in self.long else self.words[w]
 
     def _diff_word(self, w: int, old: list[int], new: list[int], delta: dict[Pair, int]) -> None:
         f = self.freqs[w]
@@ -408,4 +420,4 @@ def _learn_merges(
             on_merge(done + 1, (left, right), count, stats)
         if progress is not None:
             progress(done + 1, n_merges)
-    return merges, counts, stats.words
+    return merges, counts, [stats.word(w) for w in range(len(words))]

@@ -372,6 +372,7 @@ def test_cli_train_encode_decode_compare(tmp_path: Path, capsys: pytest.CaptureF
     assert (
         lines[0]
         == f"gpt2: {n_gpt2} tokens, {19 / n_gpt2:.2f} bytes/token, {19 / n_gpt2:.2f} chars/token"
+        ", 0 unknown, 0 byte tokens"
     )
     assert lines[1] == "|" + "|".join(Tokenizer.gpt2().tokenize(text)) + "|"
     assert lines[3].startswith(f"{out}: {n_ours} tokens,")

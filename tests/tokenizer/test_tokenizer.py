@@ -146,7 +146,7 @@ def test_byte_map() -> None:
 
 
 def test_patterns() -> None:
-    assert PATTERNS == {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
+    assert {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}.items() <= PATTERNS.items()
     assert GPT4_SPLIT_PATTERN == CL100K_PAT
 
 

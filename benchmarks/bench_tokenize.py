@@ -1,0 +1,106 @@
+"""Encoding speed of our BPE against tiktoken (single thread), per named tokenizer.
+
+    python benchmarks/bench_tokenize.py                  # all five, the default text
+    python benchmarks/bench_tokenize.py cl100k_base --rounds 9 --file X.txt
+
+Same text for both sides, ids checked equal every round. tiktoken is built from the very rank
+tables we ship (its own downloads are not needed) with the same split pattern. Our encoder is
+timed twice: cold (its piece cache emptied before the run) and warm (the cache as the previous
+round left it, which is how a long session encodes). Sides are interleaved per the protocol of
+benchmarks/_fair.py (alternating order, idle pause before each side); the figures are medians
+over rounds, and the load average is printed: on a shared machine the numbers are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import tiktoken
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _fair import Machine, Side, add_arguments, run_rounds
+
+from cellgpt.tokenizer.named import load_tokenizer
+from cellgpt.tokenizer.ranked import RankTokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+NAMES = ("gpt2", "r50k_base", "p50k_base", "cl100k_base", "o200k_base")
+
+
+def default_text() -> str:
+    """Shakespeare (0.5 MB), some of our Python, and the comparison sample: prose, code,
+    numbers and several scripts."""
+    from cellgpt.tokenizer.compare import SAMPLE
+
+    prose = (REPO / "data/corpus/shakespeare_val.txt").read_text(encoding="utf-8")
+    code = "".join(
+        p.read_text(encoding="utf-8") for p in sorted(REPO.glob("cellgpt/tokenizer/*.py"))
+    )
+    return prose + code + SAMPLE * 20
+
+
+def reference(name: str) -> tiktoken.Encoding:
+    """tiktoken over the same ranks, pattern and specials as ours."""
+    tok = load_tokenizer(name)
+    if isinstance(tok, RankTokenizer):
+        ranks = tok.ranks
+    else:  # GPT-2's folder: ranks are the ids of the ordinary tokens
+        ranks = {b: i for i, b in tok.id_bytes().items() if i not in tok.special_tokens.values()}
+    return tiktoken.Encoding(
+        f"{name}-bench",
+        pat_str=tok.pattern,
+        mergeable_ranks=ranks,
+        special_tokens=tok.special_tokens,
+    )
+
+
+def bench(name: str, text: str, rounds: int, machine: Machine, pause: float) -> dict[str, float]:
+    tok, ref = load_tokenizer(name), reference(name)
+    mb = len(text.encode("utf-8")) / 1e6
+
+    def make_round(_: int) -> dict[str, Side]:
+        return {
+            "cold": Side(lambda: tok.encode_ordinary(text), setup=tok.clear_cache),
+            "warm": Side(lambda: tok.encode_ordinary(text)),
+            "tiktoken": Side(lambda: ref.encode_ordinary(text)),
+        }
+
+    def check(outputs: dict) -> None:
+        assert outputs["cold"] == outputs["warm"] == outputs["tiktoken"], f"{name}: ids differ"
+
+    result = run_rounds(make_round, rounds, machine, pause=pause, check=check)
+    return {
+        "cold": mb / result.median("cold"),
+        "warm": mb / result.median("warm"),
+        "tiktoken": mb / result.median("tiktoken"),
+        "cold_ratio": result.ratio("tiktoken", "cold"),
+        "warm_ratio": result.ratio("tiktoken", "warm"),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", default=list(NAMES), help=f"default: {' '.join(NAMES)}")
+    parser.add_argument("--file", type=Path, help="UTF-8 text to encode instead of the default")
+    parser.add_argument("--rounds", type=int, default=5, help="kept rounds per tokenizer (5)")
+    add_arguments(parser)
+    parser.set_defaults(pause=0.05)  # no BLAS threads to let park here
+    args = parser.parse_args()
+    text = args.file.read_text(encoding="utf-8") if args.file else default_text()
+    machine = Machine(busy=args.busy)
+    print(f"text: {len(text.encode('utf-8')) / 1e6:.2f} MB; medians of {args.rounds} rounds")
+    print(f"{'tokenizer':<12} {'cold MB/s':>9} {'warm MB/s':>9} {'tiktoken':>9}  ours/tiktoken")
+    for name in args.names:
+        r = bench(name, text, args.rounds, machine, args.pause)
+        print(
+            f"{name:<12} {r['cold']:9.2f} {r['warm']:9.2f} {r['tiktoken']:9.2f}  "
+            f"cold {r['cold_ratio']:.2f}x, warm {r['warm_ratio']:.2f}x"
+        )
+    return machine.report(args.strict)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
