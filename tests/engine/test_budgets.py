@@ -23,7 +23,6 @@ from cellgpt.engine.errors import CellError, DefinitionError
 from cellgpt.engine.limits import DEFAULT_LIMITS, Limits
 
 CORPUS = Path(__file__).resolve().parents[1] / "adversarial" / "budgets_formulas.tsv"
-FAST = 1.5  # seconds: every attempt must stop well before the 5 s time budget
 
 
 def _load() -> list[Attempt]:
@@ -41,12 +40,12 @@ def test_attempt_ends_in_a_bounded_error(
     watch: Watch,  # noqa: F811 (the fixture imported above)
     tmp_path: Path,
 ) -> None:
-    start = time.perf_counter()
     outcome, message = _try(attempt, tmp_path / "pwned")
-    elapsed = time.perf_counter() - start
     assert outcome == "bounded", f"{attempt.formula!r}: {outcome}: {message}"
     assert re.search(attempt.fragment, message, re.IGNORECASE), message
-    assert elapsed < FAST, f"{attempt.formula!r} took {elapsed:.2f} s"
+    # Stopped by an up-front budget before the work, not by running into the cell's
+    # deadline (what a wall-clock bound would say, without depending on the machine's load).
+    assert "time budget" not in message, f"{attempt.formula!r} ran until the deadline"
     assert watch.calls == []
 
 
