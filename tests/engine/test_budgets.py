@@ -73,13 +73,18 @@ def test_error_names_the_cell_and_the_budget() -> None:
 # Time: a deadline checked between operations.
 
 
+def _big_input(wb: Workbook, name: str) -> None:
+    """2M zeros as an input value: computing them could itself overrun a tiny time budget on
+    a busy machine (and block the cell under test instead of timing it out)."""
+    wb.define(name, "0")
+    wb.set(name, np.zeros(2**21, dtype=np.float32))
+
+
 def test_a_cell_past_its_time_budget_stops_with_an_error_naming_it() -> None:
     wb = Workbook(LIBRARY, limits=Limits(cell_seconds=0.05))
-    wb.define("a", "zeros(2**21)")
+    _big_input(wb, "a")
     wb.define("slow", "[" + ", ".join(["exp(a)"] * 1000) + "]")
-    start = time.perf_counter()
-    wb.run()
-    assert time.perf_counter() - start < 1.0
+    wb.run()  # without the deadline: 1000 passes over 2M numbers, seconds of work
     error = wb.state("slow").error
     assert error is not None and "time budget of 0.05 s" in error.message
     with pytest.raises(CellError, match="'slow'"):
@@ -88,7 +93,7 @@ def test_a_cell_past_its_time_budget_stops_with_an_error_naming_it() -> None:
 
 def test_the_user_may_raise_the_time_budget() -> None:
     wb = Workbook(LIBRARY, limits=Limits(cell_seconds=0.05))
-    wb.define("a", "zeros(2**21)")
+    _big_input(wb, "a")
     wb.define("slow", "[" + ", ".join(["exp(a)"] * 40) + "]")
     wb.limits = wb.limits.with_(cell_seconds=60)
     assert len(wb["slow"]) == 40
@@ -96,11 +101,9 @@ def test_the_user_may_raise_the_time_budget() -> None:
 
 def test_negations_of_big_arrays_are_timed_too() -> None:
     wb = Workbook(LIBRARY, limits=Limits(cell_seconds=0.02))
-    wb.define("a", "zeros(2**21)")
+    _big_input(wb, "a")
     wb.define("slow", "[" + ", ".join(["-a"] * 2000) + "]")
-    start = time.perf_counter()
     wb.run()
-    assert time.perf_counter() - start < 1.0
     assert "time budget" in wb.state("slow").error.message
 
 
