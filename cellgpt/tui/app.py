@@ -8,11 +8,14 @@ import gc
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from rich.text import Text
+from textual import _time, events
 from textual.app import App, SystemCommand
+from textual.await_complete import AwaitComplete
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import OptionList, Tree
@@ -28,6 +31,7 @@ from cellgpt.gpt2.cells import (
     WorkbookCells,
 )
 from cellgpt.tui.action_table import ACTIONS
+from cellgpt.tui.completion import function_entries
 from cellgpt.tui.controller import WorkbookController
 from cellgpt.tui.jobs import (
     CellsChanged,
@@ -38,6 +42,8 @@ from cellgpt.tui.jobs import (
     JobRunner,
 )
 from cellgpt.tui.numfmt import format_stats, summarize
+from cellgpt.tui.screens.confirm import ConfirmScreen
+from cellgpt.tui.screens.functions import FunctionsScreen
 from cellgpt.tui.screens.help import HelpScreen
 from cellgpt.tui.screens.main import MainScreen
 from cellgpt.tui.widgets.cell_tree import CellTree
@@ -71,6 +77,12 @@ class CellGptApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "cellgpt"
+    # Ctrl+Q from any screen, shown in the footer, asking first when edits are unsaved.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "request_quit", "Quit", priority=True),
+        Binding("ctrl+c", "help_quit", show=False, system=True),
+    ]
+    QUIT_AGAIN = 3.0  # seconds in which a second q at the top quits
 
     def __init__(
         self,
@@ -94,6 +106,8 @@ class CellGptApp(App[None]):
         self.bridge = ChangeBridge(self)
         self._stats: dict[tuple[str, int], str] = {}
         self._structure_dirty = False
+        self._dialog_closed_at = 0.0  # when a dialog last closed (Textual's clock)
+        self._quit_armed_at = -1e9  # when q at the top last asked for a second q
 
     # The controller's state, read often enough to name here.
     @property
@@ -163,6 +177,24 @@ class CellGptApp(App[None]):
         if self._freeze_gc:
             gc.unfreeze()
 
+    # ------------------------------------------------------------------ keys and dialogs
+    def pop_screen(self) -> AwaitComplete:
+        self._dialog_closed_at = _time.get_time()
+        return super().pop_screen()
+
+    async def on_event(self, event: events.Event) -> None:
+        # Keys typed while a dialog was closing (queued behind the Enter that closed it, or the
+        # rest of a pasted line) were meant for the dialog: they must not run main-screen
+        # commands such as r or x.
+        if (
+            isinstance(event, events.Key)
+            and event.time < self._dialog_closed_at
+            and self.screen is self.main
+        ):
+            event.stop()
+            return
+        await super().on_event(event)
+
     # ------------------------------------------------------------------ panes
     @property
     def tree(self) -> CellTree:
@@ -193,13 +225,7 @@ class CellGptApp(App[None]):
         return view is not None and view.kind == "grid"
 
     def point_at_row(self, row: int) -> None:
-        if self.value_is_grid():
-            grid = self.value_pane.grid
-            grid.move_cursor(row, grid.cursor[1])
-            grid.focus()
-        elif (table := self.shown_table()) is not None:
-            table.move_cursor(row)
-            table.focus()
+        self.value_pane.show_row(row)
 
     def shown_table(self) -> RecordTable | None:
         view = self.value_pane.view
@@ -210,7 +236,10 @@ class CellGptApp(App[None]):
             return
         name = self.current
         self.value_pane.show(self.wb, name)
-        self.details.show(self.wb, name, self._stats_text(name), same_cell=not new)
+        original = self.controller.formulas.original(self.wb, name)
+        self.details.show(
+            self.wb, name, self._stats_text(name), same_cell=not new, original=original
+        )
         if self.wb.info(name).evicted:
             self.controller.recompute_evicted(name)
 
@@ -261,6 +290,13 @@ class CellGptApp(App[None]):
         if cells.has(TOP_K):
             stale = wb.status(TOP_K) != Status.FRESH
             panel.show(cells.value(TOP_K), stale=stale, next_text=cells.value(NEXT_TEXT))
+        # With the next-token panel out of sight (a narrow screen), its best guess goes on top.
+        guess = panel.best() if cells.has(TOP_K) and self.main.plan.info == "hidden" else None
+        self.main.query_one(PromptBar).show_guess(guess)
+
+    def on_main_screen_panes_arranged(self, _: MainScreen.PanesArranged) -> None:
+        if self.wb is not None and self.is_running:
+            self.refresh_panels()
 
     # ------------------------------------------------------------------ events
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
@@ -356,6 +392,23 @@ class CellGptApp(App[None]):
     def action_edit_formula(self) -> None:
         self.controller.edit_formula()
 
+    def action_undo(self) -> None:
+        self.controller.undo()
+
+    def action_revert(self) -> None:
+        self.controller.revert()
+
+    def action_functions(self) -> None:
+        if self.wb is not None:
+            entries = function_entries(self.wb.library)
+            self.push_screen(FunctionsScreen(entries))
+
+    def action_sort(self) -> None:
+        self.value_pane.sort()
+
+    def action_filter(self) -> None:
+        self.value_pane.ask_filter()
+
     def action_rerun(self) -> None:
         self.controller.rerun()
 
@@ -401,3 +454,35 @@ class CellGptApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def action_toggle_tree(self) -> None:
+        if self.main.toggle_tree():
+            self.tree.focus()
+
+    def action_toggle_info(self) -> None:
+        self.main.toggle_info()
+
+    def action_back_or_quit(self) -> None:
+        """q: back like Escape; at the top (nothing to go back to), a second q quits."""
+        if self.jobs.busy or self.controller.history:
+            self.controller.go_back()
+            return
+        now = _time.get_time()
+        if now - self._quit_armed_at <= self.QUIT_AGAIN:
+            self.action_request_quit()
+            return
+        self._quit_armed_at = now
+        self.notify("nothing to go back to — press q again to quit (Ctrl+Q quits anywhere)")
+
+    def action_request_quit(self) -> None:
+        """Quit, after asking when formula or prompt edits are not saved."""
+        if not self.controller.unsaved:
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        message = "Formula or prompt edits are not saved: quitting drops them (s saves)."
+        self.push_screen(ConfirmScreen("quit without saving?", message, yes="Quit"), answered)

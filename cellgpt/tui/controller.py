@@ -9,21 +9,35 @@ import contextlib
 import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from cellgpt.engine import CellError, EngineError, FormulaError, Status, load_workbook
+from cellgpt.engine import (
+    CellError,
+    EngineError,
+    FormulaError,
+    RunCancelled,
+    Status,
+    load_workbook,
+)
 from cellgpt.engine.workbook_file import WorkbookChangedError
 from cellgpt.export.xlsx import export_workbook
 from cellgpt.gpt2.cells import EMBED, GENERATED, NEXT_TOKEN, PROMPT, TOKENS, WorkbookCells
 from cellgpt.gpt2.generate import generate
+from cellgpt.tui import paths
+from cellgpt.tui.history import FormulaHistory
 from cellgpt.tui.jobs import JobContext, JobResult, JobRunner
 from cellgpt.tui.row_index import RowIndex
 from cellgpt.tui.screens.changed import ChangedScreen, Choice
+from cellgpt.tui.screens.confirm import ConfirmScreen
 from cellgpt.tui.screens.edit import EditScreen, Problem
+from cellgpt.tui.screens.export import ExportRequest, ExportScreen
 from cellgpt.tui.screens.find import FindScreen
+from cellgpt.tui.screens.formula import FormulaScreen
+from cellgpt.tui.screens.prompt import PromptScreen
 from cellgpt.tui.search import EXACT_NAME, Hit, find_cells, find_rows, find_tokens, find_vocab
 from cellgpt.tui.views import cell_text
 
@@ -84,7 +98,9 @@ class WorkbookController:
         self.wb: Any = wb
         self.jobs = JobRunner(ui)
         self.current: str | None = None
-        self.history: list[str] = []
+        self.history: list[str] = []  # cells visited, for Escape
+        self.formulas = FormulaHistory()  # formulas replaced, per cell, for undo
+        self.unsaved = False  # a formula or the prompt changed since the last save
         self._row_index: tuple[tuple[Any, ...], RowIndex] | None = None  # the shown table's
 
     @property
@@ -208,30 +224,89 @@ class WorkbookController:
         name = self.current
         assert name is not None
         info = self.wb.info(name)
-        hint = "Enter applies (bad formulas are refused; the old one stays) · Escape cancels"
+        hint = "Enter applies (a bad formula is refused; the old one stays) │ Esc cancels"
         if info.template is not None and info.formula is not None and not info.overridden:
-            hint = f"this block cell follows its template; an edit affects {name} only · " + hint
+            hint = f"this block cell follows its template; an edit affects {name} only\n" + hint
 
         def apply(text: str) -> Problem | None:
             if problem := self._refuse_while_busy():
                 return problem
-            try:
-                self.wb.set_formula(name, text)
-            except Exception as exc:  # every refusal is shown, never raised
-                return problem_from(exc, text)
-            return None
+            return self._set_formula(name, text)
 
         def done(text: str | None) -> None:
             if text is None:
                 return
             stale = len(self.wb.stale())
             self.ui.notify(
-                f"{name} = {text}\n{stale} cells stale — r re-runs this cell, R runs all"
+                f"{name} = {text}\n{stale} cells stale — r re-runs this cell, R runs all, u undoes"
             )
             self.ui.show_current()
 
-        screen = EditScreen(f"edit formula of {name}", info.formula or "", apply, hint=hint)
+        original = self.formulas.original(self.wb, name)
+        screen = FormulaScreen(
+            f"edit formula of {name}",
+            info.formula or "",
+            apply,
+            hint=hint,
+            names=self.wb.cells(),
+            library=self.wb.library,
+            original=original if original != info.formula else None,
+        )
         self.ui.push_screen(screen, done)
+
+    def _set_formula(self, name: str, text: str, *, record: bool = True) -> Problem | None:
+        """Change a formula, remembering the old one for undo; a refusal changes nothing."""
+        before = self.wb.info(name).formula
+        try:
+            self.wb.set_formula(name, text)
+        except Exception as exc:  # every refusal is shown, never raised
+            return problem_from(exc, text)
+        if before is not None and before != text:
+            if record:
+                self.formulas.record(name, before)
+            self.unsaved = True
+        return None
+
+    def undo(self) -> None:
+        """u: put back the formula the selected cell had before its last edit."""
+        if not self.can_act():
+            return
+        name = self.current
+        assert name is not None
+        previous = self.formulas.pop(name)
+        if previous is None:
+            hint = " — U reverts to the original" if self._differs_from_original(name) else ""
+            self.ui.notify(f"no edit of {name} to undo{hint}", severity="warning")
+            return
+        if problem := self._set_formula(name, previous, record=False):
+            self.formulas.push_back(name, previous)
+            self.ui.notify(f"cannot undo: {problem.message}", severity="error")
+            return
+        left = self.formulas.depth(name)
+        more = f" ({left} more to undo)" if left else ""
+        self.ui.notify(f"undone: {name} = {previous}{more} — R runs the stale cells")
+        self.ui.show_current()
+
+    def _differs_from_original(self, name: str) -> bool:
+        original = self.formulas.original(self.wb, name)
+        return original is not None and original != self.wb.info(name).formula
+
+    def revert(self) -> None:
+        """U: back to the original formula (a block instance: its template's), undoably."""
+        if not self.can_act():
+            return
+        name = self.current
+        assert name is not None
+        original = self.formulas.original(self.wb, name)
+        if original is None or not self._differs_from_original(name):
+            self.ui.notify(f"{name} already has its original formula")
+            return
+        what = "its template's formula" if self.wb.cell(name).template_source else "the original"
+        if problem := self._set_formula(name, original):
+            self.ui.notify(f"cannot revert: {problem.message}", severity="error")
+            return
+        self.ui.notify(f"{name} back to {what}: {original} — u undoes, R runs the stale cells")
+        self.ui.show_current()
 
     def pin(self) -> None:
         """Pin the current value (an ablation that stays put), or release a pinned one."""
@@ -272,6 +347,7 @@ class WorkbookController:
                     self.wb.set(GENERATED, [])
             except Exception as exc:
                 return problem_from(exc)
+            self.unsaved = True
             return None
 
         def done(text: str | None) -> None:
@@ -279,7 +355,7 @@ class WorkbookController:
                 self.ui.refresh_panels()
                 self.run(None, "Running the new prompt")
 
-        self.ui.push_screen(EditScreen("prompt", text, apply), done)
+        self.ui.push_screen(PromptScreen(text, apply), done)
 
     def generate(self) -> None:
         if not self.can_act(needs_cell=False):
@@ -309,10 +385,19 @@ class WorkbookController:
 
     # ------------------------------------------------------------------ files
     def save(self) -> None:
+        """s: save over the file the workbook came from. A shipped (read-only) workbook, or
+        one never saved, goes through 'save as', whose default is the user's folder."""
         if not self.can_act(needs_cell=False):
             return
-        if getattr(self.wb, "document", None) is None:
+        document = getattr(self.wb, "document", None)
+        if document is None:
             self.save_as()
+            return
+        if document.save_path:
+            self.save_as(
+                title="the bundled workbook is read-only: save a copy in your folder as",
+                initial=document.save_path,
+            )
             return
         try:
             self.wb.save(None)
@@ -323,17 +408,8 @@ class WorkbookController:
         except Exception as exc:  # nothing is lost: the old file stays as it was
             self.ui.notify(f"save failed: {exc}", severity="error", timeout=8)
             return
+        self.unsaved = False
         self.ui.notify(f"saved {self.wb.document.path}")
-
-    def _save_to(self, path: str | None) -> Problem | None:
-        """Save as: the editor stays open with the reason when the save is refused."""
-        try:
-            self.wb.save(path)
-        except Exception as exc:  # nothing is lost: the old file stays as it was
-            self.ui.notify(f"save failed: {exc}", severity="error", timeout=8)
-            return Problem(str(exc))
-        self.ui.notify(f"saved {self.wb.document.path if self.wb.document else path}")
-        return None
 
     def _resolve_change(self, path: str) -> Callable[[Choice | None], None]:
         def chosen(choice: Choice | None) -> None:
@@ -352,38 +428,113 @@ class WorkbookController:
 
         def done(result: JobResult) -> None:
             self.current, self.history = None, []
+            self.formulas, self.unsaved = FormulaHistory(), False
             self.ui.show_workbook(result.value)
             self.ui.notify(f"reloaded {path}")
 
         self.jobs.start(f"Reloading {path}", lambda ctx: load_workbook(path, library), done)
 
-    def save_as(self) -> None:
+    def save_as(self, *, title: str = "save the workbook as", initial: str | None = None) -> None:
+        """S: save to a file named in a dialog; an existing other file is only overwritten
+        after a yes."""
         if not self.can_act(needs_cell=False):
             return
         document = getattr(self.wb, "document", None)
-        # A shipped workbook is offered a copy in the user's folder, not its own path.
-        initial = (document.save_path or document.path) if document is not None else "workbook.py"
-        self.ui.push_screen(EditScreen("save the workbook as", str(initial), self._save_to))
+        if initial is None:
+            initial = (document.save_path or document.path) if document else "workbook.py"
+        base = paths.base_folder()
 
-    def export(self) -> None:
+        def check(text: str) -> Problem | None:
+            path = paths.resolve(text, base)
+            if document is not None and document.save_path and path == Path(document.save_path):
+                with contextlib.suppress(OSError):  # the user's folder, made on first use
+                    path.parent.mkdir(parents=True, exist_ok=True)
+            problem = paths.write_problem(path)
+            return Problem(problem) if problem else None
+
+        def chosen(text: str | None) -> None:
+            if text is None:
+                return
+            path = paths.resolve(text, base)
+            own = document is not None and _same_file(path, document.path)
+            if path.exists() and not own:
+                self._confirm_overwrite(path, lambda: self._save_to(path), retry)
+            else:
+                self._save_to(path)
+
+        def retry() -> None:
+            self.save_as(title=title, initial=initial)
+
+        hint = f"~ is your home; a relative name is in {paths.shown(base)} │ Esc cancels"
+        self.ui.push_screen(EditScreen(title, paths.shown(Path(initial)), check, hint=hint), chosen)
+
+    def _confirm_overwrite(
+        self, path: Path, write: Callable[[], None], back: Callable[[], None]
+    ) -> None:
+        """Ask before replacing an existing file: yes writes, no goes back to the dialog."""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                write()
+            else:
+                back()
+
+        message = f"{paths.shown(path)} exists. Replace it? (its old content is lost)"
+        self.ui.push_screen(ConfirmScreen("replace the file?", message, yes="Replace"), answered)
+
+    def _save_to(self, path: Path) -> None:
+        try:
+            self.wb.save(str(path))
+        except Exception as exc:  # nothing is lost: the old file stays as it was
+            self.ui.notify(f"save failed: {exc}", severity="error", timeout=8)
+            return
+        self.unsaved = False
+        self.ui.notify(f"saved {self.wb.document.path if self.wb.document else path}")
+
+    def export(self, request: ExportRequest | None = None) -> None:
+        """x: ask for the mode and the file, confirm an overwrite, then write it in a job
+        with progress (c or Esc cancels; a cancelled export leaves no file behind)."""
         if not self.can_act(needs_cell=False):
             return
-        document = getattr(self.wb, "document", None)
-        stem = os.path.splitext(os.path.basename(document.path))[0] if document else "cellgpt"
+        base = paths.base_folder()
+        if request is None:
+            document = getattr(self.wb, "document", None)
+            stem = Path(document.path).stem if document else "cellgpt"
+            request = ExportRequest("values", f"{stem}.xlsx")
+
+        def check(request: ExportRequest) -> Problem | None:
+            problem = paths.write_problem(paths.resolve(request.path, base))
+            return Problem(problem) if problem else None
+
+        def chosen(request: ExportRequest | None) -> None:
+            if request is None:
+                return
+            path = paths.resolve(request.path, base)
+            if path.exists():
+                self._confirm_overwrite(
+                    path, lambda: self._export_to(path, request), lambda: self.export(request)
+                )
+            else:
+                self._export_to(path, request)
+
+        self.ui.push_screen(ExportScreen(request, check, paths.shown(base)), chosen)
+
+    def _export_to(self, path: Path, request: ExportRequest) -> None:
         wb = self.wb
 
-        def apply(path: str) -> Problem | None:
-            return None if path.strip() else Problem("give a file name")
+        def work(ctx: JobContext) -> Any:
+            def progress(done: int, total: int, what: str) -> None:
+                if ctx.cancelled():
+                    raise RunCancelled("export cancelled")
+                ctx.progress(done, total, what)
 
-        def done(path: str | None) -> None:
-            if path:
-                self.jobs.start(
-                    f"Exporting {path}",
-                    lambda ctx: export_workbook(wb, path),
-                    lambda r: self.ui.notify(f"exported {path}"),
-                )
+            return export_workbook(wb, path, mode=request.mode, progress=progress)
 
-        self.ui.push_screen(EditScreen("export to .xlsx", f"{stem}.xlsx", apply), done)
+        self.jobs.start(
+            f"Exporting {path.name} ({request.mode})",
+            work,
+            lambda r: self.ui.notify(f"exported {paths.shown(path)} ({request.mode})"),
+        )
 
     # ------------------------------------------------------------------ finding
     def search(self, query: str) -> list[Hit]:
@@ -440,3 +591,7 @@ class WorkbookController:
         if self.current is None or not self.ui.value_is_grid():
             return False
         return self.wb.info(self.current).hints.get("rows") == TOKENS
+
+
+def _same_file(a: Path, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)

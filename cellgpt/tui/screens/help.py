@@ -25,6 +25,9 @@ next-token prediction. Edit a formula, watch what turns stale, re-run, compare.
 Marks: ● fresh  ○ stale (an input changed; the last value is shown)  ✗ error
        ⊘ blocked by an error upstream  ⟳ running  P pinned  ✎ formula edited
 
+Tokens: · a space at a token's edge (" the" is ·the)  ⍽ a non-breaking space  ↵ a line break
+       → a tab  \\xNN a byte that is not a whole character
+
 Colours: blue negative, white 0, red positive, scaled to the 99th percentile of |x|
 (attention patterns use a fixed 0…1 scale)."""
 
