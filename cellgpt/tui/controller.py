@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -458,12 +459,11 @@ class WorkbookController:
             path = paths.resolve(text, base)
             own = document is not None and _same_file(path, document.path)
             if path.exists() and not own:
-                self._confirm_overwrite(path, lambda: self._save_to(path), retry)
+                # no: back to the dialog with the name as typed, to change it
+                again = partial(self.save_as, title=title, initial=str(path))
+                self._confirm_overwrite(path, partial(self._save_to, path), again)
             else:
                 self._save_to(path)
-
-        def retry() -> None:
-            self.save_as(title=title, initial=initial)
 
         hint = f"~ is your home; a relative name is in {paths.shown(base)} │ Esc cancels"
         self.ui.push_screen(EditScreen(title, paths.shown(Path(initial)), check, hint=hint), chosen)
