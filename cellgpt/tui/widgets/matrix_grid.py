@@ -104,19 +104,26 @@ class MatrixGrid(ScrollView, can_focus=True):
         self._order = order
         self._generation += 1
         self._cursor = (0, self._cursor[1])
-        self.scroll_to(None, 0, animate=False, immediate=True)
+        self.scroll_to(None, 0, animate=False, immediate=True, force=True)
         self._resize_virtual()
         self._clamp_cursor()
 
     def show_row(self, row: int) -> bool:
-        """Put the cursor on a data row (False when a filter hides it)."""
-        if self._order is None:
-            self.move_cursor(row, self._cursor[1])
-            return self._data is not None and 0 <= row < self._data.shape[0]
-        where = np.flatnonzero(self._order == row)
-        if not where.size:
+        """Jump the cursor to a data row, a third down the view so the rows around it show
+        too (False when a filter hides it)."""
+        if self._data is None or not 0 <= row < self._data.shape[0]:
             return False
-        self.move_cursor(int(where[0]), self._cursor[1])
+        if self._order is None:
+            display = row
+        else:
+            where = np.flatnonzero(self._order == row)
+            if not where.size:
+                return False
+            display = int(where[0])
+        rows_visible, _ = self._viewport()
+        y = max(0, display - rows_visible // 3)
+        self.scroll_to(None, y, animate=False, immediate=True, force=True)
+        self.move_cursor(display, self._cursor[1])
         return True
 
     @property
@@ -164,7 +171,7 @@ class MatrixGrid(ScrollView, can_focus=True):
         self._label_w = self._measure_labels()
         if not (keep_cursor and same_shape):
             self._cursor = (0, 0)
-            self.scroll_to(0, 0, animate=False, immediate=True)
+            self.scroll_to(0, 0, animate=False, immediate=True, force=True)
         self._resize_virtual()
         self._clamp_cursor()
 
@@ -240,7 +247,9 @@ class MatrixGrid(ScrollView, can_focus=True):
             first = col - shown + 1
         x = first * self._cw
         if (x, y) != tuple(self.scroll_offset):
-            self.scroll_to(x, y, animate=False, immediate=True)
+            # force: right after new data the scrollbars are not updated yet, and without it
+            # Textual ignores the scroll (a jump to row 297 stayed on row 0)
+            self.scroll_to(x, y, animate=False, immediate=True, force=True)
 
     def action_move(self, d_row: int, d_col: int) -> None:
         self.move_cursor(self._cursor[0] + d_row, self._cursor[1] + d_col)

@@ -113,21 +113,26 @@ class RecordTable(ScrollView, can_focus=True):
         self._order = order
         self._generation += 1
         self._cursor = 0
-        self.scroll_to(0, 0, animate=False, immediate=True)
+        self.scroll_to(0, 0, animate=False, immediate=True, force=True)
         self.virtual_size = Size(self._starts[-1] + 1, self.shown_count + 1)
         self._frame = None
         self.refresh()
         self.move_cursor(0)
 
     def show_row(self, row: int) -> bool:
-        """Put the cursor on a record (False when a filter hides it)."""
-        if self._order is None:
-            self.move_cursor(row)
-            return 0 <= row < len(self._records)
-        try:
-            display = list(self._order).index(row)
-        except ValueError:
+        """Jump the cursor to a record, a third down the view so the rows around it show too
+        (False when a filter hides it)."""
+        if not 0 <= row < len(self._records):
             return False
+        if self._order is None:
+            display = row
+        else:
+            try:
+                display = list(self._order).index(row)
+            except ValueError:
+                return False
+        y = max(0, display - self._rows_visible() // 3)
+        self.scroll_to(None, y, animate=False, immediate=True, force=True)
         self.move_cursor(display)
         return True
 
@@ -157,7 +162,7 @@ class RecordTable(ScrollView, can_focus=True):
             self._starts.append(self._starts[-1] + w + _PAD)
         if not keep_cursor:
             self._cursor = 0
-            self.scroll_to(0, 0, animate=False, immediate=True)
+            self.scroll_to(0, 0, animate=False, immediate=True, force=True)
         # One title line on top; one spare column so the last one scrolls fully into view.
         self.virtual_size = Size(self._starts[-1] + 1, self.shown_count + 1)
         self._frame = None
@@ -224,7 +229,7 @@ class RecordTable(ScrollView, can_focus=True):
         elif self._cursor >= y + shown:
             y = self._cursor - shown + 1
         if y != round(self.scroll_offset.y):
-            self.scroll_to(None, y, animate=False, immediate=True)
+            self.scroll_to(None, y, animate=False, immediate=True, force=True)
 
     def action_move(self, delta: int) -> None:
         self.move_cursor(self._cursor + delta)
@@ -237,7 +242,7 @@ class RecordTable(ScrollView, can_focus=True):
         x = round(self.scroll_offset.x)
         first = bisect.bisect_right(self._starts, x) - 1
         target = max(0, min(len(self._widths) - 1, first + delta))
-        self.scroll_to(self._starts[target], None, animate=False, immediate=True)
+        self.scroll_to(self._starts[target], None, animate=False, immediate=True, force=True)
 
     def action_edge(self, where: str) -> None:
         if where == "top":
@@ -246,7 +251,7 @@ class RecordTable(ScrollView, can_focus=True):
             self.move_cursor(self.shown_count - 1)
         else:
             x = 0 if where == "left" else self._starts[-1]
-            self.scroll_to(x, None, animate=False, immediate=True)
+            self.scroll_to(x, None, animate=False, immediate=True, force=True)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)

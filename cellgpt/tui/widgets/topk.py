@@ -29,7 +29,10 @@ def percent(p: float) -> str:
 def delta_text(delta: float) -> str:
     """A change in probability in percentage points, e.g. "+2.31pp"."""
     points = delta * 100
-    return f"{points:+.2f}pp" if abs(points) >= 0.005 else "±0pp"
+    if abs(points) >= 0.005:
+        return f"{points:+.2f}pp"
+    # tiny probabilities (a small model) move by less: keep two significant digits
+    return f"{points:+.2g}pp" if abs(points) >= 5e-7 else "±0pp"
 
 
 def render_top_k(
@@ -43,10 +46,10 @@ def render_top_k(
     top = max(float(r[2]) for r in rows) or 1.0
     before = {int(r[0]): (i, float(r[2])) for i, r in enumerate(previous or [])}
     label_w = min(16, max(len(visible(str(r[1]))) for r in rows) + 2)
-    changes = 13 if previous is not None else 0  # " ▲12" and " +12.34pp"
+    changes = 15 if previous is not None else 0  # " ▲12" and " -0.0012pp"
     bar_w = max(4, min(BAR, width - label_w - 9 - changes)) if width else BAR
     if previous is not None:
-        out.append(f"{'':<{label_w}} {'p':>7} {'':<{bar_w}} rank    Δp\n", style="dim")
+        out.append(f"{'':<{label_w}} {'p':>7} {'':<{bar_w}} rank     Δp\n", style="dim")
     for rank, (token_id, token, prob, _logit) in enumerate(rows):
         label = f"'{visible(str(token))}'"
         out.append(f"{label[:label_w]:<{label_w}} ", style="bold" if rank == 0 else "")
@@ -56,7 +59,7 @@ def render_top_k(
             was = before.get(int(token_id))
             if was is None:
                 out.append(f" {'new':>4}", style="bold yellow")
-                out.append(f" {'':>8}")
+                out.append(f" {'':>9}")
             else:
                 moved = was[0] - rank
                 mark = f"▲{moved}" if moved > 0 else f"▼{-moved}" if moved < 0 else "="
@@ -64,7 +67,7 @@ def render_top_k(
                 out.append(f" {mark:>4}", style=style)
                 delta = float(prob) - was[1]
                 style = "green" if delta > 5e-5 else "red" if delta < -5e-5 else "dim"
-                out.append(f" {delta_text(delta):>8}", style=style)
+                out.append(f" {delta_text(delta):>9}", style=style)
         out.append("\n")
     out.rstrip()
     return out
