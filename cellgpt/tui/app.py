@@ -42,6 +42,7 @@ from cellgpt.tui.jobs import (
     JobRunner,
 )
 from cellgpt.tui.numfmt import format_stats, summarize
+from cellgpt.tui.on_demand import stale_wanted
 from cellgpt.tui.screens.confirm import ConfirmScreen
 from cellgpt.tui.screens.functions import FunctionsScreen
 from cellgpt.tui.screens.help import HelpScreen
@@ -158,7 +159,7 @@ class CellGptApp(App[None]):
         self.tree.focus()
         self.refresh_panels()
         self._settle_heap()
-        if self._autorun and self.wb.stale():
+        if self._autorun and stale_wanted(self.wb):
             self.controller.run(None, "Running the model")
 
     def _start_cell_of_workbook(self) -> str | None:

@@ -31,6 +31,7 @@ from cellgpt.gpt2.generate import generate
 from cellgpt.tui import paths
 from cellgpt.tui.history import FormulaHistory
 from cellgpt.tui.jobs import JobContext, JobResult, JobRunner
+from cellgpt.tui.on_demand import is_on_demand, run_stale, stale_wanted
 from cellgpt.tui.row_index import RowIndex
 from cellgpt.tui.screens.changed import ChangedScreen, Choice
 from cellgpt.tui.screens.confirm import ConfirmScreen
@@ -158,10 +159,14 @@ class WorkbookController:
 
     # ------------------------------------------------------------------ running
     def run(self, name: str | None, title: str) -> bool:
-        """Run one cell (its stale inputs first) or everything stale, in the job thread."""
+        """Run one cell (its stale inputs first) or everything stale but the on-demand
+        cells, in the job thread."""
         wb = self.wb
 
         def work(ctx: JobContext) -> None:
+            if name is None:
+                run_stale(wb, ctx.progress, ctx.cancelled)
+                return
             with contextlib.suppress(CellError):  # the error lives in the cell, shown there
                 wb.run(name, progress=ctx.progress, cancel=ctx.cancelled)
 
@@ -194,8 +199,10 @@ class WorkbookController:
     def run_all(self) -> None:
         if not self.can_act(needs_cell=False):
             return
-        if not self.wb.stale():
-            self.ui.notify("nothing is stale")
+        if not stale_wanted(self.wb):
+            waiting = [n for n in self.wb.stale() if is_on_demand(self.wb, n)]
+            later = f" ({', '.join(waiting)}: on demand, r on it computes it)" if waiting else ""
+            self.ui.notify(f"nothing is stale{later}")
             return
         self.run(None, "Running stale cells")
 
@@ -370,7 +377,7 @@ class WorkbookController:
             # Compute the prediction with cancel/progress first; generate() then only appends.
             wb.run(NEXT_TOKEN, progress=ctx.progress, cancel=ctx.cancelled)
             ids = generate(wb, 1, greedy=True)
-            wb.run(None, progress=ctx.progress, cancel=ctx.cancelled)
+            run_stale(wb, ctx.progress, ctx.cancelled)
             return ids
 
         def done(result: JobResult) -> None:

@@ -112,8 +112,12 @@ def test_keys_typed_while_a_dialog_closes_do_not_reach_the_main_screen(wb: Workb
 
     async def scenario(pilot: Any) -> None:
         app.navigate("h3.attn.pattern")
-        await pilot.press("e")
         await pilot.pause()
+        await pilot.press("e")
+        for _ in range(100):  # the editor is up (a loaded machine may take a few frames)
+            if app.screen.query(Input):
+                break
+            await pilot.pause(0.02)
         typed_meanwhile = events.Key("r", "r")  # typed while the editor was still open
         app.screen.query_one(Input).value = "zero_head(softmax(h3.attn.scores), 0)"
         await pilot.press("enter")

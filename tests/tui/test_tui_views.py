@@ -264,3 +264,25 @@ def test_one_meaning_per_mark() -> None:
 
     assert "·" not in REFS_TITLE.plain  # no second meaning as a separator
     assert NBSP_MARK in INTRO and "·" in INTRO
+
+
+def test_logits_all_is_computed_only_on_demand(wb_path: Any, tui_model: Any) -> None:
+    import cellgpt
+
+    book = cellgpt.open(wb_path, model=str(tui_model), prompt=test_tui.PROMPT)
+    app = CellGptApp(book)  # runs what is stale on start
+    notes = Notes(app)
+
+    async def scenario(pilot: Any) -> None:
+        assert book.stale() == ["logits_all"] and book.value("top_k")
+        assert "on demand" in app.tree._leaves["logits_all"].label.plain
+        await pilot.press("R")
+        await pilot.pause()
+        assert "nothing is stale (logits_all: on demand" in notes.text()
+        app.navigate("logits_all")
+        await pilot.pause()
+        await pilot.press("r")
+        await settle(pilot)
+        assert book.stale() == [] and book.value("logits_all").shape[0] == len(book["tokens"])
+
+    run_app(app, scenario)

@@ -100,6 +100,8 @@ class CellTree(Tree[str]):
         title = info.hints.get("title")
         if isinstance(title, str) and title.lower().replace(" ", "_") != short.lower():
             label.append(f"  {title}", style="italic")  # the course's name for the section
+        if info.hints.get("on_demand") and status == Status.STALE:
+            label.append("  on demand: r", style="dim")  # left stale by "run everything"
         if wb.cell(name).overridden:
             label.append(" ✎", style="bold yellow")  # its formula was edited
         computed = not wb.cell(name).is_input

@@ -134,6 +134,8 @@ class ValuePane(Vertical):
         self.query_one(MatrixGrid).display = kind == "grid"
         self.query_one(RecordTable).display = kind == "table"
         self.query_one("#text-scroll").display = kind in ("text", "empty")
+        if kind not in ("grid", "table"):  # no cursor: the last one's line would mislead
+            self.query_one("#value-status", Static).update("")
         vector = self._view is not None and bool(self._view.vector)
         self.query_one(Sparkline).display = kind == "grid" and vector
 
