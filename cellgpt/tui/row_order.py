@@ -23,13 +23,14 @@ class RowOrder:
         return self.sort is not None or bool(self.filter)
 
     def describe(self, columns: Callable[[int], str]) -> str:
+        """Short, for a title line: "sorted by value ↓  filter 'the'" (↓: high to low)."""
         parts = []
         if self.sort is not None:
             col, descending = self.sort
-            parts.append(f"sorted by {columns(col)} {'high → low' if descending else 'low → high'}")
+            parts.append(f"sorted by {columns(col)} {'↓' if descending else '↑'}")
         if self.filter:
-            parts.append(f"rows containing {self.filter!r}")
-        return ", ".join(parts)
+            parts.append(f"filter {self.filter!r}")
+        return "  ".join(parts)
 
 
 def next_sort(current: tuple[int, bool] | None, column: int) -> tuple[int, bool] | None:

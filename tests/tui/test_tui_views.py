@@ -45,7 +45,7 @@ def test_o_sorts_a_grid_by_the_cursor_column_high_low_then_off(wb: Workbook) -> 
         assert grid.data_row(0) == int(np.argmax(logits))  # the best guess on top
         shown = [float(logits[grid.data_row(i)]) for i in range(50)]
         assert shown == sorted(shown, reverse=True)
-        assert "sorted by value high → low" in title(app)
+        assert "sorted by value ↓" in title(app)
         await pilot.press("o")
         await pilot.pause()
         assert grid.data_row(0) == int(np.argmin(logits))
@@ -74,7 +74,7 @@ def test_a_filter_keeps_the_rows_whose_label_contains_a_text(wb: Workbook) -> No
         assert 0 < grid.shown_rows < wb.value("logits").shape[0]
         labels = [grid._rows(grid.data_row(i)) for i in range(grid.shown_rows)]
         assert all("the" in label.lower() for label in labels)
-        assert "containing 'the'" in title(app)
+        assert "filter 'the'" in title(app) and f"{grid.shown_rows:,}/" in title(app)
         await pilot.press("vertical_line")
         await pilot.pause()
         app.screen.query_one(Input).value = ""  # empty: every row again

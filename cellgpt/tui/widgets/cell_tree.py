@@ -110,7 +110,12 @@ class CellTree(Tree[str]):
         return label
 
     def _group_label(self, wb: Any, group: Group) -> Text:
-        statuses = [str(wb.status(n)) for n in group.all_cells() if n in wb]
+        # an on-demand cell left stale is not a job left undone: it does not mark its group
+        statuses = [
+            str(wb.status(n))
+            for n in group.all_cells()
+            if n in wb and not (wb.cell(n).hints.get("on_demand") and wb.status(n) == Status.STALE)
+        ]
         worst = min(statuses, key=_SEVERITY.index, default="fresh")
         label = Text.assemble(mark(worst), " ", Text(group.title, style="bold"))
         bad = sum(1 for s in statuses if s != "fresh" and s != "pinned")

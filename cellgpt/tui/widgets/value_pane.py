@@ -200,7 +200,7 @@ class ValuePane(Vertical):
                 title.append(f"   head {self.head} of 0–{last}  [ ] change", style="bold")
             if self._view.text:
                 title.append(f"   {self._view.text}", style="dim")
-        if self._view is not None and self._view.kind == "table":
+        if self._view is not None and self._view.kind == "table" and not self.order.active:
             title.append(f"   {len(self._view.records):,} rows", style="cyan")
         if self.order.active and self._view is not None and self._view.kind in ("grid", "table"):
             title.append(f"   {self._order_text()}", style="bold magenta")
@@ -217,8 +217,13 @@ class ValuePane(Vertical):
     def _order_text(self) -> str:
         kind = self._view.kind if self._view is not None else ""
         name = self._col_labels if kind == "grid" else self._table_column
-        shown = self.grid.shown_rows if kind == "grid" else self.table.shown_count
-        return f"{self.order.describe(name)} ({shown:,} rows) o / | change"
+        if kind == "grid":
+            data = self.grid.data
+            shown, total = self.grid.shown_rows, data.shape[0] if data is not None else 0
+        else:
+            shown, total = self.table.shown_count, self.table.row_count
+        count = f"{total:,} rows" if shown == total else f"{shown:,}/{total:,} rows"
+        return f"{count}  {self.order.describe(name)}"
 
     def _table_column(self, col: int) -> str:
         columns = self.table.columns
