@@ -535,6 +535,9 @@ class WorkbookController:
                     raise RunCancelled("export cancelled")
                 ctx.progress(done, total, what)
 
+            # Compute what is stale first, cancellably (the exporter's own run cannot stop).
+            with contextlib.suppress(CellError):
+                wb.run(None, progress=ctx.progress, cancel=ctx.cancelled)
             return export_workbook(wb, path, mode=request.mode, progress=progress)
 
         self.jobs.start(

@@ -253,3 +253,23 @@ def test_export_shows_progress_and_can_be_cancelled(
         assert not target.exists() and app.is_running
 
     run_app(app, scenario)
+
+
+def test_a_real_export_writes_a_workbook_file(wb_path: Path, tmp_path: Path) -> None:
+    """The dialog drives the real exporter (the bundled small model keeps it quick)."""
+    from openpyxl import load_workbook
+
+    book = cellgpt.open(wb_path, prompt="Mike is quick")
+    app = CellGptApp(book)
+    target = tmp_path / "real.xlsx"
+
+    async def scenario(pilot: Any) -> None:
+        await pilot.press("x")
+        await pilot.pause()
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("enter")
+        await settle(pilot, timeout=120)
+        assert target.is_file()
+        assert "Index" in load_workbook(target, read_only=True).sheetnames
+
+    run_app(app, scenario)
