@@ -477,7 +477,7 @@ class CellGptApp(App[None]):
 
     def action_request_quit(self) -> None:
         """Quit, after asking when formula or prompt edits are not saved."""
-        if not self.controller.unsaved:
+        if self.wb is None or not self.controller.has_unsaved_edits():
             self.exit()
             return
 

@@ -25,6 +25,7 @@ from cellgpt.engine import (
     load_workbook,
 )
 from cellgpt.engine.workbook_file import WorkbookChangedError
+from cellgpt.engine.workbook_save import render_text
 from cellgpt.export.xlsx import export_workbook
 from cellgpt.gpt2.cells import EMBED, GENERATED, NEXT_TOKEN, PROMPT, TOKENS, WorkbookCells
 from cellgpt.gpt2.generate import generate
@@ -103,6 +104,7 @@ class WorkbookController:
         self.history: list[str] = []  # cells visited, for Escape
         self.formulas = FormulaHistory()  # formulas replaced, per cell, for undo
         self.unsaved = False  # a formula or the prompt changed since the last save
+        self._saved_text: str | None = None  # what a save wrote / would have written then
         self._row_index: tuple[tuple[Any, ...], RowIndex] | None = None  # the shown table's
 
     @property
@@ -113,6 +115,19 @@ class WorkbookController:
         """The generated tokens as text ("" when none or no tokenizer can decode them)."""
         ids, tok = self.cells.value(GENERATED), self.cells.tokenizer
         return tok.decode(ids) if ids and hasattr(tok, "decode") else ""
+
+    def has_unsaved_edits(self) -> bool:
+        """Would saving write anything this session changed? (An edit undone is no edit.)
+        Compared with the workbook's text before the first edit, or at the last save."""
+        if not self.unsaved:
+            return False
+        now = _rendered(self.wb)
+        return now is None or now != self._saved_text
+
+    def _before_change(self) -> None:
+        """Remember the text a save would write, before the session's first change."""
+        if not self.unsaved:
+            self._saved_text = _rendered(self.wb)
 
     # ------------------------------------------------------------------ guards
     def can_act(self, *, needs_cell: bool = True) -> bool:
@@ -265,6 +280,7 @@ class WorkbookController:
     def _set_formula(self, name: str, text: str, *, record: bool = True) -> Problem | None:
         """Change a formula, remembering the old one for undo; a refusal changes nothing."""
         before = self.wb.info(name).formula
+        self._before_change()
         try:
             self.wb.set_formula(name, text)
         except Exception as exc:  # every refusal is shown, never raised
@@ -349,6 +365,7 @@ class WorkbookController:
         def apply(text: str) -> Problem | None:
             if problem := self._refuse_while_busy():
                 return problem
+            self._before_change()
             try:
                 self.wb.set(PROMPT, text)
                 if self.cells.value(GENERATED):
@@ -605,3 +622,11 @@ class WorkbookController:
 
 def _same_file(a: Path, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _rendered(wb: Any) -> str | None:
+    """The text a save would write (None when it cannot be rendered)."""
+    try:
+        return render_text(wb)
+    except Exception:  # a workbook the renderer cannot write: the caller assumes the worst
+        return None

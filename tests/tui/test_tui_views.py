@@ -255,6 +255,22 @@ def test_ctrl_q_is_in_the_footer_and_asks_about_unsaved_edits(wb: Workbook) -> N
     run_app(app, scenario)
 
 
+def test_ctrl_q_does_not_ask_when_every_edit_was_undone(wb: Workbook) -> None:
+    app = CellGptApp(wb)
+
+    async def scenario(pilot: Any) -> None:
+        app.navigate("h3.attn.pattern")
+        await pilot.pause()
+        await edit(pilot, "zero_head(softmax(h3.attn.scores), 0)")
+        await pilot.press("u")
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert not app.is_running  # nothing to lose: no question
+
+    run_app(app, scenario)
+
+
 def test_one_meaning_per_mark() -> None:
     assert visible(" the") == "·the"  # · is a space at a token's edge
     assert visible("\xa0the") == f"{NBSP_MARK}the"  # a non-breaking space has its own mark
