@@ -185,13 +185,10 @@ class CellGptApp(App[None]):
 
     async def on_event(self, event: events.Event) -> None:
         # Keys typed while a dialog was closing (queued behind the Enter that closed it, or the
-        # rest of a pasted line) were meant for the dialog: they must not run main-screen
-        # commands such as r or x.
-        if (
-            isinstance(event, events.Key)
-            and event.time < self._dialog_closed_at
-            and self.screen is self.main
-        ):
+        # rest of a pasted line) were meant for that dialog: they must neither run main-screen
+        # commands such as r or x nor answer the next dialog (a stray y would confirm an
+        # overwrite).
+        if isinstance(event, events.Key) and event.time < self._dialog_closed_at:
             event.stop()
             return
         await super().on_event(event)

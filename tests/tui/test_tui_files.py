@@ -133,6 +133,29 @@ def test_keys_typed_while_a_dialog_closes_do_not_reach_the_main_screen(wb: Workb
     run_app(app, scenario)
 
 
+def test_a_key_typed_while_save_as_closes_does_not_answer_the_overwrite_question(
+    wb: Workbook, tmp_path: Path
+) -> None:
+    app = CellGptApp(wb)
+    other = tmp_path / "other.py"
+    other.write_text("kept = 1\n")
+
+    async def scenario(pilot: Any) -> None:
+        await pilot.press("S")
+        await pilot.pause()
+        typed_meanwhile = events.Key("y", "y")
+        app.screen.query_one(Input).value = str(other)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        app.post_message(typed_meanwhile)
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)  # still asking
+        assert other.read_text() == "kept = 1\n"
+
+    run_app(app, scenario)
+
+
 # ---------------------------------------------------------------------- export
 class FakeExport:
     """Stands in for export_workbook: records its calls, reports progress, and (with
