@@ -426,13 +426,13 @@ class CellGptApp(App[None]):
         self.controller.find()
 
     def action_save(self) -> None:
-        self.controller.save()
+        self.controller.files.save()
 
     def action_save_as(self) -> None:
-        self.controller.save_as()
+        self.controller.files.save_as()
 
     def action_export(self) -> None:
-        self.controller.export()
+        self.controller.files.export()
 
     def action_go_back(self) -> None:
         self.controller.go_back()

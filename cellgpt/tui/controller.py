@@ -6,11 +6,8 @@ app never crashes on a user's mistake."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Callable
-from functools import partial
-from pathlib import Path
 from typing import Any, Protocol
 
 from textual.notifications import SeverityLevel
@@ -20,24 +17,18 @@ from cellgpt.engine import (
     CellError,
     EngineError,
     FormulaError,
-    RunCancelled,
     Status,
-    load_workbook,
 )
-from cellgpt.engine.workbook_file import WorkbookChangedError
 from cellgpt.engine.workbook_save import render_text
-from cellgpt.export.xlsx import export_workbook
+from cellgpt.export.xlsx import export_workbook  # noqa: F401  (tests/export: the TUI's exporter)
 from cellgpt.gpt2.cells import EMBED, GENERATED, NEXT_TOKEN, PROMPT, TOKENS, WorkbookCells
 from cellgpt.gpt2.generate import generate
-from cellgpt.tui import paths
+from cellgpt.tui.files import FileActions
 from cellgpt.tui.history import FormulaHistory
 from cellgpt.tui.jobs import JobContext, JobResult, JobRunner
 from cellgpt.tui.on_demand import is_on_demand, run_stale, stale_wanted
 from cellgpt.tui.row_index import RowIndex
-from cellgpt.tui.screens.changed import ChangedScreen, Choice
-from cellgpt.tui.screens.confirm import ConfirmScreen
-from cellgpt.tui.screens.edit import EditScreen, Problem
-from cellgpt.tui.screens.export import ExportRequest, ExportScreen
+from cellgpt.tui.screens.edit import Problem
 from cellgpt.tui.screens.find import FindScreen
 from cellgpt.tui.screens.formula import FormulaScreen
 from cellgpt.tui.screens.prompt import PromptScreen
@@ -105,6 +96,7 @@ class WorkbookController:
         self.formulas = FormulaHistory()  # formulas replaced, per cell, for undo
         self.unsaved = False  # a formula or the prompt changed since the last save
         self._saved_text: str | None = None  # what a save wrote / would have written then
+        self.files = FileActions(self)  # s, S, x and what follows from them
         self._row_index: tuple[tuple[Any, ...], RowIndex] | None = None  # the shown table's
 
     @property
@@ -408,161 +400,6 @@ class WorkbookController:
 
         self.jobs.start("Generating", work, done)
 
-    # ------------------------------------------------------------------ files
-    def save(self) -> None:
-        """s: save over the file the workbook came from. A shipped (read-only) workbook, or
-        one never saved, goes through 'save as', whose default is the user's folder."""
-        if not self.can_act(needs_cell=False):
-            return
-        document = getattr(self.wb, "document", None)
-        if document is None:
-            self.save_as()
-            return
-        if document.save_path:
-            self.save_as(
-                title="the bundled workbook is read-only: save a copy in your folder as",
-                initial=document.save_path,
-            )
-            return
-        try:
-            self.wb.save(None)
-        except WorkbookChangedError as exc:  # someone else saved it: never overwrite them
-            self.ui.notify(str(exc), severity="error", timeout=8)
-            self.ui.push_screen(ChangedScreen(exc.path), self._resolve_change(exc.path))
-            return
-        except Exception as exc:  # nothing is lost: the old file stays as it was
-            self.ui.notify(f"save failed: {exc}", severity="error", timeout=8)
-            return
-        self.unsaved = False
-        self.ui.notify(f"saved {self.wb.document.path}")
-
-    def _resolve_change(self, path: str) -> Callable[[Choice | None], None]:
-        def chosen(choice: Choice | None) -> None:
-            if choice == "reload":
-                self.reload(path)
-            elif choice == "save_as":
-                self.save_as()
-
-        return chosen
-
-    def reload(self, path: str) -> None:
-        """Open the file again as it is on disk (this session's edits are dropped)."""
-        if not self.can_act(needs_cell=False):
-            return
-        library = self.wb.library
-
-        def done(result: JobResult) -> None:
-            self.current, self.history = None, []
-            self.formulas, self.unsaved = FormulaHistory(), False
-            self.ui.show_workbook(result.value)
-            self.ui.notify(f"reloaded {path}")
-
-        self.jobs.start(f"Reloading {path}", lambda ctx: load_workbook(path, library), done)
-
-    def save_as(self, *, title: str = "save the workbook as", initial: str | None = None) -> None:
-        """S: save to a file named in a dialog; an existing other file is only overwritten
-        after a yes."""
-        if not self.can_act(needs_cell=False):
-            return
-        document = getattr(self.wb, "document", None)
-        if initial is None:
-            initial = (document.save_path or document.path) if document else "workbook.py"
-        base = paths.base_folder()
-
-        def check(text: str) -> Problem | None:
-            path = paths.resolve(text, base)
-            if document is not None and document.save_path and path == Path(document.save_path):
-                with contextlib.suppress(OSError):  # the user's folder, made on first use
-                    path.parent.mkdir(parents=True, exist_ok=True)
-            problem = paths.write_problem(path)
-            return Problem(problem) if problem else None
-
-        def chosen(text: str | None) -> None:
-            if text is None:
-                return
-            path = paths.resolve(text, base)
-            own = document is not None and _same_file(path, document.path)
-            if path.exists() and not own:
-                # no: back to the dialog with the name as typed, to change it
-                again = partial(self.save_as, title=title, initial=str(path))
-                self._confirm_overwrite(path, partial(self._save_to, path), again)
-            else:
-                self._save_to(path)
-
-        hint = f"~ is your home; a relative name is in {paths.shown(base)} │ Esc cancels"
-        self.ui.push_screen(EditScreen(title, paths.shown(Path(initial)), check, hint=hint), chosen)
-
-    def _confirm_overwrite(
-        self, path: Path, write: Callable[[], None], back: Callable[[], None]
-    ) -> None:
-        """Ask before replacing an existing file: yes writes, no goes back to the dialog."""
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                write()
-            else:
-                back()
-
-        message = f"{paths.shown(path)} exists. Replace it? (its old content is lost)"
-        self.ui.push_screen(ConfirmScreen("replace the file?", message, yes="Replace"), answered)
-
-    def _save_to(self, path: Path) -> None:
-        try:
-            self.wb.save(str(path))
-        except Exception as exc:  # nothing is lost: the old file stays as it was
-            self.ui.notify(f"save failed: {exc}", severity="error", timeout=8)
-            return
-        self.unsaved = False
-        self.ui.notify(f"saved {self.wb.document.path if self.wb.document else path}")
-
-    def export(self, request: ExportRequest | None = None) -> None:
-        """x: ask for the mode and the file, confirm an overwrite, then write it in a job
-        with progress (c or Esc cancels; a cancelled export leaves no file behind)."""
-        if not self.can_act(needs_cell=False):
-            return
-        base = paths.base_folder()
-        if request is None:
-            document = getattr(self.wb, "document", None)
-            stem = Path(document.path).stem if document else "cellgpt"
-            request = ExportRequest("values", f"{stem}.xlsx")
-
-        def check(request: ExportRequest) -> Problem | None:
-            problem = paths.write_problem(paths.resolve(request.path, base))
-            return Problem(problem) if problem else None
-
-        def chosen(request: ExportRequest | None) -> None:
-            if request is None:
-                return
-            path = paths.resolve(request.path, base)
-            if path.exists():
-                self._confirm_overwrite(
-                    path, lambda: self._export_to(path, request), lambda: self.export(request)
-                )
-            else:
-                self._export_to(path, request)
-
-        self.ui.push_screen(ExportScreen(request, check, paths.shown(base)), chosen)
-
-    def _export_to(self, path: Path, request: ExportRequest) -> None:
-        wb = self.wb
-
-        def work(ctx: JobContext) -> Any:
-            def progress(done: int, total: int, what: str) -> None:
-                if ctx.cancelled():
-                    raise RunCancelled("export cancelled")
-                ctx.progress(done, total, what)
-
-            # Compute what is stale first, cancellably (the exporter's own run cannot stop).
-            with contextlib.suppress(CellError):
-                wb.run(None, progress=ctx.progress, cancel=ctx.cancelled)
-            return export_workbook(wb, path, mode=request.mode, progress=progress)
-
-        self.jobs.start(
-            f"Exporting {path.name} ({request.mode})",
-            work,
-            lambda r: self.ui.notify(f"exported {paths.shown(path)} ({request.mode})"),
-        )
-
     # ------------------------------------------------------------------ finding
     def search(self, query: str) -> list[Hit]:
         if self.wb is None:
@@ -618,10 +455,6 @@ class WorkbookController:
         if self.current is None or not self.ui.value_is_grid():
             return False
         return self.wb.info(self.current).hints.get("rows") == TOKENS
-
-
-def _same_file(a: Path, b: str) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _rendered(wb: Any) -> str | None:

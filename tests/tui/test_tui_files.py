@@ -180,7 +180,7 @@ def test_export_asks_mode_and_path_and_expands_the_home(
     wb: Workbook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeExport()
-    monkeypatch.setattr("cellgpt.tui.controller.export_workbook", fake)
+    monkeypatch.setattr("cellgpt.tui.files.export_workbook", fake)
     monkeypatch.setenv("HOME", str(tmp_path))
     app = CellGptApp(wb)
 
@@ -207,7 +207,7 @@ def test_export_over_an_existing_file_asks_and_no_keeps_it(
     wb: Workbook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeExport()
-    monkeypatch.setattr("cellgpt.tui.controller.export_workbook", fake)
+    monkeypatch.setattr("cellgpt.tui.files.export_workbook", fake)
     target = tmp_path / "out.xlsx"
     target.write_bytes(b"mine")
     app = CellGptApp(wb)
@@ -236,7 +236,7 @@ def test_export_to_a_missing_folder_is_refused_in_the_dialog(
     wb: Workbook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeExport()
-    monkeypatch.setattr("cellgpt.tui.controller.export_workbook", fake)
+    monkeypatch.setattr("cellgpt.tui.files.export_workbook", fake)
     app = CellGptApp(wb)
 
     async def scenario(pilot: Any) -> None:
@@ -256,7 +256,7 @@ def test_export_shows_progress_and_can_be_cancelled(
     wb: Workbook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeExport(hold=True)
-    monkeypatch.setattr("cellgpt.tui.controller.export_workbook", fake)
+    monkeypatch.setattr("cellgpt.tui.files.export_workbook", fake)
     app = CellGptApp(wb)
     notes = Notes(app)
     target = tmp_path / "slow.xlsx"
