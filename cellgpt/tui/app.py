@@ -361,8 +361,9 @@ class CellGptApp(App[None]):
         self.main.query_one(PromptBar).set_busy(None)
         result = message.result
         if result.cancelled:
-            stale = len(self.wb.stale()) if self.wb is not None else 0
-            self.notify(f"{result.title}: cancelled — {stale} cells left stale", severity="warning")
+            stale = len(stale_wanted(self.wb)) if self.wb is not None else 0
+            left = f" — {stale} cells left stale (R runs them)" if stale else ""
+            self.notify(f"{result.title}: cancelled{left}", severity="warning")
         elif result.error is not None:
             self.notify(f"{result.title} failed: {result.error}", severity="error", timeout=8)
             if self.wb is None:
