@@ -10,7 +10,7 @@ from typing import Literal
 
 Where = Literal["right", "bottom", "hidden"]
 
-WIDE = 150  # at least this many columns: tree | value | details
+WIDE = 160  # at least this many columns: tree | value | details
 MEDIUM = 100  # at least this many: tree | value, details under the value
 TALL = 30  # the details go under the value only when the screen has this many lines
 BOTTOM_ROWS = 14  # lines of the details strip under the value
@@ -26,9 +26,9 @@ class Plan:
 def plan(width: int, height: int, *, tree: bool | None = None, info: bool | None = None) -> Plan:
     """The layout for a screen of `width` × `height`; `tree`/`info` are the user's toggles
     (None: automatic)."""
-    if width >= WIDE:
-        tree_w = 34 if width >= 180 else 30
-        side = 54 if width >= 180 else 44
+    if width >= WIDE:  # shares of the width, capped: the value keeps over half of it
+        tree_w = min(34, width * 18 // 100)
+        side = min(54, width * 26 // 100)
         shown: Where = "right" if info is not False else "hidden"
         return Plan(tree_w if tree is not False else 0, shown, side)
     tree_w = 26 if width >= MEDIUM else 22

@@ -63,7 +63,7 @@ def test_the_value_gets_most_of_the_width_at_each_size(wb: Workbook, size: tuple
         check_layout(app, *size)
         tree, right = pane(app, "tree"), pane(app, "right")
         assert tree.display  # the cells stay in reach at every size
-        if size[0] >= 150:  # wide: details beside the value
+        if size[0] >= 160:  # wide: details beside the value
             assert right.display and right.region.x >= pane(app, "value").region.right
         elif size[0] >= 100:  # medium: details under the value
             assert right.display and right.region.y >= pane(app, "value").region.bottom
