@@ -180,6 +180,8 @@ class CellGptApp(App[None]):
 
     # ------------------------------------------------------------------ keys and dialogs
     def pop_screen(self) -> AwaitComplete:
+        # Textual stamps every message with this clock (`Message.time`), so a key's stamp
+        # tells whether it was typed before the dialog closed.
         self._dialog_closed_at = _time.get_time()
         return super().pop_screen()
 
