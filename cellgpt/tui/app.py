@@ -475,6 +475,10 @@ class CellGptApp(App[None]):
         self._quit_armed_at = now
         self.notify("nothing to go back to — press q again to quit (Ctrl+Q quits anywhere)")
 
+    async def action_quit(self) -> None:
+        """Textual's quit (the palette's Quit command) asks about unsaved edits too."""
+        self.action_request_quit()
+
     def action_request_quit(self) -> None:
         """Quit, after asking when formula or prompt edits are not saved."""
         if self.wb is None or not self.controller.has_unsaved_edits():

@@ -255,6 +255,20 @@ def test_ctrl_q_is_in_the_footer_and_asks_about_unsaved_edits(wb: Workbook) -> N
     run_app(app, scenario)
 
 
+def test_the_palettes_quit_asks_about_unsaved_edits_too(wb: Workbook) -> None:
+    app = CellGptApp(wb)
+
+    async def scenario(pilot: Any) -> None:
+        app.navigate("h3.attn.pattern")
+        await pilot.pause()
+        await edit(pilot, "zero_head(softmax(h3.attn.scores), 0)")
+        await app.action_quit()  # what the command palette's "Quit" runs
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and app.is_running
+
+    run_app(app, scenario)
+
+
 def test_ctrl_q_does_not_ask_when_every_edit_was_undone(wb: Workbook) -> None:
     app = CellGptApp(wb)
 
