@@ -46,6 +46,7 @@ def test_o_sorts_a_grid_by_the_cursor_column_high_low_then_off(wb: Workbook) -> 
         shown = [float(logits[grid.data_row(i)]) for i in range(50)]
         assert shown == sorted(shown, reverse=True)
         assert "sorted by value ↓" in title(app)
+        assert "↓ value" in grid.render_line(0).text  # and on the column's title
         await pilot.press("o")
         await pilot.pause()
         assert grid.data_row(0) == int(np.argmin(logits))

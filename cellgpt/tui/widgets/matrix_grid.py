@@ -77,6 +77,7 @@ class MatrixGrid(ScrollView, can_focus=True):
         self._label_w = 6
         self._cursor = (0, 0)  # (display row, column); see `_order`
         self._order: np.ndarray | None = None  # display row -> data row; None: all, in order
+        self._sorted_by: tuple[int, bool] | None = None
         self._frame: _Frame | None = None
         self._generation = 0  # bumps when the data changes, invalidating cached frames
 
@@ -99,9 +100,12 @@ class MatrixGrid(ScrollView, can_focus=True):
     def data_row(self, display_row: int) -> int:
         return int(self._order[display_row]) if self._order is not None else display_row
 
-    def set_order(self, order: np.ndarray | None) -> None:
-        """Show these data rows in this order (a sort, a filter); None shows all in order."""
-        self._order = order
+    def set_order(
+        self, order: np.ndarray | None, sorted_by: tuple[int, bool] | None = None
+    ) -> None:
+        """Show these data rows in this order (a sort, a filter); None shows all in order.
+        `sorted_by` (column, descending) puts ↓ or ↑ on that column's title."""
+        self._order, self._sorted_by = order, sorted_by
         self._generation += 1
         self._cursor = (0, self._cursor[1])
         self.scroll_to(None, 0, animate=False, immediate=True, force=True)
@@ -165,7 +169,7 @@ class MatrixGrid(ScrollView, can_focus=True):
             raise ValueError(f"MatrixGrid shows 2-D arrays, got shape {data.shape}")
         same_shape = self._data is not None and self._data.shape == data.shape
         self._data, self._rows, self._cols = data, rows, cols
-        self._order = None
+        self._order, self._sorted_by = None, None
         self._vmax, self._corner = vmax if vmax > 0 else 1.0, corner
         self._generation += 1
         self._label_w = self._measure_labels()
@@ -334,7 +338,10 @@ class MatrixGrid(ScrollView, can_focus=True):
             if compact:  # no room for labels: mark every 5th column
                 text = str(c)[-2:].rjust(2) if c % 5 == 0 else blank
             else:
-                text = set_cell_size(self._cols(c), text_w)
+                title = self._cols(c)
+                if self._sorted_by is not None and self._sorted_by[0] == c:
+                    title = ("↓ " if self._sorted_by[1] else "↑ ") + title
+                text = set_cell_size(title, text_w)
                 if text.strip().isdigit():
                     text = text.strip().rjust(text_w)
             header += [Segment(text, mark_style if c == cur_c else head_style), *gaps]

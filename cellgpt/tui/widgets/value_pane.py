@@ -235,7 +235,8 @@ class ValuePane(Vertical):
         if view is None:
             return
         if view.kind == "grid" and self.grid.data is not None:
-            self.grid.set_order(grid_order(self.grid.data, self.order, self._row_labels))
+            order = grid_order(self.grid.data, self.order, self._row_labels)
+            self.grid.set_order(order, self.order.sort)
         elif view.kind == "table":
             self.table.set_order(table_order(view.records, self.order, cell_text))
         if self._info is not None:
