@@ -102,6 +102,7 @@ def test_o_on_a_table_sorts_by_a_picked_column(wb: Workbook) -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert table.record_row(0) == len(vocab) - 1  # the last id first
+        assert "id↓" in table.render_line(0).text  # the sorted column's title says so
         await pilot.press("o")
         await pilot.pause()
         options = app.screen.query_one(OptionList)

@@ -83,6 +83,7 @@ class RecordTable(ScrollView, can_focus=True):
         self._starts: list[int] = [0]  # x of each column's left edge; the last is the width
         self._cursor = 0  # a display row (see `_order`)
         self._order: Sequence[int] | None = None  # display row -> record; None: all, in order
+        self._sorted_by: tuple[int, bool] | None = None
         self._frame: _Frame | None = None
         self._generation = 0  # bumps when the data changes, invalidating cached frames
 
@@ -108,9 +109,12 @@ class RecordTable(ScrollView, can_focus=True):
         """The record under the cursor."""
         return self.record_row(self._cursor) if self.shown_count else 0
 
-    def set_order(self, order: Sequence[int] | None) -> None:
-        """Show these records in this order (a sort, a filter); None shows all in order."""
-        self._order = order
+    def set_order(
+        self, order: Sequence[int] | None, sorted_by: tuple[int, bool] | None = None
+    ) -> None:
+        """Show these records in this order (a sort, a filter); None shows all in order.
+        `sorted_by` (column, descending) puts ↓ or ↑ after that column's title."""
+        self._order, self._sorted_by = order, sorted_by
         self._generation += 1
         self._cursor = 0
         self.scroll_to(0, 0, animate=False, immediate=True, force=True)
@@ -154,7 +158,7 @@ class RecordTable(ScrollView, can_focus=True):
     ) -> None:
         """Show `records` (never copied: rows are read when they come on screen)."""
         self._records, self._columns, self._format = records, tuple(columns), format
-        self._order = None
+        self._order, self._sorted_by = None, None
         self._generation += 1
         self._widths = self._measure()
         self._starts = [0]
@@ -205,7 +209,8 @@ class RecordTable(ScrollView, can_focus=True):
             typical = found[int(WIDTH_QUANTILE * (len(found) - 1))] if found else 0
             if len(found) < WIDTH_QUANTILE_MIN:
                 typical = found[-1] if found else 0
-            widths.append(max(MIN_COLUMN, cell_len(title), number, min(MAX_COLUMN, typical)))
+            # the title has room for a sort mark (↓ ↑) after it
+            widths.append(max(MIN_COLUMN, cell_len(title) + 1, number, min(MAX_COLUMN, typical)))
         return widths
 
     # ------------------------------------------------------------------ cursor
@@ -279,6 +284,11 @@ class RecordTable(ScrollView, can_focus=True):
             self._frame = _Frame(key, lines)
         return self._frame
 
+    def _sort_mark(self, column: int) -> str:
+        if self._sorted_by is None or self._sorted_by[0] != column:
+            return ""
+        return "↓" if self._sorted_by[1] else "↑"
+
     def _draw(self, width: int, height: int, sx: int, sy: int) -> list[Strip]:
         """Format the visible rows and columns once, then draw every line of them."""
         base = self.rich_style
@@ -298,7 +308,7 @@ class RecordTable(ScrollView, can_focus=True):
                 segments += [Segment(f" {text} ", style), rule]
             return Strip(segments).crop(off, off + width).adjust_cell_length(width, base)
 
-        titles = [self._columns[c] for c in range(c0, c1)]
+        titles = [self._columns[c] + self._sort_mark(c) for c in range(c0, c1)]
         lines = [line(titles, self._right[c0:c1], base + _HEADER)]
         for row in range(r0, r1):
             cells = cells_of(self._records[self.record_row(row)])

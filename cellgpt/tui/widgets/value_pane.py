@@ -238,7 +238,7 @@ class ValuePane(Vertical):
             order = grid_order(self.grid.data, self.order, self._row_labels)
             self.grid.set_order(order, self.order.sort)
         elif view.kind == "table":
-            self.table.set_order(table_order(view.records, self.order, cell_text))
+            self.table.set_order(table_order(view.records, self.order, cell_text), self.order.sort)
         if self._info is not None:
             self._title(self._info)
 
