@@ -182,7 +182,7 @@ predicted: cell(stage="output", title="Predicted embedding") = last_row(ln_f)
 """The last token's final vector: the model's prediction, as an embedding. The next token is
 the vocabulary entry whose embedding matches it best."""
 
-logits_all: cell(stage="output", rows="tokens") = matmul(ln_f, transpose(wte))
+logits_all: cell(stage="output", rows="tokens", on_demand=True) = matmul(ln_f, transpose(wte))
 """A score for every vocabulary entry at every position: each row of ln_f dotted with every
 row of the token embedding table (the output head shares the input table)."""
 

@@ -30,8 +30,17 @@ class Action:
         return "  ".join(key_label(k) for k in self.keys)
 
 
-# The order is the footer's order.
+# The order is the footer's order: what a newcomer needs first, for a narrow terminal.
 ACTIONS: tuple[Action, ...] = (
+    Action(("question_mark",), "help", "Help", "this help", "help", footer="Help"),
+    Action(
+        ("q",),
+        "back_or_quit",
+        "Back or quit",
+        "back to the previous cell; with nowhere to go back to, q again quits",
+        "move",
+        footer="Back/Quit",
+    ),
     Action(
         ("e",),
         "edit_formula",
@@ -39,6 +48,28 @@ ACTIONS: tuple[Action, ...] = (
         "edit the selected cell's formula (a bad one is refused; the old one stays)",
         "edit",
         footer="Edit",
+    ),
+    Action(
+        ("u",),
+        "undo",
+        "Undo formula edit",
+        "undo: the selected cell's formula before its last edit",
+        "edit",
+        footer="Undo",
+    ),
+    Action(
+        ("U",),
+        "revert",
+        "Revert to the original formula",
+        "revert the selected cell to its original formula (a block cell: its template's)",
+        "edit",
+    ),
+    Action(
+        ("f",),
+        "functions",
+        "Function reference",
+        "the library's functions with signatures and docs (F1 in the formula editor)",
+        "help",
     ),
     Action(
         ("r",),
@@ -55,7 +86,6 @@ ACTIONS: tuple[Action, ...] = (
         "Pin / unpin",
         "pin the current value (an ablation that stays put) / unpin",
         "edit",
-        footer="Pin",
     ),
     Action(
         ("p",),
@@ -112,17 +142,38 @@ ACTIONS: tuple[Action, ...] = (
     Action(
         ("full_stop",), "precision", "Toggle precision", "precision: 2 / 4 / 6 decimals", "view"
     ),
-    Action(("m",), "compact", "Toggle heatmap", "heatmap: colours only, more columns", "view"),
     Action(
-        ("escape", "backspace", "q"),
+        ("o",),
+        "sort",
+        "Sort rows",
+        "sort rows: a grid by the cursor's column (high → low → low → high → off); a table "
+        "by a column you pick",
+        "view",
+    ),
+    Action(
+        ("vertical_line",),
+        "filter",
+        "Filter rows",
+        "filter rows: keep those whose label (grid) or any cell (table) contains a text",
+        "view",
+    ),
+    Action(("m",), "compact", "Toggle heatmap", "heatmap: colours only, more columns", "view"),
+    Action(("t",), "toggle_tree", "Show / hide the cell tree", "show / hide the cell tree", "view"),
+    Action(
+        ("d",),
+        "toggle_info",
+        "Show / hide the details",
+        "show / hide the details and next-token panes (beside or under the value)",
+        "view",
+    ),
+    Action(
+        ("escape", "backspace"),
         "go_back",
         "Back",
         "back to the previous cell (while a job runs: cancel it)",
         "move",
-        footer="Back",
     ),
     Action(("c",), "cancel", "Cancel job", "cancel the running job at its next cell", "run"),
-    Action(("question_mark",), "help", "Help", "this help", "help", footer="Help"),
 )
 
 # The help screen's sections, in order.
@@ -147,7 +198,7 @@ OWN_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "help": (
         ("Ctrl+P", "command palette: every action here by name"),
-        ("Ctrl+Q", "quit"),
+        ("Ctrl+Q", "quit, from any screen (asks first when edits are not saved)"),
     ),
 }
 
@@ -160,13 +211,17 @@ def key_label(key: str) -> str:
 
 def bindings() -> list[BindingType]:
     """The main screen's bindings: each runs an `app.` action."""
+    # Ctrl+Q is the app's (it works on every screen); it is listed here to be in the footer.
     return [
-        Binding(
-            key,
-            f"app.{action.call}",
-            action.footer or action.title,
-            show=action.footer is not None and i == 0,
-        )
-        for action in ACTIONS
-        for i, key in enumerate(action.keys)
+        Binding("ctrl+q", "app.request_quit", "Quit"),
+        *(
+            Binding(
+                key,
+                f"app.{action.call}",
+                action.footer or action.title,
+                show=action.footer is not None and i == 0,
+            )
+            for action in ACTIONS
+            for i, key in enumerate(action.keys)
+        ),
     ]

@@ -8,11 +8,14 @@ import gc
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from rich.text import Text
+from textual import _time, events
 from textual.app import App, SystemCommand
+from textual.await_complete import AwaitComplete
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import OptionList, Tree
@@ -28,6 +31,7 @@ from cellgpt.gpt2.cells import (
     WorkbookCells,
 )
 from cellgpt.tui.action_table import ACTIONS
+from cellgpt.tui.completion import function_entries
 from cellgpt.tui.controller import WorkbookController
 from cellgpt.tui.jobs import (
     CellsChanged,
@@ -38,6 +42,9 @@ from cellgpt.tui.jobs import (
     JobRunner,
 )
 from cellgpt.tui.numfmt import format_stats, summarize
+from cellgpt.tui.on_demand import stale_wanted
+from cellgpt.tui.screens.confirm import ConfirmScreen
+from cellgpt.tui.screens.functions import FunctionsScreen
 from cellgpt.tui.screens.help import HelpScreen
 from cellgpt.tui.screens.main import MainScreen
 from cellgpt.tui.widgets.cell_tree import CellTree
@@ -71,6 +78,12 @@ class CellGptApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "cellgpt"
+    # Ctrl+Q from any screen, shown in the footer, asking first when edits are unsaved.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "request_quit", "Quit", priority=True),
+        Binding("ctrl+c", "help_quit", show=False, system=True),
+    ]
+    QUIT_AGAIN = 3.0  # seconds in which a second q at the top quits
 
     def __init__(
         self,
@@ -94,6 +107,8 @@ class CellGptApp(App[None]):
         self.bridge = ChangeBridge(self)
         self._stats: dict[tuple[str, int], str] = {}
         self._structure_dirty = False
+        self._dialog_closed_at = 0.0  # when a dialog last closed (Textual's clock)
+        self._quit_armed_at = -1e9  # when q at the top last asked for a second q
 
     # The controller's state, read often enough to name here.
     @property
@@ -144,7 +159,7 @@ class CellGptApp(App[None]):
         self.tree.focus()
         self.refresh_panels()
         self._settle_heap()
-        if self._autorun and self.wb.needs_run():
+        if self._autorun and stale_wanted(self.wb):
             self.controller.run(None, "Running the model")
 
     def _start_cell_of_workbook(self) -> str | None:
@@ -162,6 +177,23 @@ class CellGptApp(App[None]):
         self.jobs.cancel()  # a running job stops at its next cell instead of outliving us
         if self._freeze_gc:
             gc.unfreeze()
+
+    # ------------------------------------------------------------------ keys and dialogs
+    def pop_screen(self) -> AwaitComplete:
+        # Textual stamps every message with this clock (`Message.time`), so a key's stamp
+        # tells whether it was typed before the dialog closed.
+        self._dialog_closed_at = _time.get_time()
+        return super().pop_screen()
+
+    async def on_event(self, event: events.Event) -> None:
+        # Keys typed while a dialog was closing (queued behind the Enter that closed it, or the
+        # rest of a pasted line) were meant for that dialog: they must neither run main-screen
+        # commands such as r or x nor answer the next dialog (a stray y would confirm an
+        # overwrite).
+        if isinstance(event, events.Key) and event.time < self._dialog_closed_at:
+            event.stop()
+            return
+        await super().on_event(event)
 
     # ------------------------------------------------------------------ panes
     @property
@@ -193,13 +225,7 @@ class CellGptApp(App[None]):
         return view is not None and view.kind == "grid"
 
     def point_at_row(self, row: int) -> None:
-        if self.value_is_grid():
-            grid = self.value_pane.grid
-            grid.move_cursor(row, grid.cursor[1])
-            grid.focus()
-        elif (table := self.shown_table()) is not None:
-            table.move_cursor(row)
-            table.focus()
+        self.value_pane.show_row(row)
 
     def shown_table(self) -> RecordTable | None:
         view = self.value_pane.view
@@ -210,7 +236,10 @@ class CellGptApp(App[None]):
             return
         name = self.current
         self.value_pane.show(self.wb, name)
-        self.details.show(self.wb, name, self._stats_text(name), same_cell=not new)
+        original = self.controller.formulas.original(self.wb, name)
+        self.details.show(
+            self.wb, name, self._stats_text(name), same_cell=not new, original=original
+        )
         if self.wb.info(name).evicted:
             self.controller.recompute_evicted(name)
 
@@ -261,6 +290,13 @@ class CellGptApp(App[None]):
         if cells.has(TOP_K):
             stale = wb.status(TOP_K) != Status.FRESH
             panel.show(cells.value(TOP_K), stale=stale, next_text=cells.value(NEXT_TEXT))
+        # With the next-token panel out of sight (a narrow screen), its best guess goes on top.
+        guess = panel.best() if cells.has(TOP_K) and self.main.plan.info == "hidden" else None
+        self.main.query_one(PromptBar).show_guess(guess)
+
+    def on_main_screen_panes_arranged(self, _: MainScreen.PanesArranged) -> None:
+        if self.wb is not None and self.is_running:
+            self.refresh_panels()
 
     # ------------------------------------------------------------------ events
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
@@ -327,8 +363,9 @@ class CellGptApp(App[None]):
         self.main.query_one(PromptBar).set_busy(None)
         result = message.result
         if result.cancelled:
-            stale = len(self.wb.needs_run()) if self.wb is not None else 0
-            self.notify(f"{result.title}: cancelled — {stale} cells left to run", severity="warning")
+            stale = len(stale_wanted(self.wb)) if self.wb is not None else 0
+            left = f" — {stale} cells left stale (R runs them)" if stale else ""
+            self.notify(f"{result.title}: cancelled{left}", severity="warning")
         elif result.error is not None:
             self.notify(f"{result.title} failed: {result.error}", severity="error", timeout=8)
             if self.wb is None:
@@ -356,6 +393,23 @@ class CellGptApp(App[None]):
     def action_edit_formula(self) -> None:
         self.controller.edit_formula()
 
+    def action_undo(self) -> None:
+        self.controller.undo()
+
+    def action_revert(self) -> None:
+        self.controller.revert()
+
+    def action_functions(self) -> None:
+        if self.wb is not None:
+            entries = function_entries(self.wb.library)
+            self.push_screen(FunctionsScreen(entries))
+
+    def action_sort(self) -> None:
+        self.value_pane.sort()
+
+    def action_filter(self) -> None:
+        self.value_pane.ask_filter()
+
     def action_rerun(self) -> None:
         self.controller.rerun()
 
@@ -375,13 +429,13 @@ class CellGptApp(App[None]):
         self.controller.find()
 
     def action_save(self) -> None:
-        self.controller.save()
+        self.controller.files.save()
 
     def action_save_as(self) -> None:
-        self.controller.save_as()
+        self.controller.files.save_as()
 
     def action_export(self) -> None:
-        self.controller.export()
+        self.controller.files.export()
 
     def action_go_back(self) -> None:
         self.controller.go_back()
@@ -401,3 +455,39 @@ class CellGptApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def action_toggle_tree(self) -> None:
+        if self.main.toggle_tree():
+            self.tree.focus()
+
+    def action_toggle_info(self) -> None:
+        self.main.toggle_info()
+
+    def action_back_or_quit(self) -> None:
+        """q: back like Escape; at the top (nothing to go back to), a second q quits."""
+        if self.jobs.busy or self.controller.history:
+            self.controller.go_back()
+            return
+        now = _time.get_time()
+        if now - self._quit_armed_at <= self.QUIT_AGAIN:
+            self.action_request_quit()
+            return
+        self._quit_armed_at = now
+        self.notify("nothing to go back to — press q again to quit (Ctrl+Q quits anywhere)")
+
+    async def action_quit(self) -> None:
+        """Textual's quit (the palette's Quit command) asks about unsaved edits too."""
+        self.action_request_quit()
+
+    def action_request_quit(self) -> None:
+        """Quit, after asking when formula or prompt edits are not saved."""
+        if self.wb is None or not self.controller.has_unsaved_edits():
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        message = "Formula or prompt edits are not saved: quitting drops them (s saves)."
+        self.push_screen(ConfirmScreen("quit without saving?", message, yes="Quit"), answered)

@@ -6,7 +6,6 @@ app never crashes on a user's mistake."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -14,16 +13,25 @@ from typing import Any, Protocol
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from cellgpt.engine import CellError, EngineError, FormulaError, Status, load_workbook
-from cellgpt.engine.workbook_file import WorkbookChangedError
-from cellgpt.export.xlsx import export_workbook
+from cellgpt.engine import (
+    CellError,
+    EngineError,
+    FormulaError,
+    Status,
+)
+from cellgpt.engine.workbook_save import render_text
+from cellgpt.export.xlsx import export_workbook  # noqa: F401  (tests/export: the TUI's exporter)
 from cellgpt.gpt2.cells import EMBED, GENERATED, NEXT_TOKEN, PROMPT, TOKENS, WorkbookCells
 from cellgpt.gpt2.generate import generate
+from cellgpt.tui.files import FileActions
+from cellgpt.tui.history import FormulaHistory
 from cellgpt.tui.jobs import JobContext, JobResult, JobRunner
+from cellgpt.tui.on_demand import is_on_demand, run_stale, stale_wanted
 from cellgpt.tui.row_index import RowIndex
-from cellgpt.tui.screens.changed import ChangedScreen, Choice
-from cellgpt.tui.screens.edit import EditScreen, Problem
+from cellgpt.tui.screens.edit import Problem
 from cellgpt.tui.screens.find import FindScreen
+from cellgpt.tui.screens.formula import FormulaScreen
+from cellgpt.tui.screens.prompt import PromptScreen
 from cellgpt.tui.search import EXACT_NAME, Hit, find_cells, find_rows, find_tokens, find_vocab
 from cellgpt.tui.views import cell_text
 
@@ -84,7 +92,11 @@ class WorkbookController:
         self.wb: Any = wb
         self.jobs = JobRunner(ui)
         self.current: str | None = None
-        self.history: list[str] = []
+        self.history: list[str] = []  # cells visited, for Escape
+        self.formulas = FormulaHistory()  # formulas replaced, per cell, for undo
+        self.unsaved = False  # a formula or the prompt changed since the last save
+        self._saved_text: str | None = None  # what a save wrote / would have written then
+        self.files = FileActions(self)  # s, S, x and what follows from them
         self._row_index: tuple[tuple[Any, ...], RowIndex] | None = None  # the shown table's
 
     @property
@@ -95,6 +107,19 @@ class WorkbookController:
         """The generated tokens as text ("" when none or no tokenizer can decode them)."""
         ids, tok = self.cells.value(GENERATED), self.cells.tokenizer
         return tok.decode(ids) if ids and hasattr(tok, "decode") else ""
+
+    def has_unsaved_edits(self) -> bool:
+        """Would saving write anything this session changed? (An edit undone is no edit.)
+        Compared with the workbook's text before the first edit, or at the last save."""
+        if not self.unsaved:
+            return False
+        now = _rendered(self.wb)
+        return now is None or now != self._saved_text
+
+    def _before_change(self) -> None:
+        """Remember the text a save would write, before the session's first change."""
+        if not self.unsaved:
+            self._saved_text = _rendered(self.wb)
 
     # ------------------------------------------------------------------ guards
     def can_act(self, *, needs_cell: bool = True) -> bool:
@@ -141,10 +166,14 @@ class WorkbookController:
 
     # ------------------------------------------------------------------ running
     def run(self, name: str | None, title: str) -> bool:
-        """Run one cell (its stale inputs first) or everything stale, in the job thread."""
+        """Run one cell (its stale inputs first) or everything stale but the on-demand
+        cells, in the job thread."""
         wb = self.wb
 
         def work(ctx: JobContext) -> None:
+            if name is None:
+                run_stale(wb, ctx.progress, ctx.cancelled)
+                return
             with contextlib.suppress(CellError):  # the error lives in the cell, shown there
                 wb.run(name, progress=ctx.progress, cancel=ctx.cancelled)
 
@@ -177,8 +206,10 @@ class WorkbookController:
     def run_all(self) -> None:
         if not self.can_act(needs_cell=False):
             return
-        if not self.wb.needs_run():
-            self.ui.notify("nothing to run")
+        if not stale_wanted(self.wb):
+            waiting = [n for n in self.wb.needs_run() if is_on_demand(self.wb, n)]
+            later = f" ({', '.join(waiting)}: on demand, r on it computes it)" if waiting else ""
+            self.ui.notify(f"nothing is stale{later}")
             return
         self.run(None, "Running stale cells")
 
@@ -208,30 +239,90 @@ class WorkbookController:
         name = self.current
         assert name is not None
         info = self.wb.info(name)
-        hint = "Enter applies (bad formulas are refused; the old one stays) · Escape cancels"
+        hint = "Enter applies (a bad formula is refused; the old one stays) │ Esc cancels"
         if info.template is not None and info.formula is not None and not info.overridden:
-            hint = f"this block cell follows its template; an edit affects {name} only · " + hint
+            hint = f"this block cell follows its template; an edit affects {name} only\n" + hint
 
         def apply(text: str) -> Problem | None:
             if problem := self._refuse_while_busy():
                 return problem
-            try:
-                self.wb.set_formula(name, text)
-            except Exception as exc:  # every refusal is shown, never raised
-                return problem_from(exc, text)
-            return None
+            return self._set_formula(name, text)
 
         def done(text: str | None) -> None:
             if text is None:
                 return
             stale = len(self.wb.needs_run())
             self.ui.notify(
-                f"{name} = {text}\n{stale} cells stale — r re-runs this cell, R runs all"
+                f"{name} = {text}\n{stale} cells stale — r re-runs this cell, R runs all, u undoes"
             )
             self.ui.show_current()
 
-        screen = EditScreen(f"edit formula of {name}", info.formula or "", apply, hint=hint)
+        original = self.formulas.original(self.wb, name)
+        screen = FormulaScreen(
+            f"edit formula of {name}",
+            info.formula or "",
+            apply,
+            hint=hint,
+            names=self.wb.cells(),
+            library=self.wb.library,
+            original=original if original != info.formula else None,
+        )
         self.ui.push_screen(screen, done)
+
+    def _set_formula(self, name: str, text: str, *, record: bool = True) -> Problem | None:
+        """Change a formula, remembering the old one for undo; a refusal changes nothing."""
+        before = self.wb.info(name).formula
+        self._before_change()
+        try:
+            self.wb.set_formula(name, text)
+        except Exception as exc:  # every refusal is shown, never raised
+            return problem_from(exc, text)
+        if before is not None and before != text:
+            if record:
+                self.formulas.record(name, before)
+            self.unsaved = True
+        return None
+
+    def undo(self) -> None:
+        """u: put back the formula the selected cell had before its last edit."""
+        if not self.can_act():
+            return
+        name = self.current
+        assert name is not None
+        previous = self.formulas.pop(name)
+        if previous is None:
+            hint = " — U reverts to the original" if self._differs_from_original(name) else ""
+            self.ui.notify(f"no edit of {name} to undo{hint}", severity="warning")
+            return
+        if problem := self._set_formula(name, previous, record=False):
+            self.formulas.push_back(name, previous)
+            self.ui.notify(f"cannot undo: {problem.message}", severity="error")
+            return
+        left = self.formulas.depth(name)
+        more = f" ({left} more to undo)" if left else ""
+        self.ui.notify(f"undone: {name} = {previous}{more} — R runs the stale cells")
+        self.ui.show_current()
+
+    def _differs_from_original(self, name: str) -> bool:
+        original = self.formulas.original(self.wb, name)
+        return original is not None and original != self.wb.info(name).formula
+
+    def revert(self) -> None:
+        """U: back to the original formula (a block instance: its template's), undoably."""
+        if not self.can_act():
+            return
+        name = self.current
+        assert name is not None
+        original = self.formulas.original(self.wb, name)
+        if original is None or not self._differs_from_original(name):
+            self.ui.notify(f"{name} already has its original formula")
+            return
+        what = "its template's formula" if self.wb.cell(name).template_source else "the original"
+        if problem := self._set_formula(name, original):
+            self.ui.notify(f"cannot revert: {problem.message}", severity="error")
+            return
+        self.ui.notify(f"{name} back to {what}: {original} — u undoes, R runs the stale cells")
+        self.ui.show_current()
 
     def pin(self) -> None:
         """Pin the current value (an ablation that stays put), or release a pinned one."""
@@ -266,12 +357,14 @@ class WorkbookController:
         def apply(text: str) -> Problem | None:
             if problem := self._refuse_while_busy():
                 return problem
+            self._before_change()
             try:
                 self.wb.set(PROMPT, text)
                 if self.cells.value(GENERATED):
                     self.wb.set(GENERATED, [])
             except Exception as exc:
                 return problem_from(exc)
+            self.unsaved = True
             return None
 
         def done(text: str | None) -> None:
@@ -279,7 +372,7 @@ class WorkbookController:
                 self.ui.refresh_panels()
                 self.run(None, "Running the new prompt")
 
-        self.ui.push_screen(EditScreen("prompt", text, apply), done)
+        self.ui.push_screen(PromptScreen(text, apply), done)
 
     def generate(self) -> None:
         if not self.can_act(needs_cell=False):
@@ -293,7 +386,7 @@ class WorkbookController:
             # Compute the prediction with cancel/progress first; generate() then only appends.
             wb.run(NEXT_TOKEN, progress=ctx.progress, cancel=ctx.cancelled)
             ids = generate(wb, 1, greedy=True)
-            wb.run(None, progress=ctx.progress, cancel=ctx.cancelled)
+            run_stale(wb, ctx.progress, ctx.cancelled)
             return ids
 
         def done(result: JobResult) -> None:
@@ -306,84 +399,6 @@ class WorkbookController:
             self.ui.notify(f"generated {text!r} (id {ids[0]})")
 
         self.jobs.start("Generating", work, done)
-
-    # ------------------------------------------------------------------ files
-    def save(self) -> None:
-        if not self.can_act(needs_cell=False):
-            return
-        if getattr(self.wb, "document", None) is None:
-            self.save_as()
-            return
-        try:
-            self.wb.save(None)
-        except WorkbookChangedError as exc:  # someone else saved it: never overwrite them
-            self.ui.notify(str(exc), severity="error", timeout=8)
-            self.ui.push_screen(ChangedScreen(exc.path), self._resolve_change(exc.path))
-            return
-        except Exception as exc:  # nothing is lost: the old file stays as it was
-            self.ui.notify(f"save failed: {exc}", severity="error", timeout=8)
-            return
-        self.ui.notify(f"saved {self.wb.document.path}")
-
-    def _save_to(self, path: str | None) -> Problem | None:
-        """Save as: the editor stays open with the reason when the save is refused."""
-        try:
-            self.wb.save(path)
-        except Exception as exc:  # nothing is lost: the old file stays as it was
-            self.ui.notify(f"save failed: {exc}", severity="error", timeout=8)
-            return Problem(str(exc))
-        self.ui.notify(f"saved {self.wb.document.path if self.wb.document else path}")
-        return None
-
-    def _resolve_change(self, path: str) -> Callable[[Choice | None], None]:
-        def chosen(choice: Choice | None) -> None:
-            if choice == "reload":
-                self.reload(path)
-            elif choice == "save_as":
-                self.save_as()
-
-        return chosen
-
-    def reload(self, path: str) -> None:
-        """Open the file again as it is on disk (this session's edits are dropped)."""
-        if not self.can_act(needs_cell=False):
-            return
-        library = self.wb.library
-
-        def done(result: JobResult) -> None:
-            self.current, self.history = None, []
-            self.ui.show_workbook(result.value)
-            self.ui.notify(f"reloaded {path}")
-
-        self.jobs.start(f"Reloading {path}", lambda ctx: load_workbook(path, library), done)
-
-    def save_as(self) -> None:
-        if not self.can_act(needs_cell=False):
-            return
-        document = getattr(self.wb, "document", None)
-        # A shipped workbook is offered a copy in the user's folder, not its own path.
-        initial = (document.save_path or document.path) if document is not None else "workbook.py"
-        self.ui.push_screen(EditScreen("save the workbook as", str(initial), self._save_to))
-
-    def export(self) -> None:
-        if not self.can_act(needs_cell=False):
-            return
-        document = getattr(self.wb, "document", None)
-        stem = os.path.splitext(os.path.basename(document.path))[0] if document else "cellgpt"
-        wb = self.wb
-
-        def apply(path: str) -> Problem | None:
-            return None if path.strip() else Problem("give a file name")
-
-        def done(path: str | None) -> None:
-            if path:
-                self.jobs.start(
-                    f"Exporting {path}",
-                    lambda ctx: export_workbook(wb, path),
-                    lambda r: self.ui.notify(f"exported {path}"),
-                )
-
-        self.ui.push_screen(EditScreen("export to .xlsx", f"{stem}.xlsx", apply), done)
 
     # ------------------------------------------------------------------ finding
     def search(self, query: str) -> list[Hit]:
@@ -440,3 +455,11 @@ class WorkbookController:
         if self.current is None or not self.ui.value_is_grid():
             return False
         return self.wb.info(self.current).hints.get("rows") == TOKENS
+
+
+def _rendered(wb: Any) -> str | None:
+    """The text a save would write (None when it cannot be rendered)."""
+    try:
+        return render_text(wb)
+    except Exception:  # a workbook the renderer cannot write: the caller assumes the worst
+        return None

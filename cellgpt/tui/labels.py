@@ -8,9 +8,38 @@ from typing import Any
 
 from cellgpt.engine.value_limits import SMALL, fits, preview
 from cellgpt.gpt2.cells import WorkbookCells
-from cellgpt.tokenizer.display import token_text, visible  # the widgets read visible here
+from cellgpt.tokenizer import display
+from cellgpt.tokenizer.display import token_text
 
 Labeler = Callable[[int], str]
+
+# One meaning per mark in the TUI: · is a space at a token's edge (as the tokenizer shows it);
+# a non-breaking space, which would look like a space or like nothing, gets its own mark.
+NBSP_MARK = "⍽"
+
+
+def visible(text: str) -> str:
+    """Token text as the TUI shows it: `display.visible`, plus a visible mark for a
+    non-breaking space and \\uNNNN for other invisible characters."""
+    text = display.visible(text)
+    if text.isprintable():  # C speed: nearly every token
+        return text
+    return "".join(_shown(ch) for ch in text)
+
+
+def _shown(ch: str) -> str:
+    if ch == "\xa0":
+        return NBSP_MARK
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code <= 0xFFFF
+        else f"\\U{code:08x}"
+    )
 
 
 def hint_values(wb: Any, hint: Any) -> list[Any] | tuple[Any, ...] | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cellgpt.tokenizer.display import visible
+from cellgpt.tui.labels import visible
 
 MAX_INDEXED_CELLS = 2_000_000  # a bigger table is browsed, not searched (the index costs ~1 s)
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cellgpt.engine.value_limits import MAX_SHOWN_ITEMS, SMALL, array_items, fits, preview
-from cellgpt.tokenizer.display import visible
+from cellgpt.tui.labels import visible
 
 Kind = Literal["grid", "table", "text", "empty"]
 # A table is virtual (only the rows on screen are read), so any number of rows is shown; its

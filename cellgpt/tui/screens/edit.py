@@ -1,4 +1,4 @@
-"""A one-line editor in a modal: edit a formula, the prompt or a file name. The `apply`
+"""A one-line editor in a modal: edit a formula or a file name. The `apply`
 callback does the change and returns None, or a `Problem` which is shown inline (with the
 faulty span underlined) while the modal stays open — so nothing is lost on a bad edit."""
 
@@ -33,13 +33,24 @@ class EditScreen(ModalScreen[str | None]):
     def __init__(self, title: str, initial: str, apply: Apply, *, hint: str = "") -> None:
         super().__init__()
         self._title, self._initial, self._apply, self._hint = title, initial, apply, hint
+        self._problem_text: str | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="edit-box"):
             yield Label(Text(self._title, style="bold"), id="edit-title")
+            yield from self.above()
             yield Input(value=self._initial, id="edit-input", select_on_focus=False)
+            yield from self.below()
             yield Static(id="edit-error")
-            yield Static(Text(self._hint or "Enter applies · Escape cancels", style="dim"))
+            yield Static(Text(self._hint or "Enter applies │ Esc cancels", style="dim"))
+
+    def above(self) -> ComposeResult:
+        """Widgets between the title and the input (for subclasses)."""
+        yield from ()
+
+    def below(self) -> ComposeResult:
+        """Widgets between the input and the error line (for subclasses)."""
+        yield from ()
 
     def on_mount(self) -> None:
         self.query_one("#edit-error", Static).display = False
@@ -47,11 +58,22 @@ class EditScreen(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        text = event.value
+        self.submit(event.value)
+
+    def submit(self, text: str) -> None:
         problem = self._apply(text)
         if problem is None:
             self.dismiss(text)
             return
+        self.show_problem(text, problem)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        # The message was about the text as it was: once that changes it is stale.
+        if event.input.id == "edit-input" and event.value != self._problem_text:
+            self.query_one("#edit-error", Static).display = False
+
+    def show_problem(self, text: str, problem: Problem) -> None:
+        self._problem_text = text
         error = self.query_one("#edit-error", Static)
         shown = Text(text or " ")
         if problem.span is not None:

@@ -16,17 +16,28 @@ from textual.widgets import Static
 
 from cellgpt.tui.action_table import ACTIONS, GROUPS, OWN_KEYS
 
-INTRO = """\
-Every step of the model is a cell with a formula. The tree on the left lists them by stage:
-tokenize → embed → h0 … h11 (transformer blocks) → output. The centre shows the selected
-cell's value; the right its formula, the cells it reads (←) and is read by (→), and the
-next-token prediction. Edit a formula, watch what turns stale, re-run, compare.
-
-Marks: ● fresh  ○ stale (an input changed; the last value is shown)  ✗ error
-       ⊘ blocked by an error upstream  ⟳ running  P pinned  ✎ formula edited
-
-Colours: blue negative, white 0, red positive, scaled to the 99th percentile of |x|
-(attention patterns use a fixed 0…1 scale)."""
+# Paragraphs without hard line breaks, so the text wraps to any width (80 columns and up);
+# the short lines of marks each fit in 76.
+INTRO = "\n".join(
+    [
+        "Every step of the model is a cell with a formula. The tree lists them by stage: "
+        "tokenize → embed → h0 … h11 (transformer blocks) → output. The value pane shows the "
+        "selected cell's value; the details (beside it on a wide screen, under it on a medium "
+        "one, on d on a narrow one) its formula, the cells it reads (←) and is read by (→), "
+        "and the next-token prediction. Edit a formula, watch what turns stale, re-run, "
+        "compare; u undoes an edit.",
+        "",
+        "Marks  ● fresh  ○ stale (an input changed; the last value is shown)",
+        "       ✗ error  ⊘ blocked by an error upstream  ⟳ running",
+        "       P pinned  ✎ formula edited",
+        'Tokens · a space at a token\'s edge (" the" is ·the)  ⍽ a non-breaking space',
+        "       ↵ a line break  → a tab  \\xNN a byte that is not a whole character",
+        "",
+        "Colours: blue negative, white 0, red positive, scaled to the 99th percentile of |x| "
+        "(attention patterns use a fixed 0…1 scale). Heads are numbered from 0, as "
+        "zero_head(x, 0) and the blocks h0 … h11 count.",
+    ]
+)
 
 
 def keys_table() -> Table:

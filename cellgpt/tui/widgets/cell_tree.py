@@ -100,6 +100,8 @@ class CellTree(Tree[str]):
         title = info.hints.get("title")
         if isinstance(title, str) and title.lower().replace(" ", "_") != short.lower():
             label.append(f"  {title}", style="italic")  # the course's name for the section
+        if info.hints.get("on_demand") and status == Status.STALE:
+            label.append("  on demand: r", style="dim")  # left stale by "run everything"
         if wb.cell(name).overridden:
             label.append(" ✎", style="bold yellow")  # its formula was edited
         computed = not wb.cell(name).is_input
@@ -108,7 +110,12 @@ class CellTree(Tree[str]):
         return label
 
     def _group_label(self, wb: Any, group: Group) -> Text:
-        statuses = [str(wb.status(n)) for n in group.all_cells() if n in wb]
+        # an on-demand cell left stale is not a job left undone: it does not mark its group
+        statuses = [
+            str(wb.status(n))
+            for n in group.all_cells()
+            if n in wb and not (wb.cell(n).hints.get("on_demand") and wb.status(n) == Status.STALE)
+        ]
         worst = min(statuses, key=_SEVERITY.index, default="fresh")
         label = Text.assemble(mark(worst), " ", Text(group.title, style="bold"))
         bad = sum(1 for s in statuses if s != "fresh" and s != "pinned")

@@ -16,7 +16,7 @@ from cellgpt.tui.numfmt import format_duration
 from cellgpt.tui.widgets.cell_tree import mark
 
 REFS_TITLE = Text.assemble(
-    ("← reads", "green"), ("  ·  ", "dim"), ("→ read by", "cyan"), ("   Enter opens", "dim")
+    ("← reads", "green"), ("  │  ", "dim"), ("→ read by", "cyan"), ("   Enter opens", "dim")
 )
 
 
@@ -30,9 +30,16 @@ def formula_text(formula: str, span: tuple[int, int] | None = None) -> Text:
 
 
 def describe(
-    info: CellInfo, aliases: list[str], stats: str, note: str = "", *, timings: bool = True
+    info: CellInfo,
+    aliases: list[str],
+    stats: str,
+    note: str = "",
+    *,
+    timings: bool = True,
+    original: str | None = None,
 ) -> Text:
-    """Everything about one cell except its references, as rich text."""
+    """Everything about one cell except its references, as rich text; an edited formula is
+    shown with the `original` it replaced."""
     status = Status.PINNED if info.pinned else info.status
     out = Text.assemble((info.name, "bold"), "  ", mark(status), f" {status}")
     if timings and format_duration(info.duration):
@@ -43,21 +50,28 @@ def describe(
         out.append(f"\n{title}", style="bold italic")  # the original spreadsheet's section
     if aliases:
         out.append("\nalso: " + ", ".join(aliases), style="dim")
+    # An error belongs to the run that raised it: once the formula (or an input) changed the
+    # cell is stale and the old message would only mislead.
+    error = info.error if info.status in (Status.ERROR, Status.BLOCKED) else None
     if info.formula is None:
         out.append("\n= (a value set from Python)", style="italic")
     else:
-        span = info.error.span if info.error is not None else None
         out.append("\n= ")
-        out.append_text(formula_text(info.formula, span))
-    if info.overridden:
+        out.append_text(formula_text(info.formula, error.span if error is not None else None))
+    if original is not None and original != info.formula:
+        out.append("\n✎ edited, was: ", style="yellow")
+        out.append(original, style="italic")
+        what = "template's" if info.template is not None else "original"
+        out.append(f"  (u undoes, U back to the {what})", style="dim")
+    elif info.overridden:
         out.append("\n✎ edited: differs from its block template", style="yellow")
     if info.pinned:
         out.append("\nP pinned: the value is fixed; P again unpins", style="blue")
     elif info.hints.get("evict"):
         out.append("\nevictable: dropped after use to save memory, recomputed on view", "dim")
-    if info.error is not None:
+    if error is not None:
         style = "magenta" if info.status == Status.BLOCKED else "bold red"
-        out.append(f"\n{info.error.message}", style=style)
+        out.append(f"\n{error.message}", style=style)
     if info.shape is not None:
         shape = " × ".join(str(d) for d in info.shape) if info.shape else "scalar"
         out.append(f"\nshape {shape}  {info.dtype or ''}", style="cyan")
@@ -86,16 +100,24 @@ class DetailsPane(Vertical):
         yield OptionList(id="refs")
 
     def show(
-        self, wb: Any, name: str, stats: str = "", note: str = "", *, same_cell: bool = False
+        self,
+        wb: Any,
+        name: str,
+        stats: str = "",
+        note: str = "",
+        *,
+        same_cell: bool = False,
+        original: str | None = None,
     ) -> None:
         """Show a cell; `same_cell` keeps the highlighted reference (a status refresh)."""
         info = wb.info(name)
         aliases = sorted(wb.aliases(name))
-        text = describe(info, aliases, stats, note, timings=self.show_timings)
+        text = describe(info, aliases, stats, note, timings=self.show_timings, original=original)
         self.query_one("#details-text", Static).update(text)
         refs = self.query_one("#refs", OptionList)
         options: list[Option | None] = []
-        blocker = info.error.blocked_by if info.error is not None else None
+        current = info.status == Status.BLOCKED and info.error is not None
+        blocker = info.error.blocked_by if current and info.error is not None else None
         if blocker:
             options.append(
                 Option(Text(f"⊘ {blocker}  (the cell at fault)", "magenta"), f"ref:{blocker}")

@@ -75,7 +75,9 @@ class MatrixGrid(ScrollView, can_focus=True):
         self._compact = False  # heatmap mode: colours only, two cells per value
         self._cw = cell_width(self._precision)
         self._label_w = 6
-        self._cursor = (0, 0)
+        self._cursor = (0, 0)  # (display row, column); see `_order`
+        self._order: np.ndarray | None = None  # display row -> data row; None: all, in order
+        self._sorted_by: tuple[int, bool] | None = None
         self._frame: _Frame | None = None
         self._generation = 0  # bumps when the data changes, invalidating cached frames
 
@@ -87,6 +89,46 @@ class MatrixGrid(ScrollView, can_focus=True):
     @property
     def cursor(self) -> tuple[int, int]:
         return self._cursor
+
+    @property
+    def shown_rows(self) -> int:
+        """Rows on display (fewer than the data's under a filter)."""
+        if self._data is None:
+            return 0
+        return len(self._order) if self._order is not None else self._data.shape[0]
+
+    def data_row(self, display_row: int) -> int:
+        return int(self._order[display_row]) if self._order is not None else display_row
+
+    def set_order(
+        self, order: np.ndarray | None, sorted_by: tuple[int, bool] | None = None
+    ) -> None:
+        """Show these data rows in this order (a sort, a filter); None shows all in order.
+        `sorted_by` (column, descending) puts ↓ or ↑ on that column's title."""
+        self._order, self._sorted_by = order, sorted_by
+        self._generation += 1
+        self._cursor = (0, self._cursor[1])
+        self.scroll_to(None, 0, animate=False, immediate=True, force=True)
+        self._resize_virtual()
+        self._clamp_cursor()
+
+    def show_row(self, row: int) -> bool:
+        """Jump the cursor to a data row, a third down the view so the rows around it show
+        too (False when a filter hides it)."""
+        if self._data is None or not 0 <= row < self._data.shape[0]:
+            return False
+        if self._order is None:
+            display = row
+        else:
+            where = np.flatnonzero(self._order == row)
+            if not where.size:
+                return False
+            display = int(where[0])
+        rows_visible, _ = self._viewport()
+        y = max(0, display - rows_visible // 3)
+        self.scroll_to(None, y, animate=False, immediate=True, force=True)
+        self.move_cursor(display, self._cursor[1])
+        return True
 
     @property
     def precision(self) -> int:
@@ -127,12 +169,13 @@ class MatrixGrid(ScrollView, can_focus=True):
             raise ValueError(f"MatrixGrid shows 2-D arrays, got shape {data.shape}")
         same_shape = self._data is not None and self._data.shape == data.shape
         self._data, self._rows, self._cols = data, rows, cols
+        self._order, self._sorted_by = None, None
         self._vmax, self._corner = vmax if vmax > 0 else 1.0, corner
         self._generation += 1
         self._label_w = self._measure_labels()
         if not (keep_cursor and same_shape):
             self._cursor = (0, 0)
-            self.scroll_to(0, 0, animate=False, immediate=True)
+            self.scroll_to(0, 0, animate=False, immediate=True, force=True)
         self._resize_virtual()
         self._clamp_cursor()
 
@@ -152,7 +195,7 @@ class MatrixGrid(ScrollView, can_focus=True):
     def _resize_virtual(self) -> None:
         if self._data is None:
             return
-        n_rows, n_cols = self._data.shape
+        n_rows, n_cols = self.shown_rows, self._data.shape[1]
         # One header line on top; the label column on the left is part of the width; one
         # spare column lets the last columns scroll into place without cutting the first.
         self.virtual_size = Size(self._label_w + (n_cols + 1) * self._cw, n_rows + 1)
@@ -161,6 +204,7 @@ class MatrixGrid(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ cursor
     def value_at(self, row: int, col: int) -> float | None:
+        """The value at a data row (not a display row) and column."""
         if self._data is None or not (
             0 <= row < self._data.shape[0] and 0 <= col < self._data.shape[1]
         ):
@@ -168,15 +212,18 @@ class MatrixGrid(ScrollView, can_focus=True):
         return float(self._data[row, col])
 
     def move_cursor(self, row: int, col: int) -> None:
-        if self._data is None:
+        """Put the cursor on a display row; `CursorMoved` names the data row."""
+        if self._data is None or not self.shown_rows:
             return
-        n_rows, n_cols = self._data.shape
+        n_rows, n_cols = self.shown_rows, self._data.shape[1]
         row = max(0, min(n_rows - 1, row))
         col = max(0, min(n_cols - 1, col))
         self._cursor = (row, col)
         self._scroll_to_cursor()
+        if not self.size.height:  # not laid out yet (just shown): scroll once it is
+            self.call_after_refresh(self._scroll_to_cursor)
         self.refresh()
-        self.post_message(self.CursorMoved(self, row, col))
+        self.post_message(self.CursorMoved(self, self.data_row(row), col))
 
     def _clamp_cursor(self) -> None:
         if self._data is not None:
@@ -204,7 +251,9 @@ class MatrixGrid(ScrollView, can_focus=True):
             first = col - shown + 1
         x = first * self._cw
         if (x, y) != tuple(self.scroll_offset):
-            self.scroll_to(x, y, animate=False, immediate=True)
+            # force: right after new data the scrollbars are not updated yet, and without it
+            # Textual ignores the scroll (a jump to row 297 stayed on row 0)
+            self.scroll_to(x, y, animate=False, immediate=True, force=True)
 
     def action_move(self, d_row: int, d_col: int) -> None:
         self.move_cursor(self._cursor[0] + d_row, self._cursor[1] + d_col)
@@ -216,7 +265,7 @@ class MatrixGrid(ScrollView, can_focus=True):
     def action_edge(self, where: str) -> None:
         if self._data is None:
             return
-        last_row, last_col = self._data.shape[0] - 1, self._data.shape[1] - 1
+        last_row, last_col = self.shown_rows - 1, self._data.shape[1] - 1
         row = self._cursor[0]
         target = {
             "left": (row, 0),
@@ -257,14 +306,19 @@ class MatrixGrid(ScrollView, can_focus=True):
     def _draw(self, width: int, height: int, sx: int, sy: int) -> list[Strip]:
         """Read the visible window once, then draw every line of it."""
         assert self._data is not None
-        n_rows, n_cols = self._data.shape
+        n_rows, n_cols = self.shown_rows, self._data.shape[1]
         cw, label_w = self._cw, self._label_w
         data_w = max(0, width - label_w)
         r0, r1 = sy, min(n_rows, sy + max(0, height - 1))
         c0 = min(sx // cw, n_cols)
         off = sx - c0 * cw
         c1 = min(n_cols, c0 + (off + data_w + cw - 1) // cw)
-        block = np.asarray(self._data[r0:r1, c0:c1])
+        if self._order is None:
+            data_rows = list(range(r0, r1))
+            block = np.asarray(self._data[r0:r1, c0:c1])
+        else:
+            data_rows = self._order[r0:r1].tolist()
+            block = np.asarray(self._data[data_rows, c0:c1]).reshape(len(data_rows), c1 - c0)
         codes = levels(block, self._vmax).tolist()
         values = block.astype(np.float64, copy=False).tolist()
         base = self.rich_style
@@ -284,7 +338,10 @@ class MatrixGrid(ScrollView, can_focus=True):
             if compact:  # no room for labels: mark every 5th column
                 text = str(c)[-2:].rjust(2) if c % 5 == 0 else blank
             else:
-                text = set_cell_size(self._cols(c), text_w)
+                title = self._cols(c)
+                if self._sorted_by is not None and self._sorted_by[0] == c:
+                    title = ("↓ " if self._sorted_by[1] else "↑ ") + title
+                text = set_cell_size(title, text_w)
                 if text.strip().isdigit():
                     text = text.strip().rjust(text_w)
             header += [Segment(text, mark_style if c == cur_c else head_style), *gaps]
@@ -292,7 +349,8 @@ class MatrixGrid(ScrollView, can_focus=True):
         lines = [finish(corner, header)]
         for i, row in enumerate(range(r0, r1)):
             label_style = mark_style if row == cur_r else label_style_
-            label = Segment(set_cell_size(self._rows(row), label_w - 1) + " ", label_style)
+            text = self._rows(data_rows[i])
+            label = Segment(set_cell_size(text, label_w - 1) + " ", label_style)
             cells: list[Segment] = []
             row_codes, row_values = codes[i], values[i]
             for j, col in enumerate(range(c0, c1)):

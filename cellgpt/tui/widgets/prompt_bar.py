@@ -14,11 +14,25 @@ from cellgpt.tui.labels import visible
 class PromptBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static(id="prompt-text")
+        yield Static(id="prompt-guess")
         yield Static(id="job-label")
         yield ProgressBar(id="job-progress", show_eta=False)
 
     def on_mount(self) -> None:
         self.set_busy(None)
+        self.show_guess(None)
+
+    def show_guess(self, guess: tuple[str, float] | None) -> None:
+        """The predicted next token, when the next-token panel is hidden (d shows it)."""
+        label = self.query_one("#prompt-guess", Static)
+        label.display = guess is not None
+        if guess is not None:
+            token, p = guess
+            label.update(
+                Text.assemble(
+                    ("next ", "dim"), (f"'{visible(token)}'", "bold green"), (f" {p:.1%}", "cyan")
+                )
+            )
 
     def show_prompt(
         self, prompt: str, generated: str, model: str, n_tokens: int | None, tokenizer: str = ""

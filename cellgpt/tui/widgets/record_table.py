@@ -81,7 +81,9 @@ class RecordTable(ScrollView, can_focus=True):
         self._widths: list[int] = []
         self._right: list[bool] = []  # columns of numbers: titles right-aligned
         self._starts: list[int] = [0]  # x of each column's left edge; the last is the width
-        self._cursor = 0
+        self._cursor = 0  # a display row (see `_order`)
+        self._order: Sequence[int] | None = None  # display row -> record; None: all, in order
+        self._sorted_by: tuple[int, bool] | None = None
         self._frame: _Frame | None = None
         self._generation = 0  # bumps when the data changes, invalidating cached frames
 
@@ -93,6 +95,50 @@ class RecordTable(ScrollView, can_focus=True):
     @property
     def row_count(self) -> int:
         return len(self._records)
+
+    @property
+    def shown_count(self) -> int:
+        """Rows on display (fewer than `row_count` under a filter)."""
+        return len(self._order) if self._order is not None else len(self._records)
+
+    def record_row(self, display_row: int) -> int:
+        return int(self._order[display_row]) if self._order is not None else display_row
+
+    @property
+    def cursor_row(self) -> int:
+        """The record under the cursor."""
+        return self.record_row(self._cursor) if self.shown_count else 0
+
+    def set_order(
+        self, order: Sequence[int] | None, sorted_by: tuple[int, bool] | None = None
+    ) -> None:
+        """Show these records in this order (a sort, a filter); None shows all in order.
+        `sorted_by` (column, descending) puts ↓ or ↑ after that column's title."""
+        self._order, self._sorted_by = order, sorted_by
+        self._generation += 1
+        self._cursor = 0
+        self.scroll_to(0, 0, animate=False, immediate=True, force=True)
+        self.virtual_size = Size(self._starts[-1] + 1, self.shown_count + 1)
+        self._frame = None
+        self.refresh()
+        self.move_cursor(0)
+
+    def show_row(self, row: int) -> bool:
+        """Jump the cursor to a record, a third down the view so the rows around it show too
+        (False when a filter hides it)."""
+        if not 0 <= row < len(self._records):
+            return False
+        if self._order is None:
+            display = row
+        else:
+            try:
+                display = list(self._order).index(row)
+            except ValueError:
+                return False
+        y = max(0, display - self._rows_visible() // 3)
+        self.scroll_to(None, y, animate=False, immediate=True, force=True)
+        self.move_cursor(display)
+        return True
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -112,6 +158,7 @@ class RecordTable(ScrollView, can_focus=True):
     ) -> None:
         """Show `records` (never copied: rows are read when they come on screen)."""
         self._records, self._columns, self._format = records, tuple(columns), format
+        self._order, self._sorted_by = None, None
         self._generation += 1
         self._widths = self._measure()
         self._starts = [0]
@@ -119,9 +166,9 @@ class RecordTable(ScrollView, can_focus=True):
             self._starts.append(self._starts[-1] + w + _PAD)
         if not keep_cursor:
             self._cursor = 0
-            self.scroll_to(0, 0, animate=False, immediate=True)
+            self.scroll_to(0, 0, animate=False, immediate=True, force=True)
         # One title line on top; one spare column so the last one scrolls fully into view.
-        self.virtual_size = Size(self._starts[-1] + 1, len(records) + 1)
+        self.virtual_size = Size(self._starts[-1] + 1, self.shown_count + 1)
         self._frame = None
         self.refresh()
         self.move_cursor(self._cursor)
@@ -162,17 +209,19 @@ class RecordTable(ScrollView, can_focus=True):
             typical = found[int(WIDTH_QUANTILE * (len(found) - 1))] if found else 0
             if len(found) < WIDTH_QUANTILE_MIN:
                 typical = found[-1] if found else 0
-            widths.append(max(MIN_COLUMN, cell_len(title), number, min(MAX_COLUMN, typical)))
+            # the title has room for a sort mark (↓ ↑) after it
+            widths.append(max(MIN_COLUMN, cell_len(title) + 1, number, min(MAX_COLUMN, typical)))
         return widths
 
     # ------------------------------------------------------------------ cursor
     def move_cursor(self, row: int) -> None:
-        if not self._records:
+        """Put the cursor on a display row; `CursorMoved` names the record."""
+        if not self.shown_count:
             return
-        self._cursor = max(0, min(len(self._records) - 1, row))
+        self._cursor = max(0, min(self.shown_count - 1, row))
         self._scroll_to_cursor()
         self.refresh()
-        self.post_message(self.CursorMoved(self, self._cursor))
+        self.post_message(self.CursorMoved(self, self.record_row(self._cursor)))
 
     def _rows_visible(self) -> int:
         return max(1, self.scrollable_content_region.height - 1)
@@ -185,7 +234,7 @@ class RecordTable(ScrollView, can_focus=True):
         elif self._cursor >= y + shown:
             y = self._cursor - shown + 1
         if y != round(self.scroll_offset.y):
-            self.scroll_to(None, y, animate=False, immediate=True)
+            self.scroll_to(None, y, animate=False, immediate=True, force=True)
 
     def action_move(self, delta: int) -> None:
         self.move_cursor(self._cursor + delta)
@@ -198,16 +247,16 @@ class RecordTable(ScrollView, can_focus=True):
         x = round(self.scroll_offset.x)
         first = bisect.bisect_right(self._starts, x) - 1
         target = max(0, min(len(self._widths) - 1, first + delta))
-        self.scroll_to(self._starts[target], None, animate=False, immediate=True)
+        self.scroll_to(self._starts[target], None, animate=False, immediate=True, force=True)
 
     def action_edge(self, where: str) -> None:
         if where == "top":
             self.move_cursor(0)
         elif where == "bottom":
-            self.move_cursor(len(self._records) - 1)
+            self.move_cursor(self.shown_count - 1)
         else:
             x = 0 if where == "left" else self._starts[-1]
-            self.scroll_to(x, None, animate=False, immediate=True)
+            self.scroll_to(x, None, animate=False, immediate=True, force=True)
 
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
@@ -235,13 +284,18 @@ class RecordTable(ScrollView, can_focus=True):
             self._frame = _Frame(key, lines)
         return self._frame
 
+    def _sort_mark(self, column: int) -> str:
+        if self._sorted_by is None or self._sorted_by[0] != column:
+            return ""
+        return "↓" if self._sorted_by[1] else "↑"
+
     def _draw(self, width: int, height: int, sx: int, sy: int) -> list[Strip]:
         """Format the visible rows and columns once, then draw every line of them."""
         base = self.rich_style
         c0 = max(0, bisect.bisect_right(self._starts, sx) - 1)
         c1 = min(len(self._widths), bisect.bisect_left(self._starts, sx + width))
         off = sx - self._starts[c0]
-        r0, r1 = sy, min(len(self._records), sy + max(0, height - 1))
+        r0, r1 = sy, min(self.shown_count, sy + max(0, height - 1))
         rule = Segment(_SEPARATOR, base + _RULE)
 
         def line(texts: list[str], numeric: list[bool], style: Style) -> Strip:
@@ -254,10 +308,10 @@ class RecordTable(ScrollView, can_focus=True):
                 segments += [Segment(f" {text} ", style), rule]
             return Strip(segments).crop(off, off + width).adjust_cell_length(width, base)
 
-        titles = [self._columns[c] for c in range(c0, c1)]
+        titles = [self._columns[c] + self._sort_mark(c) for c in range(c0, c1)]
         lines = [line(titles, self._right[c0:c1], base + _HEADER)]
         for row in range(r0, r1):
-            cells = cells_of(self._records[row])
+            cells = cells_of(self._records[self.record_row(row)])
             values = [cells[c] if c < len(cells) else "" for c in range(c0, c1)]
             texts = [self._format(v) for v in values]
             style = base + _CURSOR if row == self._cursor else base

@@ -26,27 +26,48 @@ def percent(p: float) -> str:
     return f"{p:.2%}" if p >= 0.001 else f"{p * 100:.4f}%"
 
 
-def render_top_k(rows: list[tuple[Any, ...]], previous: list[tuple[Any, ...]] | None) -> Text:
-    """One line per candidate: token, probability, bar, and rank change (▲/▼/new)."""
+def delta_text(delta: float) -> str:
+    """A change in probability in percentage points, e.g. "+2.31pp"."""
+    points = delta * 100
+    if abs(points) >= 0.005:
+        return f"{points:+.2f}pp"
+    # tiny probabilities (a small model) move by less: keep two significant digits
+    return f"{points:+.2g}pp" if abs(points) >= 5e-7 else "±0pp"
+
+
+def render_top_k(
+    rows: list[tuple[Any, ...]], previous: list[tuple[Any, ...]] | None, width: int = 0
+) -> Text:
+    """One line per candidate: token, probability, bar, and — after an edit — the rank
+    change (▲/▼/new) and the change in probability (Δp, in percentage points)."""
     out = Text()
     if not rows:
         return Text("no prediction yet", style="dim")
     top = max(float(r[2]) for r in rows) or 1.0
-    before = {int(r[0]): i for i, r in enumerate(previous or [])}
-    width = min(16, max(len(visible(str(r[1]))) for r in rows) + 2)
+    before = {int(r[0]): (i, float(r[2])) for i, r in enumerate(previous or [])}
+    label_w = min(16, max(len(visible(str(r[1]))) for r in rows) + 2)
+    changes = 15 if previous is not None else 0  # " ▲12" and " -0.0012pp"
+    bar_w = max(4, min(BAR, width - label_w - 9 - changes)) if width else BAR
+    if previous is not None:
+        out.append(f"{'':<{label_w}} {'p':>7} {'':<{bar_w}} rank     Δp\n", style="dim")
     for rank, (token_id, token, prob, _logit) in enumerate(rows):
         label = f"'{visible(str(token))}'"
-        out.append(f"{label[:width]:<{width}} ", style="bold" if rank == 0 else "")
+        out.append(f"{label[:label_w]:<{label_w}} ", style="bold" if rank == 0 else "")
         out.append(f"{percent(float(prob)):>7} ", style="cyan")
-        out.append(bar(float(prob) / top), style="green" if rank == 0 else "blue")
+        out.append(bar(float(prob) / top, bar_w), style="green" if rank == 0 else "blue")
         if previous is not None:
             was = before.get(int(token_id))
             if was is None:
-                out.append(" new", style="bold yellow")
-            elif was > rank:
-                out.append(f" ▲{was - rank}", style="green")
-            elif was < rank:
-                out.append(f" ▼{rank - was}", style="red")
+                out.append(f" {'new':>4}", style="bold yellow")
+                out.append(f" {'':>9}")
+            else:
+                moved = was[0] - rank
+                mark = f"▲{moved}" if moved > 0 else f"▼{-moved}" if moved < 0 else "="
+                style = "green" if moved > 0 else "red" if moved < 0 else "dim"
+                out.append(f" {mark:>4}", style=style)
+                delta = float(prob) - was[1]
+                style = "green" if delta > 5e-5 else "red" if delta < -5e-5 else "dim"
+                out.append(f" {delta_text(delta):>9}", style=style)
         out.append("\n")
     out.rstrip()
     return out
@@ -73,12 +94,28 @@ def _candidates(rows: Any) -> list[tuple[Any, ...]] | None:
 
 
 class TopKPanel(Static):
-    """Call `show(top_k, stale=...)`; it remembers the previous list to show rank changes."""
+    """Call `show(top_k, stale=...)`; it remembers the previous list to show how ranks and
+    probabilities moved."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._current: list[tuple[Any, ...]] | None = None
         self._previous: list[tuple[Any, ...]] | None = None
+        self._stale = False
+
+    def best(self) -> tuple[str, float] | None:
+        """The top candidate (token, probability), if any."""
+        return (str(self._current[0][1]), float(self._current[0][2])) if self._current else None
+
+    def _text_width(self) -> int:
+        return self.content_size.width or 0
+
+    def on_resize(self) -> None:
+        if self._current is not None:  # the bars follow the panel's width
+            body = render_top_k(self._current, self._previous, self._text_width())
+            if self._stale:
+                body.stylize("dim")
+            self.update(body)
 
     def show(self, rows: Any, *, stale: bool = False, next_text: Any = None) -> None:
         rows = _candidates(rows)
@@ -93,7 +130,8 @@ class TopKPanel(Static):
         if stale:
             title += "  (stale — R runs)"
         self.border_title = title
-        body = render_top_k(self._current or [], self._previous)
+        self._stale = stale
+        body = render_top_k(self._current or [], self._previous, self._text_width())
         if stale:
             body.stylize("dim")
         self.update(body)

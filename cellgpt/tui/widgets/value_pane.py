@@ -16,6 +16,9 @@ from cellgpt.gpt2.cells import WorkbookCells
 from cellgpt.tui import labels
 from cellgpt.tui.colors import robust_max
 from cellgpt.tui.numfmt import PRECISIONS
+from cellgpt.tui.row_order import RowOrder, grid_order, next_sort, table_order
+from cellgpt.tui.screens.edit import EditScreen
+from cellgpt.tui.screens.sort import SortScreen
 from cellgpt.tui.views import View, cell_text, classify
 from cellgpt.tui.widgets.cell_tree import mark
 from cellgpt.tui.widgets.matrix_grid import MatrixGrid
@@ -51,9 +54,12 @@ class ValuePane(Vertical):
         self._scale: dict[tuple[str, int], float] = {}
         self._row_labels: labels.Labeler = str
         self._col_labels: labels.Labeler = str
+        self.order = RowOrder()  # the shown cell's sort and filter (reset on another cell)
+        self._info: Any = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="value-title")
+        yield Static(id="value-formula")  # when the details pane is hidden (a narrow screen)
         yield Sparkline([], id="value-spark")
         yield MatrixGrid(id="grid")
         yield RecordTable(id="table")
@@ -63,6 +69,11 @@ class ValuePane(Vertical):
 
     def on_mount(self) -> None:
         self._show_kind("empty")
+        self.show_formula_line(False)
+
+    def show_formula_line(self, shown: bool) -> None:
+        """The cell's formula under the title, for when the details pane is out of sight."""
+        self.query_one("#value-formula", Static).display = shown
 
     def message(self, text: Text) -> None:
         """Show a message instead of a value (loading, load errors)."""
@@ -95,7 +106,9 @@ class ValuePane(Vertical):
             self._title(info)  # only the status may have changed
             return
         same_cell = self._name == name
-        self._name, self._key = name, key
+        if not same_cell:
+            self.order = RowOrder()
+        self._name, self._key, self._info = name, key, info
         vocab = getattr(WorkbookCells(wb).tokenizer, "vocab_size", None)
         view = classify(value, vocab_size=vocab, columns=self._columns(wb, info.hints))
         self._view = view
@@ -106,6 +119,8 @@ class ValuePane(Vertical):
             self._show_grid(wb, info, view, keep_cursor=same_cell)
         elif view.kind == "table":
             self._show_table(view, keep_cursor=same_cell)
+        if self.order.active:
+            self._apply_order()
         elif view.kind == "text":
             self.query_one("#value-text", Static).update(Text(view.text))
         else:
@@ -119,6 +134,8 @@ class ValuePane(Vertical):
         self.query_one(MatrixGrid).display = kind == "grid"
         self.query_one(RecordTable).display = kind == "table"
         self.query_one("#text-scroll").display = kind in ("text", "empty")
+        if kind not in ("grid", "table"):  # no cursor: the last one's line would mislead
+            self.query_one("#value-status", Static).update("")
         vector = self._view is not None and bool(self._view.vector)
         self.query_one(Sparkline).display = kind == "grid" and vector
 
@@ -178,14 +195,106 @@ class ValuePane(Vertical):
             shape = " × ".join(str(d) for d in (info.shape or ()))
             title.append(f"   {shape}", style="cyan")
             if self._view.heads:
-                title.append(f"   head {self.head + 1}/{self._view.heads} [ ]", style="bold")
+                # 0-based, as zero_head(x, 0) and the h0..h11 blocks count
+                last = self._view.heads - 1
+                title.append(f"   head {self.head} of 0–{last}  [ ] change", style="bold")
             if self._view.text:
                 title.append(f"   {self._view.text}", style="dim")
-        if self._view is not None and self._view.kind == "table":
+        if self._view is not None and self._view.kind == "table" and not self.order.active:
             title.append(f"   {len(self._view.records):,} rows", style="cyan")
+        if self.order.active and self._view is not None and self._view.kind in ("grid", "table"):
+            title.append(f"   {self._order_text()}", style="bold magenta")
         if status == Status.STALE and self._view is not None and self._view.kind != "empty":
             title.append("   last value; r runs", style="yellow")
         self.query_one("#value-title", Static).update(title)
+        formula = Text("= ", style="dim")
+        formula.append(info.formula if info.formula is not None else "(a value)", style="italic")
+        if status == Status.ERROR and info.error is not None:
+            formula.append(f"  ✗ {info.error.message}", style="red")
+        self.query_one("#value-formula", Static).update(formula)
+
+    # ------------------------------------------------------------------ sort and filter
+    def _order_text(self) -> str:
+        kind = self._view.kind if self._view is not None else ""
+        name = self._col_labels if kind == "grid" else self._table_column
+        if kind == "grid":
+            data = self.grid.data
+            shown, total = self.grid.shown_rows, data.shape[0] if data is not None else 0
+        else:
+            shown, total = self.table.shown_count, self.table.row_count
+        count = f"{total:,} rows" if shown == total else f"{shown:,}/{total:,} rows"
+        return f"{count}  {self.order.describe(name)}"
+
+    def _table_column(self, col: int) -> str:
+        columns = self.table.columns
+        return columns[col] if col < len(columns) else str(col)
+
+    def _apply_order(self) -> None:
+        """Re-order the grid's or table's rows by `self.order` (on new data too)."""
+        view = self._view
+        if view is None:
+            return
+        if view.kind == "grid" and self.grid.data is not None:
+            order = grid_order(self.grid.data, self.order, self._row_labels)
+            self.grid.set_order(order, self.order.sort)
+        elif view.kind == "table":
+            self.table.set_order(table_order(view.records, self.order, cell_text), self.order.sort)
+        if self._info is not None:
+            self._title(self._info)
+
+    def sort(self) -> None:
+        """o: a grid by the cursor's column (high → low, low → high, off); a table by a
+        column picked from a list."""
+        kind = self._view.kind if self._view is not None else ""
+        if kind == "grid":
+            col = self.grid.cursor[1]
+            self.set_order(RowOrder(next_sort(self.order.sort, col), self.order.filter))
+        elif kind == "table":
+            self.app.push_screen(SortScreen(self.table.columns, self.order.sort), self._sorted)
+        else:
+            self.app.notify("only a grid or a table can be sorted", severity="warning")
+
+    def _sorted(self, choice: tuple[int, bool] | bool | None) -> None:
+        if choice is False:  # cancelled
+            return
+        self.set_order(RowOrder(choice if isinstance(choice, tuple) else None, self.order.filter))
+
+    def ask_filter(self) -> None:
+        """|: keep the rows whose label (grid) or any cell (table) contains a text."""
+        if self._view is None or self._view.kind not in ("grid", "table"):
+            self.app.notify("only a grid or a table can be filtered", severity="warning")
+            return
+        where = "row label" if self._view.kind == "grid" else "cell"
+        screen = EditScreen(
+            f"keep the rows whose {where} contains (empty: all rows)",
+            self.order.filter,
+            lambda text: None,
+            hint="case-insensitive │ Enter filters │ Esc cancels",
+        )
+
+        def chosen(text: str | None) -> None:
+            if text is not None:
+                self.set_order(RowOrder(self.order.sort, text.strip()))
+
+        self.app.push_screen(screen, chosen)
+
+    def set_order(self, order: RowOrder) -> None:
+        self.order = order
+        self._apply_order()
+        self.focus_value()
+
+    def show_row(self, row: int) -> None:
+        """Put the cursor on a row of the value (a filter hiding it is cleared) and focus."""
+        kind = self._view.kind if self._view is not None else ""
+        widget: MatrixGrid | RecordTable | None = (
+            self.grid if kind == "grid" else self.table if kind == "table" else None
+        )
+        if widget is None:
+            return
+        if not widget.show_row(row) and self.order.filter:
+            self.set_order(RowOrder(self.order.sort, ""))
+            widget.show_row(row)
+        widget.focus()
 
     # ------------------------------------------------------------------ controls
     def focus_value(self) -> None:
