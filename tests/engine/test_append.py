@@ -97,3 +97,35 @@ def test_prefix_rows_and_join_rows():
 def test_extender_refuses_what_it_cannot_extend(bad):
     ext = RowExtender({"x": 0})
     assert ext(bad, {"x": np.zeros(3)}, {"x": 1}, lambda env: env["x"]) is None
+
+
+def test_a_value_rewritten_upstream_is_not_compared_row_by_row(monkeypatch):
+    from cellgpt.engine import runner
+
+    compared: list[int] = []
+
+    def counting(prev, new):
+        compared.append(1)
+        return prefix_rows(prev, new)
+
+    monkeypatch.setattr(runner, "prefix_rows", counting)
+    wb = Workbook()
+    wb.define_many(
+        [
+            CellSpec("xs", "[1.0, 2.0, 3.0]"),
+            CellSpec("x", "array(xs)"),
+            CellSpec("y", "x * 2"),
+            CellSpec("z", "y + 1"),
+        ]
+    )
+    wb.run()
+    compared.clear()
+    wb.set("xs", [5.0, 6.0, 7.0])  # a rewrite: xs and x (the user's input) compared, y and z not
+    wb.run()
+    assert len(compared) == 2 and wb.state("x").appended_from is None
+    assert wb.state("z").appended_from is None and list(wb["z"]) == [11.0, 13.0, 15.0]
+    compared.clear()
+    wb.set("xs", [5.0, 6.0, 7.0, 8.0])  # rows appended: found, and passed down the chain
+    wb.run()
+    assert len(compared) == 4
+    assert wb.state("x").appended_from == wb.state("z").appended_from == 3
