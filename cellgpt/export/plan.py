@@ -13,6 +13,7 @@ import numpy as np
 from cellgpt.engine import Status, Workbook
 from cellgpt.engine.value_limits import ValueTooLarge, array_items, measure
 from cellgpt.export.excel_forms import with_excel_forms
+from cellgpt.export.helpers import HelperColumn
 from cellgpt.export.layout import (
     MAX_DATA_COLS,
     MAX_DATA_ROWS,
@@ -42,6 +43,7 @@ class Entry:
     sheets: list[str] = field(default_factory=list)
     placement: Placement | None = None
     pieces: list[Piece] | None = None  # formulas mode: Excel pieces of the logical view
+    helpers: list[HelperColumn] = field(default_factory=list)  # per-row results beside it
     row_labels: list[Any] | None = None  # stored rows
     col_labels: list[Any] | None = None  # stored columns
 
@@ -254,7 +256,7 @@ def _translate(
         if progress is not None:
             progress(entry.name)
         try:
-            entry.pieces = translator.cell(entry.name)
+            entry.pieces, entry.helpers = translator.cell(entry.name)
             entry.how = "formula"
         except NoExcelForm as exc:
             entry.note = f"no Excel form: {exc}"

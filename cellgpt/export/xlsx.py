@@ -24,13 +24,21 @@ from zipfile import ZIP_DEFLATED, ZipFile
 
 import numpy as np
 from openpyxl import Workbook as XlWorkbook
-from openpyxl.styles import Font
 from openpyxl.writer.excel import ExcelWriter
 
 from cellgpt.engine import CellError, Workbook
 from cellgpt.engine.steps import alias_tuple, step_number
-from cellgpt.export.layout import DATA_COL0, DATA_ROW0, Placement, logical_view, quote_sheet
-from cellgpt.export.plan import Entry, Plan, build_plan
+from cellgpt.export import styles
+from cellgpt.export.helpers import HelperSink
+from cellgpt.export.layout import (
+    DATA_COL0,
+    DATA_ROW0,
+    Placement,
+    logical_view,
+    quote_sheet,
+    range_ref,
+)
+from cellgpt.export.plan import Entry, Plan, build_plan, is_param
 from cellgpt.export.sheetio import (
     RowWriter,
     chunks,
@@ -39,12 +47,15 @@ from cellgpt.export.sheetio import (
     text_cell,
     value_cell,
 )
+from cellgpt.export.styles import BOLD, HEADER_FILL
 from cellgpt.export.xlexpr import MASKED
 from cellgpt.gpt2 import cells
 
 Progress = Callable[[int, int, str], None]
+SAME_AS_CELLGPT = "same as cellgpt?"
+# GPT-2's next-token probabilities (a name for gpt2/cells.py, which another team owns now)
+PROBS = "probs"
 ROWS_PER_CHUNK = 2048
-BOLD = Font(bold=True)
 
 
 @dataclass
@@ -143,65 +154,78 @@ class _Writer:
 
     # ------------------------------------------------------------------ Index and Summary
     def _index(self) -> None:
+        """A table of contents: every cell with the course's step number, its section and a
+        link to its sheet."""
         ws = self._sheet("Index")
         head = ["cell", "step", "section", "sheet", "shape", "type", "exported as", "formula"]
         head += ["doc", "also named"]
-        ws.append([text_cell(ws, h, font=BOLD) for h in head])
         mode = self.plan.mode
-        ws.append([text_cell(ws, f"cellgpt export, mode {mode}")])
+        table: list[list[Any]] = [[f"cellgpt export, mode {mode}"]]
         for entry in self.plan.entries:
             info = self.wb.info(entry.name)
-            link = _link(ws, entry.sheets[0]) if entry.sheets else None
             how = entry.how + (f" ({entry.note})" if entry.note else "")
             aliases = alias_tuple(info.hints.get("alias"))
             title = info.hints.get("title")
-            ws.append(
+            table.append(
                 [
-                    text_cell(ws, entry.name),
+                    entry.name,
                     step_number(aliases),  # the original spreadsheet's step, blank if none
-                    text_cell(ws, title) if isinstance(title, str) else None,
-                    link,
-                    text_cell(ws, _shape_text(entry)),
-                    text_cell(ws, info.dtype or type(entry.value).__name__),
-                    text_cell(ws, how),
-                    text_cell(ws, info.formula or ""),
-                    text_cell(ws, info.doc),
-                    text_cell(ws, ", ".join(aliases)),
+                    title if isinstance(title, str) else None,
+                    entry.sheets[0] if entry.sheets else None,
+                    _shape_text(entry),
+                    info.dtype or type(entry.value).__name__,
+                    how,
+                    info.formula or "",
+                    info.doc,
+                    ", ".join(aliases),
                 ]
             )
+        table.append([])
+        table.append(
+            [
+                f"Excel has no infinity: masked attention scores are {MASKED} "
+                "(the engine's -inf); their softmax weight is exactly 0."
+            ]
+        )
         if mode == "formulas":
-            ws.append([])
-            ws.append(
+            table.append(
                 [
-                    text_cell(
-                        ws,
-                        f"Excel has no infinity: masked attention scores are {MASKED} "
-                        "(the engine's -inf); their softmax weight is exactly 0.",
-                    )
+                    "Helper columns right of a sheet's data (below it on sheets listed by "
+                    "vocabulary) hold each row's max, sum of exps, mean and variance, "
+                    "computed once."
                 ]
             )
+        styles.freeze_header(ws)
+        widths = [
+            styles.text_width([h, *[r[k] for r in table[1 : len(self.plan.entries) + 1]]])
+            for k, h in enumerate(head)
+        ]
+        styles.set_widths(ws, widths)
+        ws.append([text_cell(ws, h, font=BOLD, fill=HEADER_FILL) for h in head])
+        for k, row in enumerate(table):
+            cells_ = [value_cell(ws, v) for v in row]
+            if 0 < k <= len(self.plan.entries) and row[3] is not None:
+                cells_[3] = _link(ws, row[3])
+            ws.append(cells_)
 
     def _summary(self) -> None:
+        """Prompt, tokens and the next token: the workbook's own (a formula in formulas
+        mode) beside the engine's, with a check that they agree."""
         ws = self._sheet("Summary")
         get = {e.name: e for e in self.plan.entries}
-        lines: list[list[Any]] = [[text_cell(ws, "Summary", font=BOLD)]]
+        lines: list[list[Any]] = [[text_cell(ws, "Summary", font=BOLD, fill=HEADER_FILL)]]
+        texts: list[str] = []
         for name in (cells.PROMPT, cells.TOKENS):
             if name in get:
                 value = get[name].value
                 text = " | ".join(map(str, value)) if isinstance(value, list) else str(value)
                 lines.append([text_cell(ws, name), text_cell(ws, text)])
+                texts.append(text)
         nt = get.get(cells.NEXT_TOKEN)
         if nt is not None and nt.placement is not None:
             mine = f"B{len(lines) + 1}"  # the row this line will land on
             label = "next token id (this workbook" + ("'s formula)" if nt.how == "formula" else ")")
             lines.append([text_cell(ws, label), plain_formula(ws, _top_left(nt.placement))])
-            engine = f"B{len(lines) + 1}"
-            lines.append(
-                [text_cell(ws, "next token id (cellgpt engine)"), int(np.asarray(nt.value))]
-            )
-            lines.append(
-                [text_cell(ws, "same?"), plain_formula(ws, f'IF({mine}={engine},"yes","NO")')]
-            )
             logits = get.get(cells.LOGITS)
             if logits is not None and logits.placement is not None and logits.placement.transposed:
                 # The logits sheet lists the vocabulary down column A: look the id up there.
@@ -214,9 +238,32 @@ class _Writer:
                         plain_formula(ws, f"INDEX({labels},{mine}+1)"),
                     ]
                 )
-        if cells.NEXT_TEXT in get:
+            probs = get.get(PROBS)
+            if (
+                probs is not None
+                and probs.placement is not None
+                and len(probs.placement.parts) == 1
+            ):
+                p = probs.placement
+                whole = p.stored_range(0, 0, *p.stored)
+                cell = plain_formula(ws, f"INDEX({whole},{mine}+1)")
+                cell.number_format = styles.PERCENT
+                lines.append([text_cell(ws, "its probability (this workbook)"), cell])
+            engine = f"B{len(lines) + 1}"
+            lines.append(
+                [text_cell(ws, "next token id (cellgpt engine)"), int(np.asarray(nt.value))]
+            )
+            if cells.NEXT_TEXT in get:
+                text = str(get[cells.NEXT_TEXT].value)
+                lines.append([text_cell(ws, "next token (cellgpt engine)"), text_cell(ws, text)])
+            same = plain_formula(ws, f'IF({mine}={engine},"yes","NO")')
+            same.font = BOLD
+            lines.append([text_cell(ws, SAME_AS_CELLGPT), same])
+        elif cells.NEXT_TEXT in get:
             text = str(get[cells.NEXT_TEXT].value)
             lines.append([text_cell(ws, "next token (cellgpt engine)"), text_cell(ws, text)])
+        labels = [line[0].value for line in lines]
+        styles.set_widths(ws, [styles.text_width(labels), styles.text_width(texts, 24.0)])
         for line in lines:
             ws.append(line)
 
@@ -224,19 +271,26 @@ class _Writer:
     def _array(self, entry: Entry) -> None:
         p = entry.placement
         assert p is not None
-        stored = logical_view(np.asarray(entry.value))
+        value = np.asarray(entry.value)
+        stored = logical_view(value)
         if p.transposed:
             stored = stored.T
         row_labels = entry.row_labels or []
+        fmt = styles.number_format(
+            entry.name, value.dtype.kind in "iub", is_param(self.wb, entry.name)
+        )
         for part in p.parts:
             ws = self._sheet(part.sheet)
-            rows = RowWriter(ws)
-            header = [text_cell(ws, entry.name, font=BOLD)]
-            header += [value_cell(ws, c) for c in (entry.col_labels or [])]
-            rows.append(header)
             labels = row_labels[part.row0 : part.row0 + part.n_rows]
+            self._look(ws, entry, p, labels, fmt)
+            rows = RowWriter(ws, fmt)
+            header = [text_cell(ws, entry.name, font=BOLD, fill=HEADER_FILL)]
+            header += [value_cell(ws, c) for c in (entry.col_labels or [])]
+            if entry.helpers and not p.transposed:
+                header += [None] + [text_cell(ws, h.label, font=BOLD) for h in entry.helpers]
+            rows.append(header)
             if entry.how == "formula":
-                self._formula_rows(rows, entry, p, labels)
+                self._formula_rows(rows, entry, p, labels, fmt)
                 continue
             for a, b in chunks(part.n_rows, ROWS_PER_CHUNK):
                 block = np.asarray(stored[part.row0 + a : part.row0 + b])
@@ -244,19 +298,61 @@ class _Writer:
                 self.done += block.size
                 self._tick(part.sheet)
 
-    def _formula_rows(self, rows: RowWriter, entry: Entry, p: Placement, labels: list[Any]) -> None:
-        """Each piece is one array formula over its rectangle of the sheet."""
+    def _look(
+        self, ws: Any, entry: Entry, p: Placement, labels: list[Any], fmt: str | None
+    ) -> None:
+        """Frozen header and labels, fitted widths, a colour scale: set before any row (the
+        write-only sheet emits them with its first row)."""
+        styles.freeze_header(ws)
+        n_rows, n_cols = p.stored
+        helper_labels = [h.label for h in entry.helpers]
+        styles.set_widths(ws, [styles.text_width([entry.name, *labels[:5000], *helper_labels])])
+        col_labels = entry.col_labels or []
+        widths = [styles.text_width([c], styles.NUMBER_WIDTH) for c in col_labels[:n_cols]]
+        widths += [styles.NUMBER_WIDTH] * (n_cols - len(widths))
+        styles.set_widths(ws, widths, DATA_COL0, fmt)
+        if entry.helpers and not p.transposed:
+            helper_widths = [styles.text_width([h], styles.NUMBER_WIDTH) for h in helper_labels]
+            styles.set_widths(ws, helper_widths, DATA_COL0 + n_cols + 1, styles.ACTIVATION)
+        rule = styles.colour_scale(entry.name)
+        if rule is not None:
+            rows_here = min(n_rows, p.parts[0].n_rows)
+            ws.conditional_formatting.add(
+                range_ref(DATA_ROW0, DATA_COL0, rows_here, n_cols, False), rule
+            )
+
+    def _formula_rows(
+        self, rows: RowWriter, entry: Entry, p: Placement, labels: list[Any], fmt: str | None
+    ) -> None:
+        """Each piece is one array formula over its rectangle of the sheet; helper columns
+        (per-row max, mean, ...) follow the data after one blank column (or row)."""
         ws = rows.ws
         starts: dict[int, list[tuple[int, Any]]] = {}
+
+        def add(rect: tuple[int, int, int, int], text: str, number_format: str | None) -> None:
+            r0, c0, nr, nc = rect  # stored coordinates, relative to the data's top-left
+            ref = range_ref(r0 + DATA_ROW0, c0 + DATA_COL0, nr, nc, absolute=False)
+            starts.setdefault(r0, []).append((c0, formula_cell(ws, ref, text, number_format)))
+
         for piece in entry.pieces or []:
             r0, c0, nr, nc = piece.rect
-            if p.transposed:
-                r0, c0, nr, nc = c0, r0, nc, nr
-            ref = p.stored_range(r0, c0, nr, nc).split("!", 1)[1].replace("$", "")
-            text = piece.x.render(p.transposed)
-            starts.setdefault(r0, []).append((c0, formula_cell(ws, ref, text)))
-        for r in range(p.parts[0].n_rows):
-            cells: list[Any] = [value_cell(ws, labels[r]) if r < len(labels) else None]
+            rect = (c0, r0, nc, nr) if p.transposed else (r0, c0, nr, nc)
+            add(rect, piece.x.render(p.transposed), fmt)
+        sink = HelperSink(p)
+        for slot, column in enumerate(entry.helpers):
+            for piece in column.pieces:
+                rect = sink.stored_rect(slot, piece.r0, piece.x.rows)
+                add(rect, piece.x.render(p.transposed), styles.ACTIVATION)
+        n_data = p.parts[0].n_rows
+        n_rows = n_data + (1 + len(entry.helpers) if p.transposed and entry.helpers else 0)
+        for r in range(n_rows):
+            if r < len(labels):
+                label = value_cell(ws, labels[r])
+            elif r > n_data:  # a helper row of a transposed sheet
+                label = text_cell(ws, entry.helpers[r - n_data - 1].label, font=BOLD)
+            else:
+                label = None
+            cells: list[Any] = [label]
             for c0, cell in sorted(starts.get(r, []), key=lambda x: x[0]):
                 cells += [None] * (c0 + DATA_COL0 - len(cells))
                 cells.append(cell)
@@ -264,9 +360,14 @@ class _Writer:
 
     def _other(self, entry: Entry) -> None:
         ws = self._sheet(entry.sheets[0])
-        rows = RowWriter(ws)  # before the first row: it numbers the rows it writes raw
         value = entry.value
-        rows.append([text_cell(ws, entry.name, font=BOLD)])
+        head = None
+        if entry.kind == "table":
+            cols = self.wb.cell(entry.name).hints.get("cols")
+            head = self.wb.library.constants.get(cols) if isinstance(cols, str) else None
+        self._other_look(ws, entry, head)
+        rows = RowWriter(ws)  # before the first row: it numbers the rows it writes raw
+        rows.append([text_cell(ws, entry.name, font=BOLD, fill=HEADER_FILL)])
         if entry.kind == "text":
             for a, b in chunks(len(value), 30_000):  # Excel: at most 32,767 characters a cell
                 ws.append([None, text_cell(ws, value[a:b])])
@@ -279,11 +380,38 @@ class _Writer:
             for i, item in enumerate(items):
                 ws.append([value_cell(ws, labels[i]), value_cell(ws, item)])
         elif entry.kind == "table":
-            cols = self.wb.cell(entry.name).hints.get("cols")
-            head = self.wb.library.constants.get(cols) if isinstance(cols, str) else None
             if head:
                 rows.append([None, *[text_cell(ws, h, font=BOLD) for h in head]])
             rows.records(value)  # raw XML: 50,257 vocabulary rows in well under a second
+
+    def _other_look(self, ws: Any, entry: Entry, head: Sequence[str] | None) -> None:
+        """Widths fitted to (a sample of) the values; the titles frozen."""
+        value = entry.value
+        sample: list[Sequence[Any]]
+        if entry.kind == "table":
+            sample = [r if isinstance(r, list | tuple) else (r,) for r in value[:2000]]
+            sample = [(len(value),), *[(None, *r) for r in sample]]
+        elif entry.kind == "mapping":
+            sample = list(value.items())
+        elif entry.kind == "list":
+            items = value if isinstance(value, list | tuple) else [value]
+            labels = _list_labels(self.wb, entry.name, len(items))[:2000]
+            sample = list(zip(labels, items[:2000], strict=True))
+        else:
+            sample = [(None, value[:60])]
+        n_cols = max((len(r) for r in sample), default=1)
+        widths = [
+            styles.text_width(
+                [r[k] for r in sample if len(r) > k] + ([entry.name] if k == 0 else [])
+            )
+            for k in range(n_cols)
+        ]
+        if head:
+            widths[1:] = [
+                max(w, styles.text_width([h])) for w, h in zip(widths[1:], head, strict=False)
+            ]
+        styles.set_widths(ws, widths)
+        ws.freeze_panes = "B3" if head else "B2"
 
 
 def _shape_text(entry: Entry) -> str:
