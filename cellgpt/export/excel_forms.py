@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from cellgpt.engine import FunctionLibrary
-from cellgpt.export import helpers
+from cellgpt.export import capacity, helpers
 from cellgpt.export.layout import logical_shape
 from cellgpt.export.xlarray import NoExcelForm, Piece, XArr
 from cellgpt.export.xlexpr import (
@@ -309,11 +309,22 @@ def attention_scores_form(args: list[XArr], kwargs: dict[str, XArr], result: Any
 
 
 def last_row_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
+    """The last row; with a token capacity, row n_tokens (the rows below are padding)."""
     x = args[0]
     if x.array.ndim != 2:
         raise NoExcelForm("last_row of a non-matrix")
     rows, cols = x.logical
-    return [Piece(0, 0, x.slice(rows - 1, 0, 1, cols))]
+    count = capacity.count_ref()
+    if count is None:
+        return [Piece(0, 0, x.slice(rows - 1, 0, 1, cols))]
+    return [Piece(0, 0, RowPick(x.whole(), op(count, "-", num(1)), 1, cols))]
+
+
+def len_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
+    """How many numbers: COUNT, so that typing a token id in an empty row counts it."""
+    if len(args) != 1 or kwargs or not args[0].pieces or len(args[0].pieces) != 1:
+        raise NoExcelForm("len of a value not on one sheet range")
+    return [Piece(0, 0, Agg("COUNT", args[0].whole()))]
 
 
 def zero_head_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
@@ -360,6 +371,7 @@ EXCEL_FORMS: dict[str, Form] = {
     "merge_heads": merge_heads_form,
     "attention_scores": attention_scores_form,
     "last_row": last_row_form,
+    "len": len_form,
     "zero_head": zero_head_form,
 }
 

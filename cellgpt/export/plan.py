@@ -3,6 +3,7 @@ labels, and (formulas mode) which cells become Excel formulas."""
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import numpy as np
 
 from cellgpt.engine import Status, Workbook
 from cellgpt.engine.value_limits import ValueTooLarge, array_items, measure
+from cellgpt.export.capacity import Capacity, counting, keeps_real_value
 from cellgpt.export.excel_forms import with_excel_forms
 from cellgpt.export.helpers import HelperColumn
 from cellgpt.export.layout import (
@@ -23,8 +25,10 @@ from cellgpt.export.layout import (
     place,
     wants_transpose,
 )
+from cellgpt.export.names import DefinedNames
 from cellgpt.export.translate import Translator
 from cellgpt.export.xlarray import NoExcelForm, Piece, is_numeric
+from cellgpt.export.xlexpr import cell_ref_expr
 from cellgpt.gpt2 import cells
 from cellgpt.gpt2.cells import WorkbookCells
 
@@ -45,6 +49,7 @@ class Entry:
     pieces: list[Piece] | None = None  # formulas mode: Excel pieces of the logical view
     helpers: list[HelperColumn] = field(default_factory=list)  # per-row results beside it
     row_labels: list[Any] | None = None  # stored rows
+    blank_from: int | None = None  # stored rows from here on are left empty (padding ids)
     col_labels: list[Any] | None = None  # stored columns
 
 
@@ -53,6 +58,7 @@ class Plan:
     mode: str
     entries: list[Entry]
     vocab: list[str] | None
+    capacity: Capacity | None = None
 
     def entry(self, name: str) -> Entry | None:
         return next((e for e in self.entries if e.name == name), None)
@@ -186,12 +192,16 @@ def build_plan(
     with_params: bool = False,
     patterns: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    capacity: Capacity | None = None,
 ) -> Plan:
+    """What goes where. With `capacity` (the workbook run padded, see capacity.py), cells
+    keep the padded run's rows and the real run's values where the shapes agree."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     names = select(wb, patterns, mode, with_params)
     vocab = vocab_labels(wb)
     sheets = SheetNames()
+    names_ = DefinedNames()
     entries: list[Entry] = []
     placements: dict[str, Placement] = {}
     for name in names:
@@ -210,15 +220,35 @@ def build_plan(
             entry.how, entry.note = "not exported", f"not a table ({type(value).__name__})"
         elif entry.kind == "array":
             _place_array(wb, entry, sheets, vocab)
-            placements[name] = entry.placement  # type: ignore[assignment]
+            assert entry.placement is not None
+            if len(entry.placement.parts) == 1:
+                defined = names_.make(name, is_param(wb, name))
+                entry.placement = dataclasses.replace(entry.placement, name=defined)
+            placements[name] = entry.placement
         else:
             entry.sheets = [sheets.make(name)]
         if is_param(wb, name) and entry.kind != "skip":
             entry.how = "parameter values"
         entries.append(entry)
     if mode == "formulas":
-        _translate(wb, entries, placements, progress)
-    return Plan(mode, entries, vocab)
+        count = placements.get(cells.N_TOKENS) if capacity is not None else None
+        with counting(cell_ref_expr(count, 0, 0, 1, 1) if count is not None else None):
+            _translate(wb, entries, placements, progress)
+    if capacity is not None:
+        _real_values(entries, capacity)
+    return Plan(mode, entries, vocab, capacity)
+
+
+def _real_values(entries: list[Entry], capacity: Capacity) -> None:
+    """Cells whose shape does not follow the token count show the real run; the ids are an
+    input column, blank below the prompt."""
+    for entry in entries:
+        real = capacity.real.get(entry.name)
+        if entry.name == cells.TOKEN_IDS:
+            entry.blank_from = capacity.n_tokens
+            entry.how, entry.note = "input", "type a token id per row; n_tokens counts them"
+        elif entry.name != cells.TOKENS and keeps_real_value(entry.value, real):
+            entry.value = real
 
 
 def _place_array(wb: Workbook, entry: Entry, sheets: SheetNames, vocab: list[str] | None) -> None:

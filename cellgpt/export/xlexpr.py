@@ -76,8 +76,11 @@ class Lit(XlExpr):
 
 
 def cell_ref_expr(placement: Placement, r0: int, c0: int, rows: int, cols: int) -> Ref:
-    """The logical rectangle of a placed cell as a range expression."""
+    """The logical rectangle of a placed cell as a range expression (its defined name when
+    it is the whole cell)."""
     text, stored_t = placement.logical_range(r0, c0, rows, cols)
+    if placement.name is not None and (r0, c0, rows, cols) == (0, 0, *placement.logical):
+        text = placement.name
     return Ref(text, rows, cols, stored_t, (placement, r0, c0))
 
 

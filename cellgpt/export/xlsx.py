@@ -24,11 +24,13 @@ from zipfile import ZIP_DEFLATED, ZipFile
 
 import numpy as np
 from openpyxl import Workbook as XlWorkbook
+from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.writer.excel import ExcelWriter
 
 from cellgpt.engine import CellError, Workbook
 from cellgpt.engine.steps import alias_tuple, step_number
 from cellgpt.export import styles
+from cellgpt.export.capacity import PAD_LABEL, Capacity, applies, padded
 from cellgpt.export.helpers import HelperSink
 from cellgpt.export.layout import (
     DATA_COL0,
@@ -78,29 +80,36 @@ def export_workbook(
     with_params: bool = False,
     cells: Sequence[str] | None = None,
     progress: Progress | None = None,
+    capacity: int | None = None,
 ) -> ExportReport:
-    """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export."""
+    """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export.
+    `capacity` (formulas mode, GPT-2 workbooks): N token rows on every sheet, the ids an
+    input column (see capacity.py); None: exactly the prompt's rows."""
     start = time.perf_counter()
+    path = Path(path)
+    if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
+        raise FileNotFoundError(2, "the folder does not exist", str(path.parent))
     wb.run()
     for name in wb.evicted():  # values dropped to save memory: recompute them for the file
         with contextlib.suppress(CellError):  # (they stay held until the next run)
             wb.run(name)
-    plan = build_plan(wb, mode, with_params, cells)
-    path = Path(path)
-    if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
-        raise FileNotFoundError(2, "the folder does not exist", str(path.parent))
-    writer = _Writer(wb, plan, progress)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer.write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what a user expects
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    padding: contextlib.AbstractContextManager[Capacity | None] = contextlib.nullcontext()
+    if mode == "formulas" and capacity is not None and applies(wb):
+        padding = padded(wb, capacity)
+    with padding as cap:
+        plan = build_plan(wb, mode, with_params, cells, capacity=cap)
+        writer = _Writer(wb, plan, progress)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            writer.write(tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what a user expects
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return ExportReport(
         path=path,
         mode=mode,
@@ -136,6 +145,10 @@ class _Writer:
                 self._array(entry)
             else:
                 self._other(entry)
+        for entry in self.plan.entries:
+            p = entry.placement
+            if p is not None and p.name is not None and entry.how != "not exported":
+                self.book.defined_names[p.name] = DefinedName(p.name, attr_text=p.whole_range())
         # LibreOffice and Excel recompute every formula when the file is opened.
         self.book.calculation.fullCalcOnLoad = True
         self._tick("saving")
@@ -187,6 +200,16 @@ class _Writer:
                 "(the engine's -inf); their softmax weight is exactly 0."
             ]
         )
+        cap = self.plan.capacity
+        if cap is not None:
+            table.append(
+                [
+                    f"Token capacity {cap.n}: every token-row sheet has {cap.n} rows; the "
+                    f"prompt fills the first n_tokens ({cap.n_tokens} now). Type ids into "
+                    "token_ids (an empty row below the prompt grows it); padding rows are "
+                    f"computed from id {0} and never reach the prompt's rows (causal mask)."
+                ]
+            )
         if mode == "formulas":
             table.append(
                 [
@@ -218,6 +241,8 @@ class _Writer:
         for name in (cells.PROMPT, cells.TOKENS):
             if name in get:
                 value = get[name].value
+                if isinstance(value, list):
+                    value = [v for v in value if v != PAD_LABEL]
                 text = " | ".join(map(str, value)) if isinstance(value, list) else str(value)
                 lines.append([text_cell(ws, name), text_cell(ws, text)])
                 texts.append(text)
@@ -245,7 +270,7 @@ class _Writer:
                 and len(probs.placement.parts) == 1
             ):
                 p = probs.placement
-                whole = p.stored_range(0, 0, *p.stored)
+                whole = p.name or p.whole_range()
                 cell = plain_formula(ws, f"INDEX({whole},{mine}+1)")
                 cell.number_format = styles.PERCENT
                 lines.append([text_cell(ws, "its probability (this workbook)"), cell])
@@ -292,11 +317,16 @@ class _Writer:
             if entry.how == "formula":
                 self._formula_rows(rows, entry, p, labels, fmt)
                 continue
-            for a, b in chunks(part.n_rows, ROWS_PER_CHUNK):
+            n_written = part.n_rows
+            if entry.blank_from is not None:  # padding ids: left empty, for the user to type
+                n_written = max(0, min(part.n_rows, entry.blank_from - part.row0))
+            for a, b in chunks(n_written, ROWS_PER_CHUNK):
                 block = np.asarray(stored[part.row0 + a : part.row0 + b])
                 rows.numbers(labels[a:b], block, DATA_COL0)
                 self.done += block.size
                 self._tick(part.sheet)
+            for r in range(n_written, part.n_rows):
+                rows.append([value_cell(ws, labels[r]) if r < len(labels) else None])
 
     def _look(
         self, ws: Any, entry: Entry, p: Placement, labels: list[Any], fmt: str | None

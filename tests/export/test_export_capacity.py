@@ -1,0 +1,97 @@
+"""A fixed token capacity: every token-row sheet has N rows, token ids are an input column,
+n_tokens counts them, and the model recomputes from edited ids. Edited in the file, then
+recalculated by LibreOffice headless and compared with the engine run on the new ids
+(fails, never skips, without soffice)."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from openpyxl import load_workbook
+
+import cellgpt
+from cellgpt.export.capacity import PAD_LABEL
+from cellgpt.export.recalc import read_array, recalculate
+from cellgpt.export.xlsx import export_workbook
+from tests.export.test_export import GPT2, engine_as_sheet, float64_reference
+
+CAPACITY = 8
+
+
+def set_ids(path: Path, out: Path, sheet: str, ids: dict[int, int]) -> None:
+    """Type token ids into column B of `sheet` (row r+2 holds token r), editing the sheet's
+    XML in place: openpyxl would load every parameter cell of a 50,257-row vocabulary."""
+    book = load_workbook(path, read_only=True)
+    index = book.sheetnames.index(sheet) + 1
+    book.close()
+    name = f"xl/worksheets/sheet{index}.xml"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == name:
+                xml = data.decode()
+                for row, value in ids.items():
+                    r = row + 2
+                    cell = f'<c r="B{r}"><v>{value}</v></c>'
+                    xml, n = re.subn(rf'<c r="B{r}"[^>]*>.*?</c>', cell, xml)
+                    if n == 0:  # an empty padding row: add the cell after its label
+                        xml, n = re.subn(
+                            rf'(<row r="{r}"[^>]*>.*?)(</row>)', rf"\g<1>{cell}\2", xml
+                        )
+                    assert n == 1, f"{sheet}!B{r} not found"
+                data = xml.encode()
+            dst.writestr(item, data)
+
+
+def test_edited_token_ids_recompute_the_model(params_tiny_dir: Path, tmp_path: Path) -> None:
+    prompt = "ab cd"
+    wb = cellgpt.open(GPT2, model=str(params_tiny_dir), prompt=prompt)
+    ids = [int(i) for i in wb["token_ids"]]
+    n = len(ids)
+    assert n < CAPACITY - 1
+    report = export_workbook(wb, tmp_path / "cap.xlsx", mode="formulas", capacity=CAPACITY)
+    assert list(wb["token_ids"]) == ids  # the workbook is as it was
+    how = {e.name: e.how for e in report.plan.entries}
+    assert how["token_ids"] == "input" and how["n_tokens"] == "formula"
+    entry = report.plan.entry("h0.attn.pattern")
+    assert entry is not None and entry.placement.stored == (4 * CAPACITY, CAPACITY)
+    written = load_workbook(report.path, read_only=True)
+    id_rows = [(*r, None)[:2] for r in written["token_ids"].iter_rows(min_row=2, values_only=True)]
+    assert [r[1] for r in id_rows] == ids + [None] * (CAPACITY - n)  # padding: empty input
+    assert [r[0] for r in id_rows][n:] == [PAD_LABEL] * (CAPACITY - n)
+
+    # Change the second id and type one more id below the prompt.
+    new_ids = [ids[0], 1000, *ids[2:], 42]
+    set_ids(report.path, tmp_path / "edited.xlsx", "token_ids", {1: 1000, n: 42})
+    book = load_workbook(recalculate(tmp_path / "edited.xlsx", tmp_path / "lo"), data_only=True)
+
+    ref = float64_reference(params_tiny_dir, prompt)
+    ref.pin("token_ids", new_ids)
+    ref.run()
+    assert book["n_tokens"]["B2"].value == n + 1
+    for name in ("logits", "probs", "predicted"):
+        e = report.plan.entry(name)
+        got = read_array(book, e.placement, np.shape(e.value))
+        np.testing.assert_allclose(got, np.asarray(ref[name]), rtol=0, atol=1e-6, err_msg=name)
+    assert book["next_token"]["B2"].value == int(ref["next_token"])
+    # The prompt's rows of every token-row cell are the engine's on the new ids.
+    for name in ("wte_rows", "h0.ln_1", "h1.resid_post", "ln_f"):
+        e = report.plan.entry(name)
+        got = read_array(book, e.placement, np.shape(e.value))[: n + 1]
+        want = engine_as_sheet(ref[name])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=name)
+    pattern = report.plan.entry("h0.attn.pattern")
+    got = read_array(book, pattern.placement, (4, CAPACITY, CAPACITY))
+    np.testing.assert_allclose(got[:, : n + 1, : n + 1], ref["h0.attn.pattern"], atol=1e-9)
+    assert (got[:, : n + 1, n + 1 :] == 0).all()  # the prompt never sees padding
+
+
+def test_a_prompt_longer_than_the_capacity_is_refused(tmp_path: Path) -> None:
+    wb = cellgpt.open(GPT2, model="gpt2-mini", prompt="one two three four five")
+    with pytest.raises(ValueError, match="raise --capacity"):
+        export_workbook(wb, tmp_path / "x.xlsx", mode="formulas", capacity=2)
+    assert not (tmp_path / "x.xlsx").exists()
