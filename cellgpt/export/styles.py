@@ -18,6 +18,7 @@ from cellgpt.export.layout import col_letter
 
 BOLD = Font(bold=True)
 HEADER_FILL = PatternFill("solid", start_color="FFDDEBF7")
+INPUT_FILL = PatternFill("solid", start_color="FFFFF2CC")  # cells meant to be typed in
 PERCENT = "0.00%"
 LOGIT = "0.000"
 ACTIVATION = "0.0000"

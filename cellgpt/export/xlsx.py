@@ -24,6 +24,7 @@ from zipfile import ZIP_DEFLATED, ZipFile
 
 import numpy as np
 from openpyxl import Workbook as XlWorkbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.writer.excel import ExcelWriter
 
@@ -55,6 +56,7 @@ from cellgpt.gpt2 import cells
 
 Progress = Callable[[int, int, str], None]
 SAME_AS_CELLGPT = "same as cellgpt?"
+VOCAB = "vocab"  # the vocabulary table (named here: gpt2/cells.py is another team's now)
 # GPT-2's next-token probabilities (a name for gpt2/cells.py, which another team owns now)
 PROBS = "probs"
 ROWS_PER_CHUNK = 2048
@@ -313,20 +315,43 @@ class _Writer:
             header += [value_cell(ws, c) for c in (entry.col_labels or [])]
             if entry.helpers and not p.transposed:
                 header += [None] + [text_cell(ws, h.label, font=BOLD) for h in entry.helpers]
+            if entry.blank_from is not None:
+                self._input_ids(rows, header, entry, labels, stored)
+                continue
             rows.append(header)
             if entry.how == "formula":
                 self._formula_rows(rows, entry, p, labels, fmt)
                 continue
-            n_written = part.n_rows
-            if entry.blank_from is not None:  # padding ids: left empty, for the user to type
-                n_written = max(0, min(part.n_rows, entry.blank_from - part.row0))
-            for a, b in chunks(n_written, ROWS_PER_CHUNK):
+            for a, b in chunks(part.n_rows, ROWS_PER_CHUNK):
                 block = np.asarray(stored[part.row0 + a : part.row0 + b])
                 rows.numbers(labels[a:b], block, DATA_COL0)
                 self.done += block.size
                 self._tick(part.sheet)
-            for r in range(n_written, part.n_rows):
-                rows.append([value_cell(ws, labels[r]) if r < len(labels) else None])
+
+    def _input_ids(
+        self, rows: RowWriter, header: list[Any], entry: Entry, labels: list[Any], ids: Any
+    ) -> None:
+        """The token ids as input cells (the prompt's, then empty rows to type more), each
+        beside its token looked up in the vocab sheet."""
+        ws = rows.ws
+        vocab = next((e for e in self.plan.entries if e.name == VOCAB), None)
+        lookup = None
+        if vocab is not None and vocab.sheets and isinstance(vocab.value, list):
+            # vocab rows: title, column titles, then (index, id, token, ...) from row 3
+            first, last = DATA_ROW0 + 2, DATA_ROW0 + 1 + len(vocab.value)
+            lookup = f"{quote_sheet(vocab.sheets[0])}!$C${first}:$C${last}"
+            header += [None, text_cell(ws, "token (vocab lookup)", font=BOLD)]
+        rows.append(header)
+        n = len(ids)
+        for r in range(n):
+            typed = int(ids[r, 0]) if r < (entry.blank_from or 0) else None
+            cell = WriteOnlyCell(ws, value=typed)
+            cell.fill, cell.number_format = styles.INPUT_FILL, styles.INTEGER
+            line: list[Any] = [value_cell(ws, labels[r]) if r < len(labels) else None, cell]
+            if lookup is not None:
+                at = f"B{r + DATA_ROW0 + 1}"
+                line += [None, plain_formula(ws, f'IF(ISNUMBER({at}),INDEX({lookup},{at}+1),"")')]
+            rows.append(line)
 
     def _look(
         self, ws: Any, entry: Entry, p: Placement, labels: list[Any], fmt: str | None
@@ -344,6 +369,8 @@ class _Writer:
         if entry.helpers and not p.transposed:
             helper_widths = [styles.text_width([h], styles.NUMBER_WIDTH) for h in helper_labels]
             styles.set_widths(ws, helper_widths, DATA_COL0 + n_cols + 1, styles.ACTIVATION)
+        if entry.blank_from is not None:  # the ids' vocab lookup column
+            styles.set_widths(ws, [24.0], DATA_COL0 + n_cols + 1)
         rule = styles.colour_scale(entry.name)
         if rule is not None:
             rows_here = min(n_rows, p.parts[0].n_rows)

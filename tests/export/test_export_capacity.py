@@ -23,8 +23,9 @@ CAPACITY = 8
 
 
 def set_ids(path: Path, out: Path, sheet: str, ids: dict[int, int]) -> None:
-    """Type token ids into column B of `sheet` (row r+2 holds token r), editing the sheet's
-    XML in place: openpyxl would load every parameter cell of a 50,257-row vocabulary."""
+    """Type token ids into column B of `sheet` (row r+2 holds token r; every input cell, even
+    an empty one, is in the file), editing the sheet's XML in place: openpyxl would load
+    every parameter cell of a 50,257-row vocabulary."""
     book = load_workbook(path, read_only=True)
     index = book.sheetnames.index(sheet) + 1
     book.close()
@@ -37,11 +38,7 @@ def set_ids(path: Path, out: Path, sheet: str, ids: dict[int, int]) -> None:
                 for row, value in ids.items():
                     r = row + 2
                     cell = f'<c r="B{r}"><v>{value}</v></c>'
-                    xml, n = re.subn(rf'<c r="B{r}"[^>]*>.*?</c>', cell, xml)
-                    if n == 0:  # an empty padding row: add the cell after its label
-                        xml, n = re.subn(
-                            rf'(<row r="{r}"[^>]*>.*?)(</row>)', rf"\g<1>{cell}\2", xml
-                        )
+                    xml, n = re.subn(rf'<c r="B{r}"[^>]*/>|<c r="B{r}"[^>]*>.*?</c>', cell, xml)
                     assert n == 1, f"{sheet}!B{r} not found"
                 data = xml.encode()
             dst.writestr(item, data)
@@ -73,6 +70,10 @@ def test_edited_token_ids_recompute_the_model(params_tiny_dir: Path, tmp_path: P
     ref.pin("token_ids", new_ids)
     ref.run()
     assert book["n_tokens"]["B2"].value == n + 1
+    vocab = wb["vocab"]
+    # (LibreOffice saves the formulas' "" as an empty cell)
+    looked_up = [r[3] or "" for r in book["token_ids"].iter_rows(min_row=2, values_only=True)]
+    assert looked_up == [vocab[i][1] for i in new_ids] + [""] * (CAPACITY - n - 1)
     for name in ("logits", "probs", "predicted"):
         e = report.plan.entry(name)
         got = read_array(book, e.placement, np.shape(e.value))
