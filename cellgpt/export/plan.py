@@ -50,6 +50,7 @@ class Entry:
     helpers: list[HelperColumn] = field(default_factory=list)  # per-row results beside it
     row_labels: list[Any] | None = None  # stored rows
     blank_from: int | None = None  # stored rows from here on are left empty (padding ids)
+    padded: tuple[bool, bool] = (False, False)  # its logical rows / columns run over tokens
     col_labels: list[Any] | None = None  # stored columns
 
 
@@ -235,13 +236,13 @@ def build_plan(
         with counting(cell_ref_expr(count, 0, 0, 1, 1) if count is not None else None):
             _translate(wb, entries, placements, progress)
     if capacity is not None:
-        _real_values(entries, capacity)
+        _real_values(wb, entries, capacity)
     return Plan(mode, entries, vocab, capacity)
 
 
-def _real_values(entries: list[Entry], capacity: Capacity) -> None:
+def _real_values(wb: Workbook, entries: list[Entry], capacity: Capacity) -> None:
     """Cells whose shape does not follow the token count show the real run; the ids are an
-    input column, blank below the prompt."""
+    input column, blank below the prompt; token axes are marked (the writer greys padding)."""
     for entry in entries:
         real = capacity.real.get(entry.name)
         if entry.name == cells.TOKEN_IDS:
@@ -249,6 +250,9 @@ def _real_values(entries: list[Entry], capacity: Capacity) -> None:
             entry.how, entry.note = "input", "type a token id per row; n_tokens counts them"
         elif entry.name != cells.TOKENS and keeps_real_value(entry.value, real):
             entry.value = real
+        elif entry.kind == "array" and entry.placement is not None:
+            hints = wb.cell(entry.name).hints
+            entry.padded = (hints.get("rows") == cells.TOKENS, hints.get("cols") == cells.TOKENS)
 
 
 def _place_array(wb: Workbook, entry: Entry, sheets: SheetNames, vocab: list[str] | None) -> None:

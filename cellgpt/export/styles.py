@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.formatting.rule import ColorScaleRule
+from openpyxl.formatting.rule import ColorScaleRule, Rule
 from openpyxl.styles import Font, PatternFill
+from openpyxl.styles.differential import DifferentialStyle
 
 from cellgpt.export.layout import col_letter
 
@@ -67,6 +68,14 @@ def colour_scale(name: str) -> ColorScaleRule | None:
             end_type="max", end_color="FF5A8AC6",
         )  # fmt: skip
     return None
+
+
+def padding_rule(formula: str) -> Rule:
+    """Grey text on grey for cells where `formula` (true on padding) holds."""
+    look = DifferentialStyle(
+        font=Font(color="FFA6A6A6"), fill=PatternFill("solid", bgColor="FFF2F2F2")
+    )
+    return Rule(type="expression", dxf=look, formula=[formula], stopIfTrue=True)
 
 
 def text_width(values: Sequence[Any], floor: float = MIN_WIDTH) -> float:

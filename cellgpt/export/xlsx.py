@@ -371,12 +371,31 @@ class _Writer:
             styles.set_widths(ws, helper_widths, DATA_COL0 + n_cols + 1, styles.ACTIVATION)
         if entry.blank_from is not None:  # the ids' vocab lookup column
             styles.set_widths(ws, [24.0], DATA_COL0 + n_cols + 1)
+        data = range_ref(DATA_ROW0, DATA_COL0, min(n_rows, p.parts[0].n_rows), n_cols, False)
+        padding = self._padding_rule(entry, p)
+        if padding is not None:  # first: it wins over the colour scale
+            ws.conditional_formatting.add(data, padding)
         rule = styles.colour_scale(entry.name)
         if rule is not None:
-            rows_here = min(n_rows, p.parts[0].n_rows)
-            ws.conditional_formatting.add(
-                range_ref(DATA_ROW0, DATA_COL0, rows_here, n_cols, False), rule
-            )
+            ws.conditional_formatting.add(data, rule)
+
+    def _padding_rule(self, entry: Entry, p: Placement) -> Any:
+        """Greys the padding rows (and columns) of a token-row sheet: those past n_tokens."""
+        cap = self.plan.capacity
+        count = self.plan.entry(cells.N_TOKENS) if cap is not None else None
+        if cap is None or count is None or count.placement is None or not any(entry.padded):
+            return None
+        n_tokens = count.placement.name or count.placement.whole_range()
+        # 0-based logical row and column of a data cell, from its sheet position
+        row, col = ("COLUMN()", "ROW()") if p.transposed else ("ROW()", "COLUMN()")
+        first_row, first_col = (DATA_COL0, DATA_ROW0) if p.transposed else (DATA_ROW0, DATA_COL0)
+        tests = []
+        if entry.padded[0]:
+            tests.append(f"MOD({row}-{first_row + 1},{cap.n})>={n_tokens}")
+        if entry.padded[1]:
+            tests.append(f"{col}-{first_col + 1}>={n_tokens}")
+        formula = tests[0] if len(tests) == 1 else f"OR({','.join(tests)})"
+        return styles.padding_rule(formula)
 
     def _formula_rows(
         self, rows: RowWriter, entry: Entry, p: Placement, labels: list[Any], fmt: str | None

@@ -96,3 +96,28 @@ def test_a_prompt_longer_than_the_capacity_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="raise --capacity"):
         export_workbook(wb, tmp_path / "x.xlsx", mode="formulas", capacity=2)
     assert not (tmp_path / "x.xlsx").exists()
+
+
+def test_padding_rows_and_columns_are_greyed(tmp_path: Path) -> None:
+    wb = cellgpt.open(GPT2, model="gpt2-mini", prompt="ROMEO:")
+    report = export_workbook(wb, tmp_path / "g.xlsx", mode="formulas", capacity=CAPACITY)
+    book = load_workbook(report.path)
+
+    def rules(sheet: str) -> list[tuple[str, str, str]]:
+        return [
+            (str(cf.sqref), r.type, (r.formula or [""])[0])
+            for cf in book[sheet].conditional_formatting
+            for r in sorted(cf.rules, key=lambda r: r.priority)
+        ]
+
+    n_head = int(wb["n_head"])
+    last = f"{chr(ord('A') + CAPACITY)}{1 + n_head * CAPACITY}"
+    padding = f"OR(MOD(ROW()-2,{CAPACITY})>=n_tokens,COLUMN()-2>=n_tokens)"
+    assert rules("h0.attn.pattern") == [
+        (f"B2:{last}", "expression", padding),  # first, so it wins over the colours
+        (f"B2:{last}", "colorScale", ""),
+    ]
+    assert rules("ln_f") == [(f"B2:BM{1 + CAPACITY}", "expression", "MOD(ROW()-2,8)>=n_tokens")]
+    # vocab down the rows, positions across: the padding is columns
+    assert rules("logits_all")[0][2] == f"MOD(COLUMN()-2,{CAPACITY})>=n_tokens"
+    assert rules("logits") == [("B2:B2049", "colorScale", "")]  # one row: the prediction
