@@ -268,15 +268,15 @@ def positions_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> li
 
 
 def embed_tokens_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
-    """Each token's row of the table by INDEX(wte, id + 1, 0), one formula per token row:
+    """Each token's row of the table by INDEX(wte, N(id) + 1, 0), one formula per token row:
     a lookup that follows the id on the sheet (a one-hot MMULT would cost vocab × tokens
-    multiply-adds per column)."""
+    multiply-adds per column). N(): an empty padding id reads as 0, never as an error."""
     wte, ids = args
     if ids.array.ndim != 1:
         raise NoExcelForm("token ids must be a vector")
     table = wte.whole()
     return [
-        Piece(k, 0, RowPick(table, ids.slice(0, k, 1, 1), 1, table.cols))
+        Piece(k, 0, RowPick(table, fn("N", ids.slice(0, k, 1, 1)), 1, table.cols))
         for k in range(ids.shape[0])
     ]
 

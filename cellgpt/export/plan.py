@@ -247,7 +247,8 @@ def _real_values(wb: Workbook, entries: list[Entry], capacity: Capacity) -> None
         real = capacity.real.get(entry.name)
         if entry.name == cells.TOKEN_IDS:
             entry.blank_from = capacity.n_tokens
-            entry.how, entry.note = "input", "type a token id per row; n_tokens counts them"
+            entry.how = "input"
+            entry.note = "type an id or a token's text per row; n_tokens counts them"
         elif entry.name != cells.TOKENS and keeps_real_value(entry.value, real):
             entry.value = real
         elif entry.kind == "array" and entry.placement is not None:

@@ -56,6 +56,8 @@ from cellgpt.gpt2 import cells
 
 Progress = Callable[[int, int, str], None]
 SAME_AS_CELLGPT = "same as cellgpt?"
+ID_INPUT = "type an id"
+TEXT_INPUT = "or a token's text"
 VOCAB = "vocab"  # the vocabulary table (named here: gpt2/cells.py is another team's now)
 # GPT-2's next-token probabilities (a name for gpt2/cells.py, which another team owns now)
 PROBS = "probs"
@@ -331,26 +333,33 @@ class _Writer:
     def _input_ids(
         self, rows: RowWriter, header: list[Any], entry: Entry, labels: list[Any], ids: Any
     ) -> None:
-        """The token ids as input cells (the prompt's, then empty rows to type more), each
-        beside its token looked up in the vocab sheet."""
+        """The ids the model reads (column B) come from input cells: an id typed in column D
+        (the prompt's are there), else a token's text typed in column E, found in the vocab
+        sheet. Rows left empty are padding. Column F shows each id's token."""
         ws = rows.ws
         vocab = next((e for e in self.plan.entries if e.name == VOCAB), None)
-        lookup = None
+        tokens = None
         if vocab is not None and vocab.sheets and isinstance(vocab.value, list):
             # vocab rows: title, column titles, then (index, id, token, ...) from row 3
             first, last = DATA_ROW0 + 2, DATA_ROW0 + 1 + len(vocab.value)
-            lookup = f"{quote_sheet(vocab.sheets[0])}!$C${first}:$C${last}"
-            header += [None, text_cell(ws, "token (vocab lookup)", font=BOLD)]
-        rows.append(header)
-        n = len(ids)
-        for r in range(n):
+            tokens = f"{quote_sheet(vocab.sheets[0])}!$C${first}:$C${last}"
+        titles = [ID_INPUT] + ([TEXT_INPUT, "token (vocab lookup)"] if tokens else [])
+        rows.append([*header, None, *[text_cell(ws, t, font=BOLD) for t in titles]])
+        for r in range(len(ids)):
+            at = r + DATA_ROW0 + 1
             typed = int(ids[r, 0]) if r < (entry.blank_from or 0) else None
-            cell = WriteOnlyCell(ws, value=typed)
-            cell.fill, cell.number_format = styles.INPUT_FILL, styles.INTEGER
-            line: list[Any] = [value_cell(ws, labels[r]) if r < len(labels) else None, cell]
-            if lookup is not None:
-                at = f"B{r + DATA_ROW0 + 1}"
-                line += [None, plain_formula(ws, f'IF(ISNUMBER({at}),INDEX({lookup},{at}+1),"")')]
+            line: list[Any] = [value_cell(ws, labels[r]) if r < len(labels) else None]
+            if tokens is None:
+                used = f'IF(ISNUMBER(D{at}),D{at},"")'
+            else:  # the vocab shows a space as ·; EXACT: MATCH alone ignores case
+                text = f'SUBSTITUTE(E{at}," ","\u00b7")'
+                found = f"MATCH(TRUE,EXACT({tokens},{text}),0)-1"
+                used = f'IF(ISNUMBER(D{at}),D{at},IF(E{at}<>"",{found},""))'
+            line += [formula_cell(ws, f"B{at}", used, styles.INTEGER), None]
+            line += [_input_cell(ws, typed, styles.INTEGER)]
+            if tokens is not None:
+                line.append(_input_cell(ws, None, "@"))
+                line.append(plain_formula(ws, f'IF(ISNUMBER(B{at}),INDEX({tokens},B{at}+1),"")'))
             rows.append(line)
 
     def _look(
@@ -369,8 +378,9 @@ class _Writer:
         if entry.helpers and not p.transposed:
             helper_widths = [styles.text_width([h], styles.NUMBER_WIDTH) for h in helper_labels]
             styles.set_widths(ws, helper_widths, DATA_COL0 + n_cols + 1, styles.ACTIVATION)
-        if entry.blank_from is not None:  # the ids' vocab lookup column
-            styles.set_widths(ws, [24.0], DATA_COL0 + n_cols + 1)
+        if entry.blank_from is not None:  # the ids' inputs and vocab lookup
+            widths = [styles.text_width([t], styles.NUMBER_WIDTH) for t in (ID_INPUT, TEXT_INPUT)]
+            styles.set_widths(ws, [*widths, 24.0], DATA_COL0 + n_cols + 1)
         data = range_ref(DATA_ROW0, DATA_COL0, min(n_rows, p.parts[0].n_rows), n_cols, False)
         padding = self._padding_rule(entry, p)
         if padding is not None:  # first: it wins over the colour scale
@@ -488,6 +498,13 @@ class _Writer:
             ]
         styles.set_widths(ws, widths)
         ws.freeze_panes = "B3" if head else "B2"
+
+
+def _input_cell(ws: Any, value: Any, fmt: str) -> WriteOnlyCell:
+    """A cell meant to be typed in (shaded; written even when empty)."""
+    cell = WriteOnlyCell(ws, value=value)
+    cell.fill, cell.number_format = styles.INPUT_FILL, fmt
+    return cell
 
 
 def _shape_text(entry: Entry) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import zipfile
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 import pytest
@@ -22,10 +23,10 @@ from tests.export.test_export import GPT2, engine_as_sheet, float64_reference
 CAPACITY = 8
 
 
-def set_ids(path: Path, out: Path, sheet: str, ids: dict[int, int]) -> None:
-    """Type token ids into column B of `sheet` (row r+2 holds token r; every input cell, even
-    an empty one, is in the file), editing the sheet's XML in place: openpyxl would load
-    every parameter cell of a 50,257-row vocabulary."""
+def type_into(path: Path, out: Path, sheet: str, typed: dict[str, int | str]) -> None:
+    """Type values into input cells of `sheet` (every input cell, even an empty one, is in
+    the file), editing the sheet's XML in place: openpyxl would load every parameter cell of
+    a 50,257-row vocabulary."""
     book = load_workbook(path, read_only=True)
     index = book.sheetnames.index(sheet) + 1
     book.close()
@@ -35,11 +36,15 @@ def set_ids(path: Path, out: Path, sheet: str, ids: dict[int, int]) -> None:
             data = src.read(item.filename)
             if item.filename == name:
                 xml = data.decode()
-                for row, value in ids.items():
-                    r = row + 2
-                    cell = f'<c r="B{r}"><v>{value}</v></c>'
-                    xml, n = re.subn(rf'<c r="B{r}"[^>]*/>|<c r="B{r}"[^>]*>.*?</c>', cell, xml)
-                    assert n == 1, f"{sheet}!B{r} not found"
+                for ref, value in typed.items():
+                    if isinstance(value, str):
+                        text = escape(value)
+                        cell = f'<c r="{ref}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
+                    else:
+                        cell = f'<c r="{ref}"><v>{value}</v></c>'
+                    found = rf'<c r="{ref}"[^>]*/>|<c r="{ref}"[^>]*>.*?</c>'
+                    xml, n = re.subn(found, lambda _, c=cell: c, xml)  # no backslash escapes
+                    assert n == 1, f"{sheet}!{ref} not found"
                 data = xml.encode()
             dst.writestr(item, data)
 
@@ -57,14 +62,19 @@ def test_edited_token_ids_recompute_the_model(params_tiny_dir: Path, tmp_path: P
     entry = report.plan.entry("h0.attn.pattern")
     assert entry is not None and entry.placement.stored == (4 * CAPACITY, CAPACITY)
     written = load_workbook(report.path, read_only=True)
-    id_rows = [(*r, None)[:2] for r in written["token_ids"].iter_rows(min_row=2, values_only=True)]
-    assert [r[1] for r in id_rows] == ids + [None] * (CAPACITY - n)  # padding: empty input
+    id_rows = [(*r, None)[:4] for r in written["token_ids"].iter_rows(min_row=2, values_only=True)]
+    assert [r[3] for r in id_rows] == ids + [None] * (CAPACITY - n)  # padding: empty input
     assert [r[0] for r in id_rows][n:] == [PAD_LABEL] * (CAPACITY - n)
 
-    # Change the second id and type one more id below the prompt.
-    new_ids = [ids[0], 1000, *ids[2:], 42]
-    set_ids(report.path, tmp_path / "edited.xlsx", "token_ids", {1: 1000, n: 42})
+    # Change the second id, and type a token's text below the prompt (" the": a space, as
+    # the row labels show it, where the vocab sheet shows ·the).
+    the = wb["tokenizer"].encode(" the")[0]
+    new_ids = [ids[0], 1000, *ids[2:], the]
+    typed = {"D3": 1000, f"E{n + 2}": " the"}
+    type_into(report.path, tmp_path / "edited.xlsx", "token_ids", typed)
     book = load_workbook(recalculate(tmp_path / "edited.xlsx", tmp_path / "lo"), data_only=True)
+    ids_read = [r[1] for r in book["token_ids"].iter_rows(min_row=2, values_only=True)]
+    assert ids_read == new_ids + [None] * (CAPACITY - n - 1)  # (LibreOffice saves "" as empty)
 
     ref = float64_reference(params_tiny_dir, prompt)
     ref.pin("token_ids", new_ids)
@@ -72,7 +82,7 @@ def test_edited_token_ids_recompute_the_model(params_tiny_dir: Path, tmp_path: P
     assert book["n_tokens"]["B2"].value == n + 1
     vocab = wb["vocab"]
     # (LibreOffice saves the formulas' "" as an empty cell)
-    looked_up = [r[3] or "" for r in book["token_ids"].iter_rows(min_row=2, values_only=True)]
+    looked_up = [r[5] or "" for r in book["token_ids"].iter_rows(min_row=2, values_only=True)]
     assert looked_up == [vocab[i][1] for i in new_ids] + [""] * (CAPACITY - n - 1)
     for name in ("logits", "probs", "predicted"):
         e = report.plan.entry(name)
