@@ -230,7 +230,8 @@ def _gelu(x: XlExpr) -> XlExpr:
 
 
 def reduce_form(name: str) -> Form:
-    """SUM/AVERAGE/MAX/MIN of everything (axis=None), or SUM/AVERAGE of each row."""
+    """SUM/AVERAGE/MAX/MIN of everything (axis=None) or of each row (the last axis of a
+    matrix): sums by MMULT with ones, MAX/MIN by one formula per row."""
 
     def form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
         _no_kwargs(kwargs, "axis", "keepdims")
@@ -240,12 +241,20 @@ def reduce_form(name: str) -> Form:
             if len(x.pieces) == 1:
                 return [Piece(0, 0, Agg(name, x.whole()))]
             raise NoExcelForm("reduction over a split matrix")
-        if axis in (-1, x.array.ndim - 1) and x.array.ndim == 2 and name in ("SUM", "AVERAGE"):
-            sums = row_sums(x.whole())
-            col = op(sums, "/", num(x.logical[1])) if name == "AVERAGE" else sums
-            keep = bool(_static(kwargs.get("keepdims"), False))
-            return [Piece(0, 0, col if keep else transpose(col))]
-        raise NoExcelForm(f"{name} along axis {axis}")
+        if axis not in (-1, x.array.ndim - 1) or x.array.ndim != 2:
+            raise NoExcelForm(f"{name} along axis {axis}")
+        keep = bool(_static(kwargs.get("keepdims"), False))
+        whole = x.whole()
+        if name in ("MAX", "MIN"):  # keepdims: a column (rows × 1), else a row in our view
+            return [
+                Piece(k, 0, Agg(name, row_of(whole, k)))
+                if keep
+                else Piece(0, k, Agg(name, row_of(whole, k)))
+                for k in range(whole.rows)
+            ]
+        sums = row_sums(whole)
+        col = op(sums, "/", num(x.logical[1])) if name == "AVERAGE" else sums
+        return [Piece(0, 0, col if keep else transpose(col))]
 
     return form
 

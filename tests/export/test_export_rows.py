@@ -36,6 +36,9 @@ def _rows_workbook() -> Workbook:
     wb.define("ln", "layer_norm(x, g, b)")
     wb.define("nz", "normalize(x, 1e-5)")
     wb.define("sc", "norm_scale(x, 1e-5)")
+    wb.define("row_max", "amax(x, axis=-1)")
+    wb.define("row_min", "amin(x * 2, axis=-1, keepdims=True)")
+    wb.define("row_mean", "mean(x, axis=-1)")
     wb.define("wte", "random_normal((7, 4), 3)")
     wb.define("ids", "[3, 0, 6, 3]")
     wb.define("emb", "embed_tokens(wte, ids)")
@@ -70,6 +73,9 @@ def _float64_values(wb: Workbook) -> dict[str, np.ndarray]:
         "nz": _normalize(x),
         "sc": np.sqrt((x_centred**2).mean(axis=-1) + 1e-5),
         "emb": wte[[3, 0, 6, 3]],
+        "row_max": x.max(axis=-1),
+        "row_min": (x * 2).min(axis=-1, keepdims=True),
+        "row_mean": x.mean(axis=-1),
     }
 
 
