@@ -58,6 +58,8 @@ Progress = Callable[[int, int, str], None]
 SAME_AS_CELLGPT = "same as cellgpt?"
 ID_INPUT = "type an id"
 TEXT_INPUT = "or a token's text"
+# token_ids sheet: A labels, B the ids the model reads, C blank, then these (see _input_ids)
+ID_COL, TEXT_COL, LOOKUP_COL = "D", "E", "F"
 VOCAB = "vocab"  # the vocabulary table (named here: gpt2/cells.py is another team's now)
 # GPT-2's next-token probabilities (a name for gpt2/cells.py, which another team owns now)
 PROBS = "probs"
@@ -250,6 +252,25 @@ class _Writer:
                 text = " | ".join(map(str, value)) if isinstance(value, list) else str(value)
                 lines.append([text_cell(ws, name), text_cell(ws, text)])
                 texts.append(text)
+        ids = get.get(cells.TOKEN_IDS)
+        if self.plan.capacity is not None and ids is not None and ids.sheets:
+            # the tokens the model reads now: the ids sheet's vocab lookups (column F)
+            sheet = quote_sheet(ids.sheets[0])
+            looked = [
+                f"{sheet}!{LOOKUP_COL}{r + DATA_ROW0 + 1}" for r in range(self.plan.capacity.n)
+            ]
+            joined = "&".join([looked[0], *[f'IF({c}="",""," | "&{c})' for c in looked[1:]]])
+            lines.append([text_cell(ws, "tokens read now"), plain_formula(ws, joined)])
+            lines.append(
+                [
+                    text_cell(ws, "to change the input"),
+                    text_cell(
+                        ws,
+                        "type ids or token texts on token_ids (the prompt is not "
+                        "re-tokenized by formulas)",
+                    ),
+                ]
+            )
         nt = get.get(cells.NEXT_TOKEN)
         if nt is not None and nt.placement is not None:
             mine = f"B{len(lines) + 1}"  # the row this line will land on
@@ -349,12 +370,12 @@ class _Writer:
             at = r + DATA_ROW0 + 1
             typed = int(ids[r, 0]) if r < (entry.blank_from or 0) else None
             line: list[Any] = [value_cell(ws, labels[r]) if r < len(labels) else None]
+            d, e = f"{ID_COL}{at}", f"{TEXT_COL}{at}"
             if tokens is None:
-                used = f'IF(ISNUMBER(D{at}),D{at},"")'
+                used = f'IF(ISNUMBER({d}),{d},"")'
             else:  # the vocab shows a space as ·; EXACT: MATCH alone ignores case
-                text = f'SUBSTITUTE(E{at}," ","\u00b7")'
-                found = f"MATCH(TRUE,EXACT({tokens},{text}),0)-1"
-                used = f'IF(ISNUMBER(D{at}),D{at},IF(E{at}<>"",{found},""))'
+                found = f'MATCH(TRUE,EXACT({tokens},SUBSTITUTE({e}," ","\u00b7")),0)-1'
+                used = f'IF(ISNUMBER({d}),{d},IF({e}<>"",{found},""))'
             line += [formula_cell(ws, f"B{at}", used, styles.INTEGER), None]
             line += [_input_cell(ws, typed, styles.INTEGER)]
             if tokens is not None:

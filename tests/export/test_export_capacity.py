@@ -89,6 +89,9 @@ def test_edited_token_ids_recompute_the_model(params_tiny_dir: Path, tmp_path: P
         got = read_array(book, e.placement, np.shape(e.value))
         np.testing.assert_allclose(got, np.asarray(ref[name]), rtol=0, atol=1e-6, err_msg=name)
     assert book["next_token"]["B2"].value == int(ref["next_token"])
+    summary = {r[0]: r[1] for r in book["Summary"].iter_rows(values_only=True) if r and r[0]}
+    assert summary["tokens read now"] == " | ".join(vocab[i][1] for i in new_ids)
+    assert summary["next token id (this workbook's formula)"] == int(ref["next_token"])
     # The prompt's rows of every token-row cell are the engine's on the new ids.
     for name in ("wte_rows", "h0.ln_1", "h1.resid_post", "ln_f"):
         e = report.plan.entry(name)
