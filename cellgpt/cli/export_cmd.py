@@ -37,6 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATTERN",
         help="only these cells (names or aliases, wildcards allowed: 'h0.*' logits)",
     )
+    p.add_argument(
+        "--capacity",
+        type=int,
+        default=16,
+        metavar="N",
+        help="formulas mode: N token rows on every sheet; the prompt fills n_tokens of them "
+        "and more ids can be typed into token_ids (default 16)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
 
@@ -63,6 +71,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             with_params=args.with_params,
             cells=args.cells,
             progress=bar,
+            capacity=args.capacity if args.mode == "formulas" else None,
         )
     except ValueError as exc:  # e.g. no cell matches the patterns
         raise UserError(str(exc)) from None

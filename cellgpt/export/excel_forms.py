@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cellgpt.engine import FunctionLibrary
+from cellgpt.export import capacity, helpers
 from cellgpt.export.layout import logical_shape
 from cellgpt.export.xlarray import NoExcelForm, Piece, XArr
 from cellgpt.export.xlexpr import (
@@ -23,11 +24,13 @@ from cellgpt.export.xlexpr import (
     Agg,
     Index0,
     Lit,
+    RowPick,
     XlExpr,
     fn,
     mmult,
     num,
     op,
+    row_of,
     row_sums,
     transpose,
 )
@@ -138,42 +141,62 @@ def transpose_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> li
 
 
 def softmax_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
-    """exp(x - max) / row sums, per piece. The shift is the piece's max (a head's block)
-    instead of each row's: the same softmax mathematically, and overflow-safe; Excel has no
-    row-wise MAX in a single array formula."""
+    """EXP(x - row max) / row sum, with each row's max and sum of exps in helper columns:
+    a row far below the rest of its block keeps its own scale (no 0/0)."""
     _no_kwargs(kwargs, "axis")
     axis = _static(kwargs.get("axis"), args[1].value if len(args) > 1 else -1)
     x = args[0]
     if axis not in (-1, x.array.ndim - 1):
         raise NoExcelForm("softmax along an axis other than the last")
+    sink = helpers.active()
+    max_slot, sum_slot = sink.column("row max"), sink.column("sum of exp")
     pieces = []
     for p in _rowwise_tiles(x):
-        e = fn("EXP", op(p.x, "-", Agg("MAX", p.x)))
-        pieces.append(Piece(p.r0, p.c0, op(e, "/", row_sums(e))))
+        top = _per_row(sink, max_slot, p, lambda row: Agg("MAX", row))
+        e = fn("EXP", op(p.x, "-", top))
+        total = sink.put(sum_slot, p.r0, row_sums(e))
+        pieces.append(Piece(p.r0, p.c0, op(e, "/", total)))
     return pieces
 
 
+def _per_row(
+    sink: helpers.HelperSink, slot: int, p: Piece, reduce: Callable[[XlExpr], XlExpr]
+) -> XlExpr:
+    """A reduction with no row-wise array form (MAX): one formula per row in a helper
+    column; the column's range, to refer to."""
+    if p.x.rows == 1:
+        return sink.put(slot, p.r0, reduce(p.x))
+    for k in range(p.x.rows):
+        sink.put(slot, p.r0 + k, reduce(row_of(p.x, k)))
+    return sink.put_ref(slot, p.r0, p.x.rows)
+
+
+def _row_stats(p: Piece, n: int) -> tuple[XlExpr, XlExpr]:
+    """Each row's mean and population variance, computed once in helper columns."""
+    sink = helpers.active()
+    mean_slot, var_slot = sink.column("row mean"), sink.column("row variance")
+    mean = sink.put(mean_slot, p.r0, op(row_sums(p.x), "/", num(n)))
+    var = sink.put(var_slot, p.r0, op(row_sums(op(op(p.x, "-", mean), "^", num(2))), "/", num(n)))
+    return mean, var
+
+
+def _normalized(p: Piece, n: int, eps: XlExpr) -> XlExpr:
+    mean, var = _row_stats(p, n)
+    return op(op(p.x, "-", mean), "/", fn("SQRT", op(var, "+", eps)))
+
+
 def layer_norm_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
-    """(x - mean) / sqrt(var + eps) * gain + bias with row means from MMULT by ones."""
+    """(x - mean) / sqrt(var + eps) * gain + bias; mean and variance in helper columns."""
     _no_kwargs(kwargs, "eps")
     x, gain, bias = args[:3]
     eps = _eps(args, kwargs, 3)
     n = x.logical[1]
     pieces = []
     for p in _rowwise_tiles(x):
-        normed = op(_centred(p, n), "/", fn("SQRT", op(_variance(p, n), "+", eps)))
         g = _operand(gain, x.shape, p.rect)
         b = _operand(bias, x.shape, p.rect)
-        pieces.append(Piece(p.r0, p.c0, op(op(normed, "*", g), "+", b)))
+        pieces.append(Piece(p.r0, p.c0, op(op(_normalized(p, n, eps), "*", g), "+", b)))
     return pieces
-
-
-def _centred(p: Piece, n: int) -> XlExpr:
-    return op(p.x, "-", op(row_sums(p.x), "/", num(n)))
-
-
-def _variance(p: Piece, n: int) -> XlExpr:
-    return op(row_sums(op(_centred(p, n), "^", num(2))), "/", num(n))
 
 
 def _eps(args: list[XArr], kwargs: dict[str, XArr], position: int) -> XlExpr:
@@ -186,10 +209,7 @@ def normalize_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> li
     _no_kwargs(kwargs, "eps")
     x, eps = args[0], _eps(args, kwargs, 1)
     n = x.logical[1]
-    return [
-        Piece(p.r0, p.c0, op(_centred(p, n), "/", fn("SQRT", op(_variance(p, n), "+", eps))))
-        for p in _rowwise_tiles(x)
-    ]
+    return [Piece(p.r0, p.c0, _normalized(p, n, eps)) for p in _rowwise_tiles(x)]
 
 
 def norm_scale_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
@@ -197,10 +217,11 @@ def norm_scale_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> l
     _no_kwargs(kwargs, "eps")
     x, eps = args[0], _eps(args, kwargs, 1)
     n = x.logical[1]
-    return [
-        Piece(p.r0, 0, _fit(fn("SQRT", op(_variance(p, n), "+", eps)), p.x.rows, 1))
-        for p in _rowwise_tiles(x)
-    ]
+    pieces = []
+    for p in _rowwise_tiles(x):
+        _, var = _row_stats(p, n)
+        pieces.append(Piece(p.r0, 0, _fit(fn("SQRT", op(var, "+", eps)), p.x.rows, 1)))
+    return pieces
 
 
 def _gelu(x: XlExpr) -> XlExpr:
@@ -209,7 +230,8 @@ def _gelu(x: XlExpr) -> XlExpr:
 
 
 def reduce_form(name: str) -> Form:
-    """SUM/AVERAGE/MAX/MIN of everything (axis=None), or SUM/AVERAGE of each row."""
+    """SUM/AVERAGE/MAX/MIN of everything (axis=None) or of each row (the last axis of a
+    matrix): sums by MMULT with ones, MAX/MIN by one formula per row."""
 
     def form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
         _no_kwargs(kwargs, "axis", "keepdims")
@@ -219,12 +241,20 @@ def reduce_form(name: str) -> Form:
             if len(x.pieces) == 1:
                 return [Piece(0, 0, Agg(name, x.whole()))]
             raise NoExcelForm("reduction over a split matrix")
-        if axis in (-1, x.array.ndim - 1) and x.array.ndim == 2 and name in ("SUM", "AVERAGE"):
-            sums = row_sums(x.whole())
-            col = op(sums, "/", num(x.logical[1])) if name == "AVERAGE" else sums
-            keep = bool(_static(kwargs.get("keepdims"), False))
-            return [Piece(0, 0, col if keep else transpose(col))]
-        raise NoExcelForm(f"{name} along axis {axis}")
+        if axis not in (-1, x.array.ndim - 1) or x.array.ndim != 2:
+            raise NoExcelForm(f"{name} along axis {axis}")
+        keep = bool(_static(kwargs.get("keepdims"), False))
+        whole = x.whole()
+        if name in ("MAX", "MIN"):  # keepdims: a column (rows × 1), else a row in our view
+            return [
+                Piece(k, 0, Agg(name, row_of(whole, k)))
+                if keep
+                else Piece(0, k, Agg(name, row_of(whole, k)))
+                for k in range(whole.rows)
+            ]
+        sums = row_sums(whole)
+        col = op(sums, "/", num(x.logical[1])) if name == "AVERAGE" else sums
+        return [Piece(0, 0, col if keep else transpose(col))]
 
     return form
 
@@ -247,14 +277,17 @@ def positions_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> li
 
 
 def embed_tokens_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
-    """One-hot rows times the table: MMULT(IF(id = 0..V-1, 1, 0), wte) picks each token's row
-    exactly (1·w + 0·others), and recomputes when an id on the sheet changes."""
+    """Each token's row of the table by INDEX(wte, N(id) + 1, 0), one formula per token row:
+    a lookup that follows the id on the sheet (a one-hot MMULT would cost vocab × tokens
+    multiply-adds per column). N(): an empty padding id reads as 0, never as an error."""
     wte, ids = args
-    vocab = wte.shape[0]
-    ids_col = transpose(ids.whole())  # T×1
-    onehot = fn("IF", op(ids_col, "=", Index0(1, vocab)), num(1), num(0))
-    onehot.rows, onehot.cols = ids_col.rows, vocab
-    return [Piece(0, 0, mmult(onehot, wte.whole()))]
+    if ids.array.ndim != 1:
+        raise NoExcelForm("token ids must be a vector")
+    table = wte.whole()
+    return [
+        Piece(k, 0, RowPick(table, fn("N", ids.slice(0, k, 1, 1)), 1, table.cols))
+        for k in range(ids.shape[0])
+    ]
 
 
 def split_heads_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
@@ -285,11 +318,22 @@ def attention_scores_form(args: list[XArr], kwargs: dict[str, XArr], result: Any
 
 
 def last_row_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
+    """The last row; with a token capacity, row n_tokens (the rows below are padding)."""
     x = args[0]
     if x.array.ndim != 2:
         raise NoExcelForm("last_row of a non-matrix")
     rows, cols = x.logical
-    return [Piece(0, 0, x.slice(rows - 1, 0, 1, cols))]
+    count = capacity.count_ref()
+    if count is None:
+        return [Piece(0, 0, x.slice(rows - 1, 0, 1, cols))]
+    return [Piece(0, 0, RowPick(x.whole(), op(count, "-", num(1)), 1, cols))]
+
+
+def len_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
+    """How many numbers: COUNT, so that typing a token id in an empty row counts it."""
+    if len(args) != 1 or kwargs or not args[0].pieces or len(args[0].pieces) != 1:
+        raise NoExcelForm("len of a value not on one sheet range")
+    return [Piece(0, 0, Agg("COUNT", args[0].whole()))]
 
 
 def zero_head_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
@@ -336,6 +380,7 @@ EXCEL_FORMS: dict[str, Form] = {
     "merge_heads": merge_heads_form,
     "attention_scores": attention_scores_form,
     "last_row": last_row_form,
+    "len": len_form,
     "zero_head": zero_head_form,
 }
 

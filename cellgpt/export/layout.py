@@ -113,6 +113,7 @@ class Placement:
     shape: tuple[int, ...]  # the engine's shape
     transposed: bool  # stored = logical view transposed
     parts: tuple[Part, ...]
+    name: str | None = None  # the defined name of the whole range (one part only)
 
     @property
     def logical(self) -> tuple[int, int]:
@@ -126,6 +127,10 @@ class Placement:
     @property
     def sheet(self) -> str:
         return self.parts[0].sheet
+
+    def whole_range(self) -> str:
+        """The A1 range (with sheet) of all the data (one part)."""
+        return self.stored_range(0, 0, *self.stored)
 
     def stored_range(self, r0: int, c0: int, nr: int, nc: int) -> str:
         """A1 range (with sheet) of a rectangle given in stored coordinates (one part)."""

@@ -3,6 +3,7 @@ labels, and (formulas mode) which cells become Excel formulas."""
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +13,9 @@ import numpy as np
 
 from cellgpt.engine import Status, Workbook
 from cellgpt.engine.value_limits import ValueTooLarge, array_items, measure
+from cellgpt.export.capacity import Capacity, counting, keeps_real_value
 from cellgpt.export.excel_forms import with_excel_forms
+from cellgpt.export.helpers import HelperColumn
 from cellgpt.export.layout import (
     MAX_DATA_COLS,
     MAX_DATA_ROWS,
@@ -22,8 +25,10 @@ from cellgpt.export.layout import (
     place,
     wants_transpose,
 )
+from cellgpt.export.names import DefinedNames
 from cellgpt.export.translate import Translator
 from cellgpt.export.xlarray import NoExcelForm, Piece, is_numeric
+from cellgpt.export.xlexpr import cell_ref_expr
 from cellgpt.gpt2 import cells
 from cellgpt.gpt2.cells import WorkbookCells
 
@@ -42,7 +47,10 @@ class Entry:
     sheets: list[str] = field(default_factory=list)
     placement: Placement | None = None
     pieces: list[Piece] | None = None  # formulas mode: Excel pieces of the logical view
+    helpers: list[HelperColumn] = field(default_factory=list)  # per-row results beside it
     row_labels: list[Any] | None = None  # stored rows
+    blank_from: int | None = None  # stored rows from here on are left empty (padding ids)
+    padded: tuple[bool, bool] = (False, False)  # its logical rows / columns run over tokens
     col_labels: list[Any] | None = None  # stored columns
 
 
@@ -51,6 +59,7 @@ class Plan:
     mode: str
     entries: list[Entry]
     vocab: list[str] | None
+    capacity: Capacity | None = None
 
     def entry(self, name: str) -> Entry | None:
         return next((e for e in self.entries if e.name == name), None)
@@ -184,12 +193,16 @@ def build_plan(
     with_params: bool = False,
     patterns: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    capacity: Capacity | None = None,
 ) -> Plan:
+    """What goes where. With `capacity` (the workbook run padded, see capacity.py), cells
+    keep the padded run's rows and the real run's values where the shapes agree."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     names = select(wb, patterns, mode, with_params)
     vocab = vocab_labels(wb)
     sheets = SheetNames()
+    names_ = DefinedNames()
     entries: list[Entry] = []
     placements: dict[str, Placement] = {}
     for name in names:
@@ -208,15 +221,39 @@ def build_plan(
             entry.how, entry.note = "not exported", f"not a table ({type(value).__name__})"
         elif entry.kind == "array":
             _place_array(wb, entry, sheets, vocab)
-            placements[name] = entry.placement  # type: ignore[assignment]
+            assert entry.placement is not None
+            if len(entry.placement.parts) == 1:
+                defined = names_.make(name, is_param(wb, name))
+                entry.placement = dataclasses.replace(entry.placement, name=defined)
+            placements[name] = entry.placement
         else:
             entry.sheets = [sheets.make(name)]
         if is_param(wb, name) and entry.kind != "skip":
             entry.how = "parameter values"
         entries.append(entry)
     if mode == "formulas":
-        _translate(wb, entries, placements, progress)
-    return Plan(mode, entries, vocab)
+        count = placements.get(cells.N_TOKENS) if capacity is not None else None
+        with counting(cell_ref_expr(count, 0, 0, 1, 1) if count is not None else None):
+            _translate(wb, entries, placements, progress)
+    if capacity is not None:
+        _real_values(wb, entries, capacity)
+    return Plan(mode, entries, vocab, capacity)
+
+
+def _real_values(wb: Workbook, entries: list[Entry], capacity: Capacity) -> None:
+    """Cells whose shape does not follow the token count show the real run; the ids are an
+    input column, blank below the prompt; token axes are marked (the writer greys padding)."""
+    for entry in entries:
+        real = capacity.real.get(entry.name)
+        if entry.name == cells.TOKEN_IDS:
+            entry.blank_from = capacity.n_tokens
+            entry.how = "input"
+            entry.note = "type an id or a token's text per row; n_tokens counts them"
+        elif entry.name != cells.TOKENS and keeps_real_value(entry.value, real):
+            entry.value = real
+        elif entry.kind == "array" and entry.placement is not None:
+            hints = wb.cell(entry.name).hints
+            entry.padded = (hints.get("rows") == cells.TOKENS, hints.get("cols") == cells.TOKENS)
 
 
 def _place_array(wb: Workbook, entry: Entry, sheets: SheetNames, vocab: list[str] | None) -> None:
@@ -254,7 +291,7 @@ def _translate(
         if progress is not None:
             progress(entry.name)
         try:
-            entry.pieces = translator.cell(entry.name)
+            entry.pieces, entry.helpers = translator.cell(entry.name)
             entry.how = "formula"
         except NoExcelForm as exc:
             entry.note = f"no Excel form: {exc}"

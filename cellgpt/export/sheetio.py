@@ -21,6 +21,8 @@ from openpyxl.worksheet.formula import ArrayFormula
 
 from cellgpt.engine.value_limits import SMALL, fits, preview
 from cellgpt.export.layout import col_letter
+from cellgpt.export.styles import style_id
+from cellgpt.export.xlexpr import MASKED_VALUE
 from cellgpt.weights.floatfmt import format_float32_shortest
 
 MAX_TEXT = 32_767  # Excel's limit on one cell's text
@@ -70,6 +72,8 @@ def value_cell(ws: Any, value: Any) -> Any:
     if isinstance(value, int | np.integer):
         return int(value)
     if isinstance(value, float | np.floating):
+        if value == -np.inf:
+            return MASKED_VALUE
         if not np.isfinite(value):
             return text_cell(ws, repr(float(value)))
         if isinstance(value, np.float32):
@@ -90,18 +94,22 @@ def _short_repr(value: Any) -> str:
     return str(value)
 
 
-def number_cell(ws: Any, text: str) -> WriteOnlyCell:
+def number_cell(ws: Any, text: str, fmt: str | None = None) -> WriteOnlyCell:
     """A numeric cell whose XML text is exactly `text`."""
     cell = WriteOnlyCell(ws)
     cell._value = text  # openpyxl writes str values of numeric cells verbatim
     cell.data_type = "n"
+    if fmt is not None:
+        cell.number_format = fmt
     return cell
 
 
-def formula_cell(ws: Any, ref: str, formula: str) -> WriteOnlyCell:
+def formula_cell(ws: Any, ref: str, formula: str, fmt: str | None = None) -> WriteOnlyCell:
     """A legacy array formula over `ref` (openpyxl writes it at the range's top-left)."""
     cell = WriteOnlyCell(ws)
     cell.value = ArrayFormula(ref, "=" + formula)
+    if fmt is not None:
+        cell.number_format = fmt
     return cell
 
 
@@ -111,7 +119,16 @@ def plain_formula(ws: Any, formula: str) -> WriteOnlyCell:
 
 
 class NonFinite(str):
-    """-inf, inf or nan: Excel has no such numbers, so they are written as text."""
+    """inf or nan: Excel has no such numbers, so they are written as text (a formula that
+    reads one fails visibly). -inf, the engine's masked score, is the finite mask value the
+    formulas use instead."""
+
+
+MASK_TEXT = repr(MASKED_VALUE)  # -inf as a number cell
+
+
+def _finite_text(value: float) -> str:
+    return MASK_TEXT if value == -np.inf else NonFinite(repr(value))
 
 
 def number_texts(block: np.ndarray) -> list[str]:
@@ -124,10 +141,10 @@ def number_texts(block: np.ndarray) -> list[str]:
             return format_float32_shortest(flat)
         texts: list[str] = format_float32_shortest(np.where(finite, flat, 0))
         for i in np.flatnonzero(~finite):
-            texts[i] = NonFinite(repr(float(flat[i])))
+            texts[i] = _finite_text(float(flat[i]))
         return texts
     if flat.dtype.kind == "f":
-        return [repr(v) if np.isfinite(v) else NonFinite(repr(v)) for v in flat.tolist()]
+        return [repr(v) if np.isfinite(v) else _finite_text(v) for v in flat.tolist()]
     if flat.dtype.kind == "b":
         return ["1" if v else "0" for v in flat.tolist()]
     return [str(v) for v in flat.tolist()]
@@ -141,8 +158,10 @@ class RowWriter:
     """Appends rows of (label, numbers...) to a write-only worksheet, as raw XML when the
     stream allows it."""
 
-    def __init__(self, ws: Any) -> None:
+    def __init__(self, ws: Any, fmt: str | None = None) -> None:
         self.ws = ws
+        self.fmt = fmt  # the number format of every number written by `numbers`
+        self.style = f' s="{style_id(ws, fmt)}"' if fmt is not None else ""
         self.raw = _install_raw_rows(ws)
         self.row = 0  # rows appended so far
 
@@ -166,7 +185,9 @@ class RowWriter:
                 cells: list[Any] = [None if label is None else value_cell(self.ws, label)]
                 cells += [None] * (col0 - 1)
                 cells += [
-                    text_cell(self.ws, t) if isinstance(t, NonFinite) else number_cell(self.ws, t)
+                    text_cell(self.ws, t)
+                    if isinstance(t, NonFinite)
+                    else number_cell(self.ws, t, self.fmt)
                     for t in row_texts
                 ]
                 self.append(cells)
@@ -188,8 +209,7 @@ class RowWriter:
             self.ws.append(RawRow(["".join(parts)]))
             self.row += 1
 
-    @staticmethod
-    def _raw_row(r: int, label: Any, letters: list[str], texts: list[str]) -> str:
+    def _raw_row(self, r: int, label: Any, letters: list[str], texts: list[str]) -> str:
         rs = str(r)
         parts = [f'<row r="{rs}">']
         if label is not None:
@@ -201,7 +221,7 @@ class RowWriter:
             if isinstance(text, NonFinite):
                 parts.append(_inline(letter + rs, text))
             else:
-                parts.append(f'<c r="{letter}{rs}"><v>{text}</v></c>')
+                parts.append(f'<c r="{letter}{rs}"{self.style}><v>{text}</v></c>')
         parts.append("</row>")
         return "".join(parts)
 
@@ -226,6 +246,8 @@ def _raw_value(ref: str, value: Any) -> str:
             else repr(float(value))
         )
         return f'<c r="{ref}"><v>{text}</v></c>'
+    if isinstance(value, float | np.floating) and value == -np.inf:
+        return f'<c r="{ref}"><v>{MASK_TEXT}</v></c>'
     if isinstance(value, float | np.floating):
         return _inline(ref, repr(float(value)))  # Excel has no inf or nan: text
     return _inline(ref, _short_repr(value))

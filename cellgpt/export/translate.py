@@ -17,6 +17,7 @@ import numpy as np
 
 from cellgpt.engine import FunctionLibrary, Workbook
 from cellgpt.engine.formula import dotted_name, parse_formula
+from cellgpt.export import helpers
 from cellgpt.export.excel_forms import (
     BIN_OPS,
     CMP_OPS,
@@ -25,6 +26,7 @@ from cellgpt.export.excel_forms import (
     excel_form,
     matmul_form,
 )
+from cellgpt.export.helpers import HelperColumn
 from cellgpt.export.layout import Placement, logical_shape
 from cellgpt.export.xlarray import NoExcelForm, Piece, XArr, cell_xarr, check_tiling, scalar
 from cellgpt.export.xlexpr import neg, num, op
@@ -57,13 +59,15 @@ class Translator:
         self.library = library
         self.placements = placements
 
-    def cell(self, name: str) -> list[Piece]:
-        """Pieces for the cell's whole logical view; NoExcelForm if it cannot be done."""
+    def cell(self, name: str) -> tuple[list[Piece], list[HelperColumn]]:
+        """Pieces for the cell's whole logical view, and the helper columns they refer to;
+        NoExcelForm if it cannot be done."""
         source = self.wb.cell(name).source
         if source is None:
             raise NoExcelForm("an input value")
         tree = parse_formula(source, cell=name).tree
-        result = self.node(tree.body)
+        with helpers.collecting(self.placements.get(name)) as sink:
+            result = self.node(tree.body)
         value = self.wb.value(name)
         if not result.pieces:
             raise NoExcelForm("not a computation Excel can do")
@@ -71,7 +75,7 @@ class Translator:
         if logical_shape(np.asarray(result.value).shape) != shape:
             raise NoExcelForm("the translation's shape differs from the value's")
         check_tiling(result.pieces, shape)
-        return result.pieces
+        return result.pieces, sink.columns if sink is not None else []
 
     # ------------------------------------------------------------------ nodes
     def node(self, n: ast.AST) -> XArr:

@@ -76,8 +76,11 @@ class Lit(XlExpr):
 
 
 def cell_ref_expr(placement: Placement, r0: int, c0: int, rows: int, cols: int) -> Ref:
-    """The logical rectangle of a placed cell as a range expression."""
+    """The logical rectangle of a placed cell as a range expression (its defined name when
+    it is the whole cell)."""
     text, stored_t = placement.logical_range(r0, c0, rows, cols)
+    if placement.name is not None and (r0, c0, rows, cols) == (0, 0, *placement.logical):
+        text = placement.name
     return Ref(text, rows, cols, stored_t, (placement, r0, c0))
 
 
@@ -256,3 +259,37 @@ def row_sums(x: XlExpr) -> XlExpr:
     if x.rows == 1:
         return Agg("SUM", x)
     return mmult(x, Ones(x.cols, 1))
+
+
+@dataclass
+class RowPick(XlExpr):
+    """Row `k` (a 0-based scalar expression) of a matrix, by INDEX(x, k+1, 0): a lookup,
+    where a one-hot MMULT would cost a multiply-add per row of `x`."""
+
+    x: XlExpr
+    k: XlExpr
+    rows: int
+    cols: int
+
+    def render(self, t: bool = False) -> str:
+        k = self.k.render()
+        if self.x.natural:  # x is stored transposed: its rows are the range's columns
+            picked = f"INDEX({self.x.render(True)},0,{k}+1)"
+            return picked if t else f"TRANSPOSE({picked})"
+        picked = f"INDEX({self.x.render()},{k}+1,0)"
+        return f"TRANSPOSE({picked})" if t else picked
+
+    @property
+    def natural(self) -> bool:
+        return self.x.natural
+
+
+def row_of(x: XlExpr, k: int | XlExpr) -> XlExpr:
+    """Row k of x as a 1×cols expression: a sub-range when x is a range, else INDEX."""
+    if isinstance(k, int):
+        if isinstance(x, Ref) and x.origin is not None:
+            return x.sub(k, 0, 1, x.cols)
+        if x.rows == 1:
+            return x
+        k = num(k)
+    return RowPick(x, k, 1, x.cols)

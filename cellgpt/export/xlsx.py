@@ -24,13 +24,24 @@ from zipfile import ZIP_DEFLATED, ZipFile
 
 import numpy as np
 from openpyxl import Workbook as XlWorkbook
-from openpyxl.styles import Font
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.writer.excel import ExcelWriter
 
 from cellgpt.engine import CellError, Workbook
 from cellgpt.engine.steps import alias_tuple, step_number
-from cellgpt.export.layout import DATA_COL0, DATA_ROW0, Placement, logical_view, quote_sheet
-from cellgpt.export.plan import Entry, Plan, build_plan
+from cellgpt.export import styles
+from cellgpt.export.capacity import PAD_LABEL, Capacity, applies, padded
+from cellgpt.export.helpers import HelperSink
+from cellgpt.export.layout import (
+    DATA_COL0,
+    DATA_ROW0,
+    Placement,
+    logical_view,
+    quote_sheet,
+    range_ref,
+)
+from cellgpt.export.plan import Entry, Plan, build_plan, is_param
 from cellgpt.export.sheetio import (
     RowWriter,
     chunks,
@@ -39,12 +50,20 @@ from cellgpt.export.sheetio import (
     text_cell,
     value_cell,
 )
+from cellgpt.export.styles import BOLD, HEADER_FILL
 from cellgpt.export.xlexpr import MASKED
 from cellgpt.gpt2 import cells
 
 Progress = Callable[[int, int, str], None]
+SAME_AS_CELLGPT = "same as cellgpt?"
+ID_INPUT = "type an id"
+TEXT_INPUT = "or a token's text"
+# token_ids sheet: A labels, B the ids the model reads, C blank, then these (see _input_ids)
+ID_COL, TEXT_COL, LOOKUP_COL = "D", "E", "F"
+VOCAB = "vocab"  # the vocabulary table (named here: gpt2/cells.py is another team's now)
+# GPT-2's next-token probabilities (a name for gpt2/cells.py, which another team owns now)
+PROBS = "probs"
 ROWS_PER_CHUNK = 2048
-BOLD = Font(bold=True)
 
 
 @dataclass
@@ -67,29 +86,36 @@ def export_workbook(
     with_params: bool = False,
     cells: Sequence[str] | None = None,
     progress: Progress | None = None,
+    capacity: int | None = None,
 ) -> ExportReport:
-    """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export."""
+    """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export.
+    `capacity` (formulas mode, GPT-2 workbooks): N token rows on every sheet, the ids an
+    input column (see capacity.py); None: exactly the prompt's rows."""
     start = time.perf_counter()
+    path = Path(path)
+    if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
+        raise FileNotFoundError(2, "the folder does not exist", str(path.parent))
     wb.run()
     for name in wb.evicted():  # values dropped to save memory: recompute them for the file
         with contextlib.suppress(CellError):  # (they stay held until the next run)
             wb.run(name)
-    plan = build_plan(wb, mode, with_params, cells)
-    path = Path(path)
-    if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
-        raise FileNotFoundError(2, "the folder does not exist", str(path.parent))
-    writer = _Writer(wb, plan, progress)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer.write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what a user expects
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    padding: contextlib.AbstractContextManager[Capacity | None] = contextlib.nullcontext()
+    if mode == "formulas" and capacity is not None and applies(wb):
+        padding = padded(wb, capacity)
+    with padding as cap:
+        plan = build_plan(wb, mode, with_params, cells, capacity=cap)
+        writer = _Writer(wb, plan, progress)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            writer.write(tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what a user expects
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return ExportReport(
         path=path,
         mode=mode,
@@ -125,6 +151,10 @@ class _Writer:
                 self._array(entry)
             else:
                 self._other(entry)
+        for entry in self.plan.entries:
+            p = entry.placement
+            if p is not None and p.name is not None and entry.how != "not exported":
+                self.book.defined_names[p.name] = DefinedName(p.name, attr_text=p.whole_range())
         # LibreOffice and Excel recompute every formula when the file is opened.
         self.book.calculation.fullCalcOnLoad = True
         self._tick("saving")
@@ -143,65 +173,109 @@ class _Writer:
 
     # ------------------------------------------------------------------ Index and Summary
     def _index(self) -> None:
+        """A table of contents: every cell with the course's step number, its section and a
+        link to its sheet."""
         ws = self._sheet("Index")
         head = ["cell", "step", "section", "sheet", "shape", "type", "exported as", "formula"]
         head += ["doc", "also named"]
-        ws.append([text_cell(ws, h, font=BOLD) for h in head])
         mode = self.plan.mode
-        ws.append([text_cell(ws, f"cellgpt export, mode {mode}")])
+        table: list[list[Any]] = [[f"cellgpt export, mode {mode}"]]
         for entry in self.plan.entries:
             info = self.wb.info(entry.name)
-            link = _link(ws, entry.sheets[0]) if entry.sheets else None
             how = entry.how + (f" ({entry.note})" if entry.note else "")
             aliases = alias_tuple(info.hints.get("alias"))
             title = info.hints.get("title")
-            ws.append(
+            table.append(
                 [
-                    text_cell(ws, entry.name),
+                    entry.name,
                     step_number(aliases),  # the original spreadsheet's step, blank if none
-                    text_cell(ws, title) if isinstance(title, str) else None,
-                    link,
-                    text_cell(ws, _shape_text(entry)),
-                    text_cell(ws, info.dtype or type(entry.value).__name__),
-                    text_cell(ws, how),
-                    text_cell(ws, info.formula or ""),
-                    text_cell(ws, info.doc),
-                    text_cell(ws, ", ".join(aliases)),
+                    title if isinstance(title, str) else None,
+                    entry.sheets[0] if entry.sheets else None,
+                    _shape_text(entry),
+                    info.dtype or type(entry.value).__name__,
+                    how,
+                    info.formula or "",
+                    info.doc,
+                    ", ".join(aliases),
+                ]
+            )
+        table.append([])
+        table.append(
+            [
+                f"Excel has no infinity: masked attention scores are {MASKED} "
+                "(the engine's -inf); their softmax weight is exactly 0."
+            ]
+        )
+        cap = self.plan.capacity
+        if cap is not None:
+            table.append(
+                [
+                    f"Token capacity {cap.n}: every token-row sheet has {cap.n} rows; the "
+                    f"prompt fills the first n_tokens ({cap.n_tokens} now). Type ids into "
+                    "token_ids (an empty row below the prompt grows it); padding rows are "
+                    f"computed from id {0} and never reach the prompt's rows (causal mask)."
                 ]
             )
         if mode == "formulas":
-            ws.append([])
-            ws.append(
+            table.append(
                 [
-                    text_cell(
-                        ws,
-                        f"Excel has no infinity: masked attention scores are {MASKED} "
-                        "(the engine's -inf); their softmax weight is exactly 0.",
-                    )
+                    "Helper columns right of a sheet's data (below it on sheets listed by "
+                    "vocabulary) hold each row's max, sum of exps, mean and variance, "
+                    "computed once."
                 ]
             )
+        styles.freeze_header(ws)
+        widths = [
+            styles.text_width([h, *[r[k] for r in table[1 : len(self.plan.entries) + 1]]])
+            for k, h in enumerate(head)
+        ]
+        styles.set_widths(ws, widths)
+        ws.append([text_cell(ws, h, font=BOLD, fill=HEADER_FILL) for h in head])
+        for k, row in enumerate(table):
+            cells_ = [value_cell(ws, v) for v in row]
+            if 0 < k <= len(self.plan.entries) and row[3] is not None:
+                cells_[3] = _link(ws, row[3])
+            ws.append(cells_)
 
     def _summary(self) -> None:
+        """Prompt, tokens and the next token: the workbook's own (a formula in formulas
+        mode) beside the engine's, with a check that they agree."""
         ws = self._sheet("Summary")
         get = {e.name: e for e in self.plan.entries}
-        lines: list[list[Any]] = [[text_cell(ws, "Summary", font=BOLD)]]
+        lines: list[list[Any]] = [[text_cell(ws, "Summary", font=BOLD, fill=HEADER_FILL)]]
+        texts: list[str] = []
         for name in (cells.PROMPT, cells.TOKENS):
             if name in get:
                 value = get[name].value
+                if isinstance(value, list):
+                    value = [v for v in value if v != PAD_LABEL]
                 text = " | ".join(map(str, value)) if isinstance(value, list) else str(value)
                 lines.append([text_cell(ws, name), text_cell(ws, text)])
+                texts.append(text)
+        ids = get.get(cells.TOKEN_IDS)
+        if self.plan.capacity is not None and ids is not None and ids.sheets:
+            # the tokens the model reads now: the ids sheet's vocab lookups (column F)
+            sheet = quote_sheet(ids.sheets[0])
+            looked = [
+                f"{sheet}!{LOOKUP_COL}{r + DATA_ROW0 + 1}" for r in range(self.plan.capacity.n)
+            ]
+            joined = "&".join([looked[0], *[f'IF({c}="",""," | "&{c})' for c in looked[1:]]])
+            lines.append([text_cell(ws, "tokens read now"), plain_formula(ws, joined)])
+            lines.append(
+                [
+                    text_cell(ws, "to change the input"),
+                    text_cell(
+                        ws,
+                        "type ids or token texts on token_ids (the prompt is not "
+                        "re-tokenized by formulas)",
+                    ),
+                ]
+            )
         nt = get.get(cells.NEXT_TOKEN)
         if nt is not None and nt.placement is not None:
             mine = f"B{len(lines) + 1}"  # the row this line will land on
             label = "next token id (this workbook" + ("'s formula)" if nt.how == "formula" else ")")
             lines.append([text_cell(ws, label), plain_formula(ws, _top_left(nt.placement))])
-            engine = f"B{len(lines) + 1}"
-            lines.append(
-                [text_cell(ws, "next token id (cellgpt engine)"), int(np.asarray(nt.value))]
-            )
-            lines.append(
-                [text_cell(ws, "same?"), plain_formula(ws, f'IF({mine}={engine},"yes","NO")')]
-            )
             logits = get.get(cells.LOGITS)
             if logits is not None and logits.placement is not None and logits.placement.transposed:
                 # The logits sheet lists the vocabulary down column A: look the id up there.
@@ -214,9 +288,32 @@ class _Writer:
                         plain_formula(ws, f"INDEX({labels},{mine}+1)"),
                     ]
                 )
-        if cells.NEXT_TEXT in get:
+            probs = get.get(PROBS)
+            if (
+                probs is not None
+                and probs.placement is not None
+                and len(probs.placement.parts) == 1
+            ):
+                p = probs.placement
+                whole = p.name or p.whole_range()
+                cell = plain_formula(ws, f"INDEX({whole},{mine}+1)")
+                cell.number_format = styles.PERCENT
+                lines.append([text_cell(ws, "its probability (this workbook)"), cell])
+            engine = f"B{len(lines) + 1}"
+            lines.append(
+                [text_cell(ws, "next token id (cellgpt engine)"), int(np.asarray(nt.value))]
+            )
+            if cells.NEXT_TEXT in get:
+                text = str(get[cells.NEXT_TEXT].value)
+                lines.append([text_cell(ws, "next token (cellgpt engine)"), text_cell(ws, text)])
+            same = plain_formula(ws, f'IF({mine}={engine},"yes","NO")')
+            same.font = BOLD
+            lines.append([text_cell(ws, SAME_AS_CELLGPT), same])
+        elif cells.NEXT_TEXT in get:
             text = str(get[cells.NEXT_TEXT].value)
             lines.append([text_cell(ws, "next token (cellgpt engine)"), text_cell(ws, text)])
+        labels = [line[0].value for line in lines]
+        styles.set_widths(ws, [styles.text_width(labels), styles.text_width(texts, 24.0)])
         for line in lines:
             ws.append(line)
 
@@ -224,19 +321,29 @@ class _Writer:
     def _array(self, entry: Entry) -> None:
         p = entry.placement
         assert p is not None
-        stored = logical_view(np.asarray(entry.value))
+        value = np.asarray(entry.value)
+        stored = logical_view(value)
         if p.transposed:
             stored = stored.T
         row_labels = entry.row_labels or []
+        fmt = styles.number_format(
+            entry.name, value.dtype.kind in "iub", is_param(self.wb, entry.name)
+        )
         for part in p.parts:
             ws = self._sheet(part.sheet)
-            rows = RowWriter(ws)
-            header = [text_cell(ws, entry.name, font=BOLD)]
-            header += [value_cell(ws, c) for c in (entry.col_labels or [])]
-            rows.append(header)
             labels = row_labels[part.row0 : part.row0 + part.n_rows]
+            self._look(ws, entry, p, labels, fmt)
+            rows = RowWriter(ws, fmt)
+            header = [text_cell(ws, entry.name, font=BOLD, fill=HEADER_FILL)]
+            header += [value_cell(ws, c) for c in (entry.col_labels or [])]
+            if entry.helpers and not p.transposed:
+                header += [None] + [text_cell(ws, h.label, font=BOLD) for h in entry.helpers]
+            if entry.blank_from is not None:
+                self._input_ids(rows, header, entry, labels, stored)
+                continue
+            rows.append(header)
             if entry.how == "formula":
-                self._formula_rows(rows, entry, p, labels)
+                self._formula_rows(rows, entry, p, labels, fmt)
                 continue
             for a, b in chunks(part.n_rows, ROWS_PER_CHUNK):
                 block = np.asarray(stored[part.row0 + a : part.row0 + b])
@@ -244,19 +351,115 @@ class _Writer:
                 self.done += block.size
                 self._tick(part.sheet)
 
-    def _formula_rows(self, rows: RowWriter, entry: Entry, p: Placement, labels: list[Any]) -> None:
-        """Each piece is one array formula over its rectangle of the sheet."""
+    def _input_ids(
+        self, rows: RowWriter, header: list[Any], entry: Entry, labels: list[Any], ids: Any
+    ) -> None:
+        """The ids the model reads (column B) come from input cells: an id typed in column D
+        (the prompt's are there), else a token's text typed in column E, found in the vocab
+        sheet. Rows left empty are padding. Column F shows each id's token."""
+        ws = rows.ws
+        vocab = next((e for e in self.plan.entries if e.name == VOCAB), None)
+        tokens = None
+        if vocab is not None and vocab.sheets and isinstance(vocab.value, list):
+            # vocab rows: title, column titles, then (index, id, token, ...) from row 3
+            first, last = DATA_ROW0 + 2, DATA_ROW0 + 1 + len(vocab.value)
+            tokens = f"{quote_sheet(vocab.sheets[0])}!$C${first}:$C${last}"
+        titles = [ID_INPUT] + ([TEXT_INPUT, "token (vocab lookup)"] if tokens else [])
+        rows.append([*header, None, *[text_cell(ws, t, font=BOLD) for t in titles]])
+        for r in range(len(ids)):
+            at = r + DATA_ROW0 + 1
+            typed = int(ids[r, 0]) if r < (entry.blank_from or 0) else None
+            line: list[Any] = [value_cell(ws, labels[r]) if r < len(labels) else None]
+            d, e = f"{ID_COL}{at}", f"{TEXT_COL}{at}"
+            if tokens is None:
+                used = f'IF(ISNUMBER({d}),{d},"")'
+            else:  # the vocab shows a space as ·; EXACT: MATCH alone ignores case
+                found = f'MATCH(TRUE,EXACT({tokens},SUBSTITUTE({e}," ","\u00b7")),0)-1'
+                used = f'IF(ISNUMBER({d}),{d},IF({e}<>"",{found},""))'
+            line += [formula_cell(ws, f"B{at}", used, styles.INTEGER), None]
+            line += [_input_cell(ws, typed, styles.INTEGER)]
+            if tokens is not None:
+                line.append(_input_cell(ws, None, "@"))
+                line.append(plain_formula(ws, f'IF(ISNUMBER(B{at}),INDEX({tokens},B{at}+1),"")'))
+            rows.append(line)
+
+    def _look(
+        self, ws: Any, entry: Entry, p: Placement, labels: list[Any], fmt: str | None
+    ) -> None:
+        """Frozen header and labels, fitted widths, a colour scale: set before any row (the
+        write-only sheet emits them with its first row)."""
+        styles.freeze_header(ws)
+        n_rows, n_cols = p.stored
+        helper_labels = [h.label for h in entry.helpers]
+        styles.set_widths(ws, [styles.text_width([entry.name, *labels[:5000], *helper_labels])])
+        col_labels = entry.col_labels or []
+        widths = [styles.text_width([c], styles.NUMBER_WIDTH) for c in col_labels[:n_cols]]
+        widths += [styles.NUMBER_WIDTH] * (n_cols - len(widths))
+        styles.set_widths(ws, widths, DATA_COL0, fmt)
+        if entry.helpers and not p.transposed:
+            helper_widths = [styles.text_width([h], styles.NUMBER_WIDTH) for h in helper_labels]
+            styles.set_widths(ws, helper_widths, DATA_COL0 + n_cols + 1, styles.ACTIVATION)
+        if entry.blank_from is not None:  # the ids' inputs and vocab lookup
+            widths = [styles.text_width([t], styles.NUMBER_WIDTH) for t in (ID_INPUT, TEXT_INPUT)]
+            styles.set_widths(ws, [*widths, 24.0], DATA_COL0 + n_cols + 1)
+        data = range_ref(DATA_ROW0, DATA_COL0, min(n_rows, p.parts[0].n_rows), n_cols, False)
+        padding = self._padding_rule(entry, p)
+        if padding is not None:  # first: it wins over the colour scale
+            ws.conditional_formatting.add(data, padding)
+        rule = styles.colour_scale(entry.name)
+        if rule is not None:
+            ws.conditional_formatting.add(data, rule)
+
+    def _padding_rule(self, entry: Entry, p: Placement) -> Any:
+        """Greys the padding rows (and columns) of a token-row sheet: those past n_tokens."""
+        cap = self.plan.capacity
+        count = self.plan.entry(cells.N_TOKENS) if cap is not None else None
+        if cap is None or count is None or count.placement is None or not any(entry.padded):
+            return None
+        n_tokens = count.placement.name or count.placement.whole_range()
+        # 0-based logical row and column of a data cell, from its sheet position
+        row, col = ("COLUMN()", "ROW()") if p.transposed else ("ROW()", "COLUMN()")
+        first_row, first_col = (DATA_COL0, DATA_ROW0) if p.transposed else (DATA_ROW0, DATA_COL0)
+        tests = []
+        if entry.padded[0]:
+            tests.append(f"MOD({row}-{first_row + 1},{cap.n})>={n_tokens}")
+        if entry.padded[1]:
+            tests.append(f"{col}-{first_col + 1}>={n_tokens}")
+        formula = tests[0] if len(tests) == 1 else f"OR({','.join(tests)})"
+        return styles.padding_rule(formula)
+
+    def _formula_rows(
+        self, rows: RowWriter, entry: Entry, p: Placement, labels: list[Any], fmt: str | None
+    ) -> None:
+        """Each piece is one array formula over its rectangle of the sheet; helper columns
+        (per-row max, mean, ...) follow the data after one blank column (or row)."""
         ws = rows.ws
         starts: dict[int, list[tuple[int, Any]]] = {}
+
+        def add(rect: tuple[int, int, int, int], text: str, number_format: str | None) -> None:
+            r0, c0, nr, nc = rect  # stored coordinates, relative to the data's top-left
+            ref = range_ref(r0 + DATA_ROW0, c0 + DATA_COL0, nr, nc, absolute=False)
+            starts.setdefault(r0, []).append((c0, formula_cell(ws, ref, text, number_format)))
+
         for piece in entry.pieces or []:
             r0, c0, nr, nc = piece.rect
-            if p.transposed:
-                r0, c0, nr, nc = c0, r0, nc, nr
-            ref = p.stored_range(r0, c0, nr, nc).split("!", 1)[1].replace("$", "")
-            text = piece.x.render(p.transposed)
-            starts.setdefault(r0, []).append((c0, formula_cell(ws, ref, text)))
-        for r in range(p.parts[0].n_rows):
-            cells: list[Any] = [value_cell(ws, labels[r]) if r < len(labels) else None]
+            rect = (c0, r0, nc, nr) if p.transposed else (r0, c0, nr, nc)
+            add(rect, piece.x.render(p.transposed), fmt)
+        sink = HelperSink(p)
+        for slot, column in enumerate(entry.helpers):
+            for piece in column.pieces:
+                rect = sink.stored_rect(slot, piece.r0, piece.x.rows)
+                add(rect, piece.x.render(p.transposed), styles.ACTIVATION)
+        n_data = p.parts[0].n_rows
+        n_rows = n_data + (1 + len(entry.helpers) if p.transposed and entry.helpers else 0)
+        for r in range(n_rows):
+            if r < len(labels):
+                label = value_cell(ws, labels[r])
+            elif r > n_data:  # a helper row of a transposed sheet
+                label = text_cell(ws, entry.helpers[r - n_data - 1].label, font=BOLD)
+            else:
+                label = None
+            cells: list[Any] = [label]
             for c0, cell in sorted(starts.get(r, []), key=lambda x: x[0]):
                 cells += [None] * (c0 + DATA_COL0 - len(cells))
                 cells.append(cell)
@@ -264,9 +467,14 @@ class _Writer:
 
     def _other(self, entry: Entry) -> None:
         ws = self._sheet(entry.sheets[0])
-        rows = RowWriter(ws)  # before the first row: it numbers the rows it writes raw
         value = entry.value
-        rows.append([text_cell(ws, entry.name, font=BOLD)])
+        head = None
+        if entry.kind == "table":
+            cols = self.wb.cell(entry.name).hints.get("cols")
+            head = self.wb.library.constants.get(cols) if isinstance(cols, str) else None
+        self._other_look(ws, entry, head)
+        rows = RowWriter(ws)  # before the first row: it numbers the rows it writes raw
+        rows.append([text_cell(ws, entry.name, font=BOLD, fill=HEADER_FILL)])
         if entry.kind == "text":
             for a, b in chunks(len(value), 30_000):  # Excel: at most 32,767 characters a cell
                 ws.append([None, text_cell(ws, value[a:b])])
@@ -279,11 +487,45 @@ class _Writer:
             for i, item in enumerate(items):
                 ws.append([value_cell(ws, labels[i]), value_cell(ws, item)])
         elif entry.kind == "table":
-            cols = self.wb.cell(entry.name).hints.get("cols")
-            head = self.wb.library.constants.get(cols) if isinstance(cols, str) else None
             if head:
                 rows.append([None, *[text_cell(ws, h, font=BOLD) for h in head]])
             rows.records(value)  # raw XML: 50,257 vocabulary rows in well under a second
+
+    def _other_look(self, ws: Any, entry: Entry, head: Sequence[str] | None) -> None:
+        """Widths fitted to (a sample of) the values; the titles frozen."""
+        value = entry.value
+        sample: list[Sequence[Any]]
+        if entry.kind == "table":
+            sample = [r if isinstance(r, list | tuple) else (r,) for r in value[:2000]]
+            sample = [(len(value),), *[(None, *r) for r in sample]]
+        elif entry.kind == "mapping":
+            sample = list(value.items())
+        elif entry.kind == "list":
+            items = value if isinstance(value, list | tuple) else [value]
+            labels = _list_labels(self.wb, entry.name, len(items))[:2000]
+            sample = list(zip(labels, items[:2000], strict=True))
+        else:
+            sample = [(None, value[:60])]
+        n_cols = max((len(r) for r in sample), default=1)
+        widths = [
+            styles.text_width(
+                [r[k] for r in sample if len(r) > k] + ([entry.name] if k == 0 else [])
+            )
+            for k in range(n_cols)
+        ]
+        if head:
+            widths[1:] = [
+                max(w, styles.text_width([h])) for w, h in zip(widths[1:], head, strict=False)
+            ]
+        styles.set_widths(ws, widths)
+        ws.freeze_panes = "B3" if head else "B2"
+
+
+def _input_cell(ws: Any, value: Any, fmt: str) -> WriteOnlyCell:
+    """A cell meant to be typed in (shaded; written even when empty)."""
+    cell = WriteOnlyCell(ws, value=value)
+    cell.fill, cell.number_format = styles.INPUT_FILL, fmt
+    return cell
 
 
 def _shape_text(entry: Entry) -> str:

@@ -32,7 +32,7 @@ from cellgpt.export.layout import (
 from cellgpt.export.recalc import read_array, recalculate
 from cellgpt.export.sheetio import clean_text
 from cellgpt.export.xlexpr import MASKED_VALUE, num, op
-from cellgpt.export.xlsx import ExportReport, export_workbook
+from cellgpt.export.xlsx import SAME_AS_CELLGPT, ExportReport, export_workbook
 from cellgpt.weights.floatfmt import format_float32_shortest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,7 +114,10 @@ def check_formulas_against_libreoffice(model: Any, prompt: str, tmp: Path) -> di
     summary = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True) if row}
     assert summary["next token id (this workbook's formula)"] == int(wb["next_token"])
     assert summary["next token id (cellgpt engine)"] == int(wb["next_token"])
-    assert summary["same?"] == "yes"
+    assert summary[SAME_AS_CELLGPT] == "yes"
+    assert summary["its probability (this workbook)"] == pytest.approx(
+        float(np.asarray(wb["probs"])[int(wb["next_token"])]), abs=1e-6
+    )
     assert summary["prompt"] == prompt
     print(f"\n{model}: max |Δ| vs float64 engine {worst64:.2e}, vs float32 engine {worst32:.2e}")
     return {"float64": worst64, "float32": worst32}
@@ -173,7 +176,7 @@ def test_index_lists_course_steps_sections_and_aliases(
     index = load_workbook(report.path, read_only=True)["Index"]
     rows = list(index.iter_rows(values_only=True))
     assert rows[0][:3] == ("cell", "step", "section") and rows[0][-1] == "also named"
-    by_cell = {r[0]: r for r in rows[2:] if r and r[0]}
+    by_cell = {r[0]: r for r in rows[2:] if len(r) > 2 and r[0]}  # not the notes
     assert by_cell["h0.ln_1.normalized"][1] == 2
     assert by_cell["h3.resid_post"][1] == 16
     assert by_cell["h0.k"][1] == 5 and "h0.step5.k" in by_cell["h0.k"][-1]
@@ -258,7 +261,7 @@ def test_numbers_are_shortest_float32_text(values_export: tuple[Workbook, Export
     sheet_files = dict(zip(book.sheetnames, range(1, len(book.sheetnames) + 1), strict=True))
     with zipfile.ZipFile(report.path) as z:
         xml = z.read(f"xl/worksheets/sheet{sheet_files['h0.mlp.fc']}.xml").decode()
-    texts = re.findall(r'<c r="[A-Z]+\d+"><v>([^<]*)</v>', xml)
+    texts = re.findall(r'<c r="[A-Z]+\d+"(?: s="\d+")?><v>([^<]*)</v>', xml)
     expected = format_float32_shortest(np.asarray(wb["h0.mlp.fc"]))
     assert texts[: len(expected)] == expected
 
@@ -341,24 +344,24 @@ def test_slow_path_writes_the_same_numbers(tmp_path: Path, monkeypatch: pytest.M
     wb = Workbook(core.copy())
     wb.define("labels", repr(["=1+1", "b", "c"]))
     wb.define("m", "random_normal((3, 5), 2)", hints={"rows": "labels"})
-    wb.define("masked", "array([1.5, -inf, nan])")  # Excel has no such numbers: text
+    wb.define("masked", "array([1.5, -inf, nan])")  # -inf: the mask number; nan: text
     report = export_workbook(wb, tmp_path / "slow.xlsx")
     book = load_workbook(report.path)
-    assert [c.value for c in book["masked"][2][1:4]] == [1.5, "-inf", "nan"]
+    assert [c.value for c in book["masked"][2][1:4]] == [1.5, MASKED_VALUE, "nan"]
     entry = report.plan.entry("m")
     assert np.array_equal(read_array(book, entry.placement, (3, 5)).astype(np.float32), wb["m"])
     assert [c.value for c in book["m"]["A"][1:]] == ["=1+1", "b", "c"]
     assert book["m"]["A2"].data_type == "s"
 
 
-def test_non_finite_numbers_are_text(tmp_path: Path) -> None:
+def test_non_finite_numbers_are_text_but_minus_inf_is_the_mask(tmp_path: Path) -> None:
     wb = Workbook(core.copy())
     wb.define("masked", "array([[1.5, -inf, nan, inf]])")
     report = export_workbook(wb, tmp_path / "nf.xlsx")
     book = load_workbook(report.path)
-    assert [c.value for c in book["masked"][2][1:5]] == [1.5, "-inf", "nan", "inf"]
+    assert [c.value for c in book["masked"][2][1:5]] == [1.5, MASKED_VALUE, "nan", "inf"]
     got = read_array(book, report.plan.entry("masked").placement, (1, 4))
-    np.testing.assert_array_equal(got, [[1.5, -np.inf, np.nan, np.inf]])
+    np.testing.assert_array_equal(got, [[1.5, MASKED_VALUE, np.nan, np.inf]])
 
 
 def test_clean_text_escapes_what_xml_cannot_hold() -> None:
