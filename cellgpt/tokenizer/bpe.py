@@ -28,6 +28,7 @@ from cellgpt.tokenizer.alphabet import (
     fix_surrogates,
     unicode_to_bytes,
 )
+from cellgpt.tokenizer.ascii_split import ascii_splitter, ascii_stretches
 from cellgpt.tokenizer.files import load_encoder, load_folder, load_merges
 
 # The tokenizer's public face: what it builds on is imported from here too.
@@ -127,6 +128,7 @@ class Tokenizer:
     def _setup_split(self) -> None:
         """The pre-split regex, the byte symbol map and the word caches (`self.pattern` set)."""
         self._split_re = regex.compile(self.pattern)
+        self._ascii_split = ascii_splitter(self.pattern)  # the same split, faster, on ASCII
         # A custom pre-split regex may come from a stranger's tokenizer_config.json: run it
         # under a time limit (no catastrophic backtracking); the known patterns run free.
         self._split_timeout = None if self.pattern in PATTERNS.values() else SPLIT_TIMEOUT
@@ -171,6 +173,18 @@ class Tokenizer:
         return self._words(fix_surrogates(text))
 
     def _words(self, text: str) -> list[str]:
+        twin = self._ascii_split
+        if twin is None:
+            return self._regex_words(text)
+        if text.isascii():
+            return twin.findall(text)
+        words: list[str] = []
+        for start, end, plain in ascii_stretches(text):
+            piece = text[start:end]
+            words += twin.findall(piece) if plain else self._regex_words(piece)
+        return words
+
+    def _regex_words(self, text: str) -> list[str]:
         try:
             return self._split_re.findall(text, timeout=self._split_timeout)
         except TimeoutError:
