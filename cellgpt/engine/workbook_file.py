@@ -32,6 +32,7 @@ from cellgpt.engine.steps import FIRST_STEP, STEP, STEPS, number_steps
 from cellgpt.engine.templates import Template
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_TITLE = 80  # characters of a cell's `title=` hint (a section name)
 _ALIAS = re.compile(r"(?:[A-Za-z_0-9.]|\{i\}|\{prefix\})+")
 _STEP_SUFFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,30}")  # step="q": h{i}.step5.q
 # The only line breaks of Python's tokenizer. str.splitlines() also breaks at \x0b, \x0c,
@@ -317,6 +318,10 @@ class _FileParser:
             hints[kw.arg] = self.literal(kw.value)
             if kw.arg == "alias":
                 self.check_aliases(kw.value, hints["alias"])
+            if kw.arg == "title" and not _is_title(hints["title"]):
+                raise self.error(
+                    kw.value, f"a section title is one line of at most {MAX_TITLE} characters"
+                )
             if kw.arg == STEP and not _is_step_mark(hints[STEP]):
                 raise self.error(
                     kw.value,
@@ -425,6 +430,12 @@ class _FileParser:
 
 
 _STEP_OUTSIDE = 'step=True needs a block that numbers its steps: with block(..., steps="h{i}.step")'
+
+
+def _is_title(value: Any) -> bool:
+    # A section title labels a line of the TUI's tree and the export's Index: a stranger's
+    # workbook must not fill the screen with one.
+    return isinstance(value, str) and 0 < len(value) <= MAX_TITLE and value.isprintable()
 
 
 def _is_step_mark(value: Any) -> bool:

@@ -91,6 +91,9 @@ BAD_FILES: list[BadFile] = [
     ),
     _bad("duplicate", BLOCK + '    o: cell(alias="n") = prev\n', "alias 'n' is already a name", 3),
     _bad("duplicate", 'x: cell(alias="y") = 1\ny = 2\n', "alias 'y' is already a name", 2),
+    _bad("hints", 'x = 1\ny: cell(title="' + "T" * 81 + '") = x\n', "at most 80", 2),
+    _bad("hints", 'y: cell(title="a\\nb") = 1\n', "section title is one line", 1),
+    _bad("hints", "y: cell(title=3) = 1\n", "section title", 1),
     _bad("duplicate", BLOCK + '    o: cell(alias="same") = prev\n', "alias 'same'", 3),
     # --- unknown names and functions
     _bad("unknown", "x = 1\ny = nope(x)\n", "unknown function 'nope'", 2),
