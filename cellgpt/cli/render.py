@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ def render(wb: Any, name: str, value: Any, fmt: str) -> str:
     """The value as `fmt` text: "table", "csv" or "json"."""
     if fmt == "json":
         check_or_user_error(name, value, "print as JSON", _npy_hint(value))
-        return json.dumps(_jsonable(value), ensure_ascii=False)
+        return json_text(value)
     if fmt == "csv":
         check_or_user_error(name, value, "print as CSV", _npy_hint(value))
         if labelled.is_3d(value):
@@ -91,13 +92,26 @@ def _preview_rows(value: Any) -> str:
     )
 
 
+def json_text(value: Any) -> str:
+    """Strict JSON (what jq and JavaScript read): JSON has no infinity or NaN, so those
+    numbers (masked attention scores are -inf) are written as null; `--format npy` keeps
+    them."""
+    return json.dumps(_jsonable(value), ensure_ascii=False, allow_nan=False)
+
+
 def _jsonable(value: Any) -> Any:
     """Plain JSON types (the value has passed check_shown: its depth is bounded)."""
     if isinstance(value, np.ndarray):
+        if value.dtype.kind in "fc" and not np.isfinite(value).all():
+            holes = value.astype(object)
+            holes[~np.isfinite(value)] = None
+            return _jsonable(holes.tolist())
         listed = value.tolist()
         return listed if value.dtype.kind in "fiub" else _jsonable(listed)
     if isinstance(value, np.generic):
         return _jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):

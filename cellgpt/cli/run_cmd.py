@@ -4,7 +4,6 @@ that is not a language model, its results."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -15,6 +14,7 @@ from cellgpt.cli import UserError
 from cellgpt.cli.common import check_prompt_length, model_args, open_workbook
 from cellgpt.cli.common import get_cell as _get
 from cellgpt.cli.profile import Profile, Recorder, add, profile
+from cellgpt.cli.render import json_text
 from cellgpt.engine.value_limits import preview
 from cellgpt.gpt2 import cells
 from cellgpt.gpt2.cells import WorkbookCells
@@ -130,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         }
         if args.profile:
             out["profile"] = [p.to_json() for p in profiles]
-        print(json.dumps(out, ensure_ascii=False))
+        print(json_text(out))
         return 0
     # First: the bundled model reads text with its own small vocabulary, not GPT-2's.
     print(f"model {Path(model).name or model}   tokenizer {describe_tokenizer(tokenizer, model)}")

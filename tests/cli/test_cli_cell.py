@@ -100,3 +100,20 @@ def test_tui_and_export_keep_the_workbook_prompt_when_none_is_given() -> None:
     assert parser.parse_args(["export", "out.xlsx"]).prompt is None
     assert parser.parse_args(["tui"]).prompt_rule == "optional"
     assert parser.parse_args(["run", "hi"]).prompt_rule == "required"
+
+
+def _strict(constant: str) -> None:
+    raise ValueError(f"not JSON: {constant}")
+
+
+def test_json_is_strict_masked_scores_are_null(capsys: pytest.CaptureFixture[str]) -> None:
+    # JSON has no infinity: jq and JavaScript refuse `-Infinity`
+    code, out, err = _run(["cell", "h0.attn.scores", "Mike is quick.", "--format", "json"], capsys)
+    assert code == 0, err
+    scores = json.loads(out, parse_constant=_strict)
+    head = scores[0]
+    assert head[0][1] is None and isinstance(head[0][0], float)  # the future is masked
+    assert all(isinstance(x, float) for x in head[-1])  # the last query sees every key
+    code, out, err = _run(["run", "Mike is quick.", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out, parse_constant=_strict)["top_k"]
