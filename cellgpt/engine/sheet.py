@@ -192,9 +192,11 @@ class Sheet:
             raise CycleError(cycle)
         evaluator = self._compile(formula)
         self.graph.set_parents(name, refs)
+        was_input = cell.formula is None or cell.formula.is_literal
         cell.source, cell.formula, cell.evaluator, cell.refs = text, formula, evaluator, refs
         cell.input_value = MISSING
-        self.formula_version += 1
+        if not (was_input and formula.is_literal):  # a new input value changes no formula
+            self.formula_version += 1  # shape (generation sets one per token)
         self.invalidate(name)
 
     # ------------------------------------------------------------------ staleness

@@ -106,8 +106,7 @@ class Workbook:
             self.set_formula(cell.name, literal)
             return
         cell.source, cell.formula, cell.evaluator = None, None, None
-        cell.input_value = value
-        self._sheet.formula_version += 1
+        cell.input_value = value  # an input stays an input: no formula changed
         self._sheet.invalidate(cell.name)
 
     def pin(self, name: str, value: Any = MISSING) -> None:

@@ -185,3 +185,24 @@ def test_a_failing_fused_kernel_falls_back_to_the_cells_which_report_the_error(p
     plain = _open(params_tiny_dir, fused=False)
     np.testing.assert_array_equal(wb["logits"], plain["logits"])
     assert calls and wb.state("h0.attn.pattern").fused_into is None
+
+
+def test_generating_tokens_does_not_match_the_chains_again(params_tiny_dir, monkeypatch):
+    # each token sets the `generated` input; an input's new value changes no formula, so the
+    # chains found for the prompt's pass are reused (matching ~20 formulas a block per token
+    # cost ~1 ms of a 40 ms token at GPT-2 small shapes)
+    wb = _open(params_tiny_dir)
+    wb["next_token"]
+    finds: list[str] = []
+    original = ChainFinder._find
+
+    def counting(self, reader, formula):
+        finds.append(reader)
+        return original(self, reader, formula)
+
+    monkeypatch.setattr(ChainFinder, "_find", counting)
+    generate(wb, 4)
+    assert finds == []
+    wb.set_formula("h1.attn.pattern", "zero_head(softmax(h1.attn.scores), 1)")
+    wb["logits"]
+    assert finds  # a formula changed: matched again
