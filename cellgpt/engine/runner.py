@@ -242,21 +242,17 @@ class Runner:
             self._store_value(link_state, MISSING, 0.0, Status.FRESH)
             link_state.evicted, link_state.fused_into = True, chain.reader
             link_state.appended_from = None
-            link_state.input_versions = {
-                ref: self._store[ref].version for ref in self._cells[link].refs
-            }
+            link_state.input_versions = self._input_versions(self._cells[link])
             self._notify(link)
         state.runs += 1
         self.evaluations += 1
         self._pending_bytes = nbytes
         self._store_value(state, value, time.perf_counter() - start, Status.FRESH)
+        reader = self._cells[chain.reader]
         seen = state.input_versions or {}
-        reader_env = dict.fromkeys(self._cells[chain.reader].refs)
-        rewritten = prev is MISSING or self._rewritten_inputs(reader_env, seen)
+        rewritten = prev is MISSING or self._rewritten_inputs(reader.refs, seen)
         state.appended_from = None if rewritten else prefix_rows(prev, value)
-        state.input_versions = {
-            ref: self._store[ref].version for ref in self._cells[chain.reader].refs
-        }
+        state.input_versions = self._input_versions(reader)
         self._notify(chain.reader)
         return True
 
@@ -339,7 +335,7 @@ class Runner:
         self._pending_bytes = nbytes
         self._store_value(state, value, time.perf_counter() - start, Status.FRESH)
         state.appended_from = appended
-        state.input_versions = {ref: self._store[ref].version for ref in cell.refs}
+        state.input_versions = self._input_versions(cell)
         self._notify(name)
 
     def _over_store_budget(self, nbytes: int) -> str:
@@ -393,13 +389,17 @@ class Runner:
             return None
         return prefix_rows(prev, value)
 
-    def _rewritten_inputs(self, env: dict[str, Any], seen: dict[str, int]) -> bool:
+    def _input_versions(self, cell: Cell) -> dict[str, int]:
+        """The versions of the inputs a value is computed from (see _grown_inputs)."""
+        return {ref: self._store[ref].version for ref in cell.refs}
+
+    def _rewritten_inputs(self, refs: Iterable[str], seen: dict[str, int]) -> bool:
         """Every input that changed is a computed cell whose new value was not its old one
         with rows appended: then this value is no such extension either (in all but freak
         cases, which only cost a full recompute later), and comparing it with the previous
         value row by row (~1 ms per million numbers) is skipped. Values the user sets are
         always compared: a prompt that grew must be found to have grown."""
-        changed = [ref for ref in env if seen.get(ref) != self._store[ref].version]
+        changed = [ref for ref in refs if seen.get(ref) != self._store[ref].version]
         return bool(changed) and all(
             self._store[ref].appended_from is None and not self._cells[ref].is_input
             for ref in changed
@@ -452,7 +452,7 @@ class Runner:
         self._store_value(state, MISSING, seconds, Status.FRESH)
         state.evicted, state.tail = True, tail
         state.appended_from = min(grown.values())
-        state.input_versions = {ref: self._store[ref].version for ref in self._cells[name].refs}
+        state.input_versions = self._input_versions(self._cells[name])
         self._notify(name)
 
     # ------------------------------------------------------------------ evictable cells
