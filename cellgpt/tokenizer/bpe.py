@@ -54,7 +54,7 @@ SPLIT_TIMEOUT = 2.0  # seconds one pre-split call of a custom (not built-in) pat
 # Word caches are cleared wholesale when they reach this size: bounded memory, no LRU cost.
 CACHE_LIMIT = 100_000
 CACHED_WORD_LIMIT = 1_000  # characters; longer words are encoded every time
-_NO_RANK = 1 << 62
+NO_RANK = 1 << 62  # the rank of a pair that never merges
 
 SpecialSet = Literal["all"] | Collection[str]
 
@@ -199,19 +199,8 @@ class Tokenizer:
 
     def bpe_trace(self, symbols: str) -> list[MergePass]:
         """Every merge pass applied to `symbols` (printable byte symbols), in order."""
-        passes: list[MergePass] = []
         ranks = self.bpe_ranks
-        word = list(symbols)
-        while len(word) > 1:
-            pair_ranks = [ranks.get(pair, _NO_RANK) for pair in pairwise(word)]
-            rank = min(pair_ranks)
-            if rank == _NO_RANK:
-                break
-            start = pair_ranks.index(rank)
-            pair = (word[start], word[start + 1])
-            word = _merge(word, pair[0], pair[1], start)
-            passes.append(MergePass(pair, rank, tuple(word)))
-        return passes
+        return merge_passes(symbols, lambda a, b: ranks.get((a, b), NO_RANK))
 
     def bpe(self, symbols: str) -> tuple[str, ...]:
         """The BPE tokens of one word given as printable byte symbols (cached): the last pass
@@ -416,20 +405,37 @@ def _merge_pairs(word: list[str], ranks: dict[tuple[str, str], int]) -> list[str
     leftmost lowest-ranked pair one at a time gives the same tokens as merging all of its
     occurrences per pass, because a pair with a newly made token always ranks later."""
     get = ranks.get
-    pair_ranks = [get(pair, _NO_RANK) for pair in pairwise(word)]
+    pair_ranks = [get(pair, NO_RANK) for pair in pairwise(word)]
     while pair_ranks:
         best = min(pair_ranks)
-        if best == _NO_RANK:
+        if best == NO_RANK:
             break
         i = pair_ranks.index(best)
         merged = word[i] + word[i + 1]
         word[i : i + 2] = [merged]
         del pair_ranks[i]
         if i:
-            pair_ranks[i - 1] = get((word[i - 1], merged), _NO_RANK)
+            pair_ranks[i - 1] = get((word[i - 1], merged), NO_RANK)
         if i < len(pair_ranks):
-            pair_ranks[i] = get((merged, word[i + 1]), _NO_RANK)
+            pair_ranks[i] = get((merged, word[i + 1]), NO_RANK)
     return word
+
+
+def merge_passes(symbols: str, rank_of: Callable[[str, str], int]) -> list[MergePass]:
+    """BPE pass by pass: each pass joins the adjacent pair with the lowest `rank_of(a, b)`
+    (NO_RANK: never), everywhere it occurs, until no pair has a rank."""
+    passes: list[MergePass] = []
+    word = list(symbols)
+    while len(word) > 1:
+        pair_ranks = [rank_of(a, b) for a, b in pairwise(word)]
+        rank = min(pair_ranks)
+        if rank == NO_RANK:
+            break
+        start = pair_ranks.index(rank)
+        pair = (word[start], word[start + 1])
+        word = _merge(word, pair[0], pair[1], start)
+        passes.append(MergePass(pair, rank, tuple(word)))
+    return passes
 
 
 def _merge(word: list[str], left: str, right: str, start: int) -> list[str]:

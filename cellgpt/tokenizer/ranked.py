@@ -16,16 +16,15 @@ from functools import cached_property
 from itertools import pairwise
 
 from cellgpt.tokenizer.alphabet import PATTERNS, TokenizerError
-from cellgpt.tokenizer.bpe import MergePass, Tokenizer, _merge
+from cellgpt.tokenizer.bpe import NO_RANK, MergePass, Tokenizer, merge_passes
 
-_NO_RANK = 1 << 62
 # Pieces longer than this merge through a heap over a linked list (n log n) instead of a
 # rescan of every pair per merge (n^2, but faster for the short pieces text is made of).
 LONG_PIECE = 192
 _BYTES = tuple(bytes([b]) for b in range(256))
 
 
-def merge_parts(piece: bytes, ranks: dict[bytes, int], below: int = _NO_RANK) -> list[bytes]:
+def merge_parts(piece: bytes, ranks: dict[bytes, int], below: int = NO_RANK) -> list[bytes]:
     """The tokens BPE makes of `piece`, using only ranks under `below`."""
     if len(piece) > LONG_PIECE:
         return _merge_long(piece, ranks, below)
@@ -35,7 +34,7 @@ def merge_parts(piece: bytes, ranks: dict[bytes, int], below: int = _NO_RANK) ->
 def _merge_short(piece: bytes, ranks: dict[bytes, int], below: int) -> list[bytes]:
     parts = list(map(_BYTES.__getitem__, piece))
     get = ranks.get
-    pair_ranks = [get(a + b, _NO_RANK) for a, b in pairwise(parts)]
+    pair_ranks = [get(a + b, NO_RANK) for a, b in pairwise(parts)]
     while pair_ranks:
         best = min(pair_ranks)
         if best >= below:
@@ -45,9 +44,9 @@ def _merge_short(piece: bytes, ranks: dict[bytes, int], below: int) -> list[byte
         parts[i : i + 2] = [merged]
         del pair_ranks[i]
         if i:
-            pair_ranks[i - 1] = get(parts[i - 1] + merged, _NO_RANK)
+            pair_ranks[i - 1] = get(parts[i - 1] + merged, NO_RANK)
         if i < len(pair_ranks):
-            pair_ranks[i] = get(merged + parts[i + 1], _NO_RANK)
+            pair_ranks[i] = get(merged + parts[i + 1], NO_RANK)
     return parts
 
 
@@ -63,7 +62,7 @@ def _merge_long(piece: bytes, ranks: dict[bytes, int], below: int) -> list[bytes
     get = ranks.get
     heap = []
     for i in range(n - 1):
-        r = get(parts[i] + parts[i + 1], _NO_RANK)
+        r = get(parts[i] + parts[i + 1], NO_RANK)
         if r < below:
             heap.append((r, i, 0, i + 1, 0))
     heapq.heapify(heap)
@@ -78,12 +77,12 @@ def _merge_long(piece: bytes, ranks: dict[bytes, int], below: int) -> list[bytes
         nxt[i] = k
         if k < n:
             prv[k] = i
-            r = get(parts[i] + parts[k], _NO_RANK)
+            r = get(parts[i] + parts[k], NO_RANK)
             if r < below:
                 heapq.heappush(heap, (r, i, version[i], k, version[k]))
         p = prv[i]
         if p >= 0:
-            r = get(parts[p] + parts[i], _NO_RANK)
+            r = get(parts[p] + parts[i], NO_RANK)
             if r < below:
                 heapq.heappush(heap, (r, p, version[p], i, version[i]))
     out = []
@@ -167,22 +166,10 @@ class RankTokenizer(Tokenizer):
     def bpe_trace(self, symbols: str) -> list[MergePass]:
         """Every merge pass applied to `symbols`: each pass joins the pair whose result has
         the lowest rank (everywhere it occurs); the rank shown is the new token's."""
-        passes: list[MergePass] = []
         enc, specials = self.encoder, self.special_tokens
-        word = list(symbols)
-        while len(word) > 1:
-            pair_ranks = [
-                _NO_RANK if a + b in specials else enc.get(a + b, _NO_RANK)
-                for a, b in pairwise(word)
-            ]
-            rank = min(pair_ranks)
-            if rank == _NO_RANK:
-                break
-            start = pair_ranks.index(rank)
-            pair = (word[start], word[start + 1])
-            word = _merge(word, pair[0], pair[1], start)
-            passes.append(MergePass(pair, rank, tuple(word)))
-        return passes
+        return merge_passes(
+            symbols, lambda a, b: NO_RANK if a + b in specials else enc.get(a + b, NO_RANK)
+        )
 
     def __repr__(self) -> str:
         return (
