@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,12 @@ def _where(path: Path, line: int | None) -> str:
 MAX_FILE_BYTES = 64 << 20
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path, what: str = "tokenizer file") -> str:
+    """A tokenizer file's text, read safely; every error names the file."""
     if not os.path.lexists(path):
         raise TokenizerError(f"{path}: file not found")
     try:
-        data = read_bytes(path, MAX_FILE_BYTES, what="tokenizer file")
+        data = read_bytes(path, MAX_FILE_BYTES, what=what)
     except UnsafeFileError as e:
         raise TokenizerError(str(e)) from None
     try:
@@ -79,7 +81,7 @@ def _read_text(path: Path) -> str:
 
 
 def _load_json(path: Path) -> tuple[Any, str]:
-    raw = _read_text(path)
+    raw = read_text(path)
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -89,8 +91,15 @@ def _load_json(path: Path) -> tuple[Any, str]:
             out[key] = value
         return out
 
+    return parse_json(path, raw, no_duplicates), raw
+
+
+def parse_json(
+    path: Path, raw: str, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None
+) -> Any:
+    """JSON text of a tokenizer file; errors give the file, line and column."""
     try:
-        return json.loads(raw, object_pairs_hook=no_duplicates), raw
+        return json.loads(raw, object_pairs_hook=object_pairs_hook)
     except json.JSONDecodeError as e:
         raise TokenizerError(
             f"{path} line {e.lineno} column {e.colno}: invalid JSON ({e.msg})"
@@ -125,7 +134,7 @@ def load_encoder(path: Path) -> dict[str, int]:
 
 def load_merges(path: Path) -> list[tuple[tuple[str, str], int]]:
     """Read `vocab.bpe`: ranked merges, each with its 1-based line number for later errors."""
-    lines = _read_text(path).split("\n")
+    lines = read_text(path).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()  # trailing blank lines are harmless
     merges: list[tuple[tuple[str, str], int]] = []

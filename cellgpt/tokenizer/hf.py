@@ -8,16 +8,14 @@ is data: the library builds its pipeline from the JSON and runs no code from the
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-from cellgpt.engine.safe_files import UnsafeFileError, read_bytes
 from cellgpt.tokenizer.alphabet import TokenizerError
+from cellgpt.tokenizer.files import parse_json, read_text
 
-MAX_FILE_BYTES = 64 << 20  # the biggest public tokenizer.json files are ~20 MB
 _BYTE_FALLBACK = re.compile(r"<0x[0-9A-Fa-f]{2}>")
 
 
@@ -37,20 +35,8 @@ class HFTokenizer:
     def from_file(cls, path: str | os.PathLike[str]) -> HFTokenizer:
         """Load a tokenizer.json; every error names the file (and the line for bad JSON)."""
         path = Path(path)
-        try:
-            raw = read_bytes(path, MAX_FILE_BYTES, what="tokenizer.json").decode("utf-8")
-        except UnsafeFileError as e:
-            raise TokenizerError(str(e)) from None
-        except UnicodeDecodeError as e:
-            raise TokenizerError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise TokenizerError(
-                f"{path} line {e.lineno} column {e.colno}: invalid JSON ({e.msg})"
-            ) from None
-        except RecursionError:
-            raise TokenizerError(f"{path}: JSON nested too deeply") from None
+        raw = read_text(path, what="tokenizer.json")
+        data = parse_json(path, raw)
         if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
             raise TokenizerError(f"{path}: not a Hugging Face tokenizer.json (no 'model' object)")
         try:

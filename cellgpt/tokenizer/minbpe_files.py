@@ -20,25 +20,17 @@ from pathlib import Path
 
 import regex
 
-from cellgpt.engine.safe_files import UnsafeFileError, read_bytes
 from cellgpt.tokenizer.alphabet import PATTERNS, TokenizerError
+from cellgpt.tokenizer.files import read_text
 from cellgpt.tokenizer.rankfile import RankTable
 
 VERSION_LINE = "minbpe v1"
-MAX_FILE_BYTES = 64 << 20
 
 
 def read_model(path: str | os.PathLike[str]) -> RankTable:
     """A minbpe `.model` file as a rank table (rank = minbpe's id); errors name the line."""
     path = Path(path)
-    try:
-        raw = read_bytes(path, MAX_FILE_BYTES, what="minbpe model")
-    except UnsafeFileError as e:
-        raise TokenizerError(str(e)) from None
-    try:
-        lines = raw.decode("utf-8").split("\n")
-    except UnicodeDecodeError as e:
-        raise TokenizerError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    lines = read_text(path, what="minbpe model").split("\n")
     if lines[0].rstrip("\r") != VERSION_LINE:
         raise TokenizerError(f"{path} line 1: expected {VERSION_LINE!r}, got {lines[0][:40]!r}")
     if len(lines) < 3:
