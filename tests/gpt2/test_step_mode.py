@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import cellgpt
-from cellgpt.engine import Status, Workbook
-from cellgpt.engine import stepping
+from cellgpt.engine import Status, Workbook, stepping
 
 PROMPT = "Mike is quick. He moves"
 
