@@ -87,6 +87,7 @@ class Explanation:
     nodes: list[ExplainNode]
     error: str | None = None  # a sub-expression failed: the walk stopped there
     notes: list[str] = field(default_factory=list)
+    check: Check | None = None  # the tree's result against the cell's value (when fresh)
     _recompute: Callable[[int], Any] | None = field(default=None, repr=False)
 
     def value(self, index: int) -> Any:
@@ -108,6 +109,7 @@ class Explanation:
             "formula": self.formula,
             "error": self.error,
             "notes": list(self.notes),
+            "check": None if self.check is None else vars(self.check).copy(),
             "nodes": [n.to_json() for n in self.nodes],
         }
 
@@ -167,11 +169,15 @@ def explain(
         walker = _Walker(wb, functions, inlined, capture)
         return walker.run(name)
 
-    nodes, error, _ = walk(None)
-    notes = []
+    nodes, error, value = walk(None)
+    notes, check = [], None
     if cell.pinned:
         notes.append("pinned: the cell holds a fixed value; the tree is what its formula computes")
-    return Explanation(name, cell.source, nodes, error, notes, lambda i: walk(i)[2])
+    elif error is None and wb.status(name) == "fresh" and wb.value(name) is not None:
+        check = compare(value, wb.value(name), "the cell's value")
+    explanation = Explanation(name, cell.source, nodes, error, notes, check)
+    explanation._recompute = lambda i: walk(i)[2]
+    return explanation
 
 
 def _fused_links(wb: Any, name: str) -> tuple[str, ...]:
@@ -212,8 +218,6 @@ class _Walker:
             budget.limits, budget.deadline.at = saved
         if self.capture is not None:
             raise IndexError(f"no sub-expression {self.capture}")
-        if error is None and self.nodes:
-            self._check_root(name, value)
         return self.nodes, error, value
 
     def _cell(self, name: str) -> Any:
@@ -225,13 +229,6 @@ class _Walker:
         env = {ref: self.wb.run(ref) for ref in cell.refs}
         value, _ = self._root(_Unit(cell.formula, env, self._resolve_cell, name), 0)
         return value
-
-    def _check_root(self, name: str, value: Any) -> None:
-        state = self.wb.state(name)
-        if str(state.status) == "fresh" and not self.wb.cell(name).pinned:
-            current = self.wb.value(name)
-            if current is not None:
-                self.nodes[-1].check = compare(value, current, "the cell's value")
 
     def _resolve_cell(self, name: str) -> tuple[str, Any]:
         if name in self.wb:

@@ -13,7 +13,7 @@ import numpy as np
 from cellgpt.engine.value_limits import preview as clipped
 
 PREVIEW_ROWS = 3  # rows and columns of a matrix's top-left corner in a preview
-PREVIEW_COLS = 5
+PREVIEW_COLS = 4
 PREVIEW_CHARS = 80  # a non-array value's clipped repr
 
 
