@@ -49,12 +49,22 @@ class Summary:
 
 
 def summarize(value: Any) -> Summary:
+    """Never raises: a value it cannot describe gets its type and a note."""
+    try:
+        return _summarize(value)
+    except Exception as exc:  # e.g. an exotic object whose repr fails
+        return Summary(type(value).__name__, preview=f"(cannot be summarised: {exc})")
+
+
+def _summarize(value: Any) -> Summary:
     if isinstance(value, np.generic) and not isinstance(value, np.str_ | np.bytes_):
         value = np.asarray(value)
     if isinstance(value, np.ndarray):
         return _array(value)
     if isinstance(value, bool):
         return Summary("bool", preview=repr(value))
+    if isinstance(value, int) and value.bit_length() > 1000:  # 10 ** 15000: no float holds it
+        return Summary("int", preview=clipped(value, PREVIEW_CHARS))
     if isinstance(value, int | float):
         number = float(value)
         finite = math.isfinite(number)
