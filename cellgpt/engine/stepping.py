@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,23 +57,31 @@ def step(wb: Any, target: str | None = None, skip: Skip | None = None) -> Step |
     """Run the next stale cell alone (see the module doc); None when nothing is left. A
     failure stays in the cell, as in a run."""
     name = next_step(wb, target, skip)
-    if name is None:
-        return None
+    return None if name is None else _run_one(wb, name)
+
+
+def steps(wb: Any, target: str | None = None, skip: Skip | None = None) -> Iterator[Step]:
+    """Step until nothing toward `target` is stale, yielding each step as it is done. The
+    order is planned once (finding the next cell anew costs a topological sort per step),
+    and again if running changed the cells (a block count that changed)."""
+    while True:
+        ran = False
+        for name in plan(wb, target, skip):
+            if wb.status(name) == "stale":  # not computed meanwhile as a skipped cell's input
+                ran = True
+                yield _run_one(wb, name)
+        if not ran:
+            return
+
+
+def _run_one(wb: Any, name: str) -> Step:
     start = time.perf_counter()
     with contextlib.suppress(CellError):  # the error lives in the cell
         wb.run(name)
     seconds = time.perf_counter() - start
-    info = wb.info(name)
-    error = info.error.message if info.error is not None else None
-    return Step(name, str(info.status), info.shape, info.dtype, seconds, error)
-
-
-def steps(wb: Any, target: str | None = None, skip: Skip | None = None) -> Iterable[Step]:
-    """Step until nothing toward `target` is stale, yielding each step as it is done."""
-    while (done := step(wb, target, skip)) is not None:
-        yield done
-        if done.status in ("error", "blocked") and next_step(wb, target, skip) == done.name:
-            return  # cannot happen (a failed cell is no longer stale); never loop on it
+    state = wb.state(name)  # not wb.info(): that lists readers too, a cost per step
+    error = state.error.message if state.error is not None else None
+    return Step(name, str(state.status), state.shape, state.dtype, seconds, error)
 
 
 def run_until(
