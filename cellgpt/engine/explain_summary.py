@@ -41,7 +41,10 @@ class Summary:
         return self.type
 
     def stats_text(self) -> str:
-        """`min -1.2 max 3.4 mean 0.012 (6 non-finite)`, or "" for a value without any."""
+        """`min -1.2 max 3.4 mean 0.012 (6 non-finite)`, or "" for a value without any (and
+        for a single number: its preview says it)."""
+        if self.shape in ((), None) and self.nonfinite == 0:
+            return ""
         if self.min is None or self.max is None or self.mean is None:
             return f"({self.nonfinite} non-finite)" if self.nonfinite else ""
         text = f"min {self.min:.4g}  max {self.max:.4g}  mean {self.mean:.4g}"
