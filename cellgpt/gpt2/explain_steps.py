@@ -12,7 +12,8 @@ ATTENTION_SCORES = steps(
     "d_head = shape(q)[-1]",
     "qk = matmul(q, transpose(k, (0, 2, 1)))",
     "scaled = qk * (1 / d_head ** 0.5)",
-    "mask = causal_mask(shape(k)[1])[shape(k)[1] - shape(q)[1]:]",
+    "n_keys = shape(k)[1]",
+    "mask = causal_mask(n_keys)[n_keys - shape(q)[1]:]",
     "masked = where(mask, scaled, -inf)",
 )
 

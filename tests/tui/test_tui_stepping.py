@@ -118,3 +118,22 @@ def test_help_lists_v_n_and_b() -> None:
     assert "breakpoint on the selected cell" in text
     for key in ("v", "n", "b"):
         assert any(line.split()[:1] == [key] for line in text.splitlines())
+
+
+def test_snapshot_explain_screen(wb: Workbook, snap_compare: Any) -> None:
+    app = CellGptApp(wb, show_timings=False)
+
+    async def before(pilot: Any) -> None:
+        await settle(pilot)
+        app.navigate("h1.attn.scores")
+        await pilot.pause()
+        await pilot.press("v")
+        await settle(pilot)
+        listing = app.screen.query_one(OptionList)
+        prompts = [str(listing.get_option_at_index(i).prompt) for i in range(listing.option_count)]
+        listing.highlighted = next(i for i, t in enumerate(prompts) if "masked = " in t)
+        await pilot.press("enter")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=test_tui.SIZE, run_before=before)

@@ -78,9 +78,9 @@ class ExplainScreen(Screen[None]):
     DEFAULT_CSS = """
     #explain-title { height: auto; padding: 0 1; background: $boost; }
     #explain-body { height: 1fr; }
-    #explain-nodes { width: 3fr; height: 1fr; border: round $primary 40%; }
+    #explain-nodes { width: 1fr; height: 1fr; border: round $primary 40%; }
     #explain-nodes:focus { border: round $primary; }
-    #explain-side { width: 2fr; height: 1fr; }
+    #explain-side { width: 1fr; height: 1fr; }
     #explain-info { height: auto; max-height: 10; padding: 0 1; }
     #explain-grid { height: 1fr; border: round $primary 40%; }
     #explain-grid:focus { border: round $primary; }
