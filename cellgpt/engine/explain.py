@@ -25,27 +25,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from cellgpt.engine.errors import CellEvalError
+from cellgpt.engine.explain_ast import is_literal, op_name, operands
+from cellgpt.engine.explain_compare import Check, compare
 from cellgpt.engine.explain_summary import Summary, summarize
 from cellgpt.engine.formula_compile import _Compiler
 from cellgpt.engine.formula_parse import Formula, Span, dotted_name
 from cellgpt.engine.fusion import ChainFinder
 from cellgpt.engine.limits import budget, clock
-
-RELATIVE_TOLERANCE = 1e-5  # of the largest |value|: float32 kernels vs plain numpy steps
-
-
-@dataclass(frozen=True)
-class Check:
-    """A value that explains another (an expansion's result, an inlined cell's formula, the
-    tree's root) compared with it: equal within RELATIVE_TOLERANCE, same infinities."""
-
-    what: str  # e.g. "layer_norm()'s result", "the cell's value"
-    equal: bool
-    max_diff: float | None = None  # largest |difference| over the finite entries
-    note: str = ""  # why it could not be compared, or what differs
 
 
 @dataclass
@@ -269,7 +256,7 @@ class _Walker:
     def _visit(self, node: ast.AST, unit: _Unit, depth: int) -> tuple[Any, int | None]:
         if isinstance(node, ast.Name | ast.Attribute):
             return self._name(node, unit, depth)
-        if _is_literal(node):  # 0.5, -1, (0, 2, 1): shown as one constant, not computed
+        if is_literal(node):  # 0.5, -1, (0, 2, 1): shown as one constant, not computed
             value = ast.literal_eval(node)
             if unit.cell is None:
                 return value, None
@@ -294,9 +281,9 @@ class _Walker:
                 if bool(child(sub)) != is_and:
                     break
         else:
-            for sub in _operands(node):
+            for sub in operands(node):
                 child(sub)
-        op = _op_name(node)
+        op = op_name(node)
         steps: tuple[Any, list[int]] | None = None
         if isinstance(node, ast.Call) and node.func.id in self.expansions:  # type: ignore[attr-defined]
             steps = self._expand(node, known, depth + 1)
@@ -386,99 +373,7 @@ class _Walker:
         return value, indices, True
 
 
-def _is_literal(node: ast.AST) -> bool:
-    if isinstance(node, ast.Constant):
-        return True
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-        return isinstance(node.operand, ast.Constant) and type(node.operand.value) in (int, float)
-    if isinstance(node, ast.Tuple | ast.List):
-        return len(node.elts) <= 8 and all(_is_literal(e) for e in node.elts)
-    return False
-
-
-def _operands(node: ast.AST) -> list[ast.AST]:
-    """A node's sub-expressions, in the order the compiled formula evaluates them."""
-    if isinstance(node, ast.BinOp):
-        return [node.left, node.right]
-    if isinstance(node, ast.UnaryOp):
-        return [node.operand]
-    if isinstance(node, ast.Compare):
-        return [node.left, *node.comparators]
-    if isinstance(node, ast.Call):
-        return [*node.args, *(kw.value for kw in node.keywords)]
-    if isinstance(node, ast.Subscript):
-        return [node.value, node.slice]
-    if isinstance(node, ast.Slice):
-        return [p for p in (node.lower, node.upper, node.step) if p is not None]
-    if isinstance(node, ast.Tuple | ast.List):
-        return list(node.elts)
-    if isinstance(node, ast.Dict):
-        return [x for pair in zip(node.keys, node.values, strict=True) for x in pair]  # type: ignore[misc]
-    return []
-
-
-_SYMBOLS = {
-    ast.Add: "+",
-    ast.Sub: "-",
-    ast.Mult: "*",
-    ast.Div: "/",
-    ast.FloorDiv: "//",
-    ast.Mod: "%",
-    ast.Pow: "**",
-    ast.MatMult: "@",
-    ast.BitAnd: "&",
-    ast.BitOr: "|",
-    ast.BitXor: "^",
-    ast.USub: "-x",
-    ast.UAdd: "+x",
-    ast.Not: "not",
-    ast.Invert: "~",
-    ast.And: "and",
-    ast.Or: "or",
-}
-
-
-def _op_name(node: ast.AST) -> str:
-    if isinstance(node, ast.Call):
-        return f"{node.func.id}()"  # type: ignore[attr-defined]
-    if isinstance(node, ast.BinOp | ast.UnaryOp | ast.BoolOp):
-        return _SYMBOLS.get(type(node.op), type(node.op).__name__)
-    if isinstance(node, ast.Compare):
-        return "compare"
-    if isinstance(node, ast.Subscript):
-        return "[]"
-    if isinstance(node, ast.IfExp):
-        return "if"
-    return type(node).__name__.lower()
-
-
 def _message(exc: BaseException) -> str:
     if isinstance(exc, CellEvalError):
         return exc.message
     return f"{type(exc).__name__}: {exc}"
-
-
-def compare(value: Any, reference: Any, what: str) -> Check:
-    """Is `value` the same as `reference`, up to float rounding? (See Check.)"""
-    try:
-        x, y = np.asarray(value), np.asarray(reference)
-    except Exception:
-        return Check(what, bool(value == reference))
-    if x.dtype == object or y.dtype == object:
-        try:
-            return Check(what, bool(value == reference))
-        except Exception:
-            return Check(what, False, note="cannot be compared")
-    if x.shape != y.shape:
-        return Check(what, False, note=f"shape {x.shape} differs from {y.shape}")
-    if x.dtype.kind not in "fc" and y.dtype.kind not in "fc":
-        return Check(what, bool(np.array_equal(x, y)), 0.0)
-    xf, yf = x.astype(np.float64), y.astype(np.float64)
-    fx, fy = np.isfinite(xf), np.isfinite(yf)
-    same_holes = np.array_equal(fx, fy) and np.array_equal(xf[~fx], yf[~fy], equal_nan=True)
-    finite = fx & fy
-    diff = float(np.max(np.abs(xf[finite] - yf[finite]), initial=0.0))
-    scale = float(np.max(np.abs(yf[finite]), initial=0.0))
-    equal = same_holes and diff <= RELATIVE_TOLERANCE * max(1.0, scale)
-    note = "" if same_holes else "non-finite entries differ"
-    return Check(what, equal, diff, note)
