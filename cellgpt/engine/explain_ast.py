@@ -12,7 +12,7 @@ def is_literal(node: ast.AST) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         return isinstance(node.operand, ast.Constant) and type(node.operand.value) in (int, float)
     if isinstance(node, ast.Tuple | ast.List):
-        return len(node.elts) <= 8 and all(is_literal(e) for e in node.elts)
+        return all(is_literal(e) for e in node.elts)  # [1, 2, 3]: one constant, not 3
     return False
 
 
