@@ -45,6 +45,7 @@ class ExplainNode:
     cell: str | None  # the cell whose formula `span` is in; None for expansion steps
     span: Span | None
     label: str = ""  # an expansion step's name, an inlined cell's name
+    explains: str = ""  # a step: the library function whose expansion it belongs to
     parent: int | None = None
     summary: Summary | None = None
     error: str | None = None
@@ -60,6 +61,7 @@ class ExplainNode:
             "cell": self.cell,
             "span": list(self.span) if self.span else None,
             "label": self.label,
+            "explains": self.explains,
             "parent": self.parent,
             "value": self.summary.to_json() if self.summary else None,
             "error": self.error,
@@ -367,7 +369,8 @@ class _Walker:
                 indices.append(index)
                 error = self.nodes[index].error or "failed"
                 return None, indices, Check(what, False, note=f"step {step} failed: {error}")
-            self.nodes[index].kind, self.nodes[index].label = "step", step
+            record = self.nodes[index]
+            record.kind, record.label, record.explains = "step", step, f"{fname}()"
             indices.append(index)
             env[step] = value
         return value, indices, True

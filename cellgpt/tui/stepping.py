@@ -35,7 +35,7 @@ class StepActions:
             return wb.explain(name)
 
         def done(result: JobResult) -> None:
-            c.ui.push_screen(ExplainScreen(result.value))
+            c.ui.push_screen(ExplainScreen(result.value, wb))
 
         c.jobs.start(f"Explaining {name}", work, done)
 

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from cellgpt.tui import labels
 from cellgpt.tui.colors import robust_max
 from cellgpt.tui.views import classify
 from cellgpt.tui.widgets.matrix_grid import MatrixGrid
@@ -46,7 +47,7 @@ def node_info(explanation: Any, node: Any) -> Text:
     """What the right side says about a node before (and while) its value is shown."""
     info = Text.assemble((node.text, "bold"), "\n")
     where = {
-        "step": f"step {node.label!r} of {node.op} explained in the formula language",
+        "step": f"step {node.label!r} of {node.explains}, in the formula language",
         "inlined": f"the formula of {node.label}, a cell computed together with this one",
         "cell": "a cell's value, read",
         "constant": "a constant",
@@ -87,9 +88,10 @@ class ExplainScreen(Screen[None]):
     #explain-text-box { height: 1fr; border: round $primary 40%; }
     """
 
-    def __init__(self, explanation: Any) -> None:
+    def __init__(self, explanation: Any, wb: Any = None) -> None:
         super().__init__()
         self.explanation = explanation
+        self.wb = wb  # for row and column labels (tokens), as the cell's hints name them
         self.shown: int | None = None  # the node whose value the grid shows
         self.value: Any = None
         self.head = 0
@@ -175,7 +177,18 @@ class ExplainScreen(Screen[None]):
         corner = f"head {self.head}/{view.heads - 1}" if view.heads else ""
         finite = matrix[np.isfinite(matrix)] if matrix.dtype.kind == "f" else matrix
         vmax = robust_max(finite) if finite.size else 1.0
-        self.query_one(MatrixGrid).set_data(matrix, vmax=vmax, corner=corner, keep_cursor=False)
+        rows, cols = self._labels(matrix.shape)
+        grid = self.query_one(MatrixGrid)
+        grid.set_data(matrix, rows=rows, cols=cols, vmax=vmax, corner=corner, keep_cursor=False)
+
+    def _labels(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
+        """The cell's row / column labels (tokens) where an axis has their length."""
+        if self.wb is None or self.explanation.name not in self.wb:
+            return str, str
+        hints = self.wb.cell(self.explanation.name).hints
+        rows = labels.for_axis(self.wb, hints.get("rows"), shape[0])
+        cols = labels.for_axis(self.wb, hints.get("cols"), shape[1], rows=False)
+        return rows, cols
 
     def _show_kind(self, kind: str) -> None:
         self.query_one(MatrixGrid).display = kind == "grid"
