@@ -45,6 +45,7 @@ class FunctionSpec:
     formula: Formula = field(repr=False)
     doc: str = ""
     source: str = ""  # the whole `def ...` text, as the user wrote it
+    outer_doc: bool = False  # the doc is a string after the def in the file, not inside it
 
     def signature(self) -> str:
         parts = [p if p not in self.defaults else f"{p}={self.defaults[p]!r}" for p in self.params]
@@ -117,8 +118,9 @@ def read_function(
 def _params(
     args: ast.arguments, fail: Callable[[ast.AST, str], FunctionDefError]
 ) -> tuple[tuple[str, ...], dict[str, Any]]:
-    if args.posonlyargs or args.vararg or args.kwonlyargs or args.kwarg:
-        raise fail(args, "only plain parameters are allowed: def f(x, w, eps=1e-5)")
+    odd = [*args.posonlyargs, args.vararg, *args.kwonlyargs, args.kwarg]
+    if any(a is not None for a in odd):
+        raise fail(next(a for a in odd if a is not None), "only plain parameters are allowed: def f(x, w, eps=1e-5)")
     names: list[str] = []
     for arg in args.args:
         if arg.annotation is not None:
@@ -143,7 +145,9 @@ def _constant(node: ast.expr, fail: Callable[[ast.AST, str], FunctionDefError], 
             return -value
         if not negative:
             return value
-    raise fail(node, f"the default of {param!r} must be a constant (a number, text, True/False/None)")
+    raise fail(
+        node, f"the default of {param!r} must be a constant (a number, text, True/False/None)"
+    )
 
 
 def _is_docstring(stmt: ast.stmt) -> bool:

@@ -62,7 +62,9 @@ class UserFunction:
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         params = self.spec.params
         if len(args) > len(params):
-            raise TypeError(f"{self.spec.signature()} takes {len(params)} arguments, got {len(args)}")
+            raise TypeError(
+                f"{self.spec.signature()} takes {len(params)} arguments, got {len(args)}"
+            )
         env = dict(zip(params, args, strict=False))
         for key, value in kwargs.items():
             if key not in params:
@@ -85,6 +87,7 @@ class FunctionCells:
     def __init__(self, sheet: Sheet) -> None:
         self.sheet = sheet
         self.table: dict[str, UserFunction] = sheet.user_functions
+        self._later_cells: set[str] = set()
 
     # ------------------------------------------------------------------ queries
     def names(self) -> list[str]:
@@ -112,9 +115,17 @@ class FunctionCells:
         return funcs - set(names), cells
 
     # ------------------------------------------------------------------ edits
-    def define_many(self, specs: Iterable[FunctionSpec]) -> None:
-        """Add functions (they may call each other in any order); refuses all on any problem."""
+    def define_many(self, specs: Iterable[FunctionSpec], cell_names: Iterable[str] = ()) -> None:
+        """Add functions (they may call each other in any order); refuses all on any problem.
+        `cell_names`: cells still to come (a file's), so that reading one is named as such."""
         specs = list(specs)
+        self._later_cells = set(cell_names)
+        try:
+            self._define_many(specs)
+        finally:
+            self._later_cells = set()
+
+    def _define_many(self, specs: list[FunctionSpec]) -> None:
         seen: set[str] = set()
         for spec in specs:
             self._check_name(spec.name)
@@ -140,6 +151,9 @@ class FunctionCells:
             raise DefinitionError(
                 f"function {name!r}: a new definition must keep the name (got {spec.name!r})"
             )
+        old = self.table[name].spec
+        if not spec.doc and old.outer_doc:  # the file's docstring after the def stays
+            spec.doc, spec.outer_doc = old.doc, True
         proposed = {**{n: f.spec for n, f in self.table.items()}, name: spec}
         self._check_body(spec, proposed)
         _check_calls(proposed)
@@ -151,9 +165,7 @@ class FunctionCells:
     def remove(self, name: str) -> None:
         """Delete a function nobody calls."""
         funcs, cells = self.callers([name])
-        direct = sorted(
-            n for n in funcs | cells if name in self._called_by(n)
-        )
+        direct = sorted(n for n in funcs | cells if name in self._called_by(n))
         if direct:
             raise DefinitionError(f"cannot remove function {name!r}: called by {', '.join(direct)}")
         del self.table[name]
@@ -179,9 +191,7 @@ class FunctionCells:
         if name in self.sheet.cells or name in self.sheet.aliases:
             raise DuplicateNameError(f"{what}: already the name of a cell")
         if name in self.table:
-            raise DuplicateNameError(
-                f"{what} is defined twice (edit it to change its definition)"
-            )
+            raise DuplicateNameError(f"{what} is defined twice (edit it to change its definition)")
 
     def _check_body(self, spec: FunctionSpec, proposed: dict[str, FunctionSpec]) -> None:
         library, what = self.sheet.library, f"function {spec.name!r}"
@@ -197,7 +207,7 @@ class FunctionCells:
         for name in spec.formula.names:
             if name in spec.params or name in library.constants:
                 continue
-            if name in self.sheet or name.split(".")[0] in spec.params:
+            if name in self.sheet or name in self._later_cells or name.split(".")[0] in spec.params:
                 hint = (
                     "attribute access is not allowed"
                     if name.split(".")[0] in spec.params
@@ -273,7 +283,9 @@ def _node_count(spec: FunctionSpec) -> int:
     return sum(1 for _ in ast.walk(spec.formula.tree.body))
 
 
-def _callee_first(specs: list[FunctionSpec], proposed: dict[str, FunctionSpec]) -> list[FunctionSpec]:
+def _callee_first(
+    specs: list[FunctionSpec], proposed: dict[str, FunctionSpec]
+) -> list[FunctionSpec]:
     # Calls are compiled against the callable objects, so callees must exist first; recursion
     # was refused, so this terminates.
     new = {s.name: s for s in specs}

@@ -146,9 +146,12 @@ class Workbook:
         self._function_cells.define_many([spec])
         return spec.name
 
-    def define_functions(self, specs: Iterable[FunctionSpec]) -> None:
-        """Add several parsed function cells at once (they may call each other)."""
-        self._function_cells.define_many(specs)
+    def define_functions(
+        self, specs: Iterable[FunctionSpec], *, cell_names: Iterable[str] = ()
+    ) -> None:
+        """Add several parsed function cells at once (they may call each other);
+        `cell_names` are cells still to be defined (a body reading one is named so)."""
+        self._function_cells.define_many(specs, cell_names)
 
     def set_function(self, name: str, source: str) -> None:
         """Replace a function cell's definition (its name stays); every cell that calls it,
