@@ -107,7 +107,10 @@ def read_function(
             f"not {_describe(bad) if not isinstance(bad, ast.Return) else 'a bare return'}",
         )
     expr = body[0].value
-    body_text = text_of(expr)
+    # The statement's text after `return`: brackets around the expression are kept (the
+    # expression node's own span leaves them out, and `(yield y)` needs them to be refused
+    # as what it is).
+    body_text = text_of(body[0]).removeprefix("return").strip()
     try:
         formula = parse_formula(body_text, cell=f"function {name}")
     except FormulaError as exc:
@@ -120,7 +123,10 @@ def _params(
 ) -> tuple[tuple[str, ...], dict[str, Any]]:
     odd = [*args.posonlyargs, args.vararg, *args.kwonlyargs, args.kwarg]
     if any(a is not None for a in odd):
-        raise fail(next(a for a in odd if a is not None), "only plain parameters are allowed: def f(x, w, eps=1e-5)")
+        raise fail(
+            next(a for a in odd if a is not None),
+            "only plain parameters are allowed: def f(x, w, eps=1e-5)",
+        )
     names: list[str] = []
     for arg in args.args:
         if arg.annotation is not None:

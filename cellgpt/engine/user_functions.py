@@ -280,7 +280,7 @@ def _user_calls(spec: FunctionSpec, specs: dict[str, FunctionSpec]) -> list[str]
 
 
 def _node_count(spec: FunctionSpec) -> int:
-    return sum(1 for _ in ast.walk(spec.formula.tree.body))
+    return sum(isinstance(n, ast.expr) for n in ast.walk(spec.formula.tree.body))
 
 
 def _callee_first(
