@@ -23,7 +23,9 @@ from cellgpt.engine.workbook_save import render_text
 from cellgpt.export.xlsx import export_workbook  # noqa: F401  (tests/export: the TUI's exporter)
 from cellgpt.gpt2.cells import EMBED, GENERATED, NEXT_TOKEN, PROMPT, TOKENS, WorkbookCells
 from cellgpt.gpt2.generate import generate
+from cellgpt.tui.completion import all_function_entries
 from cellgpt.tui.files import FileActions
+from cellgpt.tui.function_cells import edit_text, source_from_edit
 from cellgpt.tui.history import FormulaHistory
 from cellgpt.tui.jobs import JobContext, JobResult, JobRunner
 from cellgpt.tui.on_demand import is_on_demand, run_stale, stale_wanted
@@ -59,6 +61,9 @@ class Ui(Protocol):
 
     def focus_tree(self) -> None: ...
 
+    def rebuild_tree(self) -> None:
+        """Rebuild the cell tree (a function cell's signature changed)."""
+
     def value_is_grid(self) -> bool: ...
 
     def point_at_row(self, row: int) -> None:
@@ -92,6 +97,7 @@ class WorkbookController:
         self.wb: Any = wb
         self.jobs = JobRunner(ui)
         self.current: str | None = None
+        self.current_function: str | None = None  # a function cell under the tree's cursor
         self.history: list[str] = []  # cells visited, for Escape
         self.formulas = FormulaHistory()  # formulas replaced, per cell, for undo
         self.unsaved = False  # a formula or the prompt changed since the last save
@@ -234,6 +240,9 @@ class WorkbookController:
 
     # ------------------------------------------------------------------ editing
     def edit_formula(self) -> None:
+        function = self.current_function
+        if function is not None and self.wb is not None and function in self.wb.functions():
+            return self.edit_function(function)
         if not self.can_act():
             return
         name = self.current
@@ -266,6 +275,43 @@ class WorkbookController:
             names=self.wb.cells(),
             library=self.wb.library,
             original=original if original != info.formula else None,
+            functions=all_function_entries(self.wb),
+        )
+        self.ui.push_screen(screen, done)
+
+    def edit_function(self, name: str) -> None:
+        """e on a function cell: edit its `def` like a formula; its callers go stale."""
+        if self._refuse_while_busy() is not None:
+            self.ui.notify("a job is running; wait or cancel it (Esc)", severity="warning")
+            return
+        old = self.wb.function(name)
+
+        def apply(text: str) -> Problem | None:
+            if problem := self._refuse_while_busy():
+                return problem
+            self._before_change()
+            try:
+                self.wb.set_function(name, source_from_edit(text, old))
+            except Exception as exc:  # every refusal is shown, never raised
+                return problem_from(exc, text)
+            self.unsaved = True
+            return None
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            stale = len(self.wb.function_callers(name))
+            self.ui.notify(f"{name} redefined\n{stale} cells that call it are stale — R runs them")
+            self.ui.rebuild_tree()
+
+        screen = FormulaScreen(
+            f"edit function {name}",
+            edit_text(old),
+            apply,
+            hint="a function cell: one `return <formula>` of its parameters; Enter applies",
+            names=[],
+            library=self.wb.library,
+            functions=all_function_entries(self.wb),
         )
         self.ui.push_screen(screen, done)
 

@@ -138,6 +138,14 @@ class DetailsPane(Vertical):
             highlighted = enabled[0] if enabled else None
         refs.highlighted = highlighted
 
+    def show_text(self, text: Text, dependents: list[str]) -> None:
+        """Something that is not a cell (a function cell) and the cells that read it."""
+        self.query_one("#details-text", Static).update(text)
+        refs = self.query_one("#refs", OptionList)
+        options = [Option(Text.assemble(("→ ", "cyan"), d), f"ref:{d}") for d in dependents]
+        refs.set_options(options or [Option(Text("(no references)", "dim"), disabled=True)])
+        refs.highlighted = 0 if options else None
+
     def clear(self, message: str = "") -> None:
         self.query_one("#details-text", Static).update(message)
         self.query_one("#refs", OptionList).clear_options()
