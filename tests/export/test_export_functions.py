@@ -110,3 +110,19 @@ def test_excel365_needs_formulas_mode(tmp_path: Path, capsys: pytest.CaptureFixt
     code = cli_main(["export", str(tmp_path / "a.xlsx"), "--excel365", "--model", "gpt2-mini"])
     assert code != 0
     assert "--excel365 needs --mode formulas" in capsys.readouterr().err
+
+
+def test_gpt2_variants_block_recomputed_by_libreoffice(tmp_path: Path) -> None:
+    """The worked example's swapped block 0 (RMSNorm, ReLU MLP) exports as live formulas and
+    LibreOffice's recalculation matches the engine (float32 engine vs float64 sheet)."""
+    import cellgpt
+
+    wb = cellgpt.open("gpt2_variants", prompt="Mike is quick.")
+    report = export_workbook(wb, tmp_path / "v.xlsx", mode="formulas", cells=["embed", "h0.*"])
+    book = load_workbook(recalculate(report.path, tmp_path / "lo"), data_only=True)
+    for name in ("h0.ln_1", "h0.ln_2", "h0.mlp.out", "h0.resid_post"):
+        entry = report.plan.entry(name)
+        assert entry is not None and entry.how == "formula" and entry.placement is not None
+        value = np.asarray(entry.value, dtype=np.float64)
+        got = read_array(book, entry.placement, value.shape)
+        np.testing.assert_allclose(got, value, atol=1e-5, err_msg=name)
