@@ -336,7 +336,10 @@ class CellGptApp(App[None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         option_id = event.option.id or ""
-        if event.option_list.id == "refs" and option_id.startswith("ref:"):
+        if event.option_list.id == "refs" and option_id.startswith("ref:" + FUNCTION_PREFIX):
+            if self.tree.select_function(option_id.removeprefix("ref:" + FUNCTION_PREFIX)):
+                self.tree.focus()
+        elif event.option_list.id == "refs" and option_id.startswith("ref:"):
             self.navigate(option_id[4:])
 
     def on_cells_changed(self, _: CellsChanged) -> None:

@@ -6,7 +6,6 @@ app never crashes on a user's mistake."""
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -15,8 +14,6 @@ from textual.screen import Screen
 
 from cellgpt.engine import (
     CellError,
-    EngineError,
-    FormulaError,
     Status,
 )
 from cellgpt.engine.workbook_save import render_text
@@ -25,12 +22,12 @@ from cellgpt.gpt2.cells import EMBED, GENERATED, NEXT_TOKEN, PROMPT, TOKENS, Wor
 from cellgpt.gpt2.generate import generate
 from cellgpt.tui.completion import all_function_entries
 from cellgpt.tui.files import FileActions
-from cellgpt.tui.function_cells import edit_text, source_from_edit
+from cellgpt.tui.function_cells import edit_function, undo_function
 from cellgpt.tui.history import FormulaHistory
 from cellgpt.tui.jobs import JobContext, JobResult, JobRunner
 from cellgpt.tui.on_demand import is_on_demand, run_stale, stale_wanted
 from cellgpt.tui.row_index import RowIndex
-from cellgpt.tui.screens.edit import Problem
+from cellgpt.tui.screens.edit import Problem, problem_from
 from cellgpt.tui.screens.find import FindScreen
 from cellgpt.tui.screens.formula import FormulaScreen
 from cellgpt.tui.screens.prompt import PromptScreen
@@ -74,19 +71,6 @@ class Ui(Protocol):
 
     def show_workbook(self, wb: Any) -> None:
         """Replace the workbook (a reload from disk) and show it."""
-
-
-def problem_from(exc: Exception, text: str = "") -> Problem:
-    """A refused edit as a message, with the span of the formula at fault: the parser's, or
-    for an unknown name the place that name is written."""
-    if isinstance(exc, FormulaError):
-        return Problem(exc.message, exc.span)
-    if isinstance(exc, EngineError):
-        found = re.search(r"unknown (?:name|function) '([^']+)'", str(exc))
-        start = text.find(found.group(1)) if found else -1
-        span = (start, start + len(found.group(1))) if found and start >= 0 else None
-        return Problem(str(exc), span)
-    return Problem(f"{type(exc).__name__}: {exc}")
 
 
 class WorkbookController:
@@ -148,6 +132,7 @@ class WorkbookController:
     # ------------------------------------------------------------------ navigating
     def navigate(self, name: str, *, push: bool = True) -> None:
         """Show a cell; with push, remember where we were for Escape."""
+        self.current_function = None  # a cell is shown: `e` and `u` are about it now
         if self.wb is None or name not in self.wb:
             self.ui.notify(f"no cell named {name!r}", severity="warning")
             return
@@ -242,7 +227,7 @@ class WorkbookController:
     def edit_formula(self) -> None:
         function = self.current_function
         if function is not None and self.wb is not None and function in self.wb.functions():
-            return self.edit_function(function)
+            return edit_function(self, function)
         if not self.can_act():
             return
         name = self.current
@@ -279,42 +264,6 @@ class WorkbookController:
         )
         self.ui.push_screen(screen, done)
 
-    def edit_function(self, name: str) -> None:
-        """e on a function cell: edit its `def` like a formula; its callers go stale."""
-        if self._refuse_while_busy() is not None:
-            self.ui.notify("a job is running; wait or cancel it (Esc)", severity="warning")
-            return
-        old = self.wb.function(name)
-
-        def apply(text: str) -> Problem | None:
-            if problem := self._refuse_while_busy():
-                return problem
-            self._before_change()
-            try:
-                self.wb.set_function(name, source_from_edit(text, old))
-            except Exception as exc:  # every refusal is shown, never raised
-                return problem_from(exc, text)
-            self.unsaved = True
-            return None
-
-        def done(text: str | None) -> None:
-            if text is None:
-                return
-            stale = len(self.wb.function_callers(name))
-            self.ui.notify(f"{name} redefined\n{stale} cells that call it are stale — R runs them")
-            self.ui.rebuild_tree()
-
-        screen = FormulaScreen(
-            f"edit function {name}",
-            edit_text(old),
-            apply,
-            hint="a function cell: one `return <formula>` of its parameters; Enter applies",
-            names=[],
-            library=self.wb.library,
-            functions=all_function_entries(self.wb),
-        )
-        self.ui.push_screen(screen, done)
-
     def _set_formula(self, name: str, text: str, *, record: bool = True) -> Problem | None:
         """Change a formula, remembering the old one for undo; a refusal changes nothing."""
         before = self.wb.info(name).formula
@@ -331,6 +280,9 @@ class WorkbookController:
 
     def undo(self) -> None:
         """u: put back the formula the selected cell had before its last edit."""
+        function = self.current_function
+        if function is not None and self.wb is not None and function in self.wb.functions():
+            return undo_function(self, function)
         if not self.can_act():
             return
         name = self.current

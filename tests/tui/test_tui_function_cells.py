@@ -130,3 +130,34 @@ def test_edit_text_and_doc_keeping() -> None:
     book.set_function("rms_norm", source)
     assert book.function("rms_norm").doc == spec.doc
     assert book.function("rms_norm").body.endswith("* w * 1")
+
+
+def test_a_calling_cell_links_to_its_function_and_u_undoes_a_function_edit(wb: Workbook) -> None:
+    book = _with_function(wb)
+    app = CellGptApp(book)
+    original = book.function("rms_norm").source
+
+    async def scenario(pilot: Any) -> None:
+        app.navigate("rms_probe")
+        await pilot.pause()
+        refs = app.details.query_one("#refs", OptionList)
+        prompts = [str(refs.get_option_at_index(i).prompt) for i in range(refs.option_count)]
+        index = next(i for i, p in enumerate(prompts) if "ƒ rms_norm" in p)
+        refs.focus()
+        refs.highlighted = index
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.controller.current_function == "rms_norm"
+        assert "function cell" in str(details_text(app))
+        await pilot.press("e")
+        await pilot.pause()
+        app.screen.query_one(Input).value = "def rms_norm(x, w, eps=1e-5): return x"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert book.function("rms_norm").body == "x"
+        await pilot.press("u")
+        await settle(pilot)
+        assert book.function("rms_norm").source == original
+        assert book.status("rms_probe") == Status.STALE
+
+    run_app(app, scenario)
