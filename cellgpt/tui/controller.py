@@ -132,10 +132,10 @@ class WorkbookController:
     # ------------------------------------------------------------------ navigating
     def navigate(self, name: str, *, push: bool = True) -> None:
         """Show a cell; with push, remember where we were for Escape."""
-        self.current_function = None  # a cell is shown: `e` and `u` are about it now
         if self.wb is None or name not in self.wb:
             self.ui.notify(f"no cell named {name!r}", severity="warning")
             return
+        self.current_function = None  # a cell is shown: `e` and `u` are about it now
         name = self.wb.resolve(name)
         if push and self.current is not None and self.current != name:
             self.history.append(self.current)
