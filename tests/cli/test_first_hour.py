@@ -120,6 +120,8 @@ def test_cells_lists_function_cells_with_their_signatures(
     rows = {line.split()[0]: line for line in out.splitlines()[1:]}
     assert set(rows) == {"rms_norm", "relu_mlp"}
     assert "functions" in rows["rms_norm"] and "rms_norm(x, w, eps)  RMSNorm" in rows["rms_norm"]
+    code, out, err = _run(["cell", "rms_norm", "--workbook", "gpt2_variants"], capsys)
+    assert code != 0 and "rms_norm(x, w, eps) is a function cell" in err
 
 
 @pytest.mark.parametrize(
