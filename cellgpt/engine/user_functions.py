@@ -23,13 +23,17 @@ from typing import TYPE_CHECKING, Any
 from cellgpt.engine.errors import CellEvalError, DefinitionError, DuplicateNameError
 from cellgpt.engine.formula_compile import Evaluator, compile_formula
 from cellgpt.engine.function_def import FunctionSpec
-from cellgpt.engine.limits import check_time
+from cellgpt.engine.limits import MAX_DEPTH, check_time
 
 if TYPE_CHECKING:
     from cellgpt.engine.sheet import Sheet
 
 MAX_CALL_DEPTH = 16  # function cells calling function cells, innermost counted as 1
 MAX_INLINED_NODES = 20_000  # expression nodes of a body with every call expanded
+# Nesting of a body with every call expanded: evaluation recurses once per level, and a cell's
+# own formula (MAX_DEPTH) comes on top; 16 functions each nested 60 deep would pass Python's
+# recursion limit.
+MAX_EXPANDED_DEPTH = 2 * MAX_DEPTH
 
 
 class UserFunction:
@@ -235,6 +239,7 @@ def _check_calls(specs: dict[str, FunctionSpec]) -> None:
     """Refuse recursion, deep call chains and bodies whose expansion is too big."""
     depth: dict[str, int] = {}
     size: dict[str, int] = {}
+    nesting: dict[str, int] = {}
     visiting: list[str] = []
 
     def visit(name: str) -> None:
@@ -254,6 +259,12 @@ def _check_calls(specs: dict[str, FunctionSpec]) -> None:
         visiting.pop()
         depth[name] = 1 + max((depth[c] for c in calls), default=0)
         size[name] = _node_count(spec) + sum(size[c] - 1 for c in calls)
+        nesting[name] = _nesting(spec.formula.tree.body, nesting, specs)
+        if nesting[name] > MAX_EXPANDED_DEPTH:
+            raise DefinitionError(
+                f"function {name!r}: its body nests {nesting[name]} deep with every call "
+                f"spelled out; the limit is {MAX_EXPANDED_DEPTH}"
+            )
         if depth[name] > MAX_CALL_DEPTH:
             raise DefinitionError(
                 f"function {name!r}: calls nest {depth[name]} function cells deep; the limit "
@@ -277,6 +288,14 @@ def _user_calls(spec: FunctionSpec, specs: dict[str, FunctionSpec]) -> list[str]
         for n in ast.walk(spec.formula.tree)
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in specs
     ]
+
+
+def _nesting(node: ast.AST, known: dict[str, int], specs: dict[str, FunctionSpec]) -> int:
+    """How deep evaluating `node` recurses, a call of a function cell counting as its body."""
+    below = max((_nesting(c, known, specs) for c in ast.iter_child_nodes(node)), default=0)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in specs:
+        below = max(below, known[node.func.id])
+    return 1 + below
 
 
 def _node_count(spec: FunctionSpec) -> int:

@@ -58,7 +58,13 @@ def _generated() -> list[Attempt]:
     ]
     wide = "(" + ", ".join(["y"] * 2500) + ")"
     fan = "def g(y): return " + wide + " ;; def f(y): return (" + ", ".join(["g(y)"] * 20) + ")"
+    # each body within the formula nesting limit, together past Python's recursion limit
+    tower = [
+        f"def f{i}(y): return " + "abs(" * 60 + ("y" if i == 0 else f"f{i - 1}(y)") + ")" * 60
+        for i in range(16)
+    ]
     return [
+        Attempt("blowup", "nests .* deep with every call spelled out", " ;; ".join(tower)),
         Attempt("blowup", "expands to .* parts", " ;; ".join(doubling)),
         Attempt("blowup", "expands to .* parts", " ;; ".join(doubling[:20])),
         Attempt("blowup", f"nest {MAX_CALL_DEPTH + 1} function cells deep", " ;; ".join(chain)),
