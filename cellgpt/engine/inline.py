@@ -4,7 +4,9 @@ parameters replaced by the call's argument expressions (defaults by their consta
 The result is an ordinary formula tree that calls library functions only, for consumers that
 cannot call a function cell (the .xlsx export: LibreOffice has no LAMBDA). Bodies read only
 their parameters, so substitution cannot capture a name; recursion is refused when functions
-are defined, and their expansion is bounded (user_functions.MAX_INLINED_NODES), so this ends.
+are defined, so this ends. An argument is copied once per use of its parameter, so nested
+calls can grow a formula exponentially (`f(x) = x + x` nested 30 deep: 2**30 copies of x)
+even though evaluating it is cheap: past `limit` parts the inliner stops with InlineError.
 """
 
 from __future__ import annotations
@@ -14,17 +16,22 @@ import copy
 from collections.abc import Mapping
 
 from cellgpt.engine.function_def import FunctionSpec
+from cellgpt.engine.user_functions import MAX_INLINED_NODES
 
 
 class InlineError(ValueError):
     """A call that cannot be spelled out (wrong arguments for the function)."""
 
 
-def inline_calls(tree: ast.AST, functions: Mapping[str, FunctionSpec]) -> ast.AST:
-    """A copy of `tree` with every call of a function in `functions` spelled out."""
+def inline_calls(
+    tree: ast.AST, functions: Mapping[str, FunctionSpec], limit: int = MAX_INLINED_NODES
+) -> ast.AST:
+    """A copy of `tree` with every call of a function in `functions` spelled out; InlineError
+    when that would take more than `limit` expression parts."""
     if not functions:
         return tree
-    return ast.fix_missing_locations(_Inliner(functions).visit(copy.deepcopy(tree)))
+    inliner = _Inliner(functions, limit)
+    return ast.fix_missing_locations(inliner.visit(copy.deepcopy(tree)))
 
 
 def inline_text(formula: str, functions: Mapping[str, FunctionSpec]) -> str:
@@ -34,8 +41,15 @@ def inline_text(formula: str, functions: Mapping[str, FunctionSpec]) -> str:
 
 
 class _Inliner(ast.NodeTransformer):
-    def __init__(self, functions: Mapping[str, FunctionSpec]) -> None:
+    def __init__(self, functions: Mapping[str, FunctionSpec], limit: int) -> None:
         self.functions = functions
+        self.limit = limit
+        self.made = 0  # expression parts copied so far
+
+    def charge(self, node: ast.AST) -> None:
+        self.made += sum(isinstance(n, ast.expr) for n in ast.walk(node))
+        if self.made > self.limit:
+            raise InlineError(f"spelled out, the formula would have more than {self.limit:,} parts")
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         node = self.generic_visit(node)  # type: ignore[assignment]  # arguments first
@@ -43,7 +57,8 @@ class _Inliner(ast.NodeTransformer):
             return node
         spec = self.functions[node.func.id]
         bound = bind_arguments(spec, node)
-        body = _Substitute(bound).visit(copy.deepcopy(spec.formula.tree.body))
+        self.charge(spec.formula.tree.body)
+        body = _Substitute(bound, self).visit(copy.deepcopy(spec.formula.tree.body))
         return self.visit(ast.copy_location(body, node))  # calls inside the body
 
 
@@ -71,10 +86,12 @@ def _constant(value: object) -> ast.expr:
 
 
 class _Substitute(ast.NodeTransformer):
-    def __init__(self, bound: Mapping[str, ast.expr]) -> None:
+    def __init__(self, bound: Mapping[str, ast.expr], inliner: _Inliner) -> None:
         self.bound = bound
+        self.inliner = inliner
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         if node.id in self.bound:
+            self.inliner.charge(self.bound[node.id])  # before copying: copies can explode
             return copy.deepcopy(self.bound[node.id])
         return node

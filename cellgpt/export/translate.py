@@ -33,6 +33,8 @@ from cellgpt.export.layout import Placement, logical_shape
 from cellgpt.export.xlarray import NoExcelForm, Piece, XArr, cell_xarr, check_tiling, scalar
 from cellgpt.export.xlexpr import Ref, neg, num, op
 
+MAX_FORMULA_CHARS = 8192  # Excel's limit on one formula's text
+
 _PY_BIN = {
     "Add": operator.add,
     "Sub": operator.sub,
@@ -87,6 +89,11 @@ class Translator:
         if logical_shape(np.asarray(result.value).shape) != shape:
             raise NoExcelForm("the translation's shape differs from the value's")
         check_tiling(result.pieces, shape)
+        placement = self.placements.get(name)
+        transposed = placement.transposed if placement is not None else False
+        if any(len(p.x.render(transposed)) > MAX_FORMULA_CHARS for p in result.pieces):
+            # function cells spelled out can make a formula longer than Excel reads
+            raise NoExcelForm(f"a formula longer than Excel's {MAX_FORMULA_CHARS:,} characters")
         return result.pieces, sink.columns if sink is not None else []
 
     # ------------------------------------------------------------------ nodes

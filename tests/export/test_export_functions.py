@@ -86,6 +86,20 @@ def test_calls_are_spelled_out_and_libreoffice_recomputes_them(tmp_path: Path) -
         np.testing.assert_allclose(wb[name], expected[name], rtol=1e-5, atol=1e-5)  # engine
 
 
+def test_formulas_too_long_or_exploding_once_spelled_out_are_values(tmp_path: Path) -> None:
+    wb = _workbook()
+    wb.define_function("def d(a): return a * 1.25 + a * 0.75 - a")
+    wb.define_function("def dd(a): return d(d(d(d(a))))")
+    wb.define("long", "dd(d(d(d(x))))")  # 3**7 copies of x spelled out: ~7,600 parts
+    wb.define("bomb", "dd(dd(dd(dd(dd(x)))))")  # 3**20 copies: never built
+    report = export_workbook(wb, tmp_path / "f.xlsx", mode="formulas")
+    long, bomb = report.plan.entry("long"), report.plan.entry("bomb")
+    assert long is not None and long.how == "values"
+    assert "longer than Excel's 8,192 characters" in long.note
+    assert bomb is not None and bomb.how == "values" and "more than 20,000 parts" in bomb.note
+    np.testing.assert_allclose(wb["bomb"], wb["x"], rtol=1e-5)  # the engine evaluates it once
+
+
 def test_excel365_writes_lambda_names_and_calls_them(tmp_path: Path) -> None:
     wb = _workbook()
     # rows of 4 (not 3) translate `mean` differently: this call is spelled out instead
