@@ -201,3 +201,26 @@ def test_a_workbook_built_in_code_saves_its_functions(tmp_path: Path) -> None:
     again = load_workbook(tmp_path / "new.py")
     np.testing.assert_allclose(again["y"], wb["y"])
     assert again.function("rms_norm").doc == wb.function("rms_norm").doc
+
+
+def test_spelling_out_calls_gives_the_same_values() -> None:
+    from cellgpt.engine.inline import InlineError, inline_text
+
+    wb = _wb()
+    wb.define_function(RMS)
+    wb.define_function("def twice(a, k=-2): return rms_norm(a, k * a, eps=0.5) + a")
+    functions = {f: wb.function(f) for f in wb.functions()}
+    text = inline_text("twice(x) - rms_norm(w=w, x=x)", functions)
+    assert text == (
+        "x / sqrt(mean(x * x, axis=-1, keepdims=True) + 0.5) * (-2 * x) + x"
+        " - x / sqrt(mean(x * x, axis=-1, keepdims=True) + 1e-05) * w"
+    )
+    wb.define("called", "twice(x) - rms_norm(w=w, x=x)")
+    wb.define("spelled", text)
+    np.testing.assert_allclose(wb["called"], wb["spelled"], rtol=1e-6)
+    with pytest.raises(InlineError, match="missing argument"):
+        inline_text("rms_norm(x)", functions)
+    wb.define_function("def d(a): return a + a")
+    functions["d"] = wb.function("d")
+    with pytest.raises(InlineError, match="more than 20,000 parts"):
+        inline_text("d(" * 20 + "x" + ")" * 20, functions)
