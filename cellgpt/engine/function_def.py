@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import textwrap
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,15 +61,15 @@ def parse_function_source(source: str) -> FunctionSpec:
         raise FunctionDefError(
             f"the definition is {len(source)} characters long; the limit is {MAX_FORMULA_CHARS}"
         )
+    text = textwrap.dedent(source).strip()  # an indented triple-quoted string is fine
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tree = ast.parse(source.strip())
+            tree = ast.parse(text)
     except SyntaxError as exc:
         raise FunctionDefError(f"syntax error: {exc.msg}", exc.lineno, exc.offset) from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise FunctionDefError(f"cannot parse: {type(exc).__name__}") from None
-    text = source.strip()
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef):
         raise FunctionDefError("write exactly one `def name(params): return <formula>`", 1, 1)
     return read_function(tree.body[0], lambda node: ast.get_source_segment(text, node) or "", text)
