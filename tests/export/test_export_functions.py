@@ -140,3 +140,18 @@ def test_gpt2_variants_block_recomputed_by_libreoffice(tmp_path: Path) -> None:
         value = np.asarray(entry.value, dtype=np.float64)
         got = read_array(book, entry.placement, value.shape)
         np.testing.assert_allclose(got, value, atol=1e-5, err_msg=name)
+
+
+def test_a_lambda_applied_to_its_arguments_is_the_recalculated_spelled_out_formula(
+    tmp_path: Path,
+) -> None:
+    """No Excel here to run a LAMBDA: instead, its body with the call's arguments put in for
+    its parameters must be exactly the spelled-out formula LibreOffice recomputed above."""
+    wb = _workbook()
+    spelled = _formulas(export_workbook(wb, tmp_path / "a.xlsx", mode="formulas").path)
+    report = export_workbook(wb, tmp_path / "b.xlsx", mode="formulas", excel365=True)
+    rms = next(m for m in report.plan.lambdas if m.name == "rms_norm")
+    applied = rms.body
+    for param, arg in zip(rms.params, ("x", "w", "1E-05"), strict=True):
+        applied = applied.replace(param, arg)
+    assert "=" + applied == spelled["y"]
