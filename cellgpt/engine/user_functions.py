@@ -34,6 +34,7 @@ MAX_INLINED_NODES = 20_000  # expression nodes of a body with every call expande
 # own formula (MAX_DEPTH) comes on top; 16 functions each nested 60 deep would pass Python's
 # recursion limit.
 MAX_EXPANDED_DEPTH = 2 * MAX_DEPTH
+MAX_FUNCTIONS = 10_000  # function cells of one workbook (a file of a million tiny defs)
 
 
 class UserFunction:
@@ -130,6 +131,11 @@ class FunctionCells:
             self._later_cells = set()
 
     def _define_many(self, specs: list[FunctionSpec]) -> None:
+        if len(self.table) + len(specs) > MAX_FUNCTIONS:
+            raise DefinitionError(
+                f"{len(self.table) + len(specs):,} function cells would pass the limit of "
+                f"{MAX_FUNCTIONS:,}"
+            )
         seen: set[str] = set()
         for spec in specs:
             self._check_name(spec.name)

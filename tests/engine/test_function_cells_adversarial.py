@@ -136,6 +136,16 @@ def test_corpus_counts_per_category() -> None:
         assert counts[category] >= 5, category
 
 
+def test_a_file_of_too_many_functions_is_refused_fast(tmp_path: Path) -> None:
+    from cellgpt.engine import WorkbookFileError, load_workbook
+    from cellgpt.engine.user_functions import MAX_FUNCTIONS
+
+    path = tmp_path / "many.py"
+    path.write_text("".join(f"def f{i}(y): return y\n" for i in range(MAX_FUNCTIONS + 1)))
+    with pytest.raises(WorkbookFileError, match="would pass the limit"):
+        load_workbook(path)
+
+
 def test_the_bounds_leave_room_for_real_functions() -> None:
     """A chain exactly MAX_CALL_DEPTH deep and a body just under the expansion bound load
     and run: the limits refuse bombs, not ordinary workbooks."""
