@@ -238,6 +238,9 @@ class FunctionCells:
     def _invalidate_callers(self, name: str) -> None:
         _, cells = self.callers([name])
         for cell in sorted(cells, key=self.sheet.graph.index):
+            # a row-append variant was derived from the old body (row_derive.py)
+            self.sheet.cells[cell].extender = None
+            self.sheet.cells[cell].extender_source = None
             self.sheet.invalidate(cell)
 
 

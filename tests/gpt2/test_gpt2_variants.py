@@ -70,6 +70,9 @@ def test_generation_runs_through_the_swapped_block(hf_tiny: Any, params_tiny_dir
             torch.tensor([ids]), max_new_tokens=5, do_sample=False, pad_token_id=0
         )
     assert ours == ref[0, len(ids) :].tolist()
+    # relu_mlp's body is row-wise (matmul, relu): the cell calling it computes only each new
+    # token's row, derived through the function cell's body
+    assert type(wb.extender("h0.mlp.out")).__name__ == "DerivedRows"
 
 
 def test_everything_but_the_swap_is_the_gpt2_workbook() -> None:
