@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="formulas mode: N token rows on every sheet; the prompt fills n_tokens of them "
         "and more ids can be typed into token_ids (default 16)",
     )
+    p.add_argument(
+        "--excel365",
+        action="store_true",
+        help="formulas mode: the workbook's function cells become LAMBDA names that formulas "
+        "call (Excel 365 only; by default calls are spelled out, which LibreOffice recomputes)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
 
@@ -56,6 +62,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError(f"the output file must end in .xlsx: {args.out}")
     if args.with_params and args.mode == "formulas":
         print("cellgpt: formulas mode always includes the parameters", file=sys.stderr)
+    if args.excel365 and args.mode != "formulas":
+        raise UserError("--excel365 needs --mode formulas (it changes how formulas are written)")
     wb = open_workbook(args)
     if args.prompt is not None:
         check_prompt_length(wb)
@@ -72,6 +80,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             cells=args.cells,
             progress=bar,
             capacity=args.capacity if args.mode == "formulas" else None,
+            excel365=args.excel365,
         )
     except ValueError as exc:  # e.g. no cell matches the patterns
         raise UserError(str(exc)) from None

@@ -42,6 +42,7 @@ class Sheet:
         self.aliases: dict[str, str] = {}
         self.evictable: set[str] = set()  # cells with the `evict` hint
         self.listeners: list[Listener] = []
+        self.user_functions: dict[str, Any] = {}  # function cells (user_functions.py)
         # Bumped by every change to a cell's formula, the cells or the aliases, for caches of
         # what the formulas say (fusion.ChainFinder).
         self.formula_version = 0
@@ -99,6 +100,8 @@ class Sheet:
             raise DefinitionError(f"{what} {name!r}: the name of a library function")
         if name in self.library.constants:
             raise DefinitionError(f"{what} {name!r}: the name of a library constant")
+        if name in self.user_functions:
+            raise DefinitionError(f"{what} {name!r}: the name of a function cell")
 
     def check_names(self, cell: str, formula: Formula, known: set[str]) -> tuple[str, ...]:
         """The cells a formula reads (aliases resolved); refuses unknown names and functions."""

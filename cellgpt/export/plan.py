@@ -16,6 +16,7 @@ from cellgpt.engine.value_limits import ValueTooLarge, array_items, measure
 from cellgpt.export.capacity import Capacity, counting, keeps_real_value
 from cellgpt.export.excel_forms import with_excel_forms
 from cellgpt.export.helpers import HelperColumn
+from cellgpt.export.lambdas import Lambda, Lambdas
 from cellgpt.export.layout import (
     MAX_DATA_COLS,
     MAX_DATA_ROWS,
@@ -60,6 +61,7 @@ class Plan:
     entries: list[Entry]
     vocab: list[str] | None
     capacity: Capacity | None = None
+    lambdas: list[Lambda] = dataclasses.field(default_factory=list)  # --excel365 only
 
     def entry(self, name: str) -> Entry | None:
         return next((e for e in self.entries if e.name == name), None)
@@ -194,6 +196,7 @@ def build_plan(
     patterns: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
     capacity: Capacity | None = None,
+    excel365: bool = False,
 ) -> Plan:
     """What goes where. With `capacity` (the workbook run padded, see capacity.py), cells
     keep the padded run's rows and the real run's values where the shapes agree."""
@@ -231,13 +234,14 @@ def build_plan(
         if is_param(wb, name) and entry.kind != "skip":
             entry.how = "parameter values"
         entries.append(entry)
+    lambdas = Lambdas(names_) if excel365 else None
     if mode == "formulas":
         count = placements.get(cells.N_TOKENS) if capacity is not None else None
         with counting(cell_ref_expr(count, 0, 0, 1, 1) if count is not None else None):
-            _translate(wb, entries, placements, progress)
+            _translate(wb, entries, placements, progress, lambdas)
     if capacity is not None:
         _real_values(wb, entries, capacity)
-    return Plan(mode, entries, vocab, capacity)
+    return Plan(mode, entries, vocab, capacity, lambdas.all() if lambdas else [])
 
 
 def _real_values(wb: Workbook, entries: list[Entry], capacity: Capacity) -> None:
@@ -280,8 +284,9 @@ def _translate(
     entries: list[Entry],
     placements: dict[str, Placement],
     progress: Callable[[str], None] | None,
+    lambdas: Lambdas | None = None,
 ) -> None:
-    translator = Translator(wb, with_excel_forms(wb.library), placements)
+    translator = Translator(wb, with_excel_forms(wb.library), placements, lambdas)
     for entry in entries:
         if entry.kind != "array" or entry.how != "values" or wb.cell(entry.name).is_input:
             continue

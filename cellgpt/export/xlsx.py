@@ -87,10 +87,13 @@ def export_workbook(
     cells: Sequence[str] | None = None,
     progress: Progress | None = None,
     capacity: int | None = None,
+    excel365: bool = False,
 ) -> ExportReport:
     """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export.
     `capacity` (formulas mode, GPT-2 workbooks): N token rows on every sheet, the ids an
-    input column (see capacity.py); None: exactly the prompt's rows."""
+    input column (see capacity.py); None: exactly the prompt's rows. `excel365`: function
+    cells become LAMBDA defined names called by name (Excel 365 only; see lambdas.py)
+    instead of being spelled out in every formula."""
     start = time.perf_counter()
     path = Path(path)
     if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
@@ -103,7 +106,7 @@ def export_workbook(
     if mode == "formulas" and capacity is not None and applies(wb):
         padding = padded(wb, capacity)
     with padding as cap:
-        plan = build_plan(wb, mode, with_params, cells, capacity=cap)
+        plan = build_plan(wb, mode, with_params, cells, capacity=cap, excel365=excel365)
         writer = _Writer(wb, plan, progress)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -155,6 +158,8 @@ class _Writer:
             p = entry.placement
             if p is not None and p.name is not None and entry.how != "not exported":
                 self.book.defined_names[p.name] = DefinedName(p.name, attr_text=p.whole_range())
+        for made in self.plan.lambdas:
+            self.book.defined_names[made.name] = DefinedName(made.name, attr_text=made.text)
         # LibreOffice and Excel recompute every formula when the file is opened.
         self.book.calculation.fullCalcOnLoad = True
         self._tick("saving")

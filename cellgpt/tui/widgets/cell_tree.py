@@ -12,7 +12,8 @@ from textual.widgets.tree import TreeNode
 
 from cellgpt.engine import Status
 from cellgpt.engine.steps import step_number
-from cellgpt.tui.grouping import Group, group_cells, initially_expanded
+from cellgpt.tui.function_cells import FUNCTION_PREFIX
+from cellgpt.tui.grouping import FUNCTIONS, Group, group_cells, initially_expanded
 from cellgpt.tui.numfmt import format_duration
 
 MARKS: dict[str, tuple[str, str]] = {
@@ -73,6 +74,11 @@ class CellTree(Tree[str]):
         self.refresh_marks(wb, set(self._leaves))
 
     def _add_cells(self, node: TreeNode[str], group: Group, wb: Any) -> None:
+        if group.key == FUNCTIONS:  # function cells: data "fn:name", no status of their own
+            for name in group.cells:
+                label = Text.assemble(("ƒ ", "magenta"), wb.function(name).signature())
+                node.add_leaf(label, data=FUNCTION_PREFIX + name)
+            return
         block = group.key.split(":", 1)[1] + "." if ":" in group.key else ""
         for name in group.cells:
             if group.key.startswith(("block:", "params:")) and name.startswith(block):
@@ -113,6 +119,10 @@ class CellTree(Tree[str]):
         return label
 
     def _group_label(self, wb: Any, group: Group) -> Text:
+        if group.key == FUNCTIONS:
+            return Text.assemble(
+                ("ƒ ", "magenta"), ("functions", "bold"), (f"  {len(group.cells)}", "dim")
+            )
         # an on-demand cell left stale is not a job left undone: it does not mark its group
         statuses = [
             str(wb.status(n))
@@ -147,6 +157,18 @@ class CellTree(Tree[str]):
             node.collapse()
         elif node.parent is not None and node.parent is not self.root:
             self.move_cursor(node.parent)
+
+    def select_function(self, name: str) -> bool:
+        """Put the cursor on a function cell's leaf."""
+        for node, group in self._groups:
+            if group.key == FUNCTIONS:
+                for leaf in node.children:
+                    if leaf.data == FUNCTION_PREFIX + name:
+                        node.expand()
+                        _ = self.last_line
+                        self.move_cursor(leaf)
+                        return True
+        return False
 
     def select_cell(self, name: str) -> bool:
         """Open the groups above a cell and put the cursor on it (no event if already there)."""
