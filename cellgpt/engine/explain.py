@@ -186,6 +186,7 @@ class _Walker:
         self.functions = functions
         self.constants = wb.library.constants
         self.expansions = wb.library.expansions
+        self.user_functions = wb._sheet.user_functions  # function cells: their body explains
         self.inline = inline
         self.inlining: set[str] = set()
         self.capture = capture
@@ -287,8 +288,12 @@ class _Walker:
                 child(sub)
         op = op_name(node)
         steps: tuple[Any, list[int]] | None = None
-        if isinstance(node, ast.Call) and node.func.id in self.expansions:  # type: ignore[attr-defined]
-            steps = self._expand(node, known, depth + 1)
+        called = node.func.id if isinstance(node, ast.Call) else None  # type: ignore[attr-defined]
+        if called in self.expansions:
+            steps = self._expand(node, known, depth + 1)  # type: ignore[arg-type]
+            children += steps[1]
+        elif called in self.user_functions:
+            steps = self._expand_function(node, known, depth + 1)  # type: ignore[arg-type]
             children += steps[1]
         try:
             value = _Known(unit.formula, unit.resolve, self.functions, known).build(node)(unit.env)
@@ -374,6 +379,37 @@ class _Walker:
             indices.append(index)
             env[step] = value
         return value, indices, True
+
+    def _expand_function(
+        self, call: ast.Call, known: dict[int, Any], depth: int
+    ) -> tuple[Any, list[int], Any]:
+        """A function cell's call explained by its own body, walked with the call's
+        arguments bound to the parameters (as `_expand` does for a library expansion)."""
+        function = self.user_functions[call.func.id]  # type: ignore[attr-defined]
+        what = f"{function.name}()'s result"
+        try:
+            args = tuple(known[id(a)] for a in call.args)
+            env = function.bind(args, {kw.arg: known[id(kw.value)] for kw in call.keywords})
+        except Exception as exc:
+            return None, [], Check(what, False, note=f"body not evaluated: {_message(exc)}")
+        constants = self.constants
+
+        def resolve(name: str) -> tuple[str, Any]:
+            if name in env:
+                return ("ref", name)
+            if name in constants:
+                return ("const", constants[name])
+            raise CellEvalError(f"unknown name {name!r} in the body of {function.name}()")
+
+        try:
+            value, index = self._root(_Unit(function.spec.formula, env, resolve, None), depth)
+        except _Failed:
+            index = len(self.nodes) - 1
+            error = self.nodes[index].error or "failed"
+            return None, [index], Check(what, False, note=f"its body failed: {error}")
+        record = self.nodes[index]
+        record.kind, record.label, record.explains = "step", "body", f"{function.name}()"
+        return value, [index], True
 
 
 def _message(exc: BaseException) -> str:
