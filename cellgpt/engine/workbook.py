@@ -20,6 +20,7 @@ from cellgpt.engine.append import Extender
 from cellgpt.engine.cells import Cell, CellInfo, CellSpec, literal_text
 from cellgpt.engine.errors import DefinitionError
 from cellgpt.engine.functions import FunctionLibrary, core
+from cellgpt.engine.grad_functions import install as install_gradients
 from cellgpt.engine.limits import DEFAULT_LIMITS, Limits
 from cellgpt.engine.runner import Runner
 from cellgpt.engine.sheet import Listener, Sheet
@@ -47,6 +48,7 @@ class Workbook:
         self.document: WorkbookDocument | None = None  # the file it was loaded from / saved to
         self._sheet = Sheet(self.library, limits)
         self._runner = Runner(self._sheet)
+        install_gradients(self._sheet, self._runner)  # grad(loss, w) reads this workbook's cells
         self._blocks = Templates(self._sheet, self._runner)
         self._functions = self._sheet.functions  # the table formulas are compiled against
 
