@@ -62,7 +62,9 @@ def _placeholder(name: str) -> Callable[..., Any]:
 
 def register_grad(library: Any) -> None:
     """Declare grad/grads/grad_of (each workbook binds them to its own cells)."""
-    library.register("grad", _placeholder("grad"), doc="Gradient of a loss cell w.r.t. a cell.", cost=fixed)
+    library.register(
+        "grad", _placeholder("grad"), doc="Gradient of a loss cell w.r.t. a cell.", cost=fixed
+    )
     library.register(
         "grads",
         _placeholder("grads"),
@@ -129,7 +131,7 @@ def install(sheet: Any, runner: Any) -> None:
 def matching_cells(sheet: Any, loss: str, pattern: str, kind: str | None) -> list[str]:
     """Cells the loss depends on whose names match a pattern (space-separated, fnmatch)."""
     if not isinstance(pattern, str):
-        raise CellEvalError("grads(): the pattern must be text, e.g. \"h0.* wte\"")
+        raise CellEvalError('grads(): the pattern must be text, e.g. "h0.* wte"')
     patterns = pattern.split()
     upstream = sheet.graph.ancestors(loss)
     return [

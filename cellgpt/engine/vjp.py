@@ -210,9 +210,7 @@ def _std(g: Any, out: Any, a: Any, axis: Any = None, keepdims: bool = False) -> 
 
 
 @vjp("amax", "amin", "max", "min")
-def _extreme(
-    g: Any, out: Any, a: Any, axis: Any = None, keepdims: bool = False
-) -> tuple[Any, ...]:
+def _extreme(g: Any, out: Any, a: Any, axis: Any = None, keepdims: bool = False) -> tuple[Any, ...]:
     a = np.asarray(a)
     hit = a == _expand(out, a, axis, keepdims)
     share = hit / hit.sum(axis=axis, keepdims=True)  # ties share the gradient evenly
@@ -267,7 +265,11 @@ def _max_min(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, ...]:
 @vjp("where")
 def _where(g: Any, out: Any, condition: Any, a: Any, b: Any) -> tuple[Any, ...]:
     c = np.asarray(condition, dtype=bool)
-    return None, unbroadcast(np.where(c, g, 0), _shape(a)), unbroadcast(np.where(c, 0, g), _shape(b))
+    return (
+        None,
+        unbroadcast(np.where(c, g, 0), _shape(a)),
+        unbroadcast(np.where(c, 0, g), _shape(b)),
+    )
 
 
 @vjp("clip")
@@ -289,7 +291,7 @@ def _gelu(g: Any, out: Any, x: Any) -> tuple[Any, ...]:
     inner = _GELU_C * (x + 0.044715 * x**3)
     t = np.tanh(inner)
     d_inner = _GELU_C * (1 + 3 * 0.044715 * x * x)
-    return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner)).astype(x.dtype, copy=False),
+    return ((g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner)).astype(x.dtype, copy=False),)
 
 
 # ---------------------------------------------------------------------------- normalising
@@ -308,11 +310,15 @@ def _normalized(x: Any, eps: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _normalize_back(gy: np.ndarray, xhat: np.ndarray, inv: np.ndarray) -> np.ndarray:
     # d/dx of (x - mean) / sqrt(var + eps), applied to gy: the standard three-term form
-    return inv * (gy - gy.mean(axis=-1, keepdims=True) - xhat * (gy * xhat).mean(axis=-1, keepdims=True))
+    return inv * (
+        gy - gy.mean(axis=-1, keepdims=True) - xhat * (gy * xhat).mean(axis=-1, keepdims=True)
+    )
 
 
 @vjp("layer_norm")
-def _layer_norm(g: Any, out: Any, x: Any, gain: Any, bias: Any, eps: float = 1e-5) -> tuple[Any, ...]:
+def _layer_norm(
+    g: Any, out: Any, x: Any, gain: Any, bias: Any, eps: float = 1e-5
+) -> tuple[Any, ...]:
     xhat, inv = _normalized(x, eps)
     g = np.asarray(g)
     g_gain = unbroadcast(g * xhat, _shape(gain))

@@ -55,6 +55,8 @@ def render_text(wb: SavedWorkbook) -> str:
         cell = wb.cell(name)
         if name in entries or cell.template is not None or cell.source is None:
             continue
+        if cell.hints.get("generated"):  # remade on load (grad_cells.py)
+            continue
         additions.append(_statement(name, cell.source, cell.doc, cell.hints))
     for name, formula in overrides.items():
         if name not in entries:
