@@ -24,7 +24,7 @@ from cellgpt.engine.formula_compile import Env, Evaluator, _Compiler
 from cellgpt.engine.formula_parse import Formula, dotted_name
 from cellgpt.engine.limits import check_bytes, check_time
 from cellgpt.engine.store import MISSING
-from cellgpt.engine.vjp import BINOP_VJPS, NONDIFF, VJPS, unbroadcast
+from cellgpt.engine.vjp import BINOP_VJPS, NONDIFF, VJPS, RowUpdates, add_gradient, unbroadcast
 
 Reader = Callable[[str], Any]  # a cell's current value (recomputed if it was dropped)
 
@@ -131,16 +131,18 @@ class Backward:
             out = values[loss]
             grads[loss] = np.ones_like(np.asarray(out, dtype=np.result_type(out, np.float32)))
         pending = set(order)
+        owned: dict[str, Any] = {}
         wanted = set(wrts)
         for name in reversed(order):
             pending.discard(name)
-            g = grads.pop(name, None)
+            g = _in_dtype_of(grads.pop(name, None), values[name])
             if name in wanted:
                 results[name] = g  # every cell after it has added its share by now
             tape = tapes.pop(name, None)
             if g is None or tape is None:
                 continue
-            _FormulaBackward(self, tape, pending, grads).push(tape.formula.tree.body, g)
+            owned.pop(name, None)
+            _FormulaBackward(self, tape, pending, grads, owned).push(tape.formula.tree.body, g)
         for name in wrts:
             if results.get(name) is None:
                 value = np.asarray(self.read(name))
@@ -159,21 +161,44 @@ class Backward:
         return ("const", self.library.constants[name])
 
 
+def _basic(key: Any) -> bool:
+    """An index of slices, whole numbers, ... and None only: each entry is picked once."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return all(isinstance(p, slice | int | np.integer) or p is None or p is Ellipsis for p in parts)
+
+
+def _in_dtype_of(g: Any, value: Any) -> Any:
+    """A cell's gradient in the cell's own floating dtype (a float32 model stays float32,
+    even below a loss that is a Python float)."""
+    dtype = getattr(value, "dtype", None)
+    if g is None or dtype is None or dtype.kind != "f" or getattr(g, "dtype", None) == dtype:
+        return g
+    return g.astype(dtype) if isinstance(g, RowUpdates) else np.asarray(g, dtype=dtype)
+
+
 def _like(g: Any, value: Any) -> np.ndarray:
     """The gradient with the value's shape and (floating) dtype."""
     value = np.asarray(value)
-    g = np.asarray(g)
+    g = g.dense() if isinstance(g, RowUpdates) else np.asarray(g)
     dtype = value.dtype if value.dtype.kind == "f" else g.dtype
-    return np.ascontiguousarray(np.broadcast_to(g, value.shape), dtype=dtype)
+    if g.shape != value.shape:
+        g = np.broadcast_to(g, value.shape)
+    return np.ascontiguousarray(g, dtype=dtype)  # no copy when it already is
 
 
 class _FormulaBackward:
     """Pushes one cell's gradient through its formula tree."""
 
     def __init__(
-        self, owner: Backward, tape: _CellTape, on_path: set[str], grads: dict[str, Any]
+        self,
+        owner: Backward,
+        tape: _CellTape,
+        on_path: set[str],
+        grads: dict[str, Any],
+        owned: dict[str, Any],
     ) -> None:
         self.owner, self.tape, self.grads = owner, tape, grads
+        self.owned = owned  # {cell: its gradient array, when it is an accumulator of ours}
         self.on_path = on_path
         self._active: dict[int, bool] = {}
 
@@ -203,6 +228,8 @@ class _FormulaBackward:
         if g is None or not self.active(node):
             return
         check_time()
+        if isinstance(g, RowUpdates) and not isinstance(node, ast.Name | ast.Attribute):
+            g = g.dense()
         method = getattr(self, "back_" + type(node).__name__, None)
         if method is None:
             raise self.error(node, f"cannot differentiate a {type(node).__name__} expression")
@@ -213,7 +240,14 @@ class _FormulaBackward:
         if name is None:
             return
         prev = self.grads.get(name)
-        self.grads[name] = g if prev is None else prev + g
+        if prev is None:
+            self.grads[name] = g
+            return
+        owned = self.owned.get(name) is prev
+        total, mine = add_gradient(prev, g, owned)
+        self.grads[name] = total
+        if mine:
+            self.owned[name] = total
 
     back_Attribute = back_Name
 
@@ -285,7 +319,10 @@ class _FormulaBackward:
                 return
             raise self.error(node, "can only differentiate indexing into an array")
         full = np.zeros(container.shape, dtype=np.result_type(g, np.float32))
-        np.add.at(full, key, g)  # repeated indices add up
+        if _basic(key):
+            full[key] = g
+        else:
+            np.add.at(full, key, g)  # repeated indices add up
         self.push(node.value, full)
 
     def back_Tuple(self, node: ast.Tuple | ast.List, g: Any) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from cellgpt.engine import kernels
+
 Rule = Callable[..., tuple[Any, ...]]
 
 VJPS: dict[str, Rule] = {}
@@ -57,6 +59,44 @@ def _shape(x: Any) -> tuple[int, ...]:
     return tuple(np.shape(x))
 
 
+class RowUpdates:
+    """A gradient that is zero but for a few rows (an embedding table's: one row per token),
+    kept as (row ids, rows) instead of a mostly-zero copy of the whole table."""
+
+    def __init__(self, shape: tuple[int, ...], ids: np.ndarray, rows: np.ndarray) -> None:
+        self.shape, self.ids, self.rows = tuple(shape), ids, rows
+        self.dtype = rows.dtype
+
+    def add_into(self, dense: np.ndarray) -> np.ndarray:
+        np.add.at(dense, self.ids, self.rows)  # repeated ids add up
+        return dense
+
+    def dense(self) -> np.ndarray:
+        return self.add_into(np.zeros(self.shape, dtype=self.dtype))
+
+    def astype(self, dtype: Any) -> RowUpdates:
+        return RowUpdates(self.shape, self.ids, self.rows.astype(dtype))
+
+
+def add_gradient(prev: Any, g: Any, owned: bool) -> tuple[Any, bool]:
+    """prev + g, in place in `prev` when it is an accumulator of ours (`owned`); returns the
+    sum and whether it is ours now."""
+    if isinstance(prev, RowUpdates) and isinstance(g, RowUpdates):
+        ids = np.concatenate([prev.ids.reshape(-1), g.ids.reshape(-1)])
+        rows = np.concatenate([prev.rows.reshape(-1, *prev.shape[1:]), g.rows.reshape(-1, *g.shape[1:])])
+        return RowUpdates(prev.shape, ids, rows), False
+    if isinstance(prev, RowUpdates):
+        prev, g, owned = g, prev, False
+    if isinstance(g, RowUpdates):
+        dense = prev if owned else np.array(prev, dtype=np.result_type(prev, g.dtype))
+        return g.add_into(dense), True
+    prev, g = np.asarray(prev), np.asarray(g)
+    if owned and prev.shape == np.broadcast_shapes(prev.shape, g.shape) and np.can_cast(g.dtype, prev.dtype):
+        np.add(prev, g, out=prev)
+        return prev, True
+    return prev + g, True
+
+
 # ---------------------------------------------------------------------------- operators
 def _matmul(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
     a, b, g = np.asarray(a), np.asarray(b), np.asarray(g)
@@ -70,8 +110,15 @@ def _matmul(g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
         ga = g[..., :, None] * b
         gb = np.matmul(np.swapaxes(a, -1, -2), g[..., None])[..., 0]
         return unbroadcast(ga, a.shape), unbroadcast(gb, b.shape)
-    ga = np.matmul(g, np.swapaxes(b, -1, -2))
-    gb = np.matmul(np.swapaxes(a, -1, -2), g)
+    # the engine's chunked products (one chunk per core, see kernels.py) when they apply
+    product = kernels.matmul if kernels.is_float(g, a, b) else np.matmul
+    ga = product(g, np.swapaxes(b, -1, -2))
+    if b.ndim == 2 and b.flags.f_contiguous and not b.flags.c_contiguous:
+        # b is a transposed table (logits = x · wteᵀ): its gradient in the same layout, so
+        # the table's own gradient comes out contiguous
+        gb = product(np.swapaxes(g, -1, -2), a).T
+    else:
+        gb = product(np.swapaxes(a, -1, -2), g)
     return unbroadcast(ga, a.shape), unbroadcast(gb, b.shape)
 
 
@@ -288,7 +335,7 @@ _GELU_C = math.sqrt(2.0 / math.pi)
 @vjp("gelu")
 def _gelu(g: Any, out: Any, x: Any) -> tuple[Any, ...]:
     x = np.asarray(x)
-    inner = _GELU_C * (x + 0.044715 * x**3)
+    inner = _GELU_C * (x + 0.044715 * (x * x * x))
     t = np.tanh(inner)
     d_inner = _GELU_C * (1 + 3 * 0.044715 * x * x)
     return ((g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner)).astype(x.dtype, copy=False),)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from cellgpt.engine import causal
-from cellgpt.engine.vjp import NONDIFF, vjp
+from cellgpt.engine.vjp import NONDIFF, RowUpdates, vjp
 
 NONDIFF.update(
     {"load_weights", "load_tokenizer", "model_config", "split_words", "bpe_passes", "bpe_ids",
@@ -20,9 +20,8 @@ NONDIFF.update(
 @vjp("embed_tokens")
 def _embed_tokens(g: Any, out: Any, wte: Any, token_ids: Any) -> tuple[Any, ...]:
     # each token's row of the table gets that token's gradient (repeated tokens add up)
-    gw = np.zeros(np.shape(wte), dtype=np.result_type(g))
-    np.add.at(gw, np.asarray(token_ids, dtype=np.int64), g)
-    return gw, None
+    ids = np.asarray(token_ids, dtype=np.int64)
+    return RowUpdates(np.shape(wte), ids, np.asarray(g)), None
 
 
 @vjp("positions")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cellgpt.engine.functions import core
-from cellgpt.engine.vjp import VJPS
+from cellgpt.engine.vjp import VJPS, RowUpdates
 from cellgpt.gpt2.functions import register as register_gpt2
 
 LIBRARY = register_gpt2(core.copy())
@@ -42,7 +42,8 @@ def _fd_check(fname: str, args: list[Any], diff: list[int], kwargs: dict | None 
             with np.errstate(invalid="ignore"):  # masked (-inf) entries are constants
                 change = np.where(np.isfinite(f_up), f_up - f_down, 0.0)
             numeric[idx] = np.sum(g * change) / (2 * H)
-        got = np.asarray(grads[i], dtype=np.float64)
+        grad = grads[i].dense() if isinstance(grads[i], RowUpdates) else grads[i]
+        got = np.asarray(grad, dtype=np.float64)
         assert got.shape == x.shape, (fname, i, got.shape, x.shape)
         np.testing.assert_allclose(got, numeric, rtol=1e-5, atol=1e-7, err_msg=f"{fname} arg {i}")
 
@@ -58,6 +59,7 @@ CASES: list[tuple[str, list[Any], list[int], dict]] = [
     ("matmul", [_x(3, 4), _x(4, seed=1)], [0, 1], {}),
     ("matmul", [_x(2, 3, 4), _x(2, 4, 5, seed=1)], [0, 1], {}),
     ("matmul", [_x(2, 3, 4), _x(4, 5, seed=1)], [0, 1], {}),
+    ("matmul", [_x(3, 4), np.asfortranarray(_x(4, 5, seed=1))], [0, 1], {}),
     ("dot", [_x(4), _x(4, seed=1)], [0, 1], {}),
     ("transpose", [_x(3, 4)], [0], {}),
     ("transpose", [_x(2, 3, 4), (2, 0, 1)], [0], {}),
