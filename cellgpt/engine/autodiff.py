@@ -104,10 +104,8 @@ class Backward:
         return self.graph.topo_order(on_path) if loss in on_path else []
 
     # ------------------------------------------------------------------ the gradient
-    def gradients(self, loss: str, wrts: list[str]) -> dict[str, Any]:
-        """{wrt: d loss / d wrt}; a cell the loss does not depend on gets zeros. A loss that
-        is not a single number is summed (the gradient of its sum)."""
-        order = self.path(loss, wrts)
+    def forward(self, order: list[str]) -> tuple[dict[str, Any], dict[str, _CellTape]]:
+        """The path's values (a cell still held is not recomputed) and its cells' tapes."""
         values: dict[str, Any] = {}
         tapes: dict[str, _CellTape] = {}
         for name in order:
@@ -125,6 +123,19 @@ class Backward:
             else:
                 tape.values[id(root)] = values[name] = held
             tapes[name] = tape
+        return values, tapes
+
+    def value_at(self, target: str, inputs: list[str]) -> Any:
+        """`target`'s value computed from `inputs`' values as `read` gives them."""
+        order = self.path(target, inputs)
+        return self.forward(order)[0][target] if order else self.read(target)
+
+    def gradients(self, loss: str, wrts: list[str]) -> dict[str, Any]:
+        """{wrt: d loss / d wrt}; a cell the loss does not depend on gets zeros. A loss that
+        is not a single number is summed (the gradient of its sum)."""
+        order = self.path(loss, wrts)
+        values, tapes = self.forward(order)
+        self.loss_value = values.get(loss, MISSING)
         results: dict[str, Any] = {}
         grads: dict[str, Any] = {}
         if order:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
 
+from cellgpt.engine import fit as fitting
 from cellgpt.engine.autodiff import Backward
 from cellgpt.engine.costs import fixed
 from cellgpt.engine.errors import CellEvalError
@@ -30,7 +31,12 @@ class CellName(str):
 
 
 # Which positional arguments of these functions are cells passed by name.
-NAME_ARGUMENTS: dict[str, tuple[int, ...]] = {"grad": (0, 1), "grads": (0,)}
+NAME_ARGUMENTS: dict[str, tuple[int, ...]] = {
+    "grad": (0, 1),
+    "grads": (0,),
+    "fit": (0, 1),  # fit(loss, [w1, b1], lr, steps)
+    "at": (0,),  # at(prediction, fitted)
+}
 
 
 def name_arguments(formula: Formula, resolve: Callable[[str], str | None]) -> Formula:
@@ -45,11 +51,20 @@ def name_arguments(formula: Formula, resolve: Callable[[str], str | None]) -> Fo
         for i in NAME_ARGUMENTS.get(node.func.id, ()):
             if i >= len(node.args):
                 continue
-            name = dotted_name(node.args[i])
-            target = resolve(name) if name is not None else None
-            if target is not None:
-                node.args[i] = ast.copy_location(ast.Constant(CellName(target)), node.args[i])
+            arg = node.args[i]
+            if isinstance(arg, ast.List | ast.Tuple):  # a list of cells: each by name
+                arg.elts = [_by_name(e, resolve) for e in arg.elts]
+            else:
+                node.args[i] = _by_name(arg, resolve)
     return dataclasses.replace(formula, tree=tree)
+
+
+def _by_name(node: ast.expr, resolve: Callable[[str], str | None]) -> ast.expr:
+    name = dotted_name(node)
+    target = resolve(name) if name is not None else None
+    if target is None:
+        return node
+    return ast.copy_location(ast.Constant(CellName(target)), node)
 
 
 def _placeholder(name: str) -> Callable[..., Any]:
@@ -72,6 +87,16 @@ def register_grad(library: Any) -> None:
         cost=fixed,
     )
     library.register("grad_of", grad_of, cost=fixed)
+    library.register(
+        "fit",
+        _placeholder("fit"),
+        doc="Gradient descent: fit(loss, [w1, b1], lr, steps) -> final params and loss history.",
+        cost=fixed,
+    )
+    library.register(
+        "at", _placeholder("at"), doc="A cell computed with a fit's parameters.", cost=fixed
+    )
+    library.register("entry", entry, cost=fixed)
 
 
 def grad_of(table: Any, name: str) -> Any:
@@ -81,6 +106,17 @@ def grad_of(table: Any, name: str) -> Any:
     if name not in table:
         raise CellEvalError(f"grad_of: no gradient for {name!r} in this table")
     return table[name]
+
+
+def entry(table: Any, key: str) -> Any:
+    """One entry of a table cell, e.g. entry(fitted, "loss") for a fit's loss history."""
+    if not isinstance(table, dict):
+        raise CellEvalError("entry: the first argument must be a table (a fit or grads cell)")
+    if key not in table:
+        raise CellEvalError(
+            f"entry: no {key!r} in this table (it has {', '.join(map(str, table))})"
+        )
+    return table[key]
 
 
 def _cell_name(value: Any, what: str, fname: str) -> str:
@@ -101,16 +137,24 @@ def install(sheet: Any, runner: Any) -> None:
             return cell.pin_value
         return MISSING if state.evicted else state.value
 
-    def backward() -> Backward:
+    def make(read: Callable[[str], Any], held: Callable[[str], Any]) -> Backward:
         return Backward(
-            sheet.cells,
-            sheet.graph,
-            sheet.aliases,
-            sheet.functions,
-            sheet.library,
-            runner.value_or_raise,
-            held,
+            sheet.cells, sheet.graph, sheet.aliases, sheet.functions, sheet.library, read, held
         )
+
+    def backward() -> Backward:
+        return make(runner.value_or_raise, held)
+
+    def fit(loss: Any, params: Any, lr: float, steps: int) -> dict[str, Any]:
+        loss_name = _cell_name(loss, "loss", "fit")
+        if not isinstance(params, list | tuple) or not params:
+            raise CellEvalError("fit(): the parameters are a list of cells, e.g. [w1, b1]")
+        names = [_cell_name(p, "parameters", "fit") for p in params]
+        return fitting.fit(make, runner.value_or_raise, loss_name, names, lr, steps)
+
+    def at(target: Any, table: Any) -> Any:
+        name = _cell_name(target, "cell to compute", "at")
+        return fitting.at(make, runner.value_or_raise, name, table, sheet.cells)
 
     def grad(loss: Any, wrt: Any) -> Any:
         loss_name = _cell_name(loss, "loss", "grad")
@@ -126,6 +170,8 @@ def install(sheet: Any, runner: Any) -> None:
 
     sheet.functions["grad"] = grad
     sheet.functions["grads"] = grads
+    sheet.functions["fit"] = fit
+    sheet.functions["at"] = at
 
 
 def matching_cells(sheet: Any, loss: str, pattern: str, kind: str | None) -> list[str]:

@@ -83,7 +83,9 @@ def add_gradient(prev: Any, g: Any, owned: bool) -> tuple[Any, bool]:
     sum and whether it is ours now."""
     if isinstance(prev, RowUpdates) and isinstance(g, RowUpdates):
         ids = np.concatenate([prev.ids.reshape(-1), g.ids.reshape(-1)])
-        rows = np.concatenate([prev.rows.reshape(-1, *prev.shape[1:]), g.rows.reshape(-1, *g.shape[1:])])
+        rows = np.concatenate(
+            [prev.rows.reshape(-1, *prev.shape[1:]), g.rows.reshape(-1, *g.shape[1:])]
+        )
         return RowUpdates(prev.shape, ids, rows), False
     if isinstance(prev, RowUpdates):
         prev, g, owned = g, prev, False
@@ -91,7 +93,11 @@ def add_gradient(prev: Any, g: Any, owned: bool) -> tuple[Any, bool]:
         dense = prev if owned else np.array(prev, dtype=np.result_type(prev, g.dtype))
         return g.add_into(dense), True
     prev, g = np.asarray(prev), np.asarray(g)
-    if owned and prev.shape == np.broadcast_shapes(prev.shape, g.shape) and np.can_cast(g.dtype, prev.dtype):
+    if (
+        owned
+        and prev.shape == np.broadcast_shapes(prev.shape, g.shape)
+        and np.can_cast(g.dtype, prev.dtype)
+    ):
         np.add(prev, g, out=prev)
         return prev, True
     return prev + g, True
