@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.formula_compile import Env, Evaluator, _Compiler
 from cellgpt.engine.formula_parse import Formula, dotted_name
-from cellgpt.engine.limits import check_bytes, check_time
+from cellgpt.engine.limits import charge, check_bytes, check_time
 from cellgpt.engine.store import MISSING
 from cellgpt.engine.vjp import BINOP_VJPS, NONDIFF, VJPS, RowUpdates, add_gradient, unbroadcast
 
@@ -172,6 +173,15 @@ class Backward:
         return ("const", self.library.constants[name])
 
 
+def matmul_work(sa: tuple[int, ...], sb: tuple[int, ...]) -> int:
+    """Multiply-adds of a product of arrays of these shapes."""
+    rows = sa[-2] if len(sa) >= 2 else 1
+    cols = sb[-1] if len(sb) >= 2 else 1
+    inner = sa[-1] if sa else 1
+    batch = math.prod(np.broadcast_shapes(sa[:-2], sb[:-2])) if len(sa) > 2 or len(sb) > 2 else 1
+    return batch * rows * cols * inner
+
+
 def _basic(key: Any) -> bool:
     """An index of slices, whole numbers, ... and None only: each entry is picked once."""
     parts = key if isinstance(key, tuple) else (key,)
@@ -274,6 +284,8 @@ class _FormulaBackward:
             raise self.error(node, f"no gradient for the operator {type(node.op).__name__}")
         a, b = self.tape.value(node.left), self.tape.value(node.right)
         check_bytes(8 * (np.size(a) + np.size(b)), "the gradient")
+        if isinstance(node.op, ast.MatMult):  # a backward product costs twice the forward
+            charge("grad of matmul", 0, 2 * matmul_work(np.shape(a), np.shape(b)))
         ga, gb = rule(g, self.tape.value(node), a, b)
         self.push(node.left, ga)
         self.push(node.right, gb)
@@ -298,8 +310,6 @@ class _FormulaBackward:
         params = list(bound.arguments)
         cost = self.owner.library[fname].cost
         if cost is not None:  # a backward step costs about twice its forward
-            from cellgpt.engine.limits import charge
-
             nbytes, work = cost(*args, **kwargs)
             charge(f"grad of {fname}", nbytes, 2 * work)
         try:

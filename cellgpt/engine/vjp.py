@@ -81,6 +81,8 @@ class RowUpdates:
 def add_gradient(prev: Any, g: Any, owned: bool) -> tuple[Any, bool]:
     """prev + g, in place in `prev` when it is an accumulator of ours (`owned`); returns the
     sum and whether it is ours now."""
+    if isinstance(prev, list) and isinstance(g, list):  # a list cell's items, one by one
+        return [_add_items(a, b) for a, b in zip(prev, g, strict=True)], False
     if isinstance(prev, RowUpdates) and isinstance(g, RowUpdates):
         ids = np.concatenate([prev.ids.reshape(-1), g.ids.reshape(-1)])
         rows = np.concatenate(
@@ -101,6 +103,12 @@ def add_gradient(prev: Any, g: Any, owned: bool) -> tuple[Any, bool]:
         np.add(prev, g, out=prev)
         return prev, True
     return prev + g, True
+
+
+def _add_items(a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        return b if a is None else a
+    return add_gradient(a, b, False)[0]
 
 
 # ---------------------------------------------------------------------------- operators
