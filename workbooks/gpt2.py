@@ -233,7 +233,7 @@ backward: cell(stage="gradients", on_demand=True, grad_cells="grad.") = grads(lo
 backward pass through the cells. Each table's gradient is also its own cell,
 grad.wte, grad.h3.mlp.c_fc.weight, …: how the loss changes as each number grows."""
 
-attr_token = next_token
+attr_token: cell(stage="gradients") = next_token
 """Attributions: the next token whose logit is explained (the predicted one unless you set
 a token id)."""
 

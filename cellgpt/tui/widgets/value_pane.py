@@ -14,13 +14,13 @@ from textual.widgets import Sparkline, Static
 from cellgpt.engine import Status
 from cellgpt.gpt2.cells import WorkbookCells
 from cellgpt.tui import labels
-from cellgpt.tui.widgets import plots
 from cellgpt.tui.colors import robust_max
 from cellgpt.tui.numfmt import PRECISIONS
 from cellgpt.tui.row_order import RowOrder, grid_order, next_sort, table_order
 from cellgpt.tui.screens.edit import EditScreen
 from cellgpt.tui.screens.sort import SortScreen
 from cellgpt.tui.views import View, cell_text, classify
+from cellgpt.tui.widgets import plots
 from cellgpt.tui.widgets.cell_tree import mark
 from cellgpt.tui.widgets.matrix_grid import MatrixGrid
 from cellgpt.tui.widgets.record_table import RecordTable
