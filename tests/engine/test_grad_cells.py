@@ -146,3 +146,13 @@ def test_a_backward_pass_respects_the_cell_budgets():
     assert wb["loss"] > -1e9
     with pytest.raises(CellError, match=r"grad of matmul\(\) would cost 16,000,000"):
         wb.run("g")
+
+
+def test_a_gradient_table_counts_against_the_workbook_memory_budget():
+    wb = _workbook(
+        {"w": "random_normal((500, 500), 1)", "loss": "sum(w * w)", "t": "grads(loss, 'w')"}
+    )
+    wb.run("loss")
+    wb.limits = dataclasses.replace(wb.limits, store_bytes=wb.state("w").nbytes + 500_000)
+    with pytest.raises(CellError, match="over the workbook memory budget"):
+        wb.run("t")
