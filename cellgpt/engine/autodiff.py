@@ -80,6 +80,7 @@ class Backward:
         self.cells, self.graph, self.aliases = cells, graph, aliases
         self.functions, self.library = functions, library
         self.read, self.held = read, held
+        self.recomputed: list[str] = []
 
     # ------------------------------------------------------------------ the graph
     def path(self, loss: str, wrts: Iterable[str]) -> list[str]:
@@ -120,6 +121,7 @@ class Backward:
             held = self.held(name)
             root = cell.formula.tree.body
             if held is MISSING:
+                self.recomputed.append(name)  # a dropped (evicted) value: computed again
                 values[name] = tape.value(root)
             else:
                 tape.values[id(root)] = values[name] = held

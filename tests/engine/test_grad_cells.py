@@ -156,3 +156,29 @@ def test_a_gradient_table_counts_against_the_workbook_memory_budget():
     wb.limits = dataclasses.replace(wb.limits, store_bytes=wb.state("w").nbytes + 500_000)
     with pytest.raises(CellError, match="over the workbook memory budget"):
         wb.run("t")
+
+
+def test_a_run_that_includes_the_backward_keeps_its_activations(monkeypatch):
+    from cellgpt.engine import autodiff
+
+    recomputed: list[str] = []
+    forward = autodiff.Backward.forward
+
+    def spy(self, order):
+        out = forward(self, order)
+        recomputed.extend(self.recomputed)
+        return out
+
+    monkeypatch.setattr(autodiff.Backward, "forward", spy)
+    wb = Workbook()
+    wb.define("w", "array([1.0, 2.0], 'float64')")
+    wb.define("h", "tanh(w * 3)", hints={"evict": True})
+    wb.define("loss", "sum(h * h)")
+    wb.define("g", "grad(loss, w)")
+    t = np.tanh(np.array([3.0, 6.0]))
+    want = 2 * t * (1 - t * t) * 3
+    np.testing.assert_allclose(wb.run("g"), want)  # forward and backward in one run
+    assert recomputed == [] and wb.info("h").evicted  # held for the backward, dropped after
+    wb.set_formula("g", "grad(loss, w) * 1")  # the forward is fresh and h was dropped:
+    np.testing.assert_allclose(wb.run("g"), want)
+    assert recomputed == ["h"]  # the backward computes it again (a checkpointed backward)
