@@ -11,9 +11,13 @@ Sides:
 - cell_bwd:  `wb.run("backward")` with `loss` fresh (untimed setup): every parameter's gradient.
              Evictable intermediates were dropped after the forward, so this includes
              recomputing them (a checkpointed backward);
+- cell_step: `wb.pin("prompt_ids", ids); wb.run("backward")`: forward and backward in one run
+             (the activations are kept for the backward, see Runner); its backward part is
+             cell_step − cell_fwd;
 - torch_fwd: HF GPT2LMHeadModel(ids, labels=ids).loss with autograd on, 2 threads, eager;
 - torch_bwd: loss.backward() on that forward's graph (untimed setup: the forward).
-Headlines: cell_bwd / cell_fwd (target ≤ 3), torch_bwd / torch_fwd, and cell_bwd / torch_bwd.
+Headlines: cell_bwd / cell_fwd (target ≤ 3), (cell_step − cell_fwd) / cell_fwd, torch_bwd /
+torch_fwd, and cell_bwd / torch_bwd.
 Random weights (built once, see _gpt2_small.py): they run at the speed of real ones.
 """
 
@@ -70,6 +74,7 @@ def main() -> int:
         f"{args.tokens} tokens: "
         + "  ".join(f"{k} {v:.0f} ms" for k, v in med.items())
         + f"\n  cell backward / forward {rounds.ratio('cell_bwd', 'cell_fwd'):.2f}"
+        + f"  in one run (step − forward) / forward {rounds.ratio('cell_step', 'cell_fwd') - 1:.2f}"
         + f"  torch backward / forward {rounds.ratio('torch_bwd', 'torch_fwd'):.2f}"
         + f"  cell / torch backward {rounds.ratio('cell_bwd', 'torch_bwd'):.2f}"
         + f"  cell / torch forward {rounds.ratio('cell_fwd', 'torch_fwd'):.2f}"
@@ -105,6 +110,10 @@ def measure(
         wb.pin("prompt_ids", ids)
         return float(wb.run("loss"))
 
+    def cell_step(ids: list[int]) -> Any:
+        wb.pin("prompt_ids", ids)
+        return wb.run("backward")
+
     def make_round(r: int) -> dict[str, _fair.Side]:
         ids = prompt_ids(args.tokens, r)
 
@@ -117,6 +126,7 @@ def measure(
         return {
             "cell_fwd": _fair.Side(lambda: cell_forward(ids)),
             "cell_bwd": _fair.Side(lambda: wb.run("backward"), lambda: cell_forward(ids)),
+            "cell_step": _fair.Side(lambda: cell_step(ids)),
             "torch_fwd": _fair.Side(lambda: torch_forward(ids).item()),
             "torch_bwd": _fair.Side(torch_backward, torch_setup),
         }
