@@ -94,7 +94,7 @@ class Backward:
             if name in up:
                 continue
             up.add(name)
-            if not self.cells[name].pinned or name == loss:
+            if not self.cells[name].pinned:
                 stack.extend(self.graph.parents(name))
         on_path = set(wrts & up)
         for name in self.graph.topo_order(up):

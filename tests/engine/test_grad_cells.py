@@ -92,6 +92,10 @@ def test_aliases_and_pins_on_the_path():
     np.testing.assert_allclose(wb["g"], [18.0, 36.0])
     wb.pin("y", np.array([1.0, 1.0]))  # a pinned cell no longer depends on w
     np.testing.assert_allclose(wb["g"], [0.0, 0.0])
+    wb.unpin("y")
+    np.testing.assert_allclose(wb["g"], [18.0, 36.0])
+    wb.pin("loss", 3.0)  # nor does a pinned loss
+    np.testing.assert_allclose(wb["g"], [0.0, 0.0])
 
 
 def test_grads_table_by_pattern():
