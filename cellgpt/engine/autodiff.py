@@ -23,9 +23,10 @@ import numpy as np
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.formula_compile import Env, Evaluator, _Compiler
 from cellgpt.engine.formula_parse import Formula, dotted_name
+from cellgpt.engine.grad_sum import RowUpdates, add_gradient
 from cellgpt.engine.limits import charge, check_bytes, check_time
 from cellgpt.engine.store import MISSING
-from cellgpt.engine.vjp import BINOP_VJPS, NONDIFF, VJPS, RowUpdates, add_gradient, unbroadcast
+from cellgpt.engine.vjp import BINOP_VJPS, NONDIFF, VJPS, unbroadcast
 
 Reader = Callable[[str], Any]  # a cell's current value (recomputed if it was dropped)
 

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from cellgpt.engine import causal
-from cellgpt.engine.vjp import NONDIFF, RowUpdates, vjp
+from cellgpt.engine.grad_sum import RowUpdates
+from cellgpt.engine.vjp import NONDIFF, vjp
 
 NONDIFF.update(
     {"load_weights", "load_tokenizer", "model_config", "split_words", "bpe_passes", "bpe_ids",

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from cellgpt.engine.functions import core
-from cellgpt.engine.vjp import VJPS, RowUpdates
+from cellgpt.engine.grad_sum import RowUpdates
+from cellgpt.engine.vjp import VJPS
 from cellgpt.gpt2.functions import register as register_gpt2
 
 LIBRARY = register_gpt2(core.copy())
