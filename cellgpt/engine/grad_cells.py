@@ -39,6 +39,7 @@ def expand_gradient_cells(wb: Any) -> list[str]:
                 f"d {loss} / d {wrt}: how the loss changes when each number of {wrt} grows.",
                 {
                     "stage": cell.hints.get("stage", "gradients"),
+                    "kind": "grad",  # a parameter-sized table: exported like one
                     "on_demand": True,
                     "generated": True,
                 },
