@@ -53,7 +53,9 @@ from cellgpt.engine.formula import (
 )
 from cellgpt.engine.fused_norm import LAYER_NORM
 from cellgpt.engine.fusion import Fusion
+from cellgpt.engine.grad_functions import register_grad
 from cellgpt.engine.limits import MAX_TEXT_BYTES, charge, seq_bytes
+from cellgpt.engine.losses import register_losses
 from cellgpt.engine.row_rules import (
     RowRule,
     along_last_axis,
@@ -587,3 +589,8 @@ def isin(items: Any, values: Any) -> np.ndarray:
     """For each item: is it one of `values`? (a boolean mask)"""
     wanted = set(values)
     return np.array([item in wanted for item in items], dtype=bool)
+
+
+# Losses, and gradients as formulas (grad/grads are bound per workbook, see grad_functions.py).
+register_losses(core)
+register_grad(core)

@@ -21,6 +21,7 @@ from cellgpt.engine.errors import (
 from cellgpt.engine.formula_compile import Evaluator, compile_formula
 from cellgpt.engine.formula_parse import Formula, parse_formula
 from cellgpt.engine.functions import FunctionLibrary
+from cellgpt.engine.grad_functions import name_arguments
 from cellgpt.engine.graph import DependencyGraph
 from cellgpt.engine.limits import DEFAULT_LIMITS, Limits
 from cellgpt.engine.store import MISSING, Status, ValueStore
@@ -131,7 +132,12 @@ class Sheet:
                 return ("ref", target)
             return ("const", self.library.constants[name])
 
-        return compile_formula(formula, resolve, self.functions)
+        def cell_named(name: str) -> str | None:
+            target = self.aliases.get(name, name)
+            return target if target in self.cells else None
+
+        # grad(loss, w1) is handed the cells' names, not their values (grad_functions.py)
+        return compile_formula(name_arguments(formula, cell_named), resolve, self.functions)
 
     def _install(
         self, spec: CellSpec, formula: Formula, refs: tuple[str, ...], *, template: str | None

@@ -22,6 +22,7 @@ from cellgpt.engine.errors import DefinitionError
 from cellgpt.engine.explain import Explanation, explain
 from cellgpt.engine.function_def import FunctionSpec, parse_function_source
 from cellgpt.engine.functions import FunctionLibrary, core
+from cellgpt.engine.grad_functions import install as install_gradients
 from cellgpt.engine.limits import DEFAULT_LIMITS, Limits
 from cellgpt.engine.runner import Runner
 from cellgpt.engine.sheet import Listener, Sheet
@@ -50,6 +51,7 @@ class Workbook:
         self.document: WorkbookDocument | None = None  # the file it was loaded from / saved to
         self._sheet = Sheet(self.library, limits)
         self._runner = Runner(self._sheet)
+        install_gradients(self._sheet, self._runner)  # grad(loss, w) reads this workbook's cells
         self._blocks = Templates(self._sheet, self._runner)
         self._functions = self._sheet.functions  # the table formulas are compiled against
         self._function_cells = FunctionCells(self._sheet)

@@ -56,6 +56,8 @@ def render_text(wb: SavedWorkbook) -> str:
         cell = wb.cell(name)
         if name in entries or cell.template is not None or cell.source is None:
             continue
+        if cell.hints.get("generated"):  # remade on load (grad_cells.py)
+            continue
         additions.append(_statement(name, cell.source, cell.doc, cell.hints))
     for name, formula in overrides.items():
         if name not in entries:
@@ -237,7 +239,9 @@ def _check_cells(wb: SavedWorkbook, parsed: ParsedFile, target: str) -> None:
     expected = {
         name: wb.cell(name).source
         for name in wb.cells()
-        if wb.cell(name).template is None and wb.cell(name).source is not None
+        if wb.cell(name).template is None
+        and wb.cell(name).source is not None
+        and not wb.cell(name).hints.get("generated")  # remade on load (grad_cells.py)
     }
     expected.update(wb.overrides())
     written = {name: entry.formula for name, entry in parsed.entries.items()}

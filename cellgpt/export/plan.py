@@ -127,6 +127,8 @@ def select(wb: Workbook, patterns: Sequence[str] | None, mode: str, with_params:
         names = [n for n in names if n in chosen]
     if mode == "values" and not with_params:
         names = [n for n in names if not is_param(wb, n)]
+    if not with_params and not patterns:  # parameter-sized gradients (grad_cells.py)
+        names = [n for n in names if wb.cell(n).hints.get("kind") != "grad"]
     return names
 
 

@@ -178,10 +178,10 @@ class Translator:
         name = n.func.id
         args = [self.node(a) for a in n.args]
         kwargs = {k.arg: self.node(k.value) for k in n.keywords if k.arg is not None}
-        value = self.library[name].impl(*[a.value for a in args], **_values(kwargs))
         form = excel_form(self.library, name)
-        if form is None:
+        if form is None:  # before calling it: grad() and fit() run only inside a workbook
             raise NoExcelForm(f"{name}() has no Excel form")
+        value = self.library[name].impl(*[a.value for a in args], **_values(kwargs))
         return XArr(value, form(args, kwargs, value))
 
     def call_by_name(self, n: ast.Call) -> XArr:

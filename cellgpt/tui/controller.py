@@ -204,7 +204,10 @@ class WorkbookController:
             return
         if not stale_wanted(self.wb):
             waiting = [n for n in self.wb.needs_run() if is_on_demand(self.wb, n)]
-            later = f" ({', '.join(waiting)}: on demand, r on it computes it)" if waiting else ""
+            shown = ", ".join(waiting[:3]) + (
+                f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
+            )
+            later = f" ({shown}: on demand, r on it computes it)" if waiting else ""
             self.ui.notify(f"nothing is stale{later}")
             return
         if self.steps.breakpoints:

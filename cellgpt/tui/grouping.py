@@ -83,6 +83,7 @@ def _order(g: Group) -> tuple[float, Any, ...]:
         "stage:tokenize": 2,
         "stage:embed": 3,
         "stage:output": 8,
+        "stage:gradients": 9,  # backpropagation reads the output: it comes last
     }
     if g.key in fixed:
         return (fixed[g.key], 0, "")
@@ -90,7 +91,7 @@ def _order(g: Group) -> tuple[float, Any, ...]:
         m = _BLOCK.match(g.title)
         return (5, int(m.group(2)) if m else 0, g.title)
     # Other stages keep the workbook's definition order (the sort is stable).
-    return (4, 0, "") if g.key.startswith("stage:") else (9, 0, g.title)
+    return (4, 0, "") if g.key.startswith("stage:") else (10, 0, g.title)
 
 
 def initially_expanded(g: Group) -> bool:
