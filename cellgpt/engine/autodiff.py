@@ -22,10 +22,12 @@ import numpy as np
 
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.formula_compile import Env, Evaluator, _Compiler
-from cellgpt.engine.formula_parse import Formula, dotted_name
+from cellgpt.engine.formula_parse import Formula, dotted_name, parse_formula
 from cellgpt.engine.grad_sum import RowUpdates, add_gradient
+from cellgpt.engine.inline import InlineError, inline_calls
 from cellgpt.engine.limits import charge, check_bytes, check_time
 from cellgpt.engine.store import MISSING
+from cellgpt.engine.user_functions import UserFunction
 from cellgpt.engine.vjp import BINOP_VJPS, NONDIFF, VJPS, unbroadcast
 
 Reader = Callable[[str], Any]  # a cell's current value (recomputed if it was dropped)
@@ -118,9 +120,10 @@ class Backward:
                 values[name] = self.read(name)  # a leaf of the path
                 continue
             env = {r: values[r] if r in values else self.read(r) for r in cell.refs}
-            tape = _CellTape(name, cell.formula, env, self._recorder)
+            formula = self._spelled_out(name, cell.formula)
+            tape = _CellTape(name, formula, env, self._recorder)
             held = self.held(name)
-            root = cell.formula.tree.body
+            root = formula.tree.body
             if held is MISSING:
                 self.recomputed.append(name)  # a dropped (evicted) value: computed again
                 values[name] = tape.value(root)
@@ -165,6 +168,22 @@ class Backward:
             else:
                 results[name] = _like(results[name], self.read(name))
         return results
+
+    def _spelled_out(self, name: str, formula: Formula) -> Formula:
+        """The formula with calls of function cells replaced by their bodies, so the rules
+        of the library functions inside them apply (a function cell has no rule of its own)."""
+        specs = {
+            fname: function.spec
+            for fname, function in self.functions.items()
+            if isinstance(function, UserFunction)
+        }
+        if not any(fname in specs for fname in formula.functions):
+            return formula
+        try:
+            tree = inline_calls(formula.tree, specs)
+        except InlineError as exc:
+            raise CellEvalError(f"grad: cannot spell out the calls in {name!r}: {exc}") from None
+        return parse_formula(ast.unparse(tree), cell=name)
 
     def _recorder(self, formula: Formula, tape: dict[int, Any]) -> _Recorder:
         return _Recorder(formula, self._resolve, self.functions, tape)

@@ -20,6 +20,8 @@ def cross_entropy(logits: Any, targets: Any) -> float:
             f"cross_entropy: logits {logits.shape} need one target per row "
             f"(targets of shape {logits.shape[:-1]}, got {ids.shape})"
         )
+    if ids.size == 0:  # e.g. a one-token prompt: no token comes next to score
+        raise CellEvalError("cross_entropy: no targets to score (a mean over nothing)")
     if ids.dtype.kind not in "iu":
         raise CellEvalError("cross_entropy: targets must be whole numbers (class ids)")
     if ids.size and (ids.min() < 0 or ids.max() >= logits.shape[-1]):
@@ -28,7 +30,7 @@ def cross_entropy(logits: Any, targets: Any) -> float:
     top = rows.max(axis=-1, keepdims=True)
     log_z = np.log(np.exp(rows - top).sum(axis=-1)) + top[:, 0]
     picked = rows[np.arange(rows.shape[0]), ids.reshape(-1)]
-    return float(np.mean(log_z - picked)) if ids.size else 0.0
+    return float(np.mean(log_z - picked))
 
 
 def _ce_cost(logits: Any, targets: Any) -> tuple[int, int]:

@@ -131,7 +131,7 @@ class Runner:
         """The stale cells `target` needs, in evaluation order. A fresh cell's ancestors are
         all fresh (an edit invalidates everything downstream), so the search stops there."""
         if target is None:
-            return [n for n in self._graph.topo_order() if self._store[n].status == Status.STALE]
+            return self._plan_all()
         needed: set[str] = set()
         stack = [target]
         while stack:
@@ -143,6 +143,23 @@ class Runner:
         if len(needed) <= 1:
             return list(needed)
         return self._graph.topo_order(needed)
+
+    def _plan_all(self) -> list[str]:
+        """Every stale cell, except on-demand ones (`cell(on_demand=True)`: computed when
+        asked for by name, e.g. every position's logits or the gradients) and the cells
+        that would need one of those computed first."""
+        plan: list[str] = []
+        waiting: set[str] = set()
+        for name in self._graph.topo_order():
+            if self._store[name].status != Status.STALE:
+                continue
+            if self._cells[name].hints.get("on_demand") or not waiting.isdisjoint(
+                self._graph.parents(name)
+            ):
+                waiting.add(name)
+            else:
+                plan.append(name)
+        return plan
 
     def run_plan(
         self,

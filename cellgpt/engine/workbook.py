@@ -207,7 +207,9 @@ class Workbook:
         cancel: Callable[[], bool] | None = None,
     ) -> Any:
         """Recompute what is stale: the ancestors of `name` and `name` itself, or with no name
-        every stale cell. Returns the value of `name` (raises CellError if it failed)."""
+        every stale cell except on-demand ones (`cell(on_demand=True)`, such as GPT-2's
+        `logits_all` and gradients: they run when named). Returns the value of `name`
+        (raises CellError if it failed)."""
         target = self._sheet.resolve(name) if name is not None else None
         return self._runner.run(target, progress, cancel, self._blocks.watch())
 

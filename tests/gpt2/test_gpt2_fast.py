@@ -107,7 +107,8 @@ def test_incremental_generation_equals_a_full_recompute(params_tiny_dir, edit):
         wb.set_formula("h1.attn.pattern", edit)
     n_prompt = len(wb["prompt_ids"])
     ids = generate(wb, 12)
-    wb.run()  # every cell, including logits_all, now at prompt + 12 tokens
+    wb.run()  # every cell at prompt + 12 tokens
+    wb.run("logits_all")  # and an on-demand one, asked for by name
     assert wb.state("h0.attn.pattern").appended_from == n_prompt + 11  # rows were appended
     assert wb.state("h1.mlp.out").appended_from == n_prompt + 11
     if edit:  # the edited cell is recomputed in full; its readers resume appending
@@ -118,6 +119,7 @@ def test_incremental_generation_equals_a_full_recompute(params_tiny_dir, edit):
     if edit:
         full.set_formula("h1.attn.pattern", edit)
     full.run()
+    full.run("logits_all")
     names = _array_cells(full)
     assert "h1.attn.pattern" in names and "logits_all" in names
     for name in names:
