@@ -73,6 +73,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
         for_chunks(batch, batch_chunk, work=float(batch) * rows * inner * b.shape[2])
         return out
+    if a.ndim == b.ndim == 4 and a.shape[:2] == b.shape[:2]:  # [batch, head, ...]: more heads
+        return causal.flat_heads(matmul, a, b)
     return np.matmul(a, b)
 
 
@@ -119,6 +121,8 @@ def softmax_last(a: np.ndarray) -> np.ndarray:
     mark = causal.causal(a, -np.inf)
     if mark is not None and a.ndim == 3:
         return _softmax_causal(a, mark.offset)
+    if mark is not None and a.ndim == 4:  # a batch of prompts' scores: more heads
+        return causal.flat_heads(softmax_last, a)
     src = _rows_view(np.ascontiguousarray(a))
     out = np.empty_like(src)
 
