@@ -1,0 +1,235 @@
+"""One worker's side of a batch run: tokenize prompts, and compute a shard of equal-length
+prompts through the workbook with a leading prompt axis (see plan.py).
+
+A worker holds two copies of the workbook: `single`, an ordinary one-prompt workbook that
+tokenizes and computes the tail cells (a prompt at a time, its batched inputs pinned), and
+`batched`, whose `token_ids` is pinned to the shard's [prompts, tokens] matrix. The model's
+weights are loaded once per process (the weights cache is shared by both).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cellgpt.batchrun.plan import N_TOKENS, TOKEN_IDS, Plan, make_plan
+from cellgpt.engine.errors import CellError
+
+PROMPT = "prompt"
+PROMPT_IDS = "prompt_ids"
+REDUCES = ("mean", "perplexity")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every worker needs to build its workbooks (picklable)."""
+
+    workbook: str  # a resolved workbook file
+    inputs: tuple[tuple[str, Any], ...]  # fixed inputs, e.g. (("model", "gpt2-mini"),)
+    cells: tuple[str, ...]
+    reduce: str | None = None
+    truncate: int | None = None  # keep the first N tokens of each prompt
+
+
+@dataclass
+class Shard:
+    """Prompts of one token length (and the same per-row inputs), computed together."""
+
+    index: int
+    prompt_ids: list[int]
+    texts: list[str]
+    token_ids: list[list[int]]
+    row_inputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ShardResult:
+    index: int
+    prompt_ids: list[int]
+    token_ids: list[list[int]]
+    tokens: list[list[str]]
+    values: dict[str, list[Any]]  # cell → one value per prompt (None where it failed)
+    errors: dict[int, str]
+    sums: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)  # --reduce mean
+    losses: list[np.ndarray] | None = None  # --reduce perplexity: one row per prompt
+
+
+def _open(setup: Setup, batched: bool) -> Any:
+    from cellgpt.api import _granting_inputs, full_library
+    from cellgpt.engine import load_workbook
+    from cellgpt.gpt2.batched import register_batched
+
+    library = full_library()
+    if batched:
+        register_batched(library)
+    return load_workbook(setup.workbook, library, _granting_inputs(dict(setup.inputs)))
+
+
+class Evaluator:
+    """A worker's two workbooks and the plan that splits the cells between them."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+        self.single = _open(setup, batched=False)
+        self.batched = _open(setup, batched=True)
+        self.cells = [self.single.resolve(c) for c in setup.cells]
+        need = set(self.cells) | ({"ln_f", "wte"} if setup.reduce == "perplexity" else set())
+        self.plan: Plan = make_plan(self.batched, need)
+        for name, formula in self.plan.rewrites.items():
+            self.batched.set_formula(name, formula)
+        self.n_ctx = self._n_ctx()
+
+    def _n_ctx(self) -> int | None:
+        try:
+            return int(self.single["config"]["n_ctx"])
+        except (KeyError, CellError, TypeError):
+            return None
+
+    # ------------------------------------------------------------------ tokenizing
+    def tokenize(self, text: str, row_inputs: dict[str, Any]) -> list[int]:
+        """The prompt's token ids as the workbook reads them; raises ValueError for a prompt
+        the model cannot read (empty, longer than the context)."""
+        wb = self.single
+        self._set_inputs(wb, {PROMPT: text, **row_inputs})
+        if self.setup.truncate is not None:
+            if wb.cell(PROMPT_IDS).pinned:
+                wb.unpin(PROMPT_IDS)
+            wb.pin(PROMPT_IDS, list(wb[PROMPT_IDS])[: self.setup.truncate])
+        ids = [int(i) for i in wb[TOKEN_IDS]]
+        if not ids:
+            raise ValueError("the prompt is empty (no tokens)")
+        if self.n_ctx is not None and len(ids) > self.n_ctx:
+            raise ValueError(f"the prompt has {len(ids)} tokens; the model reads {self.n_ctx}")
+        return ids
+
+    @staticmethod
+    def _set_inputs(wb: Any, inputs: dict[str, Any]) -> None:
+        for name, value in inputs.items():
+            if wb.cell(name).is_input:
+                wb.set(name, value)
+            else:
+                raise ValueError(f"{name!r} is not an input cell of the workbook")
+
+    def labels(self, ids: list[int]) -> list[str]:
+        tok = self.single["tokenizer"] if "tokenizer" in self.single else None
+        return [tok.token_str(i) if tok is not None else str(i) for i in ids]
+
+    # ------------------------------------------------------------------ shards
+    def run(self, shard: Shard) -> ShardResult:
+        """Compute every requested cell for the shard's prompts; a failing batch is retried a
+        prompt at a time so one bad prompt records its error and the others go on."""
+        result = ShardResult(
+            shard.index,
+            list(shard.prompt_ids),
+            [list(t) for t in shard.token_ids],
+            [self.labels(t) for t in shard.token_ids],
+            {c: [] for c in self.cells},
+            {},
+        )
+        try:
+            self._run_batch(shard, result, range(len(shard.prompt_ids)))
+        except (CellError, ValueError, ArithmeticError) as exc:
+            if len(shard.prompt_ids) == 1:
+                result.errors[shard.prompt_ids[0]] = str(exc)
+                self._blank(result, 1)
+            else:
+                result.values = {c: [] for c in self.cells}
+                result.sums, result.losses = {}, None
+                for i in range(len(shard.prompt_ids)):
+                    try:
+                        self._run_batch(shard, result, range(i, i + 1))
+                    except (CellError, ValueError, ArithmeticError) as one:
+                        result.errors[shard.prompt_ids[i]] = str(one)
+                        self._blank(result, 1)
+        return result
+
+    def _blank(self, result: ShardResult, n: int) -> None:
+        for c in self.cells:
+            result.values[c].extend([None] * n)
+        if self.setup.reduce == "perplexity":
+            result.losses = (result.losses or []) + [np.full(0, np.nan)] * n
+
+    def _run_batch(self, shard: Shard, result: ShardResult, rows: range) -> None:
+        wb, plan = self.batched, self.plan
+        ids = np.asarray([shard.token_ids[i] for i in rows], dtype=np.int64)
+        self._set_inputs(wb, shard.row_inputs)
+        wb.pin(TOKEN_IDS, ids)
+        wb.pin(N_TOKENS, int(ids.shape[1]))
+        wanted = [c for c in self.cells if c in plan.batched] + sorted(plan.frontier)
+        batch = {c: wb[c] for c in dict.fromkeys(wanted)}
+        for c in batch:
+            value = batch[c]
+            if not (isinstance(value, np.ndarray) and value.shape[:1] == (len(rows),)):
+                raise ValueError(f"cell {c!r} did not keep the batch axis; it cannot be batched")
+        per_prompt = self._tail(shard, rows, batch)
+        for c in self.cells:
+            values = [batch[c][k] for k in range(len(rows))] if c in batch else per_prompt[c]
+            if self.setup.reduce == "mean" and isinstance(values[0], np.ndarray):
+                self._accumulate(result, c, values)
+            else:
+                result.values[c].extend(values)
+        if self.setup.reduce == "perplexity":
+            from cellgpt.gpt2.batched import token_losses
+
+            losses = token_losses(wb["ln_f"], wb["wte"], ids)
+            result.losses = (result.losses or []) + list(losses)
+
+    def _tail(self, shard: Shard, rows: range, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        """The cells not computed batched, one prompt at a time in the single workbook."""
+        cells = [c for c in self.cells if c not in batch]
+        out: dict[str, list[Any]] = {c: [] for c in cells}
+        if not cells:
+            return out
+        wb = self.single
+        for k, i in enumerate(rows):
+            self.tokenize(shard.texts[i], shard.row_inputs)
+            for name in self.plan.frontier:
+                wb.pin(name, batch[name][k])
+            for c in cells:
+                out[c].append(wb[c])
+        return out
+
+    def _accumulate(self, result: ShardResult, cell: str, values: list[np.ndarray]) -> None:
+        # A cell with one row per token is averaged over every token of every prompt (the
+        # prompts differ in length); any other over prompts.
+        per_token = self.single.cell(cell).hints.get("rows") == "tokens"
+        total, count = result.sums.get(cell, (None, 0))
+        for v in values:
+            v64 = np.asarray(v, dtype=np.float64)
+            part, n = (v64.sum(axis=0), v64.shape[0]) if per_token else (v64, 1)
+            if total is not None and total.shape != part.shape:
+                raise ValueError(f"--reduce mean: {cell!r} has values of different shapes")
+            total = part if total is None else total + part
+            count += n
+        assert total is not None
+        result.sums[cell] = (total, count)
+
+
+# One evaluator per worker process (a local process pool or a Dask worker), built on first use.
+_EVALUATORS: dict[Setup, Evaluator] = {}
+
+
+def evaluator(setup: Setup) -> Evaluator:
+    found = _EVALUATORS.get(setup)
+    if found is None:
+        _EVALUATORS.clear()  # one run's model per process at a time
+        found = _EVALUATORS[setup] = Evaluator(setup)
+    return found
+
+
+def init_worker(setup: Setup, threads: int = 1) -> None:
+    """Process-pool initializer: the cores are shared between processes, so each one
+    computes on `threads` threads; the model is loaded here, once."""
+    from cellgpt.engine import parallel
+
+    os.environ["CELLGPT_THREADS"] = str(threads)
+    parallel.WORKERS = threads
+    evaluator(setup)
+
+
+def run_shard(setup: Setup, shard: Shard) -> ShardResult:
+    """The task a pool or a Dask worker runs."""
+    return evaluator(setup).run(shard)
