@@ -105,6 +105,8 @@ def _frame(
     frame = pd.DataFrame(
         [{"prompt_id": p, "prompt": t, **by_prompt.get(p, {})} for p, t in zip(prompts.ids, prompts.texts, strict=True)]
     )
+    if "error" in frame:  # None, not NaN, where a prompt did not fail
+        frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)
     if reduce == "mean":
         frame.attrs["mean"] = {c: total / n for c, (total, n) in sums.items()}
     return frame

@@ -55,6 +55,7 @@ class ShardResult:
     errors: dict[int, str]
     sums: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)  # --reduce mean
     losses: list[np.ndarray] | None = None  # --reduce perplexity: one row per prompt
+    columns: dict[str, list[str]] = field(default_factory=dict)  # a table cell's column names
 
 
 def _open(setup: Setup, batched: bool) -> Any:
@@ -117,6 +118,16 @@ class Evaluator:
         tok = self.single["tokenizer"] if "tokenizer" in self.single else None
         return [tok.token_str(i) if tok is not None else str(i) for i in ids]
 
+    def columns(self) -> dict[str, list[str]]:
+        """Column names of the table cells, from their `cols` hint (a library constant)."""
+        out = {}
+        for c in self.cells:
+            hint = self.single.cell(c).hints.get("cols")
+            names = self.single.library.constants.get(hint) if isinstance(hint, str) else None
+            if isinstance(names, list | tuple) and all(isinstance(n, str) for n in names):
+                out[c] = list(names)
+        return out
+
     # ------------------------------------------------------------------ shards
     def run(self, shard: Shard) -> ShardResult:
         """Compute every requested cell for the shard's prompts; a failing batch is retried a
@@ -128,6 +139,7 @@ class Evaluator:
             [self.labels(t) for t in shard.token_ids],
             {c: [] for c in self.cells},
             {},
+            columns=self.columns(),
         )
         try:
             self._run_batch(shard, result, range(len(shard.prompt_ids)))

@@ -139,7 +139,8 @@ class Output:
                     for k, v in zip(ok, good, strict=True):
                         put(f"arrays/{cell}/{name}-p{result.prompt_ids[k]}.npy", array=v)
             elif how in ("table", "list"):
-                put(f"tables/{cell}/{name}.parquet", _rows_frame(result, ok, good, how))
+                frame = _rows_frame(result, ok, good, how, result.columns.get(cell))
+                put(f"tables/{cell}/{name}.parquet", frame)
             else:
                 scalars[cell] = [_scalar(v) for v in good]
         if scalars:
@@ -218,12 +219,16 @@ def _tokens_frame(result: ShardResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["prompt_id", "pos", "token_id", "token"])
 
 
-def _rows_frame(result: ShardResult, ok: list[int], good: list[Any], how: str) -> pd.DataFrame:
+def _rows_frame(
+    result: ShardResult, ok: list[int], good: list[Any], how: str, names: list[str] | None
+) -> pd.DataFrame:
     frames = []
     for k, value in zip(ok, good, strict=True):
         if how == "table":
             frame = pd.DataFrame([tuple(_scalar(x) for x in r) for r in value])
-            frame.columns = [f"c{i}" for i in range(frame.shape[1])]
+            width = frame.shape[1]
+            use = names if names and len(names) == width else [f"c{i}" for i in range(width)]
+            frame.columns = [c if c not in ("prompt_id", "row") else f"{c}_" for c in use]
         else:
             frame = pd.DataFrame({"value": [_scalar(x) for x in value]})
             if len(value) == len(result.tokens[k]):
