@@ -42,6 +42,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     big matrix such as the 50257-wide output head), or by the batch axis (stacked heads)."""
     if not is_float(a, b) or a.ndim == 0 or b.ndim < 2:
         return np.matmul(a, b)
+    if a.ndim > 2 and b.ndim == 2:  # a batch of prompts' rows times one matrix: one product
+        return matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
     if a.ndim <= 2 and b.ndim == 2:
         one_row = a.ndim == 1 or a.shape[0] == 1
         if one_row and in_one_row_steps() and load_watch.machine_is_quiet():
