@@ -109,7 +109,7 @@ def measure(args: argparse.Namespace, hf_dir: Path, csv_dir: Path, machine: _fai
     def torch_batched() -> dict[int, np.ndarray]:
         out = {}
         with torch.inference_mode():
-            for n, members in sorted(groups.items()):
+            for _n, members in sorted(groups.items()):
                 for start in range(0, len(members), args.shard_size):
                     part = members[start : start + args.shard_size]
                     x = torch.tensor([ids_of[p] for p in part])
@@ -121,7 +121,9 @@ def measure(args: argparse.Namespace, hf_dir: Path, csv_dir: Path, machine: _fai
 
     def check(out: dict[str, Any]) -> None:
         for p in ids_of:
-            diff = max(float(np.max(np.abs(out[k][p] - out["torch"][p]))) for k in ("batched", "single"))
+            diff = max(
+                float(np.max(np.abs(out[k][p] - out["torch"][p]))) for k in ("batched", "single")
+            )
             worst[0] = max(worst[0], diff)
 
     def make_round(r: int) -> dict[str, _fair.Side]:
@@ -136,7 +138,8 @@ def measure(args: argparse.Namespace, hf_dir: Path, csv_dir: Path, machine: _fai
         raise SystemExit(f"logits differ from torch's by {worst[0]:.1e}")
     rate = {k: n_ok / rounds.median(k) for k in rounds.times}
     print(
-        "  prompts/s: " + "  ".join(f"{k} {v:7.1f}" for k, v in rate.items())
+        "  prompts/s: "
+        + "  ".join(f"{k} {v:7.1f}" for k, v in rate.items())
         + f"\n  batched/torch {1 / rounds.ratio('batched', 'torch'):.2f}x"
         + f"  batched/single {1 / rounds.ratio('batched', 'single'):.2f}x"
         + f"  (median of per-round ratios of prompts/s)  max|Δ| vs torch {worst[0]:.1e}",
@@ -145,12 +148,19 @@ def measure(args: argparse.Namespace, hf_dir: Path, csv_dir: Path, machine: _fai
     whole_calls(args, texts, csv_dir, machine)
 
 
-def whole_calls(args: argparse.Namespace, texts: list[str], csv_dir: Path, machine: _fair.Machine) -> None:
+def whole_calls(
+    args: argparse.Namespace, texts: list[str], csv_dir: Path, machine: _fair.Machine
+) -> None:
     """The whole cellgpt.batch call, once per scheduler (tokenizing, worker start-up and the
     model load in each worker included)."""
     import cellgpt
 
-    common = {"cells": ["logits"], "model": str(csv_dir), "truncate": TOKENS, "shard_size": args.shard_size}
+    common = {
+        "cells": ["logits"],
+        "model": str(csv_dir),
+        "truncate": TOKENS,
+        "shard_size": args.shard_size,
+    }
     times = {}
     for name, extra in (("inline", {}), ("processes", {"workers": 2})):
         machine.pause(args.pause)
@@ -160,13 +170,19 @@ def whole_calls(args: argparse.Namespace, texts: list[str], csv_dir: Path, machi
     if not args.no_dask:
         from distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
             with Client(cluster) as client:  # warm up: each worker loads the model once
                 client.run(lambda: None)
-            cellgpt.batch(WORKBOOK, texts[:4], scheduler="dask", address=cluster.scheduler_address, **common)
+            cellgpt.batch(
+                WORKBOOK, texts[:4], scheduler="dask", address=cluster.scheduler_address, **common
+            )
             machine.pause(args.pause)
             start = time.perf_counter()
-            cellgpt.batch(WORKBOOK, texts, scheduler="dask", address=cluster.scheduler_address, **common)
+            cellgpt.batch(
+                WORKBOOK, texts, scheduler="dask", address=cluster.scheduler_address, **common
+            )
             times["dask"] = time.perf_counter() - start
     print(
         "  whole cellgpt.batch call: "

@@ -74,7 +74,12 @@ def batch(
     (with `address`)."""
     setup = make_setup(workbook, list(cells), inputs, reduce, truncate)
     given = as_prompts(prompts)
-    options = {"shard_size": shard_size, "scheduler": scheduler, "workers": workers, "address": address}
+    options = {
+        "shard_size": shard_size,
+        "scheduler": scheduler,
+        "workers": workers,
+        "address": address,
+    }
     if out is not None:
         return run_to_folder(setup, given, out, progress=progress, **options)
     results = run_shards(setup, given, **options)
@@ -103,7 +108,10 @@ def _frame(
             old = sums.get(c)
             sums[c] = (total, n) if old is None else (old[0] + total, old[1] + n)
     frame = pd.DataFrame(
-        [{"prompt_id": p, "prompt": t, **by_prompt.get(p, {})} for p, t in zip(prompts.ids, prompts.texts, strict=True)]
+        [
+            {"prompt_id": p, "prompt": t, **by_prompt.get(p, {})}
+            for p, t in zip(prompts.ids, prompts.texts, strict=True)
+        ]
     )
     if "error" in frame:  # None, not NaN, where a prompt did not fail
         frame["error"] = frame["error"].astype(object).where(frame["error"].notna(), None)

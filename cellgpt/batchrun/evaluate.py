@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from cellgpt.batchrun.plan import N_TOKENS, TOKEN_IDS, Plan, make_plan
+from cellgpt.batchrun.plan import Plan, make_plan
 from cellgpt.engine.errors import CellError
+from cellgpt.gpt2.cells import CONFIG, MODEL, N_TOKENS, PROMPT, PROMPT_IDS, TOKEN_IDS, TOKENIZER
 
-PROMPT = "prompt"
-PROMPT_IDS = "prompt_ids"
 REDUCES = ("mean", "perplexity")
+LOSS_CELLS = ("ln_f", "wte")  # perplexity: the final vectors and the (tied) output head
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,21 @@ class ShardResult:
 
 
 def _open(setup: Setup, batched: bool) -> Any:
-    from cellgpt.api import _granting_inputs, full_library
-    from cellgpt.engine import load_workbook
+    """The workbook as cellgpt.open loads it (the same library, a model folder granted)."""
+    from cellgpt.engine import core, load_workbook
     from cellgpt.gpt2.batched import register_batched
+    from cellgpt.gpt2.embeddings import register as register_embeddings
+    from cellgpt.gpt2.functions import register as register_gpt2
+    from cellgpt.locations import grant_user_model
+    from cellgpt.tokenizer.functions import register as register_tokenizer
 
-    library = full_library()
+    library = register_tokenizer(register_embeddings(register_gpt2(core.copy())))
     if batched:
         register_batched(library)
-    return load_workbook(setup.workbook, library, _granting_inputs(dict(setup.inputs)))
+    inputs = dict(setup.inputs)
+    if MODEL in inputs:
+        inputs[MODEL] = grant_user_model(inputs[MODEL])
+    return load_workbook(setup.workbook, library, inputs)
 
 
 class Evaluator:
@@ -77,7 +84,7 @@ class Evaluator:
         self.single = _open(setup, batched=False)
         self.batched = _open(setup, batched=True)
         self.cells = [self.single.resolve(c) for c in setup.cells]
-        need = set(self.cells) | ({"ln_f", "wte"} if setup.reduce == "perplexity" else set())
+        need = set(self.cells) | (set(LOSS_CELLS) if setup.reduce == "perplexity" else set())
         self.plan: Plan = make_plan(self.batched, need)
         for name, formula in self.plan.rewrites.items():
             self.batched.set_formula(name, formula)
@@ -85,7 +92,7 @@ class Evaluator:
 
     def _n_ctx(self) -> int | None:
         try:
-            return int(self.single["config"]["n_ctx"])
+            return int(self.single[CONFIG]["n_ctx"])
         except (KeyError, CellError, TypeError):
             return None
 
@@ -115,7 +122,8 @@ class Evaluator:
                 raise ValueError(f"{name!r} is not an input cell of the workbook")
 
     def labels(self, ids: list[int]) -> list[str]:
-        tok = self.single["tokenizer"] if "tokenizer" in self.single else None
+        wb = self.single
+        tok = wb.run(TOKENIZER) if TOKENIZER in wb else None
         return [tok.token_str(i) if tok is not None else str(i) for i in ids]
 
     def columns(self) -> dict[str, list[str]]:
@@ -186,7 +194,7 @@ class Evaluator:
         if self.setup.reduce == "perplexity":
             from cellgpt.gpt2.batched import token_losses
 
-            losses = token_losses(wb["ln_f"], wb["wte"], ids)
+            losses = token_losses(*(wb[c] for c in LOSS_CELLS), ids)
             result.losses = (result.losses or []) + list(losses)
 
     def _tail(self, shard: Shard, rows: range, batch: dict[str, Any]) -> dict[str, list[Any]]:

@@ -66,7 +66,9 @@ def _jsonl(path: Path, column: str, inputs: Container[str]) -> Prompts:
 
 def _frame(frame: pd.DataFrame, path: Path, column: str, inputs: Container[str]) -> Prompts:
     if column not in frame.columns:
-        raise InputError(f"{path}: no column {column!r} (columns: {', '.join(map(str, frame.columns))})")
+        raise InputError(
+            f"{path}: no column {column!r} (columns: {', '.join(map(str, frame.columns))})"
+        )
     extra = [c for c in frame.columns if c != column and c in inputs]
     rows = [{c: _plain(r[c]) for c in extra} for r in frame.to_dict("records")]
     texts = ["" if pd.isna(t) else str(t) for t in frame[column]]

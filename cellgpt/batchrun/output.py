@@ -37,6 +37,11 @@ def _atomic(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
+def _save_npy(path: Path, array: Any) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would add .npy to the temporary name
+        np.save(f, array)
+
+
 def write_json(path: Path, data: Any) -> None:
     _atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, default=str)))
 
@@ -119,7 +124,7 @@ class Output:
             if frame is not None:
                 _parquet(path, frame)
             else:
-                _atomic(path, lambda tmp: np.save(open(tmp, "wb"), array))
+                _atomic(path, lambda tmp: _save_npy(tmp, array))
             files.append(rel)
 
         put(f"tables/tokens/{name}.parquet", _tokens_frame(result))
@@ -191,10 +196,12 @@ class Output:
         for cell, total in totals.items():
             _atomic(
                 self.folder / f"reduce/mean/{cell}.npy",
-                lambda tmp, v=total / counts[cell]: np.save(open(tmp, "wb"), v),
+                lambda tmp, v=total / counts[cell]: _save_npy(tmp, v),
             )
         if totals:
-            self.manifest["mean"] = {c: {"file": f"reduce/mean/{c}.npy", "count": counts[c]} for c in totals}
+            self.manifest["mean"] = {
+                c: {"file": f"reduce/mean/{c}.npy", "count": counts[c]} for c in totals
+            }
 
     def _reduce_perplexity(self) -> None:
         folder = self.folder / "tables" / "perplexity"
@@ -251,7 +258,9 @@ def _loss_frames(result: ShardResult) -> tuple[pd.DataFrame, pd.DataFrame]:
         total = float(loss.sum())
         mean = total / n if n else float("nan")
         per_prompt.append((p, len(ids), n, total, mean, float(np.exp(mean)) if n else np.nan))
-        per_token += [(p, pos + 1, ids[pos + 1], texts[pos + 1], float(x)) for pos, x in enumerate(loss)]
+        per_token += [
+            (p, pos + 1, ids[pos + 1], texts[pos + 1], float(x)) for pos, x in enumerate(loss)
+        ]
     return (
         pd.DataFrame(
             per_prompt,

@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cellgpt.engine.formula_parse import dotted_name
-
-TOKEN_IDS = "token_ids"
-N_TOKENS = "n_tokens"
+from cellgpt.gpt2.cells import N_TOKENS, TOKEN_IDS
 
 # Functions for which a leading batch axis on every batched argument means "more of the
 # same": row-wise along the last axis, element-wise, or the [batch, head, ...] attention

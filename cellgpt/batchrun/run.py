@@ -88,8 +88,17 @@ def plan_shards(
 
 def fingerprint(setup: Setup, prompts: Prompts, shard_size: int) -> str:
     data = json.dumps(
-        [setup.cells, setup.inputs, setup.reduce, setup.truncate, shard_size, prompts.ids,
-         prompts.texts, prompts.rows, os.path.basename(setup.workbook)],
+        [
+            setup.cells,
+            setup.inputs,
+            setup.reduce,
+            setup.truncate,
+            shard_size,
+            prompts.ids,
+            prompts.texts,
+            prompts.rows,
+            os.path.basename(setup.workbook),
+        ],
         default=str,
     )
     return hashlib.sha256(data.encode()).hexdigest()

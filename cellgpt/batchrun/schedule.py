@@ -73,7 +73,9 @@ def _dask(setup: Setup, shards: list[Shard], address: str | None) -> Iterator[Sh
         from distributed import Client
         from distributed import wait as dask_wait
     except ImportError as exc:  # pragma: no cover - the batch extra installs it
-        raise RuntimeError("--scheduler dask needs dask[distributed] (pip install cellgpt[batch])") from exc
+        raise RuntimeError(
+            "--scheduler dask needs dask[distributed] (pip install cellgpt[batch])"
+        ) from exc
     if not address:
         raise ValueError("--scheduler dask needs --address tcp://HOST:PORT of a running scheduler")
     with Client(address) as client:

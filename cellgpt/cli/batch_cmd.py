@@ -9,6 +9,7 @@ from typing import Any
 
 from cellgpt.cli import UserError
 from cellgpt.cli.common import chosen_model, workbook_args, workbook_path
+from cellgpt.gpt2 import cells as cells_py
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,15 +20,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="prompts: .txt (one per line), .jsonl, .csv or .parquet")
     p.add_argument("--cells", default="", help="comma-separated cells, e.g. logits,top_k")
     p.add_argument("--out", required=True, help="output folder (rerun to resume)")
-    p.add_argument("--reduce", choices=["mean", "perplexity"], default=None,
-                   help="mean: each array cell's mean over prompts (over tokens too for "
-                   "one-row-per-token cells); perplexity: each text's loss under the model")
+    p.add_argument(
+        "--reduce",
+        choices=["mean", "perplexity"],
+        default=None,
+        help="mean: each array cell's mean over prompts (over tokens too for "
+        "one-row-per-token cells); perplexity: each text's loss under the model",
+    )
     p.add_argument("--column", default="prompt", help="the prompts' column or key (default prompt)")
-    p.add_argument("--truncate", type=int, default=None, metavar="N",
-                   help="keep the first N tokens of each prompt")
+    p.add_argument(
+        "--truncate",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep the first N tokens of each prompt",
+    )
     p.add_argument("--shard-size", type=int, default=64, help="prompts per shard (default 64)")
-    p.add_argument("--scheduler", choices=["processes", "inline", "dask"], default="processes",
-                   help="local processes on every core (default), this process, or a Dask cluster")
+    p.add_argument(
+        "--scheduler",
+        choices=["processes", "inline", "dask"],
+        default="processes",
+        help="local processes on every core (default), this process, or a Dask cluster",
+    )
     p.add_argument("--address", default=None, help="the Dask scheduler, tcp://HOST:PORT")
     p.add_argument("--workers", type=int, default=None, help="local processes (default: cores)")
     workbook_args(p)
@@ -49,7 +63,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     inputs: dict[str, Any] = dict(args.sets)
     model = chosen_model(args)
     if model is not None:
-        inputs["model"] = model
+        inputs[cells_py.MODEL] = model
     try:
         setup = make_setup(str(workbook_path(args)), cells, inputs, args.reduce, args.truncate)
         ev = evaluator(setup)

@@ -16,7 +16,14 @@ from cellgpt.batchrun.run import make_setup
 MODEL = "gpt2-mini"
 # Several lengths, some shared (gpt2-mini's small vocabulary: 3, 3, 5, 1 ... tokens), and an
 # empty prompt.
-PROMPTS = ["ROMEO: hi", "JULIET: oh", "To be or not to be", "Hello there my friend", "", "The cat sat"]
+PROMPTS = [
+    "ROMEO: hi",
+    "JULIET: oh",
+    "To be or not to be",
+    "Hello there my friend",
+    "",
+    "The cat sat",
+]
 CELLS = [
     "logits",
     "probs",
@@ -41,7 +48,8 @@ def same(batch: Any, single: Any) -> bool:
         return bool(np.allclose(batch, single, rtol=0, atol=1e-5, equal_nan=True))
     if isinstance(single, list) and single and isinstance(single[0], tuple):
         return len(batch) == len(single) and all(
-            len(a) == len(b) and all(same(x, y) for x, y in zip(a, b)) for a, b in zip(batch, single)
+            len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=False))
+            for a, b in zip(batch, single, strict=False)
         )
     if isinstance(single, float | np.floating):
         return abs(batch - single) <= 1e-5
@@ -103,12 +111,23 @@ def test_shards_hold_equal_length_prompts_computed_together() -> None:
 
 
 def test_per_row_inputs_and_truncation_equal_single_runs() -> None:
-    rows = [{"prompt": p, "temperature": t} for p, t in zip(PROMPTS, [0.5, 1.5, 0.7, 0.7, 1, 2])]
+    rows = [
+        {"prompt": p, "temperature": t}
+        for p, t in zip(PROMPTS, [0.5, 1.5, 0.7, 0.7, 1, 2], strict=True)
+    ]
     df = cellgpt.batch(
-        "gpt2", rows, cells=["sample", "logits"], model=MODEL, scheduler="inline", truncate=3, seed=7
+        "gpt2",
+        rows,
+        cells=["sample", "logits"],
+        model=MODEL,
+        scheduler="inline",
+        truncate=3,
+        seed=7,
     )
     for i, row in enumerate(rows):
-        wb = cellgpt.open("gpt2", model=MODEL, prompt=row["prompt"], temperature=row["temperature"], seed=7)
+        wb = cellgpt.open(
+            "gpt2", model=MODEL, prompt=row["prompt"], temperature=row["temperature"], seed=7
+        )
         if not wb["prompt_ids"]:
             continue
         wb.pin("prompt_ids", wb["prompt_ids"][:3])
@@ -119,7 +138,12 @@ def test_per_row_inputs_and_truncation_equal_single_runs() -> None:
 
 def test_reduce_mean_equals_the_mean_of_single_runs(singles: list[dict[str, Any] | None]) -> None:
     df = cellgpt.batch(
-        "gpt2", PROMPTS, cells=["logits", "h1.resid_post"], model=MODEL, scheduler="inline", reduce="mean"
+        "gpt2",
+        PROMPTS,
+        cells=["logits", "h1.resid_post"],
+        model=MODEL,
+        scheduler="inline",
+        reduce="mean",
     )
     ok = [s for s in singles if s is not None]
     means = df.attrs["mean"]
@@ -132,4 +156,6 @@ def test_reduce_mean_equals_the_mean_of_single_runs(singles: list[dict[str, Any]
 
 def test_setup_is_hashable_per_worker_cache() -> None:
     setup = make_setup("gpt2", ["logits"], {"model": MODEL}, None, None)
-    assert isinstance(setup, Setup) and hash(setup) == hash(make_setup("gpt2", ["logits"], {"model": MODEL}, None, None))
+    assert isinstance(setup, Setup) and hash(setup) == hash(
+        make_setup("gpt2", ["logits"], {"model": MODEL}, None, None)
+    )

@@ -18,7 +18,15 @@ from cellgpt.batchrun.run import make_setup, run_to_folder
 from cellgpt.cli import main
 
 MODEL = "gpt2-mini"
-PROMPTS = ["ROMEO: hi", "JULIET: oh", "To be or not to be", "Hello there my friend", "", "The cat sat", "KING: yes"]
+PROMPTS = [
+    "ROMEO: hi",
+    "JULIET: oh",
+    "To be or not to be",
+    "Hello there my friend",
+    "",
+    "The cat sat",
+    "KING: yes",
+]
 CELLS = ["logits", "h1.resid_post", "top_k", "next_text"]
 
 
@@ -49,9 +57,13 @@ def assert_same(a: dict[str, Any], b: dict[str, Any]) -> None:
             assert a[key] == b[key]
 
 
-def test_cli_writes_parquet_npy_and_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_parquet_npy_and_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     source = tmp_path / "prompts.jsonl"
-    source.write_text("\n".join(json.dumps({"prompt": p, "temperature": 0.5}) for p in PROMPTS) + "\n")
+    source.write_text(
+        "\n".join(json.dumps({"prompt": p, "temperature": 0.5}) for p in PROMPTS) + "\n"
+    )
     out = tmp_path / "out"
     args = ["batch", str(source), "--cells", ",".join([*CELLS, "sample"]), "--out", str(out)]
     assert main([*args, "--model", MODEL, "--scheduler", "inline", "--shard-size", "2"]) == 0
@@ -119,10 +131,19 @@ def test_local_processes_and_a_dask_local_cluster_equal_the_inline_run(tmp_path:
     setup = make_setup("gpt2", CELLS, {"model": MODEL}, None, None)
     prompts = as_prompts(PROMPTS)
     run_to_folder(setup, prompts, tmp_path / "inline", shard_size=2, scheduler="inline")
-    run_to_folder(setup, prompts, tmp_path / "procs", shard_size=2, scheduler="processes", workers=2)
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+    run_to_folder(
+        setup, prompts, tmp_path / "procs", shard_size=2, scheduler="processes", workers=2
+    )
+    with LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
         run_to_folder(
-            setup, prompts, tmp_path / "dask", shard_size=2, scheduler="dask", address=cluster.scheduler_address
+            setup,
+            prompts,
+            tmp_path / "dask",
+            shard_size=2,
+            scheduler="dask",
+            address=cluster.scheduler_address,
         )
     inline = read_folder(tmp_path / "inline")
     assert_same(read_folder(tmp_path / "procs"), inline)
@@ -133,7 +154,9 @@ def test_perplexity_equals_hugging_faces_loss(hf_tiny: Any, params_tiny_dir: Pat
     import torch
 
     texts = ["ROMEO: what light through yonder window", "To be, or not", "x"]
-    df = cellgpt.batch("gpt2", texts, cells=[], model=str(params_tiny_dir), reduce="perplexity", scheduler="inline")
+    df = cellgpt.batch(
+        "gpt2", texts, cells=[], model=str(params_tiny_dir), reduce="perplexity", scheduler="inline"
+    )
     for i, text in enumerate(texts):
         ids = df["tokens"][i]
         wb = cellgpt.open("gpt2", model=str(params_tiny_dir), prompt=text)
