@@ -13,7 +13,7 @@ per-round ratios, load average). Then, once each, untimed by the protocol: the w
 LocalCluster (2 workers, 1 thread each; started and warmed up before timing) — the Dask
 overhead is its time over the processes run's.
 
-    python benchmarks/bench_batch.py [--n 200] [--repeats 3] [--shard-size 64]
+    python benchmarks/bench_batch.py [--n 200] [--repeats 3] [--shard-size 64] [--passages]
 """
 
 from __future__ import annotations
@@ -38,9 +38,21 @@ TOKENS = 64
 MAX_DIFF = 1e-3  # |cellgpt − torch| on the logits (float32 sums in another order)
 
 
-def corpus_lines(n: int) -> list[str]:
+def corpus_lines(n: int, passages: bool = False) -> list[str]:
+    """The corpus's first n non-blank lines; with `passages`, n prompts of consecutive lines
+    joined (each about 400 characters: more than 64 tokens, so all truncate to exactly 64)."""
     lines = [s for s in CORPUS.read_text(encoding="utf-8").splitlines() if s.strip()]
-    return lines[:n]
+    if not passages:
+        return lines[:n]
+    out, current = [], ""
+    for line in lines:
+        current = f"{current}\n{line}" if current else line
+        if len(current) >= 400:
+            out.append(current)
+            current = ""
+            if len(out) == n:
+                break
+    return out
 
 
 def main() -> int:
@@ -50,6 +62,11 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=200, help="corpus lines (default 200)")
     parser.add_argument("--repeats", type=int, default=3, help="kept rounds")
     parser.add_argument("--shard-size", type=int, default=64)
+    parser.add_argument(
+        "--passages",
+        action="store_true",
+        help="prompts of consecutive lines, all 64 tokens (default: single lines, shorter)",
+    )
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster run")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="model scratch folder")
     _fair.add_arguments(parser)
@@ -71,7 +88,7 @@ def measure(args: argparse.Namespace, hf_dir: Path, csv_dir: Path, machine: _fai
     from cellgpt.batchrun.evaluate import evaluator
     from cellgpt.batchrun.run import make_setup, plan_shards
 
-    texts = corpus_lines(args.n)
+    texts = corpus_lines(args.n, args.passages)
     setup = make_setup(WORKBOOK, ["logits"], {"model": str(csv_dir)}, None, TOKENS)
     ev = evaluator(setup)
     errors: dict[int, str] = {}
@@ -82,7 +99,8 @@ def measure(args: argparse.Namespace, hf_dir: Path, csv_dir: Path, machine: _fai
     for p, ids in ids_of.items():
         groups[len(ids)].append(p)
     print(
-        f"{n_ok} corpus lines (of {len(texts)}; {len(errors)} unreadable), "
+        f"{n_ok} corpus {'passages' if args.passages else 'lines'} (of {len(texts)}; "
+        f"{len(errors)} unreadable), "
         f"{sum(lengths.values())} tokens, ≤ {TOKENS} each, {len(groups)} lengths, "
         f"{len(shards)} shards of ≤ {args.shard_size}; GPT-2 small shapes, random weights; "
         f"load average {_fair.fmt_load(machine.before)}",

@@ -10,6 +10,7 @@ weights are loaded once per process (the weights cache is shared by both).
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,15 +230,18 @@ class Evaluator:
 
 
 # One evaluator per worker process (a local process pool or a Dask worker), built on first use.
+# A Dask worker may run two tasks at once on its threads: they take turns on the workbooks.
 _EVALUATORS: dict[Setup, Evaluator] = {}
+_LOCK = threading.RLock()
 
 
 def evaluator(setup: Setup) -> Evaluator:
-    found = _EVALUATORS.get(setup)
-    if found is None:
-        _EVALUATORS.clear()  # one run's model per process at a time
-        found = _EVALUATORS[setup] = Evaluator(setup)
-    return found
+    with _LOCK:
+        found = _EVALUATORS.get(setup)
+        if found is None:
+            _EVALUATORS.clear()  # one run's model per process at a time
+            found = _EVALUATORS[setup] = Evaluator(setup)
+        return found
 
 
 def init_worker(setup: Setup, threads: int = 1) -> None:
@@ -252,4 +256,5 @@ def init_worker(setup: Setup, threads: int = 1) -> None:
 
 def run_shard(setup: Setup, shard: Shard) -> ShardResult:
     """The task a pool or a Dask worker runs."""
-    return evaluator(setup).run(shard)
+    with _LOCK:
+        return evaluator(setup).run(shard)
