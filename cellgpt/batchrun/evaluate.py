@@ -37,13 +37,17 @@ class Setup:
 
 @dataclass
 class Shard:
-    """Prompts of one token length (and the same per-row inputs), computed together."""
+    """Prompts of one token length (and the same values of the per-row inputs that batched
+    cells read), computed together. `rows`: each prompt's per-row inputs."""
 
     index: int
     prompt_ids: list[int]
     texts: list[str]
     token_ids: list[list[int]]
-    row_inputs: dict[str, Any] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def row(self, i: int) -> dict[str, Any]:
+        return self.rows[i] if self.rows else {}
 
 
 @dataclass
@@ -90,6 +94,14 @@ class Evaluator:
         for name, formula in self.plan.rewrites.items():
             self.batched.set_formula(name, formula)
         self.n_ctx = self._n_ctx()
+        self.read_by_batch: set[str] = set()
+        for name in self.plan.batched:
+            self.read_by_batch |= self.batched.ancestors(name)
+
+    def batch_inputs(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The per-row inputs that batched cells read: prompts differing in them cannot share
+        a batch (the others, e.g. a sampling temperature, are set prompt by prompt)."""
+        return {k: v for k, v in row.items() if k in self.read_by_batch}
 
     def _n_ctx(self) -> int | None:
         try:
@@ -176,7 +188,7 @@ class Evaluator:
     def _run_batch(self, shard: Shard, result: ShardResult, rows: range) -> None:
         wb, plan = self.batched, self.plan
         ids = np.asarray([shard.token_ids[i] for i in rows], dtype=np.int64)
-        self._set_inputs(wb, shard.row_inputs)
+        self._set_inputs(wb, self.batch_inputs(shard.row(rows[0])))
         wb.pin(TOKEN_IDS, ids)
         wb.pin(N_TOKENS, int(ids.shape[1]))
         wanted = [c for c in self.cells if c in plan.batched] + sorted(plan.frontier)
@@ -206,7 +218,7 @@ class Evaluator:
             return out
         wb = self.single
         for k, i in enumerate(rows):
-            self.tokenize(shard.texts[i], shard.row_inputs)
+            self.tokenize(shard.texts[i], shard.row(i))
             for name in self.plan.frontier:
                 wb.pin(name, batch[name][k])
             for c in cells:

@@ -67,7 +67,7 @@ def plan_shards(
             errors[pid] = str(exc)
             continue
         lengths[pid] = len(ids)
-        key = (len(ids), json.dumps(row, sort_keys=True, default=str))
+        key = (len(ids), json.dumps(ev.batch_inputs(row), sort_keys=True, default=str))
         groups.setdefault(key, []).append((pid, text, ids, row))
     shards: list[Shard] = []
     for key in sorted(groups):
@@ -80,7 +80,7 @@ def plan_shards(
                     [m[0] for m in part],
                     [m[1] for m in part],
                     [m[2] for m in part],
-                    dict(part[0][3]),
+                    [dict(m[3]) for m in part],
                 )
             )
     return shards, lengths

@@ -124,6 +124,12 @@ def test_per_row_inputs_and_truncation_equal_single_runs() -> None:
         truncate=3,
         seed=7,
     )
+    # the temperature is read only by `sample`, computed per prompt: it does not split shards
+    shards = cellgpt.batch(
+        "gpt2", rows, cells=["sample"], model=MODEL, scheduler="inline", shards=True, truncate=3
+    )
+    computed = [s for s in shards if s.index >= 0]
+    assert len(computed) == len({len(t) for s in computed for t in s.token_ids})
     for i, row in enumerate(rows):
         wb = cellgpt.open(
             "gpt2", model=MODEL, prompt=row["prompt"], temperature=row["temperature"], seed=7
