@@ -5,7 +5,8 @@ to 64 tokens, computing the `logits` cell (the last position's next-token scores
            computed together through the workbook, in this process;
 - single:  one prompt at a time through the same workbook (pin prompt_ids, run logits);
 - torch:   HF GPT2LMHeadModel, one batched forward per group of equal-length prompts (the
-           same groups: no padding), SDPA, inference_mode, logits_to_keep=1, 2 threads.
+           same groups: no padding), SDPA, inference_mode, logits_to_keep=1, 2 threads
+           (torch1: 1 thread, which suffers less when another process takes a core).
 
 Timed with the shared fair protocol (_fair.py: interleaved rounds, idle pauses, median of
 per-round ratios, load average). Then, once each, untimed by the protocol: the whole
@@ -149,6 +150,7 @@ def measure(args: argparse.Namespace, hf_dir: Path, csv_dir: Path, machine: _fai
             "batched": _fair.Side(batched),
             "single": _fair.Side(single),
             "torch": _fair.Side(torch_batched, lambda: torch.set_num_threads(2)),
+            "torch1": _fair.Side(torch_batched, lambda: torch.set_num_threads(1)),
         }
 
     rounds = _fair.run_rounds(make_round, args.repeats, machine, pause=args.pause, check=check)
@@ -159,6 +161,7 @@ def measure(args: argparse.Namespace, hf_dir: Path, csv_dir: Path, machine: _fai
         "  prompts/s: "
         + "  ".join(f"{k} {v:7.1f}" for k, v in rate.items())
         + f"\n  batched/torch {1 / rounds.ratio('batched', 'torch'):.2f}x"
+        + f"  batched/torch1 {1 / rounds.ratio('batched', 'torch1'):.2f}x"
         + f"  batched/single {1 / rounds.ratio('batched', 'single'):.2f}x"
         + f"  (median of per-round ratios of prompts/s)  max|Δ| vs torch {worst[0]:.1e}",
         flush=True,
@@ -185,6 +188,7 @@ def whole_calls(
         start = time.perf_counter()
         cellgpt.batch(WORKBOOK, texts, scheduler=name, **common, **extra)
         times[name] = time.perf_counter() - start
+        print(f"  whole call, {name}: {len(texts) / times[name]:.1f} prompts/s", flush=True)
     if not args.no_dask:
         from distributed import Client, LocalCluster
 
