@@ -6,7 +6,8 @@ to 64 tokens, computing the `logits` cell (the last position's next-token scores
 - single:  one prompt at a time through the same workbook (pin prompt_ids, run logits);
 - torch:   HF GPT2LMHeadModel, one batched forward per group of equal-length prompts (the
            same groups: no padding), SDPA, inference_mode, logits_to_keep=1, 2 threads
-           (torch1: 1 thread, which suffers less when another process takes a core).
+           (torch1: 1 thread, which suffers less when another process takes a core;
+           batched1: cellgpt's kernels on 1 thread, its match).
 
 Timed with the shared fair protocol (_fair.py: interleaved rounds, idle pauses, median of
 per-round ratios, load average). Then, once each, untimed by the protocol: the whole
@@ -141,19 +142,29 @@ def measure(args: argparse.Namespace, hf_dir: Path, csv_dir: Path, machine: _fai
     def check(out: dict[str, Any]) -> None:
         for p in ids_of:
             diff = max(
-                float(np.max(np.abs(out[k][p] - out["torch"][p]))) for k in ("batched", "single")
+                float(np.max(np.abs(out[k][p] - out["torch"][p])))
+                for k in ("batched", "batched1", "single")
             )
             worst[0] = max(worst[0], diff)
 
+    from cellgpt.engine import parallel
+
+    threads = parallel.WORKERS
+
+    def workers(n: int) -> Any:
+        return lambda: setattr(parallel, "WORKERS", n)
+
     def make_round(r: int) -> dict[str, _fair.Side]:
         return {
-            "batched": _fair.Side(batched),
-            "single": _fair.Side(single),
+            "batched": _fair.Side(batched, workers(threads)),
+            "batched1": _fair.Side(batched, workers(1)),
+            "single": _fair.Side(single, workers(threads)),
             "torch": _fair.Side(torch_batched, lambda: torch.set_num_threads(2)),
             "torch1": _fair.Side(torch_batched, lambda: torch.set_num_threads(1)),
         }
 
     rounds = _fair.run_rounds(make_round, args.repeats, machine, pause=args.pause, check=check)
+    parallel.WORKERS = threads
     if worst[0] > MAX_DIFF:
         raise SystemExit(f"logits differ from torch's by {worst[0]:.1e}")
     rate = {k: n_ok / rounds.median(k) for k in rounds.times}
@@ -162,6 +173,7 @@ def measure(args: argparse.Namespace, hf_dir: Path, csv_dir: Path, machine: _fai
         + "  ".join(f"{k} {v:7.1f}" for k, v in rate.items())
         + f"\n  batched/torch {1 / rounds.ratio('batched', 'torch'):.2f}x"
         + f"  batched/torch1 {1 / rounds.ratio('batched', 'torch1'):.2f}x"
+        + f"  batched1/torch1 {1 / rounds.ratio('batched1', 'torch1'):.2f}x"
         + f"  batched/single {1 / rounds.ratio('batched', 'single'):.2f}x"
         + f"  (median of per-round ratios of prompts/s)  max|Δ| vs torch {worst[0]:.1e}",
         flush=True,

@@ -198,17 +198,20 @@ class Evaluator:
             if not (isinstance(value, np.ndarray) and value.shape[:1] == (len(rows),)):
                 raise ValueError(f"cell {c!r} did not keep the batch axis; it cannot be batched")
         per_prompt = self._tail(shard, rows, batch)
+        losses = None
+        if self.setup.reduce == "perplexity":
+            from cellgpt.gpt2.batched import token_losses
+
+            losses = list(token_losses(*(wb[c] for c in LOSS_CELLS), ids))
+        # Everything computed: only now added to the result (a failure above adds nothing).
         for c in self.cells:
             values = [batch[c][k] for k in range(len(rows))] if c in batch else per_prompt[c]
             if self.setup.reduce == "mean" and isinstance(values[0], np.ndarray):
                 self._accumulate(result, c, values)
             else:
                 result.values[c].extend(values)
-        if self.setup.reduce == "perplexity":
-            from cellgpt.gpt2.batched import token_losses
-
-            losses = token_losses(*(wb[c] for c in LOSS_CELLS), ids)
-            result.losses = (result.losses or []) + list(losses)
+        if losses is not None:
+            result.losses = (result.losses or []) + losses
 
     def _tail(self, shard: Shard, rows: range, batch: dict[str, Any]) -> dict[str, list[Any]]:
         """The cells not computed batched, one prompt at a time in the single workbook."""
