@@ -4,6 +4,7 @@ for; prompts of several lengths in one input exercise the grouping by length."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from cellgpt.batchrun.evaluate import Setup, evaluator
 from cellgpt.batchrun.run import make_setup
 
 MODEL = "gpt2-mini"
+REPO = Path(__file__).resolve().parents[2]
 # Several lengths, some shared (gpt2-mini's small vocabulary: 3, 3, 5, 1 ... tokens), and an
 # empty prompt.
 PROMPTS = [
@@ -165,3 +167,23 @@ def test_setup_is_hashable_per_worker_cache() -> None:
     assert isinstance(setup, Setup) and hash(setup) == hash(
         make_setup("gpt2", ["logits"], {"model": MODEL}, None, None)
     )
+
+
+def test_an_edited_formula_that_cannot_take_a_batch_axis_runs_per_prompt(tmp_path: Path) -> None:
+    # `ln_f[-1]` on a batch would take the last prompt, not each prompt's last token: the plan
+    # sees the subscript and computes `predicted` and what reads it one prompt at a time.
+    text = (REPO / "workbooks" / "gpt2.py").read_text(encoding="utf-8")
+    edited = text.replace("= last_row(ln_f)", "= ln_f[-1]", 1)
+    assert edited != text
+    path = tmp_path / "edited.py"
+    path.write_text(edited, encoding="utf-8")
+    cells = ["predicted", "logits", "h1.resid_post"]
+    ev = evaluator(make_setup(path, cells, {"model": MODEL}, None, None))
+    assert {"predicted", "logits"} <= ev.plan.tail and "h1.resid_post" in ev.plan.batched
+    df = cellgpt.batch(path, PROMPTS, cells=cells, model=MODEL, scheduler="inline")
+    for i, text in enumerate(PROMPTS):
+        wb = cellgpt.open(path, model=MODEL, prompt=text)
+        if not wb["token_ids"]:
+            continue
+        for c in cells:
+            assert same(df[c][i], wb[c]), (text, c)
