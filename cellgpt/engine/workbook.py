@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cellgpt.engine import tables
+from cellgpt.engine import stepping, tables
 from cellgpt.engine.append import Extender
 from cellgpt.engine.cells import Cell, CellInfo, CellSpec, literal_text
 from cellgpt.engine.errors import DefinitionError
+from cellgpt.engine.explain import Explanation, explain
 from cellgpt.engine.functions import FunctionLibrary, core
 from cellgpt.engine.limits import DEFAULT_LIMITS, Limits
 from cellgpt.engine.runner import Runner
@@ -175,6 +176,20 @@ class Workbook:
 
     def __getitem__(self, name: str) -> Any:
         return self.run(name)
+
+    # ------------------------------------------------------------------ stepping, explaining
+    def next_step(self, target: str | None = None) -> str | None:
+        """The stale cell a step would run next (topological order, toward `target`)."""
+        return stepping.next_step(self, target)
+
+    def step(self, target: str | None = None) -> stepping.Step | None:
+        """Run just the next stale cell (toward `target`; see stepping.py); None when done."""
+        return stepping.step(self, target)
+
+    def explain(self, name: str, *, inline: Iterable[str] | None = None) -> Explanation:
+        """The cell's formula as a tree of sub-expressions with their shapes, stats and
+        previews, in evaluation order (see explain.py). Computes stale inputs first."""
+        return explain(self, name, self._functions, inline=inline)
 
     def evicted(self) -> list[str]:
         """Cells whose value was dropped to save memory (reading one recomputes it)."""

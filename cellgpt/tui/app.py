@@ -151,6 +151,7 @@ class CellGptApp(App[None]):
 
     def _attach(self) -> None:
         self.wb.subscribe(self.bridge)
+        self.tree.breakpoints = self.controller.steps.breakpoints  # shared: b marks them
         self.tree.build(self.wb)
         start = self._start_cell or self._start_cell_of_workbook()
         start = start or (self.wb.cells() or [None])[0]
@@ -219,6 +220,9 @@ class CellGptApp(App[None]):
 
     def focus_tree(self) -> None:
         self.tree.focus()
+
+    def refresh_marks(self, names: set[str]) -> None:
+        self.tree.refresh_marks(self.wb, names)
 
     def value_is_grid(self) -> bool:
         view = self.value_pane.view
@@ -418,6 +422,15 @@ class CellGptApp(App[None]):
 
     def action_pin(self) -> None:
         self.controller.pin()
+
+    def action_explain(self) -> None:
+        self.controller.steps.explain()
+
+    def action_step(self) -> None:
+        self.controller.steps.step()
+
+    def action_breakpoint(self) -> None:
+        self.controller.steps.toggle_breakpoint()
 
     def action_edit_prompt(self) -> None:
         self.controller.edit_prompt()

@@ -33,6 +33,7 @@ from cellgpt.tui.screens.find import FindScreen
 from cellgpt.tui.screens.formula import FormulaScreen
 from cellgpt.tui.screens.prompt import PromptScreen
 from cellgpt.tui.search import EXACT_NAME, Hit, find_cells, find_rows, find_tokens, find_vocab
+from cellgpt.tui.stepping import StepActions
 from cellgpt.tui.views import cell_text
 
 
@@ -70,6 +71,9 @@ class Ui(Protocol):
     def show_workbook(self, wb: Any) -> None:
         """Replace the workbook (a reload from disk) and show it."""
 
+    def refresh_marks(self, names: set[str]) -> None:
+        """Redraw these cells' labels in the tree (a breakpoint came or went)."""
+
 
 def problem_from(exc: Exception, text: str = "") -> Problem:
     """A refused edit as a message, with the span of the formula at fault: the parser's, or
@@ -97,6 +101,7 @@ class WorkbookController:
         self.unsaved = False  # a formula or the prompt changed since the last save
         self._saved_text: str | None = None  # what a save wrote / would have written then
         self.files = FileActions(self)  # s, S, x and what follows from them
+        self.steps = StepActions(self)  # v, n, b, and R when breakpoints are set
         self._row_index: tuple[tuple[Any, ...], RowIndex] | None = None  # the shown table's
 
     @property
@@ -210,6 +215,9 @@ class WorkbookController:
             waiting = [n for n in self.wb.needs_run() if is_on_demand(self.wb, n)]
             later = f" ({', '.join(waiting)}: on demand, r on it computes it)" if waiting else ""
             self.ui.notify(f"nothing is stale{later}")
+            return
+        if self.steps.breakpoints:
+            self.steps.run_to_breakpoint()
             return
         self.run(None, "Running stale cells")
 

@@ -51,6 +51,7 @@ class CellTree(Tree[str]):
         self._leaves: dict[str, TreeNode[str]] = {}
         self._groups: list[tuple[TreeNode[str], Group]] = []
         self._prefix: dict[str, str] = {}  # cell -> its block prefix, trimmed in labels
+        self.breakpoints: set[str] = set()  # cells R stops before (the app's set, shared)
 
     @property
     def names(self) -> set[str]:
@@ -97,6 +98,8 @@ class CellTree(Tree[str]):
             step = step_number(info.hints.get("alias"))
             label.append(f"{step:>2} " if step is not None else "   ", style="dim")
         label.append(short)
+        if name in self.breakpoints:
+            label.append(" ◆", style="bold red")  # R stops before it
         title = info.hints.get("title")
         if isinstance(title, str) and title.lower().replace(" ", "_") != short.lower():
             label.append(f"  {title}", style="italic")  # the course's name for the section
