@@ -5,6 +5,9 @@ against Hugging Face's own loss."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +172,42 @@ def test_perplexity_equals_hugging_faces_loss(hf_tiny: Any, params_tiny_dir: Pat
             loss = float(hf_tiny.model(x, labels=x).loss)
         assert abs(df["loss"][i] - loss) < 1e-5
         assert abs(df["perplexity"][i] - np.exp(loss)) < 1e-4 * np.exp(loss)
+
+
+def test_a_killed_process_resumes_where_it_stopped(tmp_path: Path) -> None:
+    # A real kill (SIGKILL) of `cellgpt batch` once its first shard is recorded complete.
+    source = tmp_path / "many.txt"
+    source.write_text("\n".join(f"ROMEO: line {i} of the play" for i in range(40)))
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "cellgpt", "batch", str(source), "--out", str(out)]
+    argv += ["--cells", "logits_all,h0.attn.pattern", "--shard-size", "1", "--scheduler", "inline"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = out / "manifest.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if manifest.exists() and json.loads(manifest.read_text())["shards"]:
+            break  # the first shard is written and recorded
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    state = json.loads(manifest.read_text())
+    assert not state["complete"] and 0 < len(state["shards"]) < state["n_shards"]
+    kept = {k: e for k, e in state["shards"].items() if e["complete"]}
+    stamps = {f: (out / f).stat().st_mtime_ns for e in kept.values() for f in e["files"]}
+    rerun = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert f"({len(kept)} already done)" in rerun.stdout
+    assert {f: (out / f).stat().st_mtime_ns for f in stamps} == stamps
+    fresh = tmp_path / "fresh"
+    argv[argv.index(str(out))] = str(fresh)
+    subprocess.run(argv, capture_output=True, text=True, check=True)
+    a, b = json.loads(manifest.read_text()), json.loads((fresh / "manifest.json").read_text())
+    assert a["complete"] and b["complete"]
+    for index, entry in b["shards"].items():
+        for rel in entry["files"]:
+            if rel.endswith(".npy"):
+                assert np.array_equal(np.load(out / rel), np.load(fresh / rel)), rel
+            else:
+                pd.testing.assert_frame_equal(
+                    pd.read_parquet(out / rel), pd.read_parquet(fresh / rel)
+                )
+        assert a["shards"][index]["prompts"] == entry["prompts"]
