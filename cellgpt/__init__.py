@@ -7,7 +7,7 @@ wb.table("logits")             # a pandas DataFrame with token labels
 cellgpt.generate(wb, 20)       # 20 more tokens (greedy), appended to wb["generated"]
 """
 
-from cellgpt.api import full_library, generate, open
+from cellgpt.api import batch, full_library, generate, open
 
 __version__ = "0.1.0"
-__all__ = ["full_library", "generate", "open"]
+__all__ = ["batch", "full_library", "generate", "open"]

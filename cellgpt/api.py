@@ -66,3 +66,15 @@ def generate(
     from cellgpt.gpt2.generate import generate as run
 
     return run(wb, n_new, greedy=greedy, stop_at_eot=stop_at_eot, on_token=on_token)
+
+
+def batch(workbook: str | os.PathLike[str] = "gpt2", *args: Any, **kwargs: Any) -> Any:
+    """Cells of a workbook over many prompts, equal-length prompts computed together: a
+    DataFrame, an iterator of shards, or a folder of Parquet/.npy files (see
+    cellgpt.batchrun.batch for the options).
+
+        df = cellgpt.batch("gpt2", ["ROMEO:", "JULIET:"], cells=["next_text"])
+    """
+    from cellgpt.batchrun import batch as run
+
+    return run(workbook, *args, **kwargs)

@@ -49,6 +49,7 @@ def test_every_command_group_is_registered():
         "tokenizer",
         "tui",
         "export",
+        "batch",
     }
 
 

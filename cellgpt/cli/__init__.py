@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "cellgpt.cli.tokenizer_cmd",
     "cellgpt.cli.tui_cmd",
     "cellgpt.cli.export_cmd",
+    "cellgpt.cli.batch_cmd",
 ]
 
 

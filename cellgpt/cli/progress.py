@@ -26,6 +26,7 @@ class Progress:
         every: float = LOG_EVERY,
         width: int = 30,
         delay: float = 0.0,
+        rate: bool = False,
     ) -> None:
         self.label = label
         self.unit = unit
@@ -34,6 +35,7 @@ class Progress:
         self.every = every
         self.width = width
         self.delay = delay  # silent for work that ends sooner (a load from the cache)
+        self.rate = rate  # counted units: also show units/s and the time left
         self.start = time.monotonic()
         self.last = -float("inf")
         self.last_done = 0
@@ -60,9 +62,8 @@ class Progress:
         if self.tty:
             filled = int(frac * self.width)
             bar = "#" * filled + "-" * (self.width - filled)
-            self.stream.write(
-                f"\r{self.label} [{bar}] {frac:4.0%} {self._amount(done, now)} {what[:28]:<28}"
-            )
+            amount = self._amount(done, now, total if self.rate else None)
+            self.stream.write(f"\r{self.label} [{bar}] {frac:4.0%} {amount} {what[:28]:<28}")
             self.drawn = True
         else:
             self.stream.write(f"{self.label}: {frac:.0%} {self._amount(done, now, total)} {what}\n")
@@ -74,7 +75,13 @@ class Progress:
             of = f"/{total / 1e6:,.1f}" if total is not None else ""
             return f"{done / 1e6:,.1f}{of} MB {done / elapsed / 1e6:6.1f} MB/s"
         of = f"/{total:,}" if total is not None else ""
-        return f"{done:,}{of} {self.unit}"
+        if not self.rate:
+            return f"{done:,}{of} {self.unit}"
+        per_s = done / elapsed
+        left = ""
+        if total and per_s > 0:
+            left = f" ETA {max(total - done, 0) / per_s:,.0f}s"
+        return f"{done:,}{of} {self.unit} {per_s:,.1f} {self.unit}/s{left}"
 
     def note(self, text: str) -> None:
         """A line of its own (a phase without a count, e.g. 'verifying')."""

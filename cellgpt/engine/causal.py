@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,3 +76,24 @@ def future_mask(rows: int, cols: int) -> np.ndarray:
     mask = np.arange(cols)[None, :] > q_pos
     mask.flags.writeable = False
     return mask
+
+
+def flat_heads(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
+    """fn over [batch·head, ...] arrays made from [batch, head, ...] ones (a batch of prompts
+    computed as more heads of one prompt), reshaped back to [batch, head, ...]. Causal marks
+    go with the arrays both ways, so the causal kernels see a batch as they see one prompt."""
+    lead = arrays[0].shape[:2]
+    flat = []
+    for a in arrays:
+        f = a.reshape(-1, *a.shape[2:])
+        found = _mark_of(a)
+        flat.append(mark(f, found.offset, found.fill) if found is not None else f)
+    out = fn(*flat)
+    shaped = out.reshape(*lead, *out.shape[1:])
+    found = _mark_of(out)
+    return mark(shaped, found.offset, found.fill) if found is not None else shaped
+
+
+def _mark_of(a: object) -> Causal | None:
+    entry = _marks.get(id(a))
+    return entry[1] if entry is not None and entry[0]() is a else None

@@ -42,6 +42,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     big matrix such as the 50257-wide output head), or by the batch axis (stacked heads)."""
     if not is_float(a, b) or a.ndim == 0 or b.ndim < 2:
         return np.matmul(a, b)
+    if a.ndim > 2 and b.ndim == 2:  # a batch of prompts' rows times one matrix: one product
+        return matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
     if a.ndim <= 2 and b.ndim == 2:
         one_row = a.ndim == 1 or a.shape[0] == 1
         if one_row and in_one_row_steps() and load_watch.machine_is_quiet():
@@ -73,6 +75,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
         for_chunks(batch, batch_chunk, work=float(batch) * rows * inner * b.shape[2])
         return out
+    if a.ndim == b.ndim == 4 and a.shape[:2] == b.shape[:2]:  # [batch, head, ...]: more heads
+        return causal.flat_heads(matmul, a, b)
     return np.matmul(a, b)
 
 
@@ -119,6 +123,8 @@ def softmax_last(a: np.ndarray) -> np.ndarray:
     mark = causal.causal(a, -np.inf)
     if mark is not None and a.ndim == 3:
         return _softmax_causal(a, mark.offset)
+    if mark is not None and a.ndim == 4:  # a batch of prompts' scores: more heads
+        return causal.flat_heads(softmax_last, a)
     src = _rows_view(np.ascontiguousarray(a))
     out = np.empty_like(src)
 

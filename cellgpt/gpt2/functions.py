@@ -147,29 +147,35 @@ def _embed_rows(args: Sequence[Arg]) -> Arg | None:
 
 
 def split_heads(qkv: np.ndarray, part: int, n_head: int) -> np.ndarray:
-    """From the [T, 3·n_embd] qkv matrix take q (0), k (1) or v (2) as [n_head, T, d_head]."""
-    t, width = qkv.shape
+    """From the [T, 3·n_embd] qkv matrix take q (0), k (1) or v (2) as [n_head, T, d_head].
+    A batch of prompts, [batch, T, 3·n_embd], gives [batch, n_head, T, d_head]."""
+    *lead, t, width = qkv.shape
     n_embd = width // 3
-    block = qkv[:, part * n_embd : (part + 1) * n_embd]
+    block = qkv[..., part * n_embd : (part + 1) * n_embd]
     # A view, not a copy: each head's [T, d_head] slice has a plain row stride, which BLAS
     # reads directly, and three copies of qkv per block would cost ~110 MB at 1024 tokens.
-    return block.reshape(t, int(n_head), n_embd // int(n_head)).transpose(1, 0, 2)
+    heads = block.reshape(*lead, t, int(n_head), n_embd // int(n_head))
+    return np.swapaxes(heads, -3, -2)
 
 
 _split_heads_rows = moves_rows((0, 2), (1, 3))  # [T, 3·n_embd] → [head, T, d_head]
 
 
 def merge_heads(z: np.ndarray) -> np.ndarray:
-    """[n_head, T, d_head] → [T, n_head·d_head]: the heads side by side."""
-    h, t, d = z.shape
-    return np.ascontiguousarray(z.transpose(1, 0, 2).reshape(t, h * d))
+    """[n_head, T, d_head] → [T, n_head·d_head]: the heads side by side (with a leading
+    batch axis, [batch, n_head, T, d_head] → [batch, T, n_head·d_head])."""
+    *lead, h, t, d = z.shape
+    return np.ascontiguousarray(np.swapaxes(z, -3, -2).reshape(*lead, t, h * d))
 
 
 _merge_heads_rows = moves_rows((1, 3), (0, 2))
 
 
 def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """q·kᵀ / sqrt(d_head) per head, with the future masked to -inf (causal)."""
+    """q·kᵀ / sqrt(d_head) per head, with the future masked to -inf (causal). A batch of
+    prompts ([batch, head, T, d_head]) is computed as batch·head heads of one prompt."""
+    if isinstance(q, np.ndarray) and isinstance(k, np.ndarray) and q.ndim == k.ndim == 4:
+        return causal.flat_heads(attention_scores, q, k)
     if q.dtype != k.dtype or q.dtype.type not in (np.float32, np.float64) or q.ndim != 3:
         return _attention_scores_plain(q, k)
     heads, t, d_head = q.shape

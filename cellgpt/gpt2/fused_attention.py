@@ -24,7 +24,13 @@ from cellgpt.engine.parallel import for_chunks
 
 
 def fused_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """[tokens, heads·d_head]: each head's causal softmax(q·kᵀ/√d)·v, heads side by side."""
+    """[tokens, heads·d_head]: each head's causal softmax(q·kᵀ/√d)·v, heads side by side.
+    A batch of prompts ([batch, heads, tokens, d_head]) gives [batch, tokens, heads·d_head]."""
+    if all(isinstance(a, np.ndarray) and a.ndim == 4 for a in (q, k, v)) and q.shape[0] > 0:
+        if not q.shape[0] == k.shape[0] == v.shape[0]:
+            raise CellEvalError("fused attention needs q, k, v of one batch size")
+        # One prompt at a time through the same kernel: the same numbers as a single run.
+        return np.stack([fused_attention(q[b], k[b], v[b]) for b in range(q.shape[0])])
     if not _fusable(q, k, v):
         raise CellEvalError("fused attention needs float q, k, v of matching shapes")
     heads, t, d_head = q.shape
