@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="formulas mode: N token rows on every sheet; the prompt fills n_tokens of them "
         "and more ids can be typed into token_ids (default 16)",
     )
+    p.add_argument(
+        "--on-demand",
+        action="store_true",
+        help="formulas mode: on-demand cells (logits_all: a score per token and vocabulary "
+        "entry, the costliest recalculation) as formulas too; by default their values",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
 
@@ -72,6 +78,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             cells=args.cells,
             progress=bar,
             capacity=args.capacity if args.mode == "formulas" else None,
+            on_demand=args.on_demand,
         )
     except ValueError as exc:  # e.g. no cell matches the patterns
         raise UserError(str(exc)) from None
@@ -95,4 +102,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.mode == "formulas" and as_values:
         shown = ", ".join(as_values[:8]) + (" …" if len(as_values) > 8 else "")
         print(f"as values (no Excel form; listed in the Index): {shown}")
+    on_demand = [e.name for e in report.plan.entries if e.note.startswith("on demand")]
+    if on_demand:
+        print(f"as values (on demand; --on-demand for formulas): {', '.join(on_demand)}")
     return 0

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,13 @@ def soffice_path() -> str:
 
 
 def recalculate(
-    src: str | os.PathLike[str], out_dir: str | os.PathLike[str], timeout: float = 600
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    timeout: float = 600,
+    prefix: Sequence[str] = (),
 ) -> Path:
-    """LibreOffice opens `src`, recomputes every formula and saves a copy in `out_dir`."""
+    """LibreOffice opens `src`, recomputes every formula and saves a copy in `out_dir`.
+    `prefix`: a command run in front of soffice (a benchmark's `/usr/bin/time -v`)."""
     soffice = soffice_path()
     src, out_dir = Path(src).resolve(), Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -53,6 +58,7 @@ def recalculate(
         user.mkdir()
         (user / "registrymodifications.xcu").write_text(_PROFILE)
         cmd = [
+            *prefix,
             soffice,
             f"-env:UserInstallation={Path(profile).as_uri()}",
             "--headless",

@@ -87,10 +87,12 @@ def export_workbook(
     cells: Sequence[str] | None = None,
     progress: Progress | None = None,
     capacity: int | None = None,
+    on_demand: bool = False,
 ) -> ExportReport:
     """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export.
     `capacity` (formulas mode, GPT-2 workbooks): N token rows on every sheet, the ids an
-    input column (see capacity.py); None: exactly the prompt's rows."""
+    input column (see capacity.py); None: exactly the prompt's rows. `on_demand` (formulas
+    mode): on-demand cells (logits_all) as formulas too, not as values."""
     start = time.perf_counter()
     path = Path(path)
     if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
@@ -103,7 +105,7 @@ def export_workbook(
     if mode == "formulas" and capacity is not None and applies(wb):
         padding = padded(wb, capacity)
     with padding as cap:
-        plan = build_plan(wb, mode, with_params, cells, capacity=cap)
+        plan = build_plan(wb, mode, with_params, cells, capacity=cap, on_demand=on_demand)
         writer = _Writer(wb, plan, progress)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
