@@ -51,6 +51,12 @@ from cellgpt.export.sheetio import (
     value_cell,
 )
 from cellgpt.export.styles import BOLD, HEADER_FILL
+from cellgpt.export.tokenize_sheets import (
+    from_prompt,
+    sheet_tokenizes,
+    tokenize_layout,
+    write_tokenize_sheets,
+)
 from cellgpt.export.xlexpr import MASKED
 from cellgpt.gpt2 import cells
 
@@ -59,7 +65,8 @@ SAME_AS_CELLGPT = "same as cellgpt?"
 ID_INPUT = "type an id"
 TEXT_INPUT = "or a token's text"
 # token_ids sheet: A labels, B the ids the model reads, C blank, then these (see _input_ids)
-ID_COL, TEXT_COL, LOOKUP_COL = "D", "E", "F"
+ID_COL, TEXT_COL, LOOKUP_COL, PROMPT_COL = "D", "E", "F", "G"
+FROM_PROMPT = "ids from prompt"
 VOCAB = "vocab"  # the vocabulary table (named here: gpt2/cells.py is another team's now)
 # GPT-2's next-token probabilities (a name for gpt2/cells.py, which another team owns now)
 PROBS = "probs"
@@ -141,6 +148,16 @@ class _Writer:
             for e in plan.entries
             if e.kind == "array" and e.how != "formula"
         )
+        self.tok, self.tok_live = None, False  # tokenization in formulas (tokenize_sheets)
+        tokenizer = wb.value(cells.TOKENIZER) if cells.TOKENIZER in wb else None
+        prompt = plan.entry(cells.PROMPT)
+        if plan.capacity is not None and prompt is not None and prompt.sheets:
+            self.tok = tokenize_layout(tokenizer, plan.capacity.n)
+        if self.tok is not None and prompt is not None:
+            self.tok.prompt_ref = f"{quote_sheet(prompt.sheets[0])}!$B${DATA_ROW0 + 1}"
+            real = plan.capacity.real.get(cells.TOKEN_IDS) if plan.capacity else None
+            ids = [int(i) for i in np.asarray(real).reshape(-1)] if real is not None else []
+            self.tok_live = sheet_tokenizes(self.tok, tokenizer, str(prompt.value), ids)
 
     def write(self, path: str) -> None:
         self._index()
@@ -153,6 +170,9 @@ class _Writer:
                 self._array(entry)
             else:
                 self._other(entry)
+            if entry.name == cells.PROMPT and self.tok is not None:
+                specials = list(getattr(self.wb.value(cells.TOKENIZER), "special_tokens", {}))
+                write_tokenize_sheets(self.tok, self.book, self._sheet, specials)
         for entry in self.plan.entries:
             p = entry.placement
             if p is not None and p.name is not None and entry.how != "not exported":
@@ -268,7 +288,10 @@ class _Writer:
                     text_cell(ws, "to change the input"),
                     text_cell(
                         ws,
-                        "type ids or token texts on token_ids (the prompt is not "
+                        "edit the prompt (ASCII: tokenized by formulas, see tok_words), or "
+                        "type ids or token texts on token_ids (they override it)"
+                        if self.tok is not None
+                        else "type ids or token texts on token_ids (the prompt is not "
                         "re-tokenized by formulas)",
                     ),
                 ]
@@ -367,22 +390,27 @@ class _Writer:
             first, last = DATA_ROW0 + 2, DATA_ROW0 + 1 + len(vocab.value)
             tokens = f"{quote_sheet(vocab.sheets[0])}!$C${first}:$C${last}"
         titles = [ID_INPUT] + ([TEXT_INPUT, "token (vocab lookup)"] if tokens else [])
+        if self.tok is not None and tokens:
+            titles.append(FROM_PROMPT)
         rows.append([*header, None, *[text_cell(ws, t, font=BOLD) for t in titles]])
         for r in range(len(ids)):
             at = r + DATA_ROW0 + 1
-            typed = int(ids[r, 0]) if r < (entry.blank_from or 0) else None
+            typed = int(ids[r, 0]) if r < (entry.blank_from or 0) and not self.tok_live else None
             line: list[Any] = [value_cell(ws, labels[r]) if r < len(labels) else None]
             d, e = f"{ID_COL}{at}", f"{TEXT_COL}{at}"
             if tokens is None:
                 used = f'IF(ISNUMBER({d}),{d},"")'
             else:  # the vocab shows a space as ·; EXACT: MATCH alone ignores case
                 found = f'MATCH(TRUE,EXACT({tokens},SUBSTITUTE({e}," ","\u00b7")),0)-1'
-                used = f'IF(ISNUMBER({d}),{d},IF({e}<>"",{found},""))'
+                rest = f"{PROMPT_COL}{at}" if self.tok is not None else '""'
+                used = f'IF(ISNUMBER({d}),{d},IF({e}<>"",{found},{rest}))'
             line += [formula_cell(ws, f"B{at}", used, styles.INTEGER), None]
             line += [_input_cell(ws, typed, styles.INTEGER)]
             if tokens is not None:
                 line.append(_input_cell(ws, None, "@"))
                 line.append(plain_formula(ws, f'IF(ISNUMBER(B{at}),INDEX({tokens},B{at}+1),"")'))
+                if self.tok is not None:
+                    line.append(plain_formula(ws, from_prompt(r + 1)) if r < self.tok.n else None)
             rows.append(line)
 
     def _look(
@@ -403,7 +431,7 @@ class _Writer:
             styles.set_widths(ws, helper_widths, DATA_COL0 + n_cols + 1, styles.ACTIVATION)
         if entry.blank_from is not None:  # the ids' inputs and vocab lookup
             widths = [styles.text_width([t], styles.NUMBER_WIDTH) for t in (ID_INPUT, TEXT_INPUT)]
-            styles.set_widths(ws, [*widths, 24.0], DATA_COL0 + n_cols + 1)
+            styles.set_widths(ws, [*widths, 24.0, 15.0], DATA_COL0 + n_cols + 1)
         data = range_ref(DATA_ROW0, DATA_COL0, min(n_rows, p.parts[0].n_rows), n_cols, False)
         padding = self._padding_rule(entry, p)
         if padding is not None:  # first: it wins over the colour scale
@@ -478,8 +506,10 @@ class _Writer:
         rows = RowWriter(ws)  # before the first row: it numbers the rows it writes raw
         rows.append([text_cell(ws, entry.name, font=BOLD, fill=HEADER_FILL)])
         if entry.kind == "text":
+            live = entry.name == cells.PROMPT and self.tok is not None  # an input: shaded
             for a, b in chunks(len(value), 30_000):  # Excel: at most 32,767 characters a cell
-                ws.append([None, text_cell(ws, value[a:b])])
+                shade = {"fill": styles.INPUT_FILL} if live else {}
+                ws.append([None, text_cell(ws, value[a:b], **shade)])
         elif entry.kind == "mapping":
             for key, item in value.items():
                 ws.append([text_cell(ws, key), value_cell(ws, item)])
