@@ -11,7 +11,12 @@ closing notes, each in its own process (so peak RSS is its own):
                   peak RSS) and its next token and logits are compared with the engine run
                   in float64 on the parameters exactly as the sheet holds them
 
+  With --small-cells PATTERN ... only those cells (and what they read) are exported, to
+  see which part of the workbook costs LibreOffice the time and memory (e.g. `embed`:
+  the embedding tables; `h0.resid_post`: those plus block 0).
+
     python benchmarks/bench_export.py [--only NAME ...] [--recalc] [--params-part 0.1]
+    python benchmarks/bench_export.py --only small-formulas --recalc [--small-cells embed]
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ SHORT_PROMPT = "To be, or not to be, that is the question:"  # 12 tokens: fits c
 CAPACITY = 16
 
 
-def run_one(name: str, out_dir: Path, recalc: bool, part: float) -> dict[str, object]:
+def run_one(
+    name: str, out_dir: Path, recalc: bool, part: float, small_cells: list[str] | None = None
+) -> dict[str, object]:
     from _gpt2_small import ensure_model, peak_rss_mb
 
     import cellgpt
@@ -46,7 +53,7 @@ def run_one(name: str, out_dir: Path, recalc: bool, part: float) -> dict[str, ob
     prompt = SHORT_PROMPT if name == "small-formulas" else PROMPT
     wb = cellgpt.open(workbook, model=model, prompt=prompt)
     wb.run()
-    cells = None
+    cells = small_cells if name == "small-formulas" else None
     if name == "small-params" and part < 1:
         params = [n for n in wb.cells() if wb.cell(n).hints.get("kind") == "param"]
         total = sum(wb.value(n).size for n in params)
@@ -87,7 +94,10 @@ def run_one(name: str, out_dir: Path, recalc: bool, part: float) -> dict[str, ob
             "mb": round(report.bytes * scale / 1e6, 1),
         }
     if name == "small-formulas":
-        if recalc:  # the parent recalculates it (its own peak RSS) and compares
+        result["cells"] = cells or "all"
+        if recalc and cells:  # the parent measures LibreOffice; no logits to compare
+            result["workbook"] = str(path)
+        elif recalc:  # the parent recalculates it (its own peak RSS) and compares
             settings = {"model": model, "prompt": prompt}
             _save_reference(wb, report.plan, out_dir, workbook, settings)
             result["workbook"] = str(path)
@@ -177,6 +187,8 @@ def recalc_small(result: dict[str, object], out_dir: Path) -> None:
             result["libreoffice_peak_rss_mb"] = round(int(line.split()[-1]) / 1024)
     result["recalculated_mb"] = round(out.stat().st_size / 1e6, 1)
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    if not (out_dir / "reference.npz").exists():  # a part of the workbook: nothing to compare
+        return
     ref = np.load(out_dir / "reference.npz")
     placement = pickle.loads((out_dir / "logits.placement").read_bytes())  # our own file
     book = load_workbook(out, read_only=True, data_only=True)
@@ -193,11 +205,13 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=CONFIGS, default=list(CONFIGS))
     parser.add_argument("--recalc", action="store_true", help="also time LibreOffice recalc")
     parser.add_argument("--params-part", type=float, default=1.0, metavar="F")
+    parser.add_argument("--small-cells", nargs="+", metavar="PATTERN")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.child, args.out, args.recalc, args.params_part)))
+        found = run_one(args.child, args.out, args.recalc, args.params_part, args.small_cells)
+        print(json.dumps(found))
         return
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -208,6 +222,7 @@ def main() -> None:
             print(f"{name}: load average {os.getloadavg()}", flush=True)
             cmd = [sys.executable, __file__, "--child", name, "--out", tmp]
             cmd += ["--params-part", str(args.params_part)] + (["--recalc"] if args.recalc else [])
+            cmd += ["--small-cells", *args.small_cells] if args.small_cells else []
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 print(f"{name}: failed\n{done.stderr}")
