@@ -162,9 +162,32 @@ def _float64_logits(workbook: Path, settings: dict[str, str]) -> object:
     return np.asarray(ref.value("logits"), dtype=np.float64)
 
 
-def recalc_small(result: dict[str, object], out_dir: Path) -> None:
+def _summary_csv(src: Path, out_dir: Path, prefix: list[str]) -> dict[str, str]:
+    """LibreOffice opens `src` (recalculating every formula) and writes only its Summary
+    sheet (the 2nd) as CSV: what opening the file costs, without the xlsx export filter,
+    which holds a record per saved cell."""
+    import csv
+    import subprocess
+    from tempfile import TemporaryDirectory
+
+    from cellgpt.export.recalc import _PROFILE, soffice_path
+
+    with TemporaryDirectory(prefix="cellgpt-lo-") as profile:
+        (Path(profile) / "user").mkdir()
+        (Path(profile) / "user" / "registrymodifications.xcu").write_text(_PROFILE)
+        filt = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,2"
+        cmd = [*prefix, soffice_path(), f"-env:UserInstallation={Path(profile).as_uri()}"]
+        cmd += ["--headless", "--norestore", "--convert-to", filt, "--outdir", str(out_dir)]
+        subprocess.run([*cmd, str(src)], check=True, capture_output=True, timeout=4 * 3600)
+    found = next(out_dir.glob("*.csv"))
+    with found.open(encoding="utf-8") as handle:
+        return {row[0]: row[1] for row in csv.reader(handle) if len(row) >= 2}
+
+
+def recalc_small(result: dict[str, object], out_dir: Path, summary_only: bool = False) -> None:
     """LibreOffice recalculates the small-formulas workbook under /usr/bin/time -v; its next
-    token and logits are read back and compared with the engine's."""
+    token and logits are read back and compared with the engine's (with `summary_only`, only
+    the Summary sheet is written, as CSV: its next token and "same as cellgpt?")."""
     import pickle
 
     import numpy as np
@@ -175,18 +198,24 @@ def recalc_small(result: dict[str, object], out_dir: Path) -> None:
     timing = out_dir / "time.txt"
     print(f"LibreOffice recalculating (load average {os.getloadavg()}) ...", flush=True)
     start = time.perf_counter()
-    out = recalculate(
-        str(result.pop("workbook")),
-        out_dir / "recalculated",
-        timeout=4 * 3600,
-        prefix=["/usr/bin/time", "-v", "-o", str(timing)],
-    )
+    timed = ["/usr/bin/time", "-v", "-o", str(timing)]
+    if summary_only:
+        result["libreoffice_output"] = "Summary sheet as CSV (open + recalculate, no xlsx save)"
+        summary = _summary_csv(Path(str(result.pop("workbook"))), out_dir / "csv", timed)
+    else:
+        result["libreoffice_output"] = "xlsx (open + recalculate + save)"
+        out = recalculate(
+            str(result.pop("workbook")), out_dir / "recalculated", timeout=4 * 3600, prefix=timed
+        )
     result["libreoffice_recalc_seconds"] = round(time.perf_counter() - start, 1)
     for line in timing.read_text().splitlines():
         if "Maximum resident set size" in line:
             result["libreoffice_peak_rss_mb"] = round(int(line.split()[-1]) / 1024)
-    result["recalculated_mb"] = round(out.stat().st_size / 1e6, 1)
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    if summary_only:
+        result["summary"] = summary
+        return
+    result["recalculated_mb"] = round(out.stat().st_size / 1e6, 1)
     if not (out_dir / "reference.npz").exists():  # a part of the workbook: nothing to compare
         return
     ref = np.load(out_dir / "reference.npz")
@@ -206,6 +235,11 @@ def main() -> None:
     parser.add_argument("--recalc", action="store_true", help="also time LibreOffice recalc")
     parser.add_argument("--params-part", type=float, default=1.0, metavar="F")
     parser.add_argument("--small-cells", nargs="+", metavar="PATTERN")
+    parser.add_argument(
+        "--summary-csv",
+        action="store_true",
+        help="small-formulas: LibreOffice writes only the Summary sheet (CSV), not an xlsx",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -230,7 +264,7 @@ def main() -> None:
             line = done.stdout.strip().splitlines()[-1]
             if name == "small-formulas" and args.recalc:
                 result = json.loads(line)
-                recalc_small(result, Path(tmp))
+                recalc_small(result, Path(tmp), args.summary_csv)
                 line = json.dumps(result)
             print(line, flush=True)
 

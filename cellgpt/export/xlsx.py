@@ -67,9 +67,6 @@ TEXT_INPUT = "or a token's text"
 # token_ids sheet: A labels, B the ids the model reads, C blank, then these (see _input_ids)
 ID_COL, TEXT_COL, LOOKUP_COL, PROMPT_COL = "D", "E", "F", "G"
 FROM_PROMPT = "ids from prompt"
-VOCAB = "vocab"  # the vocabulary table (named here: gpt2/cells.py is another team's now)
-# GPT-2's next-token probabilities (a name for gpt2/cells.py, which another team owns now)
-PROBS = "probs"
 ROWS_PER_CHUNK = 2048
 
 
@@ -313,7 +310,7 @@ class _Writer:
                         plain_formula(ws, f"INDEX({labels},{mine}+1)"),
                     ]
                 )
-            probs = get.get(PROBS)
+            probs = get.get(cells.PROBS)
             if (
                 probs is not None
                 and probs.placement is not None
@@ -383,7 +380,7 @@ class _Writer:
         (the prompt's are there), else a token's text typed in column E, found in the vocab
         sheet. Rows left empty are padding. Column F shows each id's token."""
         ws = rows.ws
-        vocab = next((e for e in self.plan.entries if e.name == VOCAB), None)
+        vocab = next((e for e in self.plan.entries if e.name == cells.VOCAB), None)
         tokens = None
         if vocab is not None and vocab.sheets and isinstance(vocab.value, list):
             # vocab rows: title, column titles, then (index, id, token, ...) from row 3
@@ -484,7 +481,7 @@ class _Writer:
         n_rows = n_data + (1 + len(entry.helpers) if p.transposed and entry.helpers else 0)
         for r in range(n_rows):
             if r < len(labels):
-                label = value_cell(ws, labels[r])
+                label = self._live_label(ws, entry, p, r, len(labels)) or value_cell(ws, labels[r])
             elif r > n_data:  # a helper row of a transposed sheet
                 label = text_cell(ws, entry.helpers[r - n_data - 1].label, font=BOLD)
             else:
@@ -494,6 +491,19 @@ class _Writer:
                 cells += [None] * (c0 + DATA_COL0 - len(cells))
                 cells.append(cell)
             rows.append(cells)
+
+    def _live_label(self, ws: Any, entry: Entry, p: Placement, r: int, n_labels: int) -> Any:
+        """A token row's label as a formula: the token the model reads now (token_ids'
+        vocab lookup), so labels follow edited ids; None where labels are not token rows."""
+        cap, ids = self.plan.capacity, self.plan.entry(cells.TOKEN_IDS)
+        if cap is None or ids is None or not ids.sheets or not entry.padded[0] or p.transposed:
+            return None
+        if self.plan.entry(cells.VOCAB) is None:  # no lookup column on token_ids
+            return None
+        head, row = divmod(r, cap.n)
+        ref = f"{quote_sheet(ids.sheets[0])}!${LOOKUP_COL}${row + DATA_ROW0 + 1}"
+        text = f'IF({ref}="","{PAD_LABEL}",{ref})'
+        return plain_formula(ws, f'"{head}:"&{text}' if n_labels > cap.n else text)
 
     def _other(self, entry: Entry) -> None:
         ws = self._sheet(entry.sheets[0])

@@ -91,6 +91,12 @@ def test_edited_prompt_recomputes_the_model_and_typed_ids_override(
             got = read_array(book, e.placement, np.shape(e.value))
             np.testing.assert_allclose(got, np.asarray(ref[name]), rtol=0, atol=1e-6)
         assert book["next_token"]["B2"].value == int(ref["next_token"])
+        # Row labels follow the ids the model reads (the vocab sheet's text, · for a space).
+        labels = [r[0] for r in book["ln_f"].iter_rows(min_row=2, values_only=True)]
+        texts = [wb["vocab"][i][1] for i in want_ids]
+        assert labels == texts + ["(padding)"] * (CAPACITY - len(texts))
+        heads = [r[0] for r in book["h0.attn.pattern"].iter_rows(min_row=2, values_only=True)]
+        assert heads[CAPACITY] == f"1:{texts[0]}"
 
 
 def test_a_non_ascii_prompt_is_exported_with_typed_ids(
