@@ -158,6 +158,17 @@ def test_on_demand_cells_are_values_unless_asked_for(tmp_path: Path) -> None:
     assert flagged.plan.entry("logits_all").how == "formula"
 
 
+def test_cli_on_demand_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cellgpt.cli import main
+
+    out = tmp_path / "o.xlsx"
+    assert main(["export", str(out), "ROMEO:", "--mode", "formulas", "--quiet"]) == 0
+    assert "as values (on demand; --on-demand for formulas): logits_all" in capsys.readouterr().out
+    args = ["export", str(out), "ROMEO:", "--mode", "formulas", "--quiet", "--on-demand"]
+    assert main(args) == 0
+    assert "on demand" not in capsys.readouterr().out
+
+
 def test_generic_workbook_formulas_and_fallback_to_values(tmp_path: Path) -> None:
     """A function registered with an Excel form exports as a formula with no special case;
     one without an Excel form is exported as values and listed as such in the Index."""
