@@ -11,6 +11,7 @@ from cellgpt.cli.cell_names import no_match_message, unmatched
 from cellgpt.cli.common import check_prompt_length, model_args, open_workbook
 from cellgpt.cli.output import check_target, files_read
 from cellgpt.cli.progress import Progress
+from cellgpt.export.capacity import DEFAULT_CAPACITY
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--capacity",
         type=int,
-        default=16,
+        default=DEFAULT_CAPACITY,
         metavar="N",
         help="formulas mode: N token rows on every sheet; the prompt fills n_tokens of them "
         "and more ids can be typed into token_ids (default 16)",

@@ -31,7 +31,7 @@ from openpyxl.writer.excel import ExcelWriter
 from cellgpt.engine import CellError, Workbook
 from cellgpt.engine.steps import alias_tuple, step_number
 from cellgpt.export import styles
-from cellgpt.export.capacity import PAD_LABEL, Capacity, applies, padded
+from cellgpt.export.capacity import DEFAULT_CAPACITY, PAD_LABEL, Capacity, applies, padded
 from cellgpt.export.helpers import HelperSink
 from cellgpt.export.layout import (
     DATA_COL0,
@@ -90,13 +90,13 @@ def export_workbook(
     with_params: bool = False,
     cells: Sequence[str] | None = None,
     progress: Progress | None = None,
-    capacity: int | None = None,
+    capacity: int | None = DEFAULT_CAPACITY,
     on_demand: bool = False,
 ) -> ExportReport:
     """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export.
     `capacity` (formulas mode, GPT-2 workbooks): N token rows on every sheet, the ids an
-    input column (see capacity.py); None: exactly the prompt's rows. `on_demand` (formulas
-    mode): on-demand cells (logits_all) as formulas too, not as values."""
+    input column (see capacity.py); 16 like the CLI; None: exactly the prompt's rows.
+    `on_demand` (formulas mode): on-demand cells (logits_all) as formulas, not values."""
     start = time.perf_counter()
     path = Path(path)
     if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders

@@ -80,7 +80,9 @@ def check_formulas_against_libreoffice(
 ) -> dict[str, float]:
     """`on_demand`: logits_all (an on-demand cell) as formulas too; else it is values."""
     wb = cellgpt.open(GPT2, model=str(model), prompt=prompt)
-    report = export_workbook(wb, tmp / "model.xlsx", mode="formulas", on_demand=on_demand)
+    report = export_workbook(
+        wb, tmp / "model.xlsx", mode="formulas", on_demand=on_demand, capacity=None
+    )
     formula_cells = [e for e in report.plan.entries if e.how == "formula"]
     names = {e.name for e in formula_cells}
     # Every computing cell from the embedding on is a formula (on-demand ones when asked).
