@@ -235,6 +235,15 @@ class _Writer:
                     f"computed from id {0} and never reach the prompt's rows (causal mask)."
                 ]
             )
+        if self.tok is not None:
+            table.append(
+                [
+                    "The prompt (an input) is tokenized by formulas: tok_chars (pre-split) → "
+                    "tok_words → tok_bpe (merge passes, ranks from tok_merges) → token_ids' "
+                    "'ids from prompt'. tok_status (on tok_words) says when it cannot be, e.g. "
+                    "for characters outside ASCII: then type the ids."
+                ]
+            )
         if mode == "formulas":
             table.append(
                 [
