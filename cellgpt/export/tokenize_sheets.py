@@ -90,6 +90,10 @@ def sheet_tokenizes(layout: TokenizeLayout, tokenizer: Any, prompt: str, ids: li
         return False
     if any(ord(ch) not in ASCII_BYTES for ch in prompt):
         return False
+    # A cell's CR reads back as LF (XML line ends), and LibreOffice's FIND did not find a
+    # typed tab: such a prompt's ids are written as typed ids too (they override the sheet).
+    if "\r" in prompt or "\t" in prompt:
+        return False
     if any(s in prompt for s in getattr(tokenizer, "special_tokens", {})):
         return False
     words = tokenizer.split(prompt)

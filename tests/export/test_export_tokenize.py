@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from openpyxl import load_workbook
 
 import cellgpt
@@ -99,10 +100,11 @@ def test_edited_prompt_recomputes_the_model_and_typed_ids_override(
         assert heads[CAPACITY] == f"1:{texts[0]}"
 
 
-def test_a_non_ascii_prompt_is_exported_with_typed_ids(
-    params_tiny_dir: Path, tmp_path: Path
+@pytest.mark.parametrize("prompt", ["naïve", "a\tb", "x\r\ny", "<|endoftext|>ok"])
+def test_prompts_the_sheet_cannot_tokenize_are_exported_with_typed_ids(
+    params_tiny_dir: Path, tmp_path: Path, prompt: str
 ) -> None:
-    wb = cellgpt.open(GPT2, model=str(params_tiny_dir), prompt="naïve")
+    wb = cellgpt.open(GPT2, model=str(params_tiny_dir), prompt=prompt)
     report = export_workbook(
         wb, tmp_path / "n.xlsx", mode="formulas", capacity=CAPACITY, cells=["token_ids", "vocab"]
     )
