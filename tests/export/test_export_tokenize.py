@@ -29,6 +29,9 @@ PROMPTS = [
     "pi = 3.14159, 2024!!! ...?",
     "x+=1;;//--",
     "  lead",
+    "''s x 's a\n b 'S",  # an apostrophe after punctuation or a space is not a contraction
+    "3's 're'll!'d",
+    "x  \n  y \n",
 ]
 
 
