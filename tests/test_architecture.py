@@ -43,6 +43,7 @@ def test_every_command_group_is_registered():
         "run",
         "cell",
         "cells",
+        "explain",
         "tokenize",
         "weights",
         "tokenizer",

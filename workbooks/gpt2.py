@@ -222,3 +222,32 @@ seed = 0
 
 sample: cell(stage="output") = sample_token(logits, temperature, sample_top_k, top_p, seed, len(generated))
 """A sampled next token id (temperature, top-k, top-p), reproducible through the seed."""
+
+# ---------------------------------------------------------------- gradients
+loss: cell(stage="gradients", on_demand=True) = cross_entropy(logits_all[:-1], token_ids[1:])
+"""Next-token cross-entropy on the prompt itself: at every position, -log of the probability
+the model gave the token that actually comes next, averaged. Training lowers it."""
+
+backward: cell(stage="gradients", on_demand=True, grad_cells="grad.") = grads(loss, "*", kind="param")
+"""Backpropagation: the gradient of `loss` with respect to every parameter table, in one
+backward pass through the cells. Each table's gradient is also its own cell,
+grad.wte, grad.h3.mlp.c_fc.weight, …: how the loss changes as each number grows."""
+
+attr_token: cell(stage="gradients") = next_token
+"""Attributions: the next token whose logit is explained (the predicted one unless you set
+a token id)."""
+
+attr_logit: cell(stage="gradients", on_demand=True) = logits[attr_token]
+"""The logit of `attr_token` at the last position."""
+
+embed_grad: cell(stage="gradients", rows="tokens", on_demand=True) = grad(attr_logit, embed)
+"""d attr_logit / d embed: how the logit moves as each number of each token's input
+embedding grows."""
+
+saliency: cell(stage="gradients", rows="tokens", on_demand=True, bars=True) = norm(embed_grad, axis=-1)
+"""Saliency per prompt token: the length of its row of embed_grad (how sensitive the logit is
+to that token's input)."""
+
+grad_x_input: cell(stage="gradients", rows="tokens", on_demand=True, bars=True) = sum(embed_grad * embed, axis=-1)
+"""Gradient × input per prompt token: a signed, first-order share of the logit (positive:
+the token pushes the logit up)."""

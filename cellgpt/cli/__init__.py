@@ -11,6 +11,7 @@ import sys
 COMMAND_MODULES = [
     "cellgpt.cli.run_cmd",
     "cellgpt.cli.cell_cmd",
+    "cellgpt.cli.explain_cmd",
     "cellgpt.cli.cells_cmd",
     "cellgpt.cli.weights",
     "cellgpt.cli.tokenizer_cmd",

@@ -16,6 +16,9 @@ _NUMBER = re.compile(r"\d+")
 def unknown_cell_message(wb: Any, name: str) -> str:
     """One line naming `name` and what the user probably meant."""
     message = f"no cell named {name!r}"
+    if name in wb.functions():  # a function cell has no value of its own to show
+        spec = wb.function(name)
+        return f"{message}: {spec.signature()} is a function cell (`cellgpt cells {name}`)"
     blocks = block_range(wb, name)
     if blocks:
         return f"{message}: {blocks}"

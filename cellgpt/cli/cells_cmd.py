@@ -1,5 +1,6 @@
 """`cellgpt cells [PATTERN]`: every cell of a workbook with its stage, shape (once computed),
-aliases and the first line of its doc — the map to read before `cellgpt cell NAME`."""
+aliases and the first line of its doc — the map to read before `cellgpt cell NAME`. Function
+cells (`def`) are listed too, in the "functions" stage, with their signature and doc."""
 
 from __future__ import annotations
 
@@ -65,15 +66,21 @@ def stages(wb: Any) -> dict[str, str]:
 
 
 def _row(wb: Any, name: str, stage: str) -> tuple[str, str, str, list[str], str]:
+    if name not in wb and name in wb.functions():  # a function cell: its signature and doc
+        spec = wb.function(name)
+        doc = spec.doc.strip().splitlines()[0] if spec.doc.strip() else ""
+        return name, stage, "function", [], _short(f"{spec.signature()}  {doc}".strip())
     info = wb.info(name)
     # Only computed cells have a shape; text and scalars show their type instead.
     shape = "×".join(str(d) for d in info.shape) if info.shape and info.dtype != "str" else ""
     if not shape and info.dtype is not None:
         shape = info.dtype
     doc = (info.doc or "").strip().splitlines()[0] if (info.doc or "").strip() else ""
-    if len(doc) > MAX_DOC:
-        doc = doc[: MAX_DOC - 1] + "…"
-    return name, stage, shape, sorted(wb.aliases(name)), doc
+    return name, stage, shape, sorted(wb.aliases(name)), _short(doc)
+
+
+def _short(doc: str) -> str:
+    return doc[: MAX_DOC - 1] + "…" if len(doc) > MAX_DOC else doc
 
 
 def _matches(pattern: str, name: str, aliases: list[str]) -> bool:

@@ -52,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="formulas mode: on-demand cells (logits_all: a score per token and vocabulary "
         "entry, the costliest recalculation) as formulas too; by default their values",
     )
+    p.add_argument(
+        "--excel365",
+        action="store_true",
+        help="formulas mode: the workbook's function cells become LAMBDA names that formulas "
+        "call (Excel 365 only; by default calls are spelled out, which LibreOffice recomputes)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
 
@@ -63,6 +69,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError(f"the output file must end in .xlsx: {args.out}")
     if args.with_params and args.mode == "formulas":
         print("cellgpt: formulas mode always includes the parameters", file=sys.stderr)
+    if args.excel365 and args.mode != "formulas":
+        raise UserError("--excel365 needs --mode formulas (it changes how formulas are written)")
     wb = open_workbook(args)
     if args.prompt is not None:
         check_prompt_length(wb)
@@ -80,6 +88,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             progress=bar,
             capacity=args.capacity if args.mode == "formulas" else None,
             on_demand=args.on_demand,
+            excel365=args.excel365,
         )
     except ValueError as exc:  # e.g. no cell matches the patterns
         raise UserError(str(exc)) from None

@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument(
+        "--trace",
+        action="store_true",
+        help="run one cell at a time in topological order, printing each cell, its shape "
+        "and time as it runs (on standard error with --json)",
+    )
+    run.add_argument(
         "--profile",
         action="store_true",
         help="after the run, print each step's time (summed over the blocks) and the other "
@@ -72,6 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     start = time.perf_counter()  # opening computes the model cells (the blocks' count)
     wb = open_workbook(args, defaults=inputs)
+    if args.trace:  # a bad prompt shows in its cells; check_prompt_length then says why
+        trace(wb, sys.stderr if args.json else sys.stdout)
     if cells.TOP_K not in wb:  # not a language model: a workbook of its own
         if args.generate:
             raise UserError(
@@ -176,6 +184,23 @@ def run_workbook(wb: Any) -> int:
         text = re.sub(r"\s+", " ", preview(value, 400))
         print(f"{name:<{width}}  {shape}{text[:100]}{'…' if len(text) > 100 else ''}")
     return 1 if failed else 0
+
+
+def trace(wb: Any, out: Any) -> None:
+    """Step through every stale cell (on-demand ones left alone), one line per cell as it
+    runs: its number, name, shape and dtype, and time (or its error)."""
+    from cellgpt.engine import stepping
+
+    def on_demand(name: str) -> bool:
+        return bool(wb.cell(name).hints.get("on_demand"))
+
+    width = max((len(n) for n in stepping.plan(wb, skip=on_demand)), default=0)
+    for number, step in enumerate(stepping.steps(wb, skip=on_demand), start=1):
+        dims = "×".join(map(str, step.shape)) if step.shape is not None else ""
+        kind = f"[{dims or 'scalar'}] {step.dtype}" if step.shape is not None else step.dtype
+        kind = kind or "-"
+        result = f"✗ {step.error}" if step.error else f"{step.seconds * 1000:8.2f} ms"
+        print(f"{number:>4}  {step.name:<{width}}  {kind:<18} {result}", file=out, flush=True)
 
 
 def _visible(tokens: list[str]) -> list[str]:

@@ -43,6 +43,8 @@ from cellgpt.engine.costs import (
     take_cost,
 )
 from cellgpt.engine.errors import CellEvalError
+from cellgpt.engine.expansions import CORE as CORE_EXPANSIONS
+from cellgpt.engine.expansions import Expansion
 from cellgpt.engine.formula import (
     MAX_ELEMENTS,
     check_elements,
@@ -51,7 +53,9 @@ from cellgpt.engine.formula import (
 )
 from cellgpt.engine.fused_norm import LAYER_NORM
 from cellgpt.engine.fusion import Fusion
+from cellgpt.engine.grad_functions import register_grad
 from cellgpt.engine.limits import MAX_TEXT_BYTES, charge, seq_bytes
+from cellgpt.engine.losses import register_losses
 from cellgpt.engine.row_rules import (
     RowRule,
     along_last_axis,
@@ -88,6 +92,8 @@ class FunctionLibrary:
     constants: dict[str, Any] = field(default_factory=dict)
     # cell chains the runner may compute in one kernel (see fusion.py)
     fusions: list[Fusion] = field(default_factory=list)
+    # {function: its steps in the formula language}, for Evaluate Formula (expansions.py)
+    expansions: dict[str, Expansion] = field(default_factory=dict)
 
     def register(
         self,
@@ -115,7 +121,9 @@ class FunctionLibrary:
         self.constants[name] = value
 
     def copy(self) -> FunctionLibrary:
-        return FunctionLibrary(dict(self.functions), dict(self.constants), list(self.fusions))
+        return FunctionLibrary(
+            dict(self.functions), dict(self.constants), list(self.fusions), dict(self.expansions)
+        )
 
     def impls(self) -> dict[str, Callable[..., Any]]:
         return {name: f.guarded() for name, f in self.functions.items()}
@@ -135,6 +143,7 @@ core.constant("pi", math.pi)
 core.constant("e", math.e)
 core.constant("inf", math.inf)
 core.constant("nan", math.nan)
+core.expansions.update(CORE_EXPANSIONS)
 
 
 def _as_array(x: Any) -> np.ndarray:
@@ -334,9 +343,17 @@ core.register(
 @core.register("where", rows=elementwise, cost=broadcast)
 def where(condition: Any, a: Any, b: Any) -> np.ndarray:
     """a where condition holds, else b (element by element)."""
-    c, a, b = _as_array(condition), _as_array(a), _as_array(b)
-    check_elements(int(np.prod(np.broadcast_shapes(c.shape, a.shape, b.shape), dtype=np.float64)))
+    c, a, b = _as_array(condition), _operand(a), _operand(b)
+    check_elements(
+        int(np.prod(np.broadcast_shapes(c.shape, np.shape(a), np.shape(b)), dtype=np.float64))
+    )
     return np.where(c, a, b)
+
+
+def _operand(x: Any) -> Any:
+    # A Python number stays one: numpy then keeps the other side's dtype (where(m, x, -inf)
+    # of float32 scores stays float32), as the arithmetic operators do.
+    return x if type(x) in (int, float, bool) else _as_array(x)
 
 
 @core.register("clip", rows=elementwise, cost=broadcast)
@@ -572,3 +589,8 @@ def isin(items: Any, values: Any) -> np.ndarray:
     """For each item: is it one of `values`? (a boolean mask)"""
     wanted = set(values)
     return np.array([item in wanted for item in items], dtype=bool)
+
+
+# Losses, and gradients as formulas (grad/grads are bound per workbook, see grad_functions.py).
+register_losses(core)
+register_grad(core)

@@ -124,7 +124,7 @@ def _char_width(s: str) -> int:
     return 1 if widest < 256 else 2 if widest < 65536 else 4
 
 
-_SEQUENCES = (str, list, tuple, bytes)
+_SEQUENCES = (str, list, tuple, bytes, dict)
 _SAMPLE = 1000  # items of a long list looked at to estimate its bytes
 
 
@@ -163,6 +163,8 @@ def _sequence_bytes(value: Any, depth: int = 0, seen: set[int] | None = None) ->
         return seq_bytes(value)
     if isinstance(value, np.ndarray):
         return int(value.nbytes)
+    if isinstance(value, dict) and depth <= 8:  # e.g. grads(...): {cell: gradient}
+        return 64 * len(value) + _sequence_bytes(list(value.values()), depth + 1, seen)
     if not isinstance(value, list | tuple) or depth > 8:
         return 32
     seen = set() if seen is None else seen

@@ -17,6 +17,7 @@ from cellgpt.engine.cells import CellSpec
 from cellgpt.engine.errors import CycleError, DefinitionError, EngineError, FormulaError
 from cellgpt.engine.formula_parse import parse_formula
 from cellgpt.engine.functions import FunctionLibrary
+from cellgpt.engine.grad_cells import expand_gradient_cells
 from cellgpt.engine.templates import Template
 from cellgpt.engine.workbook import Workbook
 from cellgpt.engine.workbook_file import (
@@ -40,6 +41,7 @@ def load_workbook(
     wb = Workbook(library, doc=parsed.doc)
     prefixes = {t.prefix: {c.name for c in t.cells} for t, _, _ in parsed.templates}
     lines = {spec.name: (line, col) for spec, line, col in parsed.cells}
+    _define_functions(wb, path, parsed, lines)
     overrides = [(s, ln, c) for s, ln, c in parsed.cells if _instance_of(s.name, prefixes)]
     override_lines = {s.name: (ln, c) for s, ln, c in overrides}
     plain = [s for s, _, _ in parsed.cells if not _instance_of(s.name, prefixes)]
@@ -78,8 +80,29 @@ def load_workbook(
     )  # reports what is missing
     for template, line, col in templates:
         _define_template(wb, path, template, line, col, override_lines, parsed.template_lines)
+    _define_gradient_cells(wb, path, lines)
     wb.document = WorkbookDocument(path, text, bom, parsed, identity=identity)
     return wb
+
+
+def _define_functions(
+    wb: Workbook, path: str, parsed: Any, cell_lines: Mapping[str, tuple[int, int]]
+) -> None:
+    """Function cells first: they read no cell, and cells call them."""
+    if not parsed.functions:
+        return
+    lines = {spec.name: (line, col) for spec, line, col in parsed.functions}
+    try:
+        wb.define_functions([spec for spec, _, _ in parsed.functions], cell_names=cell_lines)
+    except DefinitionError as exc:
+        raise _located(path, exc, lines) from None
+
+
+def _define_gradient_cells(wb: Workbook, path: str, lines: Mapping[str, tuple[int, int]]) -> None:
+    try:
+        expand_gradient_cells(wb)  # grad.<cell> for each `grads(...)` table (grad_cells.py)
+    except (DefinitionError, FormulaError) as exc:
+        raise _located(path, exc, lines) from None
 
 
 def _define_cells(

@@ -9,7 +9,8 @@ is all it compares), so its readers treat it as rows on axis 0.
 A derived cell gets a `DerivedRows` extender: its Rows inputs cut to their new rows (or read
 whole where a rule says so), the output's rows joined along the derived axis. Anything the
 rules cannot vouch for — a function without a rule, a reduction over the rows, indexing —
-leaves the cell without one: it is recomputed in full, which is always right.
+leaves the cell without one: it is recomputed in full, which is always right. A call of a
+function cell is walked as its body with the arguments put in (`inline.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from cellgpt.engine.append import Evaluate, RowExtender, RowTail
 from cellgpt.engine.formula import dotted_name
+from cellgpt.engine.inline import InlineError, inline_calls
 from cellgpt.engine.row_rules import UNKNOWN, Arg, Fixed, Out, Rows, elementwise, matmul_rows
 from cellgpt.engine.row_rules import ndim_of as _ndim
 
@@ -87,7 +89,11 @@ def derive_row_extenders(wb: Workbook, grows: Iterable[str]) -> list[str]:
     Generation calls this once per call (the TUI: once per token), so a workbook whose
     formulas, pins and value shapes are as at the last derivation keeps its variants."""
     growing = {wb.resolve(name) for name in grows}
-    signature = (frozenset(growing), tuple(_cell_signature(wb, name) for name in wb.cells()))
+    signature = (
+        frozenset(growing),
+        tuple(_cell_signature(wb, name) for name in wb.cells()),
+        tuple(wb.function(f).source for f in wb.functions()),  # bodies the walk read
+    )
     last = _last_derivation.get(wb)
     unchanged = last is not None and last[0] == signature
     if unchanged and all(wb.extender(name) is ext for name, ext in last[1].items()):
@@ -174,6 +180,7 @@ class _Walker:
     def __init__(self, wb: Workbook, shapes: Mapping[str, Arg | None]) -> None:
         self.wb, self.shapes = wb, shapes
         self.library: FunctionLibrary = wb.library
+        self.user = {f: wb.function(f) for f in wb.functions()}
 
     def walk(self, node: ast.AST) -> _Part:
         if isinstance(node, ast.Constant):
@@ -210,6 +217,11 @@ class _Walker:
 
     def call(self, node: ast.Call) -> _Part:
         assert isinstance(node.func, ast.Name)
+        if node.func.id in self.user:  # a function cell: its body, arguments put in
+            try:
+                return self.walk(inline_calls(node, self.user))
+            except InlineError:
+                pass  # too big to spell out: no rule, as for a library function without one
         function = self.library.functions.get(node.func.id)
         args = [self.walk(a) for a in node.args]
         kwargs = {kw.arg: self.walk(kw.value) for kw in node.keywords if kw.arg}

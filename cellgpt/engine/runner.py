@@ -29,10 +29,12 @@ from cellgpt.engine.cells import Cell
 from cellgpt.engine.errors import CellError, CellEvalError, ErrorInfo, RunCancelled
 from cellgpt.engine.formula_parse import Formula
 from cellgpt.engine.fusion import Chain, ChainFinder
+from cellgpt.engine.grad_functions import NAME_ARGUMENTS as GRADIENT_CALLS
 from cellgpt.engine.limits import SCALARS, budget, value_bytes
 from cellgpt.engine.sheet import Sheet
 from cellgpt.engine.store import MISSING, CellState, Status
 
+GRADIENT_FUNCTIONS = frozenset(GRADIENT_CALLS)  # grad, grads, fit, at
 Progress = Callable[[int, int, str], None]
 Cancel = Callable[[], bool]
 # {count cell: re-shape its block}; the callback returns True if cells came or went.
@@ -155,7 +157,8 @@ class Runner:
         shape mid-way (the caller must plan again). Evictable inputs are dropped as soon as
         their readers are done (so at most a few are held at once), except `keep`."""
         counts = watch or {}
-        chains = self._fusable_chains(plan, keep) if self._chains else {}
+        hold = self._activations_for_gradients(plan)
+        chains = self._fusable_chains(plan, keep, hold) if self._chains else {}
         deferred = {link for chain in chains.values() for link in chain.links}
         self._begin()
         try:
@@ -171,11 +174,11 @@ class Runner:
                     for link in chain.links:  # the plain way, one cell after the other
                         self._evaluate(link)
                         if self._evictable:
-                            self._evict_done(self._graph.parents(link), keep=keep)
+                            self._evict_done(self._graph.parents(link), keep=keep, hold=hold)
                 if chain is None or self._store[name].status == Status.STALE:
                     self._evaluate(name)
                 if self._evictable:
-                    self._evict_done(self._graph.parents(name), keep=keep)
+                    self._evict_done(self._graph.parents(name), keep=keep, hold=hold)
                 reshape = counts.get(name)
                 if reshape is not None and reshape():
                     return True
@@ -186,7 +189,21 @@ class Runner:
         return False
 
     # ------------------------------------------------------------------ fused chains
-    def _fusable_chains(self, plan: list[str], keep: str | None) -> dict[str, Chain]:
+    def _activations_for_gradients(self, plan: list[str]) -> set[str]:
+        """Evictable cells a gradient cell of this plan reads back (grad_functions.py): kept
+        until the run ends, so the backward pass finds them instead of recomputing them."""
+        hold: set[str] = set()
+        if not self._evictable:
+            return hold
+        for name in plan:
+            formula = self._formula(name)
+            if formula is not None and not GRADIENT_FUNCTIONS.isdisjoint(formula.functions):
+                hold |= self._graph.ancestors(name) & self._evictable
+        return hold
+
+    def _fusable_chains(
+        self, plan: list[str], keep: str | None, hold: set[str] | None = None
+    ) -> dict[str, Chain]:
         """{reader: chain} for the chains in `plan` whose links nobody else needs: each is
         evictable, unpinned, not the cell asked for, stale, and read only by the next cell
         of its chain. Links wait for their reader's turn, when the inputs are all fresh."""
@@ -201,6 +218,7 @@ class Runner:
                 link in in_plan
                 and link != keep
                 and link in self._evictable
+                and link not in (hold or ())
                 and not self._cells[link].pinned
                 and self._graph.children(link) == {reader}
                 for link, reader in zip(chain.links, after, strict=True)
@@ -502,10 +520,15 @@ class Runner:
         self._store.account(state, value_bytes(value, env.values()))
         self._notify(name)
 
-    def _evict_done(self, names: Iterable[str], *, keep: str | None) -> None:
-        """Drop the values of evictable cells among `names` whose readers are all up to date."""
+    def _evict_done(
+        self, names: Iterable[str], *, keep: str | None, hold: set[str] | None = None
+    ) -> None:
+        """Drop the values of evictable cells among `names` whose readers are all up to date
+        (not those in `hold`)."""
         for name in names:
             if name not in self._evictable or name == keep or self._cells[name].pinned:
+                continue
+            if hold and name in hold:
                 continue
             state = self._store[name]
             if state.status != Status.FRESH or (state.value is MISSING and state.tail is None):

@@ -21,6 +21,7 @@ from cellgpt.engine.errors import (
 from cellgpt.engine.formula_compile import Evaluator, compile_formula
 from cellgpt.engine.formula_parse import Formula, parse_formula
 from cellgpt.engine.functions import FunctionLibrary
+from cellgpt.engine.grad_functions import name_arguments
 from cellgpt.engine.graph import DependencyGraph
 from cellgpt.engine.limits import DEFAULT_LIMITS, Limits
 from cellgpt.engine.store import MISSING, Status, ValueStore
@@ -42,6 +43,7 @@ class Sheet:
         self.aliases: dict[str, str] = {}
         self.evictable: set[str] = set()  # cells with the `evict` hint
         self.listeners: list[Listener] = []
+        self.user_functions: dict[str, Any] = {}  # function cells (user_functions.py)
         # Bumped by every change to a cell's formula, the cells or the aliases, for caches of
         # what the formulas say (fusion.ChainFinder).
         self.formula_version = 0
@@ -99,6 +101,8 @@ class Sheet:
             raise DefinitionError(f"{what} {name!r}: the name of a library function")
         if name in self.library.constants:
             raise DefinitionError(f"{what} {name!r}: the name of a library constant")
+        if name in self.user_functions:
+            raise DefinitionError(f"{what} {name!r}: the name of a function cell")
 
     def check_names(self, cell: str, formula: Formula, known: set[str]) -> tuple[str, ...]:
         """The cells a formula reads (aliases resolved); refuses unknown names and functions."""
@@ -128,7 +132,12 @@ class Sheet:
                 return ("ref", target)
             return ("const", self.library.constants[name])
 
-        return compile_formula(formula, resolve, self.functions)
+        def cell_named(name: str) -> str | None:
+            target = self.aliases.get(name, name)
+            return target if target in self.cells else None
+
+        # grad(loss, w1) is handed the cells' names, not their values (grad_functions.py)
+        return compile_formula(name_arguments(formula, cell_named), resolve, self.functions)
 
     def _install(
         self, spec: CellSpec, formula: Formula, refs: tuple[str, ...], *, template: str | None

@@ -15,16 +15,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cellgpt.engine import tables
+from cellgpt.engine import stepping, tables
 from cellgpt.engine.append import Extender
 from cellgpt.engine.cells import Cell, CellInfo, CellSpec, literal_text
 from cellgpt.engine.errors import DefinitionError
+from cellgpt.engine.explain import Explanation, explain
+from cellgpt.engine.function_def import FunctionSpec, parse_function_source
 from cellgpt.engine.functions import FunctionLibrary, core
+from cellgpt.engine.grad_functions import install as install_gradients
 from cellgpt.engine.limits import DEFAULT_LIMITS, Limits
 from cellgpt.engine.runner import Runner
 from cellgpt.engine.sheet import Listener, Sheet
 from cellgpt.engine.store import MISSING, CellState, Status
 from cellgpt.engine.templates import Template, Templates
+from cellgpt.engine.user_functions import FunctionCells
 from cellgpt.engine.workbook_file import WorkbookDocument
 from cellgpt.engine.workbook_save import save_workbook
 
@@ -47,8 +51,10 @@ class Workbook:
         self.document: WorkbookDocument | None = None  # the file it was loaded from / saved to
         self._sheet = Sheet(self.library, limits)
         self._runner = Runner(self._sheet)
+        install_gradients(self._sheet, self._runner)  # grad(loss, w) reads this workbook's cells
         self._blocks = Templates(self._sheet, self._runner)
         self._functions = self._sheet.functions  # the table formulas are compiled against
+        self._function_cells = FunctionCells(self._sheet)
 
     @property
     def limits(self) -> Limits:
@@ -134,6 +140,45 @@ class Workbook:
         cell = self.cell(name)
         return cell.extender if cell.extender_source == cell.source else None
 
+    # ------------------------------------------------------------------ function cells
+    def define_function(self, source: str) -> str:
+        """Add a function cell from its text, `def name(params): return <formula>` (an
+        optional docstring first in the body); returns its name. Raises, changing nothing,
+        on a bad definition, a taken name, recursion or a body that reads a cell."""
+        spec = parse_function_source(source)
+        self._function_cells.define_many([spec])
+        return spec.name
+
+    def define_functions(
+        self, specs: Iterable[FunctionSpec], *, cell_names: Iterable[str] = ()
+    ) -> None:
+        """Add several parsed function cells at once (they may call each other);
+        `cell_names` are cells still to be defined (a body reading one is named so)."""
+        self._function_cells.define_many(specs, cell_names)
+
+    def set_function(self, name: str, source: str) -> None:
+        """Replace a function cell's definition (its name stays); every cell that calls it,
+        directly or through other function cells, goes stale."""
+        self._function_cells.redefine(name, parse_function_source(source))
+
+    def remove_function(self, name: str) -> None:
+        """Delete a function cell that no cell or function calls."""
+        self._function_cells.remove(name)
+
+    def functions(self) -> list[str]:
+        """The names of the function cells, in definition order."""
+        return self._function_cells.names()
+
+    def function(self, name: str) -> FunctionSpec:
+        """A function cell's definition: name, params, defaults, doc, body and source."""
+        return self._function_cells.spec(name)
+
+    def function_callers(self, name: str) -> set[str]:
+        """The cells that call a function cell, directly or through other function cells
+        (exactly those that go stale when it is redefined)."""
+        self._function_cells.spec(name)
+        return self._function_cells.callers([name])[1]
+
     # ------------------------------------------------------------------ templates
     def define_template(self, template: Template) -> None:
         """Register a block template; it is instantiated as soon as its count is known."""
@@ -175,6 +220,20 @@ class Workbook:
 
     def __getitem__(self, name: str) -> Any:
         return self.run(name)
+
+    # ------------------------------------------------------------------ stepping, explaining
+    def next_step(self, target: str | None = None) -> str | None:
+        """The stale cell a step would run next (topological order, toward `target`)."""
+        return stepping.next_step(self, target)
+
+    def step(self, target: str | None = None) -> stepping.Step | None:
+        """Run just the next stale cell (toward `target`; see stepping.py); None when done."""
+        return stepping.step(self, target)
+
+    def explain(self, name: str, *, inline: Iterable[str] | None = None) -> Explanation:
+        """The cell's formula as a tree of sub-expressions with their shapes, stats and
+        previews, in evaluation order (see explain.py). Computes stale inputs first."""
+        return explain(self, name, self._functions, inline=inline)
 
     def evicted(self) -> list[str]:
         """Cells whose value was dropped to save memory (reading one recomputes it)."""

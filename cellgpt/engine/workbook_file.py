@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from cellgpt.engine.cells import Cell, CellSpec
 from cellgpt.engine.errors import EngineError
 from cellgpt.engine.formula_parse import dotted_name
+from cellgpt.engine.function_def import FunctionDefError, FunctionSpec, read_function
 from cellgpt.engine.safe_files import FileIdentity, UnsafeFileError, read_bytes_with_identity
 from cellgpt.engine.steps import FIRST_STEP, STEP, STEPS, number_steps
 from cellgpt.engine.templates import Template
@@ -131,6 +132,20 @@ class ParsedFile:
     entries: dict[str, Entry] = field(default_factory=dict)
     # "prefix.name" of each cell inside a `with block(...)` → its line and column.
     template_lines: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Function cells (`def`), with their line and column, and where their text sits.
+    functions: list[tuple[FunctionSpec, int, int]] = field(default_factory=list)
+    function_entries: dict[str, FunctionEntry] = field(default_factory=dict)
+
+
+@dataclass
+class FunctionEntry:
+    """One top-level `def` in the file."""
+
+    name: str
+    source: str
+    span: tuple[int, int]  # the def statement's text (a redefinition replaces it)
+    stmt_span: tuple[int, int]  # what deleting it removes, a docstring after it included
+    line: int
 
 
 @dataclass
@@ -160,6 +175,8 @@ class SavedWorkbook(Protocol):
     def cell(self, name: str) -> Cell: ...
     def overrides(self) -> dict[str, str]: ...
     def templates(self) -> list[Template]: ...
+    def functions(self) -> list[str]: ...
+    def function(self, name: str) -> FunctionSpec: ...
 
 
 # ---------------------------------------------------------------------------------------
@@ -222,11 +239,15 @@ class _FileParser:
         body = list(tree.body)
         if body and _is_docstring(body[0]):
             result.doc = _docstring(body.pop(0))
-        last: tuple[CellSpec, ast.stmt] | None = None
+        last: tuple[CellSpec | FunctionSpec, ast.stmt] | None = None
         for index, stmt in enumerate(body):
             if _is_docstring(stmt):
                 if last is None:
                     raise self.error(stmt, "a docstring must follow a cell definition")
+                if isinstance(last[0], FunctionSpec):
+                    if last[0].doc:
+                        raise self.error(stmt, f"function {last[0].name!r} already has a docstring")
+                    last[0].outer_doc = True
                 last[0].doc = _docstring(stmt)
                 last = None
                 continue
@@ -234,9 +255,14 @@ class _FileParser:
                 result.templates.append((self.template(stmt), stmt.lineno, stmt.col_offset + 1))
                 last = None
                 continue
+            if isinstance(stmt, ast.FunctionDef):
+                last = self.function(stmt, body, index, result)
+                continue
             spec, entry = self.cell(stmt)
             if STEP in spec.hints:
                 raise self.error(stmt, _STEP_OUTSIDE)
+            if spec.name in result.function_entries:
+                raise self.error(stmt, f"{spec.name!r} is defined twice (a function cell)")
             if spec.name in result.entries:
                 first = result.entries[spec.name]
                 raise self.error(
@@ -248,6 +274,30 @@ class _FileParser:
             last = (spec, stmt)
         result.template_lines = self.template_lines
         return result
+
+    def function(
+        self, stmt: ast.FunctionDef, body: list[ast.stmt], index: int, result: ParsedFile
+    ) -> tuple[FunctionSpec, ast.stmt]:
+        """A top-level `def`: a function cell."""
+        first = stmt.decorator_list[0] if stmt.decorator_list else stmt
+        start = self.pos.offset(first.lineno, first.col_offset)
+        end = self.pos.offset(stmt.end_lineno, stmt.end_col_offset)  # type: ignore[arg-type]
+        source = self.text[start:end]
+        try:
+            spec = read_function(stmt, self.text_of, source)
+        except FunctionDefError as exc:
+            raise WorkbookFileError(self.path, exc.line, exc.col, exc.message) from None
+        if spec.name in result.function_entries or spec.name in result.entries:
+            raise self.error(stmt, f"{spec.name!r} is defined twice")
+        result.functions.append((spec, stmt.lineno, stmt.col_offset + 1))
+        result.function_entries[spec.name] = FunctionEntry(
+            spec.name, source, (start, end), self._stmt_span(body, index), stmt.lineno
+        )
+        return spec, stmt
+
+    def text_of(self, node: ast.AST) -> str:
+        start, end = self.pos.span(node)
+        return self.text[start:end]
 
     def _stmt_span(self, body: list[ast.stmt], index: int) -> tuple[int, int]:
         """What deleting the cell at body[index] removes: the statement and its docstring,

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cellgpt.engine.function_def import FunctionSpec
 from cellgpt.engine.safe_files import FileIdentity, UnsafeFileError, read_bytes_with_identity
 from cellgpt.engine.templates import Template
 from cellgpt.engine.workbook_file import (
@@ -55,10 +56,16 @@ def render_text(wb: SavedWorkbook) -> str:
         cell = wb.cell(name)
         if name in entries or cell.template is not None or cell.source is None:
             continue
+        if cell.hints.get("generated"):  # remade on load (grad_cells.py)
+            continue
         additions.append(_statement(name, cell.source, cell.doc, cell.hints))
     for name, formula in overrides.items():
         if name not in entries:
             additions.append(_statement(name, formula, "", {}))
+    edits += _function_edits(wb, wb.document.parsed)
+    for name in _functions(wb):
+        if name not in wb.document.parsed.function_entries:
+            additions.append(_function_text(wb.function(name)))
     for start, end, replacement in sorted(edits, reverse=True):
         text = text[:start] + replacement + text[end:]
     if additions:
@@ -66,6 +73,29 @@ def render_text(wb: SavedWorkbook) -> str:
         if text and not text.endswith(("\n", "\r")):
             text += newline
         text += "".join(additions).replace("\n", newline)
+    return text
+
+
+def _functions(wb: SavedWorkbook) -> list[str]:
+    return wb.functions()
+
+
+def _function_edits(wb: SavedWorkbook, parsed: ParsedFile) -> list[tuple[int, int, str]]:
+    """A redefined function's `def` text is replaced, a removed one's statement deleted."""
+    edits: list[tuple[int, int, str]] = []
+    current = set(_functions(wb))
+    for name, entry in parsed.function_entries.items():
+        if name not in current:
+            edits.append((*entry.stmt_span, ""))
+        elif wb.function(name).source != entry.source:
+            edits.append((*entry.span, wb.function(name).source.strip()))
+    return edits
+
+
+def _function_text(spec: FunctionSpec) -> str:
+    text = spec.source.strip() + "\n"
+    if spec.outer_doc and spec.doc:
+        text += _string_literal(spec.doc) + "\n"
     return text
 
 
@@ -85,6 +115,7 @@ def _render_fresh(wb: SavedWorkbook) -> str:
     """A file for a workbook built in code: cells in dependency order, each block's template
     where its output first appears."""
     out = [f"{_string_literal(wb.doc)}\n\n"] if wb.doc else []
+    out += [_function_text(wb.function(name)) for name in _functions(wb)]
     templates = {t.out_name: t for t in wb.templates()}
     for name in wb.cells():
         cell = wb.cell(name)
@@ -208,13 +239,21 @@ def _check_cells(wb: SavedWorkbook, parsed: ParsedFile, target: str) -> None:
     expected = {
         name: wb.cell(name).source
         for name in wb.cells()
-        if wb.cell(name).template is None and wb.cell(name).source is not None
+        if wb.cell(name).template is None
+        and wb.cell(name).source is not None
+        and not wb.cell(name).hints.get("generated")  # remade on load (grad_cells.py)
     }
     expected.update(wb.overrides())
     written = {name: entry.formula for name, entry in parsed.entries.items()}
-    if expected.keys() != written.keys() or any(
-        _meaning(written[n]) != _meaning(f)
-        for n, f in expected.items()  # type: ignore[arg-type]
+    functions = {name: _def_meaning(wb.function(name).source) for name in _functions(wb)}
+    written_functions = {n: _def_meaning(e.source) for n, e in parsed.function_entries.items()}
+    if (
+        expected.keys() != written.keys()
+        or any(
+            _meaning(written[n]) != _meaning(f)
+            for n, f in expected.items()  # type: ignore[arg-type]
+        )
+        or functions != written_functions
     ):
         raise WorkbookFileError(
             target, None, None, "not saved: the file would not say what the workbook says"
@@ -229,6 +268,13 @@ def _meaning(formula: str) -> str:
             return ast.dump(ast.parse(f"(\n{formula}\n)", mode="eval"))
         except SyntaxError:
             return f"unparsable {formula!r}"
+
+
+def _def_meaning(source: str) -> str:
+    try:
+        return ast.dump(ast.parse(source.strip()))
+    except SyntaxError:
+        return f"unparsable {source!r}"
 
 
 def atomic_write(path: str, data: bytes) -> FileIdentity:

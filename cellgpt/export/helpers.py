@@ -79,6 +79,10 @@ def active() -> HelperSink:
     return sink
 
 
+def is_active() -> bool:
+    return _ACTIVE.get() is not None
+
+
 @contextlib.contextmanager
 def collecting(placement: Placement | None) -> Iterator[HelperSink | None]:
     """Helper columns put while translating one cell go into a fresh sink."""

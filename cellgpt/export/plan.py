@@ -16,6 +16,7 @@ from cellgpt.engine.value_limits import ValueTooLarge, array_items, measure
 from cellgpt.export.capacity import Capacity, counting, keeps_real_value
 from cellgpt.export.excel_forms import with_excel_forms
 from cellgpt.export.helpers import HelperColumn
+from cellgpt.export.lambdas import Lambda, Lambdas
 from cellgpt.export.layout import (
     MAX_DATA_COLS,
     MAX_DATA_ROWS,
@@ -67,6 +68,7 @@ class Plan:
     entries: list[Entry]
     vocab: list[str] | None
     capacity: Capacity | None = None
+    lambdas: list[Lambda] = dataclasses.field(default_factory=list)  # --excel365 only
 
     def entry(self, name: str) -> Entry | None:
         return next((e for e in self.entries if e.name == name), None)
@@ -132,6 +134,8 @@ def select(wb: Workbook, patterns: Sequence[str] | None, mode: str, with_params:
         names = [n for n in names if n in chosen]
     if mode == "values" and not with_params:
         names = [n for n in names if not is_param(wb, n)]
+    if not with_params and not patterns:  # parameter-sized gradients (grad_cells.py)
+        names = [n for n in names if wb.cell(n).hints.get("kind") != "grad"]
     return names
 
 
@@ -202,6 +206,7 @@ def build_plan(
     progress: Callable[[str], None] | None = None,
     capacity: Capacity | None = None,
     on_demand: bool = False,
+    excel365: bool = False,
 ) -> Plan:
     """What goes where. With `capacity` (the workbook run padded, see capacity.py), cells
     keep the padded run's rows and the real run's values where the shapes agree. On-demand
@@ -240,15 +245,15 @@ def build_plan(
         if is_param(wb, name) and entry.kind != "skip":
             entry.how = "parameter values"
         entries.append(entry)
+    lambdas = Lambdas(names_) if excel365 else None
     if mode == "formulas":
         count = placements.get(cells.N_TOKENS) if capacity is not None else None
         with counting(cell_ref_expr(count, 0, 0, 1, 1) if count is not None else None):
-            _translate(
-                wb, entries, placements, progress, _wanted_on_demand(wb, patterns, on_demand)
-            )
+            wanted = _wanted_on_demand(wb, patterns, on_demand)
+            _translate(wb, entries, placements, progress, wanted, lambdas)
     if capacity is not None:
         _real_values(wb, entries, capacity)
-    return Plan(mode, entries, vocab, capacity)
+    return Plan(mode, entries, vocab, capacity, lambdas.all() if lambdas else [])
 
 
 def _real_values(wb: Workbook, entries: list[Entry], capacity: Capacity) -> None:
@@ -307,8 +312,9 @@ def _translate(
     placements: dict[str, Placement],
     progress: Callable[[str], None] | None,
     on_demand: set[str],
+    lambdas: Lambdas | None = None,
 ) -> None:
-    translator = Translator(wb, with_excel_forms(wb.library), placements)
+    translator = Translator(wb, with_excel_forms(wb.library), placements, lambdas)
     for entry in entries:
         if entry.kind != "array" or entry.how != "values" or wb.cell(entry.name).is_input:
             continue

@@ -17,6 +17,7 @@ import numpy as np
 
 from cellgpt.engine import FunctionLibrary, Workbook
 from cellgpt.engine.formula import dotted_name, parse_formula
+from cellgpt.engine.inline import InlineError, bind_arguments, inline_calls
 from cellgpt.export import helpers
 from cellgpt.export.excel_forms import (
     BIN_OPS,
@@ -27,9 +28,12 @@ from cellgpt.export.excel_forms import (
     matmul_form,
 )
 from cellgpt.export.helpers import HelperColumn
+from cellgpt.export.lambdas import Lambdas
 from cellgpt.export.layout import Placement, logical_shape
 from cellgpt.export.xlarray import NoExcelForm, Piece, XArr, cell_xarr, check_tiling, scalar
-from cellgpt.export.xlexpr import neg, num, op
+from cellgpt.export.xlexpr import Ref, neg, num, op
+
+MAX_FORMULA_CHARS = 8192  # Excel's limit on one formula's text
 
 _PY_BIN = {
     "Add": operator.add,
@@ -53,11 +57,19 @@ class Translator:
     """Translates cells of `wb` whose inputs sit on sheets at `placements`."""
 
     def __init__(
-        self, wb: Workbook, library: FunctionLibrary, placements: Mapping[str, Placement]
+        self,
+        wb: Workbook,
+        library: FunctionLibrary,
+        placements: Mapping[str, Placement],
+        lambdas: Lambdas | None = None,
     ) -> None:
         self.wb = wb
         self.library = library
         self.placements = placements
+        # Function cells: spelled out inline, or (Excel 365) called as LAMBDA names.
+        self.functions = {f: wb.function(f) for f in wb.functions()}
+        self.lambdas = lambdas
+        self.params: list[dict[str, XArr]] = []  # a LAMBDA body's parameters, innermost last
 
     def cell(self, name: str) -> tuple[list[Piece], list[HelperColumn]]:
         """Pieces for the cell's whole logical view, and the helper columns they refer to;
@@ -66,6 +78,8 @@ class Translator:
         if source is None:
             raise NoExcelForm("an input value")
         tree = parse_formula(source, cell=name).tree
+        if self.lambdas is None:  # calls of function cells spelled out: no LAMBDA needed
+            tree = self.inline(tree)  # type: ignore[assignment]
         with helpers.collecting(self.placements.get(name)) as sink:
             result = self.node(tree.body)
         value = self.wb.value(name)
@@ -75,6 +89,11 @@ class Translator:
         if logical_shape(np.asarray(result.value).shape) != shape:
             raise NoExcelForm("the translation's shape differs from the value's")
         check_tiling(result.pieces, shape)
+        placement = self.placements.get(name)
+        transposed = placement.transposed if placement is not None else False
+        if any(len(p.x.render(transposed)) > MAX_FORMULA_CHARS for p in result.pieces):
+            # function cells spelled out can make a formula longer than Excel reads
+            raise NoExcelForm(f"a formula longer than Excel's {MAX_FORMULA_CHARS:,} characters")
         return result.pieces, sink.columns if sink is not None else []
 
     # ------------------------------------------------------------------ nodes
@@ -92,10 +111,18 @@ class Translator:
             return scalar(v, num(v).text)
         return XArr(v)  # text and None: usable as static arguments only
 
+    def inline(self, tree: ast.AST) -> ast.AST:
+        try:
+            return inline_calls(tree, self.functions)
+        except InlineError as exc:
+            raise NoExcelForm(str(exc)) from None
+
     def n_Name(self, n: ast.AST) -> XArr:
         name = dotted_name(n)
         if name is None:
             raise NoExcelForm("attribute access")
+        if self.params and name in self.params[-1]:
+            return self.params[-1][name]
         if name in self.wb:
             target = self.wb.resolve(name)
             value = self.wb.value(target)
@@ -141,16 +168,54 @@ class Translator:
         return XArr(value, combine([a, b], value, lambda x, y: op(x, symbol, y)))
 
     def n_Call(self, n: ast.Call) -> XArr:
+        if isinstance(n.func, ast.Name) and n.func.id in self.functions:
+            try:
+                return self.call_by_name(n)
+            except NoExcelForm:
+                return self.node(self.inline(n))
         if not isinstance(n.func, ast.Name) or n.func.id not in self.library:
             raise NoExcelForm("call of an unknown function")
         name = n.func.id
         args = [self.node(a) for a in n.args]
         kwargs = {k.arg: self.node(k.value) for k in n.keywords if k.arg is not None}
-        value = self.library[name].impl(*[a.value for a in args], **_values(kwargs))
         form = excel_form(self.library, name)
-        if form is None:
+        if form is None:  # before calling it: grad() and fit() run only inside a workbook
             raise NoExcelForm(f"{name}() has no Excel form")
+        value = self.library[name].impl(*[a.value for a in args], **_values(kwargs))
         return XArr(value, form(args, kwargs, value))
+
+    def call_by_name(self, n: ast.Call) -> XArr:
+        """A call of a function cell as a call of its LAMBDA name (Excel 365 only)."""
+        if self.lambdas is None:
+            raise NoExcelForm("LAMBDA names are for Excel 365")
+        assert isinstance(n.func, ast.Name)
+        spec = self.functions[n.func.id]
+        try:
+            bound = bind_arguments(spec, n)
+        except InlineError as exc:
+            raise NoExcelForm(str(exc)) from None
+        args = {p: self.node(bound[p]) for p in spec.params}
+        texts = [args[p].whole().render(False) for p in spec.params]  # whole matrices only
+        leaves = {
+            p: XArr(a.value, [Piece(0, 0, Ref(self.lambdas.param(p), *a.logical))])
+            for p, a in args.items()
+        }
+        sink = helpers.active() if helpers.is_active() else None
+        before = len(sink.columns) if sink is not None else 0
+        self.params.append(leaves)
+        try:
+            result = self.node(spec.formula.tree.body)
+        finally:
+            self.params.pop()
+        if sink is not None and len(sink.columns) != before:
+            del sink.columns[before:]  # helper columns would read the parameters
+            raise NoExcelForm("the body needs helper columns")
+        rows, cols = result.logical
+        if len(result.pieces) != 1 or result.pieces[0].rect != (0, 0, rows, cols):
+            raise NoExcelForm("the body's value is not one matrix expression")
+        made = self.lambdas.register(spec.name, spec.params, result.whole().render(False))
+        call = f"{made.name}({','.join(texts)})"
+        return XArr(result.value, [Piece(0, 0, Ref(call, rows, cols))])
 
     def n_List(self, n: ast.List | ast.Tuple) -> XArr:
         return XArr([self.node(e).value for e in n.elts])

@@ -92,11 +92,14 @@ def export_workbook(
     progress: Progress | None = None,
     capacity: int | None = DEFAULT_CAPACITY,
     on_demand: bool = False,
+    excel365: bool = False,
 ) -> ExportReport:
     """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export.
     `capacity` (formulas mode, GPT-2 workbooks): N token rows on every sheet, the ids an
     input column (see capacity.py); 16 like the CLI; None: exactly the prompt's rows.
-    `on_demand` (formulas mode): on-demand cells (logits_all) as formulas, not values."""
+    `on_demand` (formulas mode): on-demand cells (logits_all) as formulas, not values.
+    `excel365`: function cells become LAMBDA defined names called by name (Excel 365 only;
+    see lambdas.py) instead of being spelled out in every formula."""
     start = time.perf_counter()
     path = Path(path)
     if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
@@ -109,7 +112,9 @@ def export_workbook(
     if mode == "formulas" and capacity is not None and applies(wb):
         padding = padded(wb, capacity)
     with padding as cap:
-        plan = build_plan(wb, mode, with_params, cells, capacity=cap, on_demand=on_demand)
+        plan = build_plan(
+            wb, mode, with_params, cells, capacity=cap, on_demand=on_demand, excel365=excel365
+        )
         writer = _Writer(wb, plan, progress)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -148,7 +153,8 @@ class _Writer:
         self.tok, self.tok_live = None, False  # tokenization in formulas (tokenize_sheets)
         tokenizer = wb.value(cells.TOKENIZER) if cells.TOKENIZER in wb else None
         prompt = plan.entry(cells.PROMPT)
-        if plan.capacity is not None and prompt is not None and prompt.sheets:
+        vocab = plan.entry(cells.VOCAB)  # token_ids' lookup columns, beside which G goes
+        if plan.capacity is not None and prompt is not None and prompt.sheets and vocab:
             self.tok = tokenize_layout(tokenizer, plan.capacity.n)
         if self.tok is not None and prompt is not None:
             self.tok.prompt_ref = f"{quote_sheet(prompt.sheets[0])}!$B${DATA_ROW0 + 1}"
@@ -174,6 +180,8 @@ class _Writer:
             p = entry.placement
             if p is not None and p.name is not None and entry.how != "not exported":
                 self.book.defined_names[p.name] = DefinedName(p.name, attr_text=p.whole_range())
+        for made in self.plan.lambdas:
+            self.book.defined_names[made.name] = DefinedName(made.name, attr_text=made.text)
         # LibreOffice and Excel recompute every formula when the file is opened.
         self.book.calculation.fullCalcOnLoad = True
         self._tick("saving")

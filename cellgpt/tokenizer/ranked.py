@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import heapq
 from functools import cached_property
-from itertools import pairwise
+from itertools import chain, filterfalse, pairwise
+
+import numpy as np
 
 from cellgpt.tokenizer.alphabet import PATTERNS, TokenizerError
-from cellgpt.tokenizer.bpe import NO_RANK, MergePass, Tokenizer, merge_passes
+from cellgpt.tokenizer.bpe import CACHE_LIMIT, NO_RANK, MergePass, Tokenizer, merge_passes
+from cellgpt.tokenizer.bulk_merge import BULK_MAX, PairTable, merge_many
 
 # Pieces longer than this merge through a heap over a linked list (n log n) instead of a
 # rescan of every pair per merge (n^2, but faster for the short pieces text is made of).
 LONG_PIECE = 192
+# A text with at least this many distinct pieces not yet cached merges them in bulk
+# (bulk_merge.py); fewer are not worth building the pair table for (~0.15 s for cl100k,
+# once per tokenizer).
+BULK_MIN_PIECES = 2048
 _BYTES = tuple(bytes([b]) for b in range(256))
 
 
@@ -151,6 +158,44 @@ class RankTokenizer(Tokenizer):
         return merges
 
     # -- encoding ---------------------------------------------------------------------------
+
+    def _encode_chunk(self, text: str, out: list[int]) -> None:
+        words = self._words(text)
+        if len(words) >= BULK_MIN_PIECES:
+            self._learn(words)
+        out.extend(chain.from_iterable(map(self._ids_cache.__getitem__, words)))
+
+    def _learn(self, words: list[str]) -> None:
+        """Put the ids of the text's new pieces in the cache, merging them in bulk."""
+        cache = self._ids_cache
+        new = list(filterfalse(cache.__contains__, set(words)))
+        if len(new) < BULK_MIN_PIECES:
+            return
+        if len(cache) + len(new) > CACHE_LIMIT:
+            cache.clear()
+            new = new[:CACHE_LIMIT]  # the rest go piece by piece as they come
+        ranks = self.ranks
+        get = ranks.get
+        merging: list[str] = []
+        for word, data in zip(new, [w.encode("utf-8") for w in new], strict=True):
+            rank = get(data)
+            if rank is not None:
+                cache[word] = (rank,)
+            elif len(data) <= BULK_MAX:
+                merging.append(word)
+        pieces = [w.encode("utf-8") for w in merging]
+        for word, ids in zip(
+            merging, merge_many(pieces, self._pairs, self._byte_ranks), strict=True
+        ):
+            cache[word] = tuple(ids)
+
+    @cached_property
+    def _pairs(self) -> PairTable:
+        return PairTable(self.ranks)
+
+    @cached_property
+    def _byte_ranks(self) -> np.ndarray:
+        return np.array([self.ranks[bytes([b])] for b in range(256)], np.int64)
 
     def _piece_ids(self, word: str) -> tuple[int, ...]:
         ranks = self.ranks

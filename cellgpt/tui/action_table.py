@@ -79,7 +79,36 @@ ACTIONS: tuple[Action, ...] = (
         "run",
         footer="Re-run",
     ),
-    Action(("R",), "run_all", "Run all stale", "run every stale cell", "run", footer="Run stale"),
+    Action(
+        ("R",),
+        "run_all",
+        "Run all stale",
+        "run every stale cell (stopping before a breakpoint cell; R again goes on)",
+        "run",
+        footer="Run stale",
+    ),
+    Action(
+        ("n",),
+        "step",
+        "Step: run the next stale cell",
+        "step: run just the next stale cell (topological order) and select it",
+        "run",
+    ),
+    Action(
+        ("b",),
+        "breakpoint",
+        "Toggle breakpoint",
+        "breakpoint on the selected cell (◆): R stops before it",
+        "run",
+    ),
+    Action(
+        ("v",),
+        "explain",
+        "Evaluate formula",
+        "evaluate formula: the selected cell's sub-expressions with shapes and stats; Enter "
+        "on one shows its value",
+        "view",
+    ),
     Action(
         ("P",),
         "pin",

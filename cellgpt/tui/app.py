@@ -31,8 +31,9 @@ from cellgpt.gpt2.cells import (
     WorkbookCells,
 )
 from cellgpt.tui.action_table import ACTIONS
-from cellgpt.tui.completion import function_entries
+from cellgpt.tui.completion import all_function_entries
 from cellgpt.tui.controller import WorkbookController
+from cellgpt.tui.function_cells import FUNCTION_PREFIX, describe_function
 from cellgpt.tui.jobs import (
     CellsChanged,
     ChangeBridge,
@@ -151,6 +152,7 @@ class CellGptApp(App[None]):
 
     def _attach(self) -> None:
         self.wb.subscribe(self.bridge)
+        self.tree.breakpoints = self.controller.steps.breakpoints  # shared: b marks them
         self.tree.build(self.wb)
         start = self._start_cell or self._start_cell_of_workbook()
         start = start or (self.wb.cells() or [None])[0]
@@ -219,6 +221,15 @@ class CellGptApp(App[None]):
 
     def focus_tree(self) -> None:
         self.tree.focus()
+
+    def refresh_marks(self, names: set[str]) -> None:
+        self.tree.refresh_marks(self.wb, names)
+
+    def rebuild_tree(self) -> None:
+        name = self.controller.current_function
+        self.tree.build(self.wb)
+        if name is not None and self.tree.select_function(name):
+            self.show_function(name)
 
     def value_is_grid(self) -> bool:
         view = self.value_pane.view
@@ -303,9 +314,22 @@ class CellGptApp(App[None]):
         if event.node is not self.tree.cursor_node:
             return  # a stale event from a programmatic move (expanding shifts lines)
         name = event.node.data
+        if name and name.startswith(FUNCTION_PREFIX) and self.wb is not None:
+            self.controller.current_function = name.removeprefix(FUNCTION_PREFIX)
+            self.show_function(self.controller.current_function)
+            return
+        self.controller.current_function = None
         if name and name != self.current and self.wb is not None and name in self.wb:
             self.controller.current = name  # browsing the tree is not history: no push
             self.show_current(new=True)
+
+    def show_function(self, name: str) -> None:
+        """A function cell in the details pane, the cells that call it as references."""
+        if self.wb is None or name not in self.wb.functions():
+            return
+        self.details.show_text(
+            describe_function(self.wb, name), sorted(self.wb.function_callers(name))
+        )
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
         if event.node.data:  # a cell: Enter moves to its references, ready to dive
@@ -316,7 +340,10 @@ class CellGptApp(App[None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         option_id = event.option.id or ""
-        if event.option_list.id == "refs" and option_id.startswith("ref:"):
+        if event.option_list.id == "refs" and option_id.startswith("ref:" + FUNCTION_PREFIX):
+            if self.tree.select_function(option_id.removeprefix("ref:" + FUNCTION_PREFIX)):
+                self.tree.focus()
+        elif event.option_list.id == "refs" and option_id.startswith("ref:"):
             self.navigate(option_id[4:])
 
     def on_cells_changed(self, _: CellsChanged) -> None:
@@ -401,8 +428,7 @@ class CellGptApp(App[None]):
 
     def action_functions(self) -> None:
         if self.wb is not None:
-            entries = function_entries(self.wb.library)
-            self.push_screen(FunctionsScreen(entries))
+            self.push_screen(FunctionsScreen(all_function_entries(self.wb)))
 
     def action_sort(self) -> None:
         self.value_pane.sort()
@@ -418,6 +444,15 @@ class CellGptApp(App[None]):
 
     def action_pin(self) -> None:
         self.controller.pin()
+
+    def action_explain(self) -> None:
+        self.controller.steps.explain()
+
+    def action_step(self) -> None:
+        self.controller.steps.step()
+
+    def action_breakpoint(self) -> None:
+        self.controller.steps.toggle_breakpoint()
 
     def action_edit_prompt(self) -> None:
         self.controller.edit_prompt()

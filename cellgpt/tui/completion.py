@@ -1,5 +1,6 @@
 """What the formula editor offers: completions of the cell or function name being typed, and
-the function reference (every library function with its signature and one-line doc)."""
+the function reference (every library function and the workbook's function cells, with their
+signatures and one-line docs)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class FunctionEntry:
     name: str
     signature: str  # "(x, axis=-1)"; "(…)" when Python cannot tell
     doc: str  # one line
+    cell: bool = False  # a function cell of the workbook (def ...), not a library function
 
     @property
     def call(self) -> str:
@@ -38,6 +40,21 @@ def function_entries(library: Any) -> list[FunctionEntry]:
         FunctionEntry(name, signature_of(fn.impl), fn.doc or "")
         for name, fn in sorted(functions.items())
     ]
+
+
+def workbook_function_entries(wb: Any) -> list[FunctionEntry]:
+    """The workbook's function cells, in definition order."""
+    entries = []
+    for name in wb.functions() if wb is not None else []:
+        spec = wb.function(name)
+        doc = spec.doc.strip().splitlines()[0] if spec.doc.strip() else "function cell"
+        entries.append(FunctionEntry(name, spec.signature()[len(name) :], doc, cell=True))
+    return entries
+
+
+def all_function_entries(wb: Any) -> list[FunctionEntry]:
+    """The workbook's function cells first, then the library's functions."""
+    return workbook_function_entries(wb) + function_entries(wb.library)
 
 
 def word_before(text: str, cursor: int) -> tuple[int, str]:

@@ -6,7 +6,6 @@ app never crashes on a user's mistake."""
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -15,24 +14,25 @@ from textual.screen import Screen
 
 from cellgpt.engine import (
     CellError,
-    EngineError,
-    FormulaError,
     Status,
 )
 from cellgpt.engine.workbook_save import render_text
 from cellgpt.export.xlsx import export_workbook  # noqa: F401  (tests/export: the TUI's exporter)
 from cellgpt.gpt2.cells import EMBED, GENERATED, NEXT_TOKEN, PROMPT, TOKENS, WorkbookCells
 from cellgpt.gpt2.generate import generate
+from cellgpt.tui.completion import all_function_entries
 from cellgpt.tui.files import FileActions
+from cellgpt.tui.function_cells import edit_function, undo_function
 from cellgpt.tui.history import FormulaHistory
 from cellgpt.tui.jobs import JobContext, JobResult, JobRunner
 from cellgpt.tui.on_demand import is_on_demand, run_stale, stale_wanted
 from cellgpt.tui.row_index import RowIndex
-from cellgpt.tui.screens.edit import Problem
+from cellgpt.tui.screens.edit import Problem, problem_from
 from cellgpt.tui.screens.find import FindScreen
 from cellgpt.tui.screens.formula import FormulaScreen
 from cellgpt.tui.screens.prompt import PromptScreen
 from cellgpt.tui.search import EXACT_NAME, Hit, find_cells, find_rows, find_tokens, find_vocab
+from cellgpt.tui.stepping import StepActions
 from cellgpt.tui.views import cell_text
 
 
@@ -59,6 +59,9 @@ class Ui(Protocol):
 
     def focus_tree(self) -> None: ...
 
+    def rebuild_tree(self) -> None:
+        """Rebuild the cell tree (a function cell's signature changed)."""
+
     def value_is_grid(self) -> bool: ...
 
     def point_at_row(self, row: int) -> None:
@@ -70,18 +73,8 @@ class Ui(Protocol):
     def show_workbook(self, wb: Any) -> None:
         """Replace the workbook (a reload from disk) and show it."""
 
-
-def problem_from(exc: Exception, text: str = "") -> Problem:
-    """A refused edit as a message, with the span of the formula at fault: the parser's, or
-    for an unknown name the place that name is written."""
-    if isinstance(exc, FormulaError):
-        return Problem(exc.message, exc.span)
-    if isinstance(exc, EngineError):
-        found = re.search(r"unknown (?:name|function) '([^']+)'", str(exc))
-        start = text.find(found.group(1)) if found else -1
-        span = (start, start + len(found.group(1))) if found and start >= 0 else None
-        return Problem(str(exc), span)
-    return Problem(f"{type(exc).__name__}: {exc}")
+    def refresh_marks(self, names: set[str]) -> None:
+        """Redraw these cells' labels in the tree (a breakpoint came or went)."""
 
 
 class WorkbookController:
@@ -92,11 +85,13 @@ class WorkbookController:
         self.wb: Any = wb
         self.jobs = JobRunner(ui)
         self.current: str | None = None
+        self.current_function: str | None = None  # a function cell under the tree's cursor
         self.history: list[str] = []  # cells visited, for Escape
         self.formulas = FormulaHistory()  # formulas replaced, per cell, for undo
         self.unsaved = False  # a formula or the prompt changed since the last save
         self._saved_text: str | None = None  # what a save wrote / would have written then
         self.files = FileActions(self)  # s, S, x and what follows from them
+        self.steps = StepActions(self)  # v, n, b, and R when breakpoints are set
         self._row_index: tuple[tuple[Any, ...], RowIndex] | None = None  # the shown table's
 
     @property
@@ -145,6 +140,7 @@ class WorkbookController:
         if self.wb is None or name not in self.wb:
             self.ui.notify(f"no cell named {name!r}", severity="warning")
             return
+        self.current_function = None  # a cell is shown: `e` and `u` are about it now
         name = self.wb.resolve(name)
         if push and self.current is not None and self.current != name:
             self.history.append(self.current)
@@ -208,8 +204,14 @@ class WorkbookController:
             return
         if not stale_wanted(self.wb):
             waiting = [n for n in self.wb.needs_run() if is_on_demand(self.wb, n)]
-            later = f" ({', '.join(waiting)}: on demand, r on it computes it)" if waiting else ""
+            shown = ", ".join(waiting[:3]) + (
+                f" and {len(waiting) - 3} more" if len(waiting) > 3 else ""
+            )
+            later = f" ({shown}: on demand, r on it computes it)" if waiting else ""
             self.ui.notify(f"nothing is stale{later}")
+            return
+        if self.steps.breakpoints:
+            self.steps.run_to_breakpoint()
             return
         self.run(None, "Running stale cells")
 
@@ -234,6 +236,9 @@ class WorkbookController:
 
     # ------------------------------------------------------------------ editing
     def edit_formula(self) -> None:
+        function = self.current_function
+        if function is not None and self.wb is not None and function in self.wb.functions():
+            return edit_function(self, function)
         if not self.can_act():
             return
         name = self.current
@@ -266,6 +271,7 @@ class WorkbookController:
             names=self.wb.cells(),
             library=self.wb.library,
             original=original if original != info.formula else None,
+            functions=all_function_entries(self.wb),
         )
         self.ui.push_screen(screen, done)
 
@@ -285,6 +291,9 @@ class WorkbookController:
 
     def undo(self) -> None:
         """u: put back the formula the selected cell had before its last edit."""
+        function = self.current_function
+        if function is not None and self.wb is not None and function in self.wb.functions():
+            return undo_function(self, function)
         if not self.can_act():
             return
         name = self.current

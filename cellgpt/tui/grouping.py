@@ -1,5 +1,6 @@
-"""Group a workbook's cells for the cell tree: inputs, model, the stages (tokenize, embed),
-one group per block (h0, h1, …, each with a collapsed "parameters" sub-group), output."""
+"""Group a workbook's cells for the cell tree: inputs, the workbook's function cells (`def`),
+model, the stages (tokenize, embed), one group per block (h0, h1, …, each with a collapsed
+"parameters" sub-group), output."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _BLOCK = re.compile(r"^([A-Za-z_]\w*?)(\d+)$")
+FUNCTIONS = "functions"  # the group of function cells
 
 
 @dataclass
@@ -67,20 +69,31 @@ def group_cells(wb: Any) -> list[Group]:
             title = groups[key].title if key in groups else "cells"
         group(key, title).cells.append(name)
         where[name] = key
+    functions = wb.functions() if hasattr(wb, "functions") else []
+    if functions:  # names of function cells, not cells: the tree shows them apart
+        groups[FUNCTIONS] = Group(FUNCTIONS, "functions", list(functions))
     return sorted(groups.values(), key=_order)
 
 
-def _order(g: Group) -> tuple[int, Any, ...]:
-    fixed = {"inputs": 0, "model": 1, "stage:tokenize": 2, "stage:embed": 3, "stage:output": 8}
+def _order(g: Group) -> tuple[float, Any, ...]:
+    fixed = {
+        "inputs": 0,
+        FUNCTIONS: 0.5,
+        "model": 1,
+        "stage:tokenize": 2,
+        "stage:embed": 3,
+        "stage:output": 8,
+        "stage:gradients": 9,  # backpropagation reads the output: it comes last
+    }
     if g.key in fixed:
         return (fixed[g.key], 0, "")
     if g.key.startswith("block:"):
         m = _BLOCK.match(g.title)
         return (5, int(m.group(2)) if m else 0, g.title)
     # Other stages keep the workbook's definition order (the sort is stable).
-    return (4, 0, "") if g.key.startswith("stage:") else (9, 0, g.title)
+    return (4, 0, "") if g.key.startswith("stage:") else (10, 0, g.title)
 
 
 def initially_expanded(g: Group) -> bool:
     """Small groups start open; blocks and the model's tables start closed."""
-    return g.key in ("stage:tokenize", "stage:embed", "stage:output")
+    return g.key in ("stage:tokenize", "stage:embed", "stage:output", FUNCTIONS)

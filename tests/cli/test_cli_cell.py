@@ -35,7 +35,7 @@ def test_the_prompt_is_an_optional_second_positional() -> None:
             "ranking",
             [["queen", pytest.approx(1.0, abs=1e-12)]],
         ),  # king − man + woman is its row
-        ("relu_parabola", "b2", 0.0),
+        ("relu_parabola", "n_neurons", 8),
         ("workbooks/embeddings.py", "answer", " mother"),
         ("embeddings", "token_id", 686),
     ],

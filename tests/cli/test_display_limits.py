@@ -1,12 +1,12 @@
 """Hostile values through every display path: `cellgpt cell` as JSON, CSV and table,
 `Workbook.table`, the TUI's view of a value, and the export in values mode. Each answer is a
-clear one-line error naming the cell, or a bounded preview — never a traceback, never slow.
+clear one-line error naming the cell, or a bounded preview — never a traceback, never an
+unbounded copy (sizes are asserted, not times: a run hung on one fails the whole job).
 `python -m pytest tests/cli/test_display_limits.py -s` prints the counts per class."""
 
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ from cellgpt.engine.value_limits import ValueTooLarge, measure, preview
 from cellgpt.tui.views import classify
 
 CORPUS = Path(__file__).resolve().parents[1] / "adversarial" / "display_values.tsv"
-SECONDS = 30.0  # generous: each path answers in a few seconds at most
 COUNTS: Counter[str] = Counter()
 
 
@@ -42,9 +41,7 @@ def _workbook(tmp_path: Path, formula: str) -> Path:
 
 
 def _cell(capsys: Any, wb: Path, fmt: str) -> tuple[int, str, str]:
-    start = time.perf_counter()
     code = main(["cell", "v", "hi", "--workbook", str(wb), "--format", fmt])
-    assert time.perf_counter() - start < SECONDS, fmt
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -68,7 +65,6 @@ def test_every_display_path_answers_clearly(
     code, out, err = _cell(capsys, wb_file, "table")
     assert code == 0 and out.startswith("v  shape=") and len(out) < 200_000, err
     wb = cellgpt.open(str(wb_file))
-    start = time.perf_counter()
     try:
         table = wb.table("v")
         assert table.size <= 10**7
@@ -80,7 +76,6 @@ def test_every_display_path_answers_clearly(
     report = export_workbook(wb, tmp_path / "out.xlsx", cells=["v"])
     entry = report.plan.entry("v")
     assert entry is not None and (entry.how == "values" or entry.note)  # a reason, if skipped
-    assert time.perf_counter() - start < SECONDS
     COUNTS[kind] += 1
 
 
@@ -109,7 +104,6 @@ def test_values_only_python_can_build_are_bounded_too(label: str, tmp_path: Path
     import cellgpt
 
     value = PINNED[label]
-    start = time.perf_counter()
     with pytest.raises(ValueTooLarge):
         measure(value)
     assert len(preview(value, 300)) <= 302
@@ -118,7 +112,6 @@ def test_values_only_python_can_build_are_bounded_too(label: str, tmp_path: Path
     with pytest.raises(ValueTooLarge):
         wb.table("v")
     assert len(classify(value).text) <= 200_000
-    assert time.perf_counter() - start < SECONDS
     COUNTS["pinned"] += 1
 
 

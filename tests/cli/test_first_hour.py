@@ -112,6 +112,18 @@ def test_cells_of_another_workbook(capsys: pytest.CaptureFixture[str]) -> None:
     assert [line.split()[0] for line in out.splitlines()[1:]] == ["a", "analogy", "answer"]
 
 
+def test_cells_lists_function_cells_with_their_signatures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = _run(["cells", "--workbook", "gpt2_variants", "r*"], capsys)
+    assert code == 0, err
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(rows) == {"rms_norm", "relu_mlp"}
+    assert "functions" in rows["rms_norm"] and "rms_norm(x, w, eps)  RMSNorm" in rows["rms_norm"]
+    code, out, err = _run(["cell", "rms_norm", "--workbook", "gpt2_variants"], capsys)
+    assert code != 0 and "rms_norm(x, w, eps) is a function cell" in err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

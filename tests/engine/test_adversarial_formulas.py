@@ -153,9 +153,11 @@ def _workbook() -> Workbook:
     return wb
 
 
-def _try(attempt: Attempt, sentinel: Path) -> tuple[str, str]:
-    """Run one attempt; ('refused' | 'bounded' | 'ran', message)."""
+def _try(attempt: Attempt, sentinel: Path, keep: list[Workbook] | None = None) -> tuple[str, str]:
+    """Run one attempt; ('refused' | 'bounded' | 'ran', message). `keep` gets the workbook."""
     wb = _workbook()
+    if keep is not None:
+        keep.append(wb)
     *helpers, evil = attempt.formula.replace("{SENTINEL}", str(sentinel)).split(" ;; ")
     for i, helper in enumerate(helpers):
         wb.define(f"c{i}", helper)

@@ -206,3 +206,27 @@ def test_a_repeated_derivation_reuses_the_variants_until_something_changes():
     assert "y" in derive_row_extenders(wb, grows=["xs"]) and wb.extender("y") is not None
     wb.pin("y", np.zeros((3, 3)))
     assert "y" not in derive_row_extenders(wb, grows=["xs"])
+
+
+def test_calls_of_function_cells_are_walked_through_their_bodies():
+    wb = _book([])
+    wb.define_function("def lin(a, m, c): return matmul(a, m) + c")
+    wb.define_function("def mix(a): return a - mean(a, axis=0)")  # across the rows
+    wb.define("y", "lin(x, w, b) * 2.0")
+    wb.define("z", "mix(x)")
+    wb.run()
+    assert set(derive_row_extenders(wb, grows=["xs"])) >= {"y"}
+    assert wb.extender("z") is None
+    xs = [*XS, MORE[0]]
+    wb.set("xs", xs)
+    wb.run()
+    assert wb.state("y").appended_from == len(XS)
+    # a redefinition that mixes rows drops the variant derived from the old body, at once
+    wb.set_function("lin", "def lin(a, m, c): return matmul(a - mean(a, axis=0), m) + c")
+    assert wb.extender("y") is None
+    xs.append(MORE[1])
+    wb.set("xs", xs)
+    full = _book([], xs)
+    full.define_function(wb.function("lin").source)
+    full.define("y", "lin(x, w, b) * 2.0")
+    np.testing.assert_allclose(wb["y"], full["y"], rtol=1e-13)

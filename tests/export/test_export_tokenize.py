@@ -115,3 +115,16 @@ def test_prompts_the_sheet_cannot_tokenize_are_exported_with_typed_ids(
     typed = [r[3] for r in written["token_ids"].iter_rows(min_row=2, values_only=True)]
     ids = [int(i) for i in wb["token_ids"]]
     assert typed == ids + [None] * (CAPACITY - len(ids))
+
+
+def test_without_the_vocab_sheet_the_ids_are_typed(tmp_path: Path) -> None:
+    """No vocab sheet, no lookup columns on token_ids, so no ids-from-prompt column: the
+    prompt's ids are written as typed ids (the model must still read them)."""
+    wb = cellgpt.open(GPT2, model="gpt2-mini", prompt="Mike is quick.")
+    report = export_workbook(wb, tmp_path / "e.xlsx", mode="formulas", cells=["embed"])
+    assert report.plan.entry("vocab") is None
+    written = load_workbook(report.path, read_only=True)
+    assert "tok_words" not in written.sheetnames
+    typed = [r[3] for r in written["token_ids"].iter_rows(min_row=2, values_only=True)]
+    ids = [int(i) for i in wb["token_ids"]]
+    assert typed == ids + [None] * (16 - len(ids))

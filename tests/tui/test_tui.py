@@ -35,7 +35,13 @@ WORKBOOK = REPO / "workbooks" / "gpt2.py"
 TOKENIZER = REPO / "cellgpt" / "tokenizer" / "data" / "gpt2"
 PROMPT = "Mike is quick. He moves"
 SIZE = (160, 50)
-ON_DEMAND = ["logits_all"]  # left stale by "run everything": computed when asked for
+
+
+def only_on_demand(wb: Workbook, names: list[str]) -> bool:
+    """`names` (what is stale) are exactly the cells left stale by "run everything", computed
+    when asked for: logits_all and the gradients stage (loss, backward, grad.*, attributions)."""
+    wanted = [n for n in wb.cells() if wb.cell(n).hints.get("on_demand")]
+    return "logits_all" in wanted and sorted(names) == sorted(wanted)
 
 
 # ---------------------------------------------------------------------- fixtures
@@ -141,7 +147,7 @@ def test_first_screen_shows_the_stages_and_a_prediction(wb: Workbook) -> None:
         tree = app.tree
         groups = [n.label.plain.split()[1] for n in tree.root.children]
         assert groups[:4] == ["inputs", "model", "tokenize", "embed"]
-        assert groups[4:8] == ["h0", "h1", "h2", "h3"] and groups[-1] == "output"
+        assert groups[4:8] == ["h0", "h1", "h2", "h3"] and groups[-2:] == ["output", "gradients"]
         assert app.current == "h0.attn.pattern"
         grid = app.value_pane.grid
         assert grid.display and grid.data is not None and grid.data.shape == (6, 6)
@@ -160,7 +166,7 @@ def test_startup_runs_a_stale_workbook_in_a_worker(wb_path: Path, tui_model: Pat
     app = CellGptApp(book)
 
     async def scenario(pilot: Any) -> None:
-        assert book.needs_run() == ON_DEMAND
+        assert only_on_demand(book, book.needs_run())
         assert app.tree._leaves["logits"].label.plain.startswith("●")
 
     run_app(app, scenario)
@@ -202,7 +208,7 @@ def test_zero_a_head_then_stale_then_recomputed_and_top_k_changes(wb: Workbook) 
 
         await pilot.press("R")
         await settle(pilot)
-        assert wb.needs_run() == ON_DEMAND
+        assert only_on_demand(wb, wb.needs_run())
         assert np.all(wb.value("h3.attn.pattern")[0] == 0)
         assert wb.info("h2.resid_post").version == before_h2  # upstream was not recomputed
         assert wb.value("top_k") != before_top
@@ -323,7 +329,7 @@ def test_edit_prompt_reruns_the_model(wb: Workbook) -> None:
         await settle(pilot)
         assert wb.value("prompt") == "The cat sat"
         assert wb.value("tokens") == ["The", " cat", " sat"]
-        assert wb.needs_run() == ON_DEMAND
+        assert only_on_demand(wb, wb.needs_run())
         bar = str(app.main.query_one("#prompt-text").render())
         assert "The cat sat" in bar and "3 tokens" in bar
 
@@ -340,7 +346,7 @@ def test_generate_appends_the_predicted_token(wb: Workbook) -> None:
         await pilot.press("g")
         await settle(pilot)
         assert wb.value("generated") == [expected]
-        assert wb.value("n_tokens") == n_tokens + 1 and wb.needs_run() == ON_DEMAND
+        assert wb.value("n_tokens") == n_tokens + 1 and only_on_demand(wb, wb.needs_run())
         assert "generated" in notes.text()
         text = wb["tokenizer"].decode([expected]).replace(" ", "·")
         assert text in str(app.main.query_one("#prompt-text").render())
@@ -643,7 +649,7 @@ def test_cancelling_a_run_leaves_cells_stale_and_the_ui_alive(wb: Workbook) -> N
         assert app.current == "h3.resid_mid"  # Escape cancelled; it did not navigate back
         await pilot.press("R")  # the rest can be run afterwards
         await settle(pilot)
-        assert wb.needs_run() == ON_DEMAND
+        assert only_on_demand(wb, wb.needs_run())
 
     run_app(app, scenario)
 

@@ -17,7 +17,7 @@ from cellgpt.tui.screens.changed import ChangedScreen
 from cellgpt.tui.screens.edit import EditScreen
 from cellgpt.tui.screens.prompt import PromptScreen
 from tests.tui import test_tui
-from tests.tui.test_tui import ON_DEMAND, Notes, edit, run_app, settle
+from tests.tui.test_tui import Notes, edit, only_on_demand, run_app, settle
 
 # The shared fixtures (a random 4-block model, a private workbook copy, the loaded workbook).
 tui_model, wb_path, wb = test_tui.tui_model, test_tui.wb_path, test_tui.wb
@@ -68,7 +68,7 @@ def test_escape_attempts_and_bombs_typed_into_the_editor(wb: Workbook, tmp_path:
         await edit(pilot, "softmax(h3.attn.scores)")  # and back to normal
         await pilot.press("R")
         await settle(pilot)
-        assert wb.stale() == ON_DEMAND and wb.status("logits") == Status.FRESH
+        assert only_on_demand(wb, wb.stale()) and wb.status("logits") == Status.FRESH
 
     run_app(app, scenario)
     assert not (tmp_path / "pwned").exists()

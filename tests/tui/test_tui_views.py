@@ -306,15 +306,19 @@ def test_logits_all_is_computed_only_on_demand(wb_path: Any, tui_model: Any) -> 
     notes = Notes(app)
 
     async def scenario(pilot: Any) -> None:
-        assert book.needs_run() == ["logits_all"] and book.value("top_k")
+        assert test_tui.only_on_demand(book, book.needs_run()) and book.value("top_k")
         assert "on demand" in app.tree._leaves["logits_all"].label.plain
         await pilot.press("R")
         await pilot.pause()
-        assert "nothing is stale (logits_all: on demand" in notes.text()
+        # logits_all, then the gradients stage's cells (loss, backward, grad.*, attributions)
+        assert "nothing is stale (logits_all, loss, backward and " in notes.text()
+        assert " more: on demand, r on it computes it" in notes.text()
         app.navigate("logits_all")
         await pilot.pause()
         await pilot.press("r")
         await settle(pilot)
-        assert book.stale() == [] and book.value("logits_all").shape[0] == len(book["tokens"])
+        assert "logits_all" not in book.stale() and book.value("logits_all").shape[0] == len(
+            book["tokens"]
+        )
 
     run_app(app, scenario)

@@ -4,6 +4,7 @@ faulty span underlined) while the modal stays open — so nothing is lost on a b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -14,6 +15,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
+
+from cellgpt.engine import EngineError, FormulaError
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,16 @@ class EditScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def problem_from(exc: Exception, text: str = "") -> Problem:
+    """A refused edit as a message, with the span of the formula at fault: the parser's, or
+    for an unknown name the place that name is written."""
+    if isinstance(exc, FormulaError):
+        return Problem(exc.message, exc.span)
+    if isinstance(exc, EngineError):
+        found = re.search(r"unknown (?:name|function) '([^']+)'", str(exc))
+        start = text.find(found.group(1)) if found else -1
+        span = (start, start + len(found.group(1))) if found and start >= 0 else None
+        return Problem(str(exc), span)
+    return Problem(f"{type(exc).__name__}: {exc}")

@@ -13,7 +13,13 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from cellgpt.tui.completion import Completion, complete, function_entries, word_before
+from cellgpt.tui.completion import (
+    Completion,
+    FunctionEntry,
+    complete,
+    function_entries,
+    word_before,
+)
 from cellgpt.tui.screens.edit import Apply, EditScreen
 from cellgpt.tui.screens.functions import FunctionsScreen
 
@@ -44,13 +50,15 @@ class FormulaScreen(EditScreen):
         names: Iterable[str] = (),
         library: Any = None,
         original: str | None = None,
+        functions: list[FunctionEntry] | None = None,
     ) -> None:
         keys = "Tab completes │ F1 function reference"
         if original is not None:
             keys += " │ Ctrl+O original"
         super().__init__(title, initial, apply, hint=f"{hint}\n{keys}" if hint else keys)
         self._names = list(names)
-        self._functions = function_entries(library)
+        # `functions`: the workbook's function cells and the library (all_function_entries)
+        self._functions = functions if functions is not None else function_entries(library)
         self._constants = list(getattr(library, "constants", {}) or {})
         self._original = original
         self._choices: list[Completion] = []

@@ -1,5 +1,6 @@
-"""The function reference: every library function with its signature and one-line doc,
-filtered as you type; Enter returns the chosen name (the formula editor inserts it)."""
+"""The function reference: the workbook's function cells and every library function, with
+signature and one-line doc, filtered as you type; Enter returns the chosen name (the formula
+editor inserts it)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from cellgpt.tui.completion import FunctionEntry
 
 
 def entry_text(entry: FunctionEntry) -> Text:
-    return Text.assemble(
-        (entry.name, "bold cyan"), (entry.signature, "cyan"), "\n  ", (entry.doc or "—", "dim")
-    )
+    text = Text.assemble((entry.name, "bold cyan"), (entry.signature, "cyan"))
+    if entry.cell:
+        text.append("  ƒ function cell of this workbook", "magenta")
+    return text.append_text(Text.assemble("\n  ", (entry.doc or "—", "dim")))
 
 
 class FunctionsScreen(ModalScreen[str | None]):
@@ -47,12 +49,16 @@ class FunctionsScreen(ModalScreen[str | None]):
         with Vertical(id="functions-box"):
             yield Label(
                 Text.assemble(
-                    ("library functions", "bold"),
+                    (self._title(), "bold"),
                     (f"  {len(self._entries)} │ type to filter │ Enter inserts │ Esc", "dim"),
                 )
             )
             yield Input(value=self._initial, placeholder="e.g. softmax", id="functions-filter")
             yield OptionList(id="functions-list")
+
+    def _title(self) -> str:
+        cells = sum(e.cell for e in self._entries)
+        return f"library functions and {cells} function cells" if cells else "library functions"
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

@@ -12,7 +12,8 @@ from textual.widgets.tree import TreeNode
 
 from cellgpt.engine import Status
 from cellgpt.engine.steps import step_number
-from cellgpt.tui.grouping import Group, group_cells, initially_expanded
+from cellgpt.tui.function_cells import FUNCTION_PREFIX
+from cellgpt.tui.grouping import FUNCTIONS, Group, group_cells, initially_expanded
 from cellgpt.tui.numfmt import format_duration
 
 MARKS: dict[str, tuple[str, str]] = {
@@ -51,6 +52,7 @@ class CellTree(Tree[str]):
         self._leaves: dict[str, TreeNode[str]] = {}
         self._groups: list[tuple[TreeNode[str], Group]] = []
         self._prefix: dict[str, str] = {}  # cell -> its block prefix, trimmed in labels
+        self.breakpoints: set[str] = set()  # cells R stops before (the app's set, shared)
 
     @property
     def names(self) -> set[str]:
@@ -72,6 +74,11 @@ class CellTree(Tree[str]):
         self.refresh_marks(wb, set(self._leaves))
 
     def _add_cells(self, node: TreeNode[str], group: Group, wb: Any) -> None:
+        if group.key == FUNCTIONS:  # function cells: data "fn:name", no status of their own
+            for name in group.cells:
+                label = Text.assemble(("ƒ ", "magenta"), wb.function(name).signature())
+                node.add_leaf(label, data=FUNCTION_PREFIX + name)
+            return
         block = group.key.split(":", 1)[1] + "." if ":" in group.key else ""
         for name in group.cells:
             if group.key.startswith(("block:", "params:")) and name.startswith(block):
@@ -97,6 +104,8 @@ class CellTree(Tree[str]):
             step = step_number(info.hints.get("alias"))
             label.append(f"{step:>2} " if step is not None else "   ", style="dim")
         label.append(short)
+        if name in self.breakpoints:
+            label.append(" ◆", style="bold red")  # R stops before it
         title = info.hints.get("title")
         if isinstance(title, str) and title.lower().replace(" ", "_") != short.lower():
             label.append(f"  {title}", style="italic")  # the course's name for the section
@@ -110,6 +119,10 @@ class CellTree(Tree[str]):
         return label
 
     def _group_label(self, wb: Any, group: Group) -> Text:
+        if group.key == FUNCTIONS:
+            return Text.assemble(
+                ("ƒ ", "magenta"), ("functions", "bold"), (f"  {len(group.cells)}", "dim")
+            )
         # an on-demand cell left stale is not a job left undone: it does not mark its group
         statuses = [
             str(wb.status(n))
@@ -144,6 +157,18 @@ class CellTree(Tree[str]):
             node.collapse()
         elif node.parent is not None and node.parent is not self.root:
             self.move_cursor(node.parent)
+
+    def select_function(self, name: str) -> bool:
+        """Put the cursor on a function cell's leaf."""
+        for node, group in self._groups:
+            if group.key == FUNCTIONS:
+                for leaf in node.children:
+                    if leaf.data == FUNCTION_PREFIX + name:
+                        node.expand()
+                        _ = self.last_line
+                        self.move_cursor(leaf)
+                        return True
+        return False
 
     def select_cell(self, name: str) -> bool:
         """Open the groups above a cell and put the cursor on it (no event if already there)."""

@@ -86,6 +86,13 @@ def describe(
     return out
 
 
+def called_function_cells(wb: Any, name: str) -> list[str]:
+    """The workbook's function cells that a cell's formula calls directly."""
+    formula = wb.cell(name).formula
+    own = set(wb.functions()) if hasattr(wb, "functions") else set()
+    return [f for f in formula.functions if f in own] if formula is not None else []
+
+
 class DetailsPane(Vertical):
     """Shows one cell. The references list posts `OptionList.OptionSelected` with the option
     id `ref:<cell name>`."""
@@ -124,6 +131,8 @@ class DetailsPane(Vertical):
             )
         for ref in info.precedents:
             options.append(Option(Text.assemble(("← ", "green"), ref), f"ref:{ref}"))
+        for fn in called_function_cells(wb, name):  # Enter shows the function
+            options.append(Option(Text.assemble(("ƒ ", "magenta"), fn), f"ref:fn:{fn}"))
         if info.precedents and info.dependents:
             options.append(None)
         for dep in info.dependents:
@@ -137,6 +146,14 @@ class DetailsPane(Vertical):
             enabled = [i for i, o in enumerate(options) if o is not None and not o.disabled]
             highlighted = enabled[0] if enabled else None
         refs.highlighted = highlighted
+
+    def show_text(self, text: Text, dependents: list[str]) -> None:
+        """Something that is not a cell (a function cell) and the cells that read it."""
+        self.query_one("#details-text", Static).update(text)
+        refs = self.query_one("#refs", OptionList)
+        options = [Option(Text.assemble(("→ ", "cyan"), d), f"ref:{d}") for d in dependents]
+        refs.set_options(options or [Option(Text("(no references)", "dim"), disabled=True)])
+        refs.highlighted = 0 if options else None
 
     def clear(self, message: str = "") -> None:
         self.query_one("#details-text", Static).update(message)

@@ -20,6 +20,7 @@ from cellgpt.tui.row_order import RowOrder, grid_order, next_sort, table_order
 from cellgpt.tui.screens.edit import EditScreen
 from cellgpt.tui.screens.sort import SortScreen
 from cellgpt.tui.views import View, cell_text, classify
+from cellgpt.tui.widgets import plots
 from cellgpt.tui.widgets.cell_tree import mark
 from cellgpt.tui.widgets.matrix_grid import MatrixGrid
 from cellgpt.tui.widgets.record_table import RecordTable
@@ -61,6 +62,7 @@ class ValuePane(Vertical):
         yield Static(id="value-title")
         yield Static(id="value-formula")  # when the details pane is hidden (a narrow screen)
         yield Sparkline([], id="value-spark")
+        yield Static(id="value-plot")  # a text plot some cells ask for (plots.py)
         yield MatrixGrid(id="grid")
         yield RecordTable(id="table")
         with VerticalScroll(id="text-scroll"):
@@ -68,6 +70,7 @@ class ValuePane(Vertical):
         yield Static(id="value-status")
 
     def on_mount(self) -> None:
+        self.query_one("#value-plot", Static).display = False
         self._show_kind("empty")
         self.show_formula_line(False)
 
@@ -115,6 +118,7 @@ class ValuePane(Vertical):
         if view.heads:
             self.head = min(self.head, view.heads - 1)
         self._show_kind(view.kind)
+        self._show_plot(wb, info, value)
         if view.kind == "grid":
             self._show_grid(wb, info, view, keep_cursor=same_cell)
         elif view.kind == "table":
@@ -126,6 +130,12 @@ class ValuePane(Vertical):
         else:
             self.query_one("#value-text", Static).update(self._empty_message(info))
         self._title(info)
+
+    def _show_plot(self, wb: Any, info: Any, value: Any) -> None:
+        plot = plots.render(wb, info, value)
+        widget = self.query_one("#value-plot", Static)
+        widget.display = plot is not None
+        widget.update(plot or "")
 
     def _columns(self, wb: Any, hints: dict[str, Any]) -> Any:
         return labels.hint_values(wb, hints.get("cols"))
