@@ -11,6 +11,7 @@ from cellgpt.cli.cell_names import no_match_message, unmatched
 from cellgpt.cli.common import check_prompt_length, model_args, open_workbook
 from cellgpt.cli.output import check_target, files_read
 from cellgpt.cli.progress import Progress
+from cellgpt.export.capacity import DEFAULT_CAPACITY
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,10 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--capacity",
         type=int,
-        default=16,
+        default=DEFAULT_CAPACITY,
         metavar="N",
         help="formulas mode: N token rows on every sheet; the prompt fills n_tokens of them "
         "and more ids can be typed into token_ids (default 16)",
+    )
+    p.add_argument(
+        "--on-demand",
+        action="store_true",
+        help="formulas mode: on-demand cells (logits_all: a score per token and vocabulary "
+        "entry, the costliest recalculation) as formulas too; by default their values",
     )
     p.add_argument(
         "--excel365",
@@ -80,6 +87,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             cells=args.cells,
             progress=bar,
             capacity=args.capacity if args.mode == "formulas" else None,
+            on_demand=args.on_demand,
             excel365=args.excel365,
         )
     except ValueError as exc:  # e.g. no cell matches the patterns
@@ -104,4 +112,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.mode == "formulas" and as_values:
         shown = ", ".join(as_values[:8]) + (" …" if len(as_values) > 8 else "")
         print(f"as values (no Excel form; listed in the Index): {shown}")
+    on_demand = [e.name for e in report.plan.entries if e.note.startswith("on demand")]
+    if on_demand:
+        print(f"as values (on demand; --on-demand for formulas): {', '.join(on_demand)}")
     return 0

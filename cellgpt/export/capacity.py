@@ -24,6 +24,7 @@ from cellgpt.export.xlexpr import XlExpr
 from cellgpt.gpt2 import cells
 
 PAD_ID = 0
+DEFAULT_CAPACITY = 16  # token rows per sheet unless asked otherwise (the CLI's default too)
 PAD_LABEL = "(padding)"
 
 

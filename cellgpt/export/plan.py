@@ -34,6 +34,13 @@ from cellgpt.gpt2 import cells
 from cellgpt.gpt2.cells import WorkbookCells
 
 MODES = ("values", "formulas")
+# A workbook's mark for cells computed only when asked (GPT-2's logits_all: N x vocab x width
+# multiply-adds that nothing else reads); formulas mode writes their values unless asked.
+ON_DEMAND = "on_demand"
+ON_DEMAND_NOTE = (
+    "on demand: the exported prompt's values, not recalculated; export with --on-demand "
+    "(or name it in --cells) for formulas"
+)
 
 
 @dataclass
@@ -198,10 +205,12 @@ def build_plan(
     patterns: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
     capacity: Capacity | None = None,
+    on_demand: bool = False,
     excel365: bool = False,
 ) -> Plan:
     """What goes where. With `capacity` (the workbook run padded, see capacity.py), cells
-    keep the padded run's rows and the real run's values where the shapes agree."""
+    keep the padded run's rows and the real run's values where the shapes agree. On-demand
+    cells become formulas only with `on_demand` or when `patterns` name them directly."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     names = select(wb, patterns, mode, with_params)
@@ -240,7 +249,8 @@ def build_plan(
     if mode == "formulas":
         count = placements.get(cells.N_TOKENS) if capacity is not None else None
         with counting(cell_ref_expr(count, 0, 0, 1, 1) if count is not None else None):
-            _translate(wb, entries, placements, progress, lambdas)
+            wanted = _wanted_on_demand(wb, patterns, on_demand)
+            _translate(wb, entries, placements, progress, wanted, lambdas)
     if capacity is not None:
         _real_values(wb, entries, capacity)
     return Plan(mode, entries, vocab, capacity, lambdas.all() if lambdas else [])
@@ -281,16 +291,35 @@ def _place_array(wb: Workbook, entry: Entry, sheets: SheetNames, vocab: list[str
         entry.note = f"split over {n} sheets (Excel's row limit)"
 
 
+def _wanted_on_demand(wb: Workbook, patterns: Sequence[str] | None, every: bool) -> set[str]:
+    """The on-demand cells asked for as formulas: all with `every`, else those the patterns
+    match by name or alias (not those pulled in as another cell's input)."""
+    marked = [n for n in wb.cells() if wb.cell(n).hints.get(ON_DEMAND)]
+    if every or not patterns:
+        return set(marked) if every else set()
+    aliases = wb.aliases()
+    named = {
+        wb.resolve(n)
+        for n in [*wb.cells(), *aliases]
+        if any(fnmatch.fnmatchcase(n, p) for p in patterns)
+    }
+    return {n for n in marked if n in named}
+
+
 def _translate(
     wb: Workbook,
     entries: list[Entry],
     placements: dict[str, Placement],
     progress: Callable[[str], None] | None,
+    on_demand: set[str],
     lambdas: Lambdas | None = None,
 ) -> None:
     translator = Translator(wb, with_excel_forms(wb.library), placements, lambdas)
     for entry in entries:
         if entry.kind != "array" or entry.how != "values" or wb.cell(entry.name).is_input:
+            continue
+        if wb.cell(entry.name).hints.get(ON_DEMAND) and entry.name not in on_demand:
+            entry.note = ON_DEMAND_NOTE
             continue
         if entry.placement is not None and len(entry.placement.parts) > 1:
             entry.note = "no Excel form: split over several sheets"

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,17 +43,33 @@ def soffice_path() -> str:
 
 
 def recalculate(
-    src: str | os.PathLike[str], out_dir: str | os.PathLike[str], timeout: float = 600
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    timeout: float = 600,
+    prefix: Sequence[str] = (),
 ) -> Path:
-    """LibreOffice opens `src`, recomputes every formula and saves a copy in `out_dir`."""
+    """LibreOffice opens `src`, recomputes every formula and saves a copy in `out_dir`.
+    `prefix`: a command run in front of soffice (a benchmark's `/usr/bin/time -v`)."""
+    return recalculate_all([src], out_dir, timeout, prefix)[0]
+
+
+def recalculate_all(
+    srcs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    timeout: float = 600,
+    prefix: Sequence[str] = (),
+) -> list[Path]:
+    """`recalculate` for several files in one LibreOffice run (it starts once)."""
     soffice = soffice_path()
-    src, out_dir = Path(src).resolve(), Path(out_dir).resolve()
+    paths = [Path(src).resolve() for src in srcs]
+    out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cellgpt-lo-") as profile:
         user = Path(profile) / "user"
         user.mkdir()
         (user / "registrymodifications.xcu").write_text(_PROFILE)
         cmd = [
+            *prefix,
             soffice,
             f"-env:UserInstallation={Path(profile).as_uri()}",
             "--headless",
@@ -62,18 +79,18 @@ def recalculate(
             "xlsx:Calc MS Excel 2007 XML",
             "--outdir",
             str(out_dir),
-            str(src),
+            *map(str, paths),
         ]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise RecalcError(f"LibreOffice did not finish within {timeout:.0f} s") from None
-    out = out_dir / src.name
-    if done.returncode != 0 or not out.exists():
+    outs = [out_dir / src.name for src in paths]
+    if done.returncode != 0 or not all(out.exists() for out in outs):
         raise RecalcError(
             f"LibreOffice failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()}"
         )
-    return out
+    return outs
 
 
 def read_array(book: object, placement: Placement, shape: tuple[int, ...]) -> np.ndarray:

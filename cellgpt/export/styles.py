@@ -16,6 +16,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.styles.differential import DifferentialStyle
 
 from cellgpt.export.layout import col_letter
+from cellgpt.gpt2 import cells
 
 BOLD = Font(bold=True)
 HEADER_FILL = PatternFill("solid", start_color="FFDDEBF7")
@@ -58,8 +59,8 @@ def colour_scale(name: str) -> ColorScaleRule | None:
             start_type="num", start_value=0, start_color=low,
             end_type="num", end_value=1, end_color=high,
         )  # fmt: skip
-    if leaf == "probs":
-        low, high = _SCALES["probs"]
+    if leaf == cells.PROBS:
+        low, high = _SCALES[cells.PROBS]
         return ColorScaleRule(start_type="min", start_color=low, end_type="max", end_color=high)
     if leaf in ("logits", "logits_all"):
         return ColorScaleRule(

@@ -31,7 +31,7 @@ from openpyxl.writer.excel import ExcelWriter
 from cellgpt.engine import CellError, Workbook
 from cellgpt.engine.steps import alias_tuple, step_number
 from cellgpt.export import styles
-from cellgpt.export.capacity import PAD_LABEL, Capacity, applies, padded
+from cellgpt.export.capacity import DEFAULT_CAPACITY, PAD_LABEL, Capacity, applies, padded
 from cellgpt.export.helpers import HelperSink
 from cellgpt.export.layout import (
     DATA_COL0,
@@ -51,6 +51,12 @@ from cellgpt.export.sheetio import (
     value_cell,
 )
 from cellgpt.export.styles import BOLD, HEADER_FILL
+from cellgpt.export.tokenize_sheets import (
+    from_prompt,
+    sheet_tokenizes,
+    tokenize_layout,
+    write_tokenize_sheets,
+)
 from cellgpt.export.xlexpr import MASKED
 from cellgpt.gpt2 import cells
 
@@ -59,10 +65,8 @@ SAME_AS_CELLGPT = "same as cellgpt?"
 ID_INPUT = "type an id"
 TEXT_INPUT = "or a token's text"
 # token_ids sheet: A labels, B the ids the model reads, C blank, then these (see _input_ids)
-ID_COL, TEXT_COL, LOOKUP_COL = "D", "E", "F"
-VOCAB = "vocab"  # the vocabulary table (named here: gpt2/cells.py is another team's now)
-# GPT-2's next-token probabilities (a name for gpt2/cells.py, which another team owns now)
-PROBS = "probs"
+ID_COL, TEXT_COL, LOOKUP_COL, PROMPT_COL = "D", "E", "F", "G"
+FROM_PROMPT = "ids from prompt"
 ROWS_PER_CHUNK = 2048
 
 
@@ -86,14 +90,16 @@ def export_workbook(
     with_params: bool = False,
     cells: Sequence[str] | None = None,
     progress: Progress | None = None,
-    capacity: int | None = None,
+    capacity: int | None = DEFAULT_CAPACITY,
+    on_demand: bool = False,
     excel365: bool = False,
 ) -> ExportReport:
     """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export.
     `capacity` (formulas mode, GPT-2 workbooks): N token rows on every sheet, the ids an
-    input column (see capacity.py); None: exactly the prompt's rows. `excel365`: function
-    cells become LAMBDA defined names called by name (Excel 365 only; see lambdas.py)
-    instead of being spelled out in every formula."""
+    input column (see capacity.py); 16 like the CLI; None: exactly the prompt's rows.
+    `on_demand` (formulas mode): on-demand cells (logits_all) as formulas, not values.
+    `excel365`: function cells become LAMBDA defined names called by name (Excel 365 only;
+    see lambdas.py) instead of being spelled out in every formula."""
     start = time.perf_counter()
     path = Path(path)
     if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
@@ -106,7 +112,9 @@ def export_workbook(
     if mode == "formulas" and capacity is not None and applies(wb):
         padding = padded(wb, capacity)
     with padding as cap:
-        plan = build_plan(wb, mode, with_params, cells, capacity=cap, excel365=excel365)
+        plan = build_plan(
+            wb, mode, with_params, cells, capacity=cap, on_demand=on_demand, excel365=excel365
+        )
         writer = _Writer(wb, plan, progress)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -142,6 +150,17 @@ class _Writer:
             for e in plan.entries
             if e.kind == "array" and e.how != "formula"
         )
+        self.tok, self.tok_live = None, False  # tokenization in formulas (tokenize_sheets)
+        tokenizer = wb.value(cells.TOKENIZER) if cells.TOKENIZER in wb else None
+        prompt = plan.entry(cells.PROMPT)
+        vocab = plan.entry(cells.VOCAB)  # token_ids' lookup columns, beside which G goes
+        if plan.capacity is not None and prompt is not None and prompt.sheets and vocab:
+            self.tok = tokenize_layout(tokenizer, plan.capacity.n)
+        if self.tok is not None and prompt is not None:
+            self.tok.prompt_ref = f"{quote_sheet(prompt.sheets[0])}!$B${DATA_ROW0 + 1}"
+            real = plan.capacity.real.get(cells.TOKEN_IDS) if plan.capacity else None
+            ids = [int(i) for i in np.asarray(real).reshape(-1)] if real is not None else []
+            self.tok_live = sheet_tokenizes(self.tok, tokenizer, str(prompt.value), ids)
 
     def write(self, path: str) -> None:
         self._index()
@@ -154,6 +173,9 @@ class _Writer:
                 self._array(entry)
             else:
                 self._other(entry)
+            if entry.name == cells.PROMPT and self.tok is not None:
+                specials = list(getattr(self.wb.value(cells.TOKENIZER), "special_tokens", {}))
+                write_tokenize_sheets(self.tok, self.book, self._sheet, specials)
         for entry in self.plan.entries:
             p = entry.placement
             if p is not None and p.name is not None and entry.how != "not exported":
@@ -221,6 +243,15 @@ class _Writer:
                     f"computed from id {0} and never reach the prompt's rows (causal mask)."
                 ]
             )
+        if self.tok is not None:
+            table.append(
+                [
+                    "The prompt (an input) is tokenized by formulas: tok_chars (pre-split) → "
+                    "tok_words → tok_bpe (merge passes, ranks from tok_merges) → token_ids' "
+                    "'ids from prompt'. tok_status (on tok_words) says when it cannot be, e.g. "
+                    "for characters outside ASCII: then type the ids."
+                ]
+            )
         if mode == "formulas":
             table.append(
                 [
@@ -271,7 +302,10 @@ class _Writer:
                     text_cell(ws, "to change the input"),
                     text_cell(
                         ws,
-                        "type ids or token texts on token_ids (the prompt is not "
+                        "edit the prompt (ASCII: tokenized by formulas, see tok_words), or "
+                        "type ids or token texts on token_ids (they override it)"
+                        if self.tok is not None
+                        else "type ids or token texts on token_ids (the prompt is not "
                         "re-tokenized by formulas)",
                     ),
                 ]
@@ -293,7 +327,7 @@ class _Writer:
                         plain_formula(ws, f"INDEX({labels},{mine}+1)"),
                     ]
                 )
-            probs = get.get(PROBS)
+            probs = get.get(cells.PROBS)
             if (
                 probs is not None
                 and probs.placement is not None
@@ -363,29 +397,34 @@ class _Writer:
         (the prompt's are there), else a token's text typed in column E, found in the vocab
         sheet. Rows left empty are padding. Column F shows each id's token."""
         ws = rows.ws
-        vocab = next((e for e in self.plan.entries if e.name == VOCAB), None)
+        vocab = next((e for e in self.plan.entries if e.name == cells.VOCAB), None)
         tokens = None
         if vocab is not None and vocab.sheets and isinstance(vocab.value, list):
             # vocab rows: title, column titles, then (index, id, token, ...) from row 3
             first, last = DATA_ROW0 + 2, DATA_ROW0 + 1 + len(vocab.value)
             tokens = f"{quote_sheet(vocab.sheets[0])}!$C${first}:$C${last}"
         titles = [ID_INPUT] + ([TEXT_INPUT, "token (vocab lookup)"] if tokens else [])
+        if self.tok is not None and tokens:
+            titles.append(FROM_PROMPT)
         rows.append([*header, None, *[text_cell(ws, t, font=BOLD) for t in titles]])
         for r in range(len(ids)):
             at = r + DATA_ROW0 + 1
-            typed = int(ids[r, 0]) if r < (entry.blank_from or 0) else None
+            typed = int(ids[r, 0]) if r < (entry.blank_from or 0) and not self.tok_live else None
             line: list[Any] = [value_cell(ws, labels[r]) if r < len(labels) else None]
             d, e = f"{ID_COL}{at}", f"{TEXT_COL}{at}"
             if tokens is None:
                 used = f'IF(ISNUMBER({d}),{d},"")'
             else:  # the vocab shows a space as ·; EXACT: MATCH alone ignores case
                 found = f'MATCH(TRUE,EXACT({tokens},SUBSTITUTE({e}," ","\u00b7")),0)-1'
-                used = f'IF(ISNUMBER({d}),{d},IF({e}<>"",{found},""))'
+                rest = f"{PROMPT_COL}{at}" if self.tok is not None else '""'
+                used = f'IF(ISNUMBER({d}),{d},IF({e}<>"",{found},{rest}))'
             line += [formula_cell(ws, f"B{at}", used, styles.INTEGER), None]
             line += [_input_cell(ws, typed, styles.INTEGER)]
             if tokens is not None:
                 line.append(_input_cell(ws, None, "@"))
                 line.append(plain_formula(ws, f'IF(ISNUMBER(B{at}),INDEX({tokens},B{at}+1),"")'))
+                if self.tok is not None:
+                    line.append(plain_formula(ws, from_prompt(r + 1)) if r < self.tok.n else None)
             rows.append(line)
 
     def _look(
@@ -406,7 +445,7 @@ class _Writer:
             styles.set_widths(ws, helper_widths, DATA_COL0 + n_cols + 1, styles.ACTIVATION)
         if entry.blank_from is not None:  # the ids' inputs and vocab lookup
             widths = [styles.text_width([t], styles.NUMBER_WIDTH) for t in (ID_INPUT, TEXT_INPUT)]
-            styles.set_widths(ws, [*widths, 24.0], DATA_COL0 + n_cols + 1)
+            styles.set_widths(ws, [*widths, 24.0, 15.0], DATA_COL0 + n_cols + 1)
         data = range_ref(DATA_ROW0, DATA_COL0, min(n_rows, p.parts[0].n_rows), n_cols, False)
         padding = self._padding_rule(entry, p)
         if padding is not None:  # first: it wins over the colour scale
@@ -459,7 +498,7 @@ class _Writer:
         n_rows = n_data + (1 + len(entry.helpers) if p.transposed and entry.helpers else 0)
         for r in range(n_rows):
             if r < len(labels):
-                label = value_cell(ws, labels[r])
+                label = self._live_label(ws, entry, p, r, len(labels)) or value_cell(ws, labels[r])
             elif r > n_data:  # a helper row of a transposed sheet
                 label = text_cell(ws, entry.helpers[r - n_data - 1].label, font=BOLD)
             else:
@@ -469,6 +508,19 @@ class _Writer:
                 cells += [None] * (c0 + DATA_COL0 - len(cells))
                 cells.append(cell)
             rows.append(cells)
+
+    def _live_label(self, ws: Any, entry: Entry, p: Placement, r: int, n_labels: int) -> Any:
+        """A token row's label as a formula: the token the model reads now (token_ids'
+        vocab lookup), so labels follow edited ids; None where labels are not token rows."""
+        cap, ids = self.plan.capacity, self.plan.entry(cells.TOKEN_IDS)
+        if cap is None or ids is None or not ids.sheets or not entry.padded[0] or p.transposed:
+            return None
+        if self.plan.entry(cells.VOCAB) is None:  # no lookup column on token_ids
+            return None
+        head, row = divmod(r, cap.n)
+        ref = f"{quote_sheet(ids.sheets[0])}!${LOOKUP_COL}${row + DATA_ROW0 + 1}"
+        text = f'IF({ref}="","{PAD_LABEL}",{ref})'
+        return plain_formula(ws, f'"{head}:"&{text}' if n_labels > cap.n else text)
 
     def _other(self, entry: Entry) -> None:
         ws = self._sheet(entry.sheets[0])
@@ -481,8 +533,10 @@ class _Writer:
         rows = RowWriter(ws)  # before the first row: it numbers the rows it writes raw
         rows.append([text_cell(ws, entry.name, font=BOLD, fill=HEADER_FILL)])
         if entry.kind == "text":
+            live = entry.name == cells.PROMPT and self.tok is not None  # an input: shaded
             for a, b in chunks(len(value), 30_000):  # Excel: at most 32,767 characters a cell
-                ws.append([None, text_cell(ws, value[a:b])])
+                shade = {"fill": styles.INPUT_FILL} if live else {}
+                ws.append([None, text_cell(ws, value[a:b], **shade)])
         elif entry.kind == "mapping":
             for key, item in value.items():
                 ws.append([text_cell(ws, key), value_cell(ws, item)])

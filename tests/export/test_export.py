@@ -75,14 +75,19 @@ def engine_as_sheet(value: Any) -> np.ndarray:
     return np.where(np.isneginf(arr), MASKED_VALUE, arr)
 
 
-def check_formulas_against_libreoffice(model: Any, prompt: str, tmp: Path) -> dict[str, float]:
+def check_formulas_against_libreoffice(
+    model: Any, prompt: str, tmp: Path, on_demand: bool = False
+) -> dict[str, float]:
+    """`on_demand`: logits_all (an on-demand cell) as formulas too; else it is values."""
     wb = cellgpt.open(GPT2, model=str(model), prompt=prompt)
-    report = export_workbook(wb, tmp / "model.xlsx", mode="formulas")
+    report = export_workbook(
+        wb, tmp / "model.xlsx", mode="formulas", on_demand=on_demand, capacity=None
+    )
     formula_cells = [e for e in report.plan.entries if e.how == "formula"]
     names = {e.name for e in formula_cells}
-    # Every computing cell from the embedding on is a formula.
+    # Every computing cell from the embedding on is a formula (on-demand ones when asked).
     stages = ["wte_rows", "wpe_rows", "embed", "ln_f.scale", "ln_f.normalized", "ln_f"]
-    stages += ["predicted", "logits_all", "logits", "probs"]
+    stages += ["predicted", "logits", "probs"] + (["logits_all"] if on_demand else [])
     for stage in stages:
         assert stage in names, stage
     n_layer = int(wb["n_layer"])
@@ -96,6 +101,9 @@ def check_formulas_against_libreoffice(model: Any, prompt: str, tmp: Path) -> di
     logits_all = report.plan.entry("logits_all")
     assert logits_all is not None and logits_all.placement is not None
     assert logits_all.placement.transposed
+    if not on_demand:  # the exported prompt's numbers, labelled as such in the Index
+        assert logits_all.how == "values" and "--on-demand" in logits_all.note
+        np.testing.assert_array_equal(logits_all.value, wb["logits_all"])
 
     out = recalculate(report.path, tmp / "recalculated")
     book = load_workbook(out, data_only=True, read_only=True)
@@ -125,13 +133,42 @@ def check_formulas_against_libreoffice(model: Any, prompt: str, tmp: Path) -> di
 
 # ---------------------------------------------------------------------------- formulas mode
 def test_formulas_bundled_model_recalculated_by_libreoffice(tmp_path: Path) -> None:
-    check_formulas_against_libreoffice("gpt2-mini", "ROMEO: =1+1", tmp_path)
+    check_formulas_against_libreoffice("gpt2-mini", "ROMEO: =1+1", tmp_path, on_demand=True)
 
 
 def test_formulas_tiny_hf_model_recalculated_by_libreoffice(
     params_tiny_dir: Path, tmp_path: Path
 ) -> None:
     check_formulas_against_libreoffice(params_tiny_dir, NASTY_PROMPT[:14], tmp_path)
+
+
+def test_on_demand_cells_are_values_unless_asked_for(tmp_path: Path) -> None:
+    """logits_all (cell(on_demand=True)) is the costliest recalculation: values by default,
+    labelled in the Index; formulas when named in `cells` or with `on_demand`."""
+    wb = cellgpt.open(GPT2, model="gpt2-mini", prompt="ROMEO:")
+    plain = export_workbook(wb, tmp_path / "a.xlsx", mode="formulas")
+    entry = plain.plan.entry("logits_all")
+    assert entry is not None and entry.how == "values" and entry.note.startswith("on demand")
+    index = load_workbook(plain.path, read_only=True)["Index"]
+    row = next(r for r in index.iter_rows(values_only=True) if r[0] == "logits_all")
+    assert "--on-demand" in row[6]
+    named = export_workbook(wb, tmp_path / "b.xlsx", mode="formulas", cells=["logits_all"])
+    assert named.plan.entry("logits_all").how == "formula"
+    some = export_workbook(wb, tmp_path / "c.xlsx", mode="formulas", cells=["logits"])
+    assert some.plan.entry("logits_all") is None
+    flagged = export_workbook(wb, tmp_path / "d.xlsx", mode="formulas", on_demand=True)
+    assert flagged.plan.entry("logits_all").how == "formula"
+
+
+def test_cli_on_demand_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cellgpt.cli import main
+
+    out = tmp_path / "o.xlsx"
+    assert main(["export", str(out), "ROMEO:", "--mode", "formulas", "--quiet"]) == 0
+    assert "as values (on demand; --on-demand for formulas): logits_all" in capsys.readouterr().out
+    args = ["export", str(out), "ROMEO:", "--mode", "formulas", "--quiet", "--on-demand"]
+    assert main(args) == 0
+    assert "on demand" not in capsys.readouterr().out
 
 
 def test_generic_workbook_formulas_and_fallback_to_values(tmp_path: Path) -> None:

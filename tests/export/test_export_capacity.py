@@ -63,7 +63,8 @@ def test_edited_token_ids_recompute_the_model(params_tiny_dir: Path, tmp_path: P
     assert entry is not None and entry.placement.stored == (4 * CAPACITY, CAPACITY)
     written = load_workbook(report.path, read_only=True)
     id_rows = [(*r, None)[:4] for r in written["token_ids"].iter_rows(min_row=2, values_only=True)]
-    assert [r[3] for r in id_rows] == ids + [None] * (CAPACITY - n)  # padding: empty input
+    # An ASCII prompt's ids come from the tokenization formulas: the typed-id column is empty.
+    assert [r[3] for r in id_rows] == [None] * CAPACITY
     assert [r[0] for r in id_rows][n:] == [PAD_LABEL] * (CAPACITY - n)
 
     # Change the second id, and type a token's text below the prompt (" the": a space, as
@@ -131,6 +132,6 @@ def test_padding_rows_and_columns_are_greyed(tmp_path: Path) -> None:
         (f"B2:{last}", "colorScale", ""),
     ]
     assert rules("ln_f") == [(f"B2:BM{1 + CAPACITY}", "expression", "MOD(ROW()-2,8)>=n_tokens")]
-    # vocab down the rows, positions across: the padding is columns
+    # vocab down the rows, positions across: the padding is columns (values: on demand)
     assert rules("logits_all")[0][2] == f"MOD(COLUMN()-2,{CAPACITY})>=n_tokens"
     assert rules("logits") == [("B2:B2049", "colorScale", "")]  # one row: the prediction
