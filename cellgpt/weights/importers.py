@@ -220,6 +220,10 @@ def _save_and_verify(
     folder = save_params(out, config, tensors, tokenizer_dir=tokenizer_dir, progress=progress)
     # Reads the CSVs back (and builds the cache): seconds for GPT-2 small, so it reports too.
     verifying = None if progress is None else _phase(progress, "verify")
+    if verifying is not None:
+        # Starts the phase at 0 whatever the load reports first: a load served whole from
+        # the cache reports 100% at once, which would read as the writing phase's end.
+        verifying(0, 1, "(reading back)")
     loaded = load_params(folder, progress=verifying)
     for name, array in loaded.tensors.items():
         source = np.asarray(tensors[name], dtype=np.float32)
