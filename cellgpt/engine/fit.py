@@ -11,7 +11,9 @@ computed with the fitted parameters instead (a what-if, like a spreadsheet's dat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,21 @@ from cellgpt.engine.store import MISSING
 
 MAX_STEPS = 1_000_000
 Make = Callable[[Callable[[str], Any], Callable[[str], Any]], Backward]
+# Told after every step: (steps done, steps in all, the loss before each step so far).
+Watcher = Callable[[int, int, list[float]], None]
+_watchers = threading.local()  # per thread: a run in the TUI's job thread is watched alone
+
+
+@contextlib.contextmanager
+def watching(watcher: Watcher) -> Iterator[None]:
+    """Report every training step of `fit` run in this thread while the block runs (the TUI
+    shows the loss as it falls). The watcher runs on the training thread: keep it cheap."""
+    previous = getattr(_watchers, "current", None)
+    _watchers.current = watcher
+    try:
+        yield
+    finally:
+        _watchers.current = previous
 
 
 def fit(
@@ -45,7 +62,8 @@ def fit(
         return MISSING  # every path cell follows the current parameters
 
     history: list[float] = []
-    for _ in range(int(steps)):
+    watcher = getattr(_watchers, "current", None)
+    for done in range(1, int(steps) + 1):
         check_time()
         backward = make(read_current, not_held)
         grads = backward.gradients(loss, params)
@@ -53,6 +71,8 @@ def fit(
         for p in params:
             step = np.asarray(grads[p] * lr, dtype=current[p].dtype)
             current[p] = current[p] - step
+        if watcher is not None:
+            watcher(done, int(steps), history)
     final = make(read_current, not_held).value_at(loss, params)
     history.append(float(np.sum(final)))
     return {"loss": np.array(history), "params": current}

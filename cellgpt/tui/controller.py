@@ -16,6 +16,8 @@ from cellgpt.engine import (
     CellError,
     Status,
 )
+from cellgpt.engine import fit as training
+from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.workbook_save import render_text
 from cellgpt.export.xlsx import export_workbook  # noqa: F401  (tests/export: the TUI's exporter)
 from cellgpt.gpt2.cells import EMBED, GENERATED, NEXT_TOKEN, PROMPT, TOKENS, WorkbookCells
@@ -34,6 +36,7 @@ from cellgpt.tui.screens.prompt import PromptScreen
 from cellgpt.tui.search import EXACT_NAME, Hit, find_cells, find_rows, find_tokens, find_vocab
 from cellgpt.tui.stepping import StepActions
 from cellgpt.tui.views import cell_text
+from cellgpt.tui.widgets.plots import spark_text
 
 
 class Ui(Protocol):
@@ -167,11 +170,12 @@ class WorkbookController:
         wb = self.wb
 
         def work(ctx: JobContext) -> None:
-            if name is None:
-                run_stale(wb, ctx.progress, ctx.cancelled)
-                return
-            with contextlib.suppress(CellError):  # the error lives in the cell, shown there
-                wb.run(name, progress=ctx.progress, cancel=ctx.cancelled)
+            with _training_shown(ctx):
+                if name is None:
+                    run_stale(wb, ctx.progress, ctx.cancelled)
+                    return
+                with contextlib.suppress(CellError):  # the error lives in the cell, shown there
+                    wb.run(name, progress=ctx.progress, cancel=ctx.cancelled)
 
         return self.jobs.start(title, work, self._after_run(name))
 
@@ -194,7 +198,7 @@ class WorkbookController:
         wb = self.wb
 
         def work(ctx: JobContext) -> None:
-            with contextlib.suppress(CellError):
+            with _training_shown(ctx), contextlib.suppress(CellError):
                 wb.rerun(name)
 
         self.jobs.start(f"Re-running {name}", work, self._after_run(name))
@@ -472,3 +476,15 @@ def _rendered(wb: Any) -> str | None:
         return render_text(wb)
     except Exception:  # a workbook the renderer cannot write: the caller assumes the worst
         return None
+
+
+def _training_shown(ctx: JobContext) -> contextlib.AbstractContextManager[None]:
+    """While a job runs, a `fit(...)` cell's training shows its falling loss in the busy bar:
+    the step, the current loss and a sparkline of the last steps."""
+
+    def show(done: int, total: int, history: list[float]) -> None:
+        if ctx.cancelled():
+            raise CellEvalError("training cancelled (press r to train again)")
+        ctx.progress(done, total, f"training, loss {history[-1]:.4g} {spark_text(history)}")
+
+    return training.watching(show)

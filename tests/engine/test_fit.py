@@ -85,3 +85,28 @@ def test_fit_refuses_what_it_cannot_train():
         wb.run("not_cells")
     # d/dw sum(w²) = 2w: each step halves w at lr 0.25
     np.testing.assert_allclose(wb["ok"]["w"], [0.25, 0.5])
+
+
+def test_a_watcher_sees_every_step_as_it_trains() -> None:
+    import threading
+
+    from cellgpt.engine import fit as training
+
+    book = cellgpt.open(WORKBOOK)
+    seen: list[tuple[int, int, list[float]]] = []
+    with training.watching(lambda done, total, history: seen.append((done, total, history[:]))):
+        history = book["loss_history"]
+    steps = int(book["steps"])
+    assert [s[0] for s in seen] == list(range(1, steps + 1))
+    assert all(total == steps for _, total, _ in seen)
+    # each report holds the loss before every step so far: the history, as it grows
+    assert [len(h) for _, _, h in seen] == list(range(1, steps + 1))
+    np.testing.assert_allclose(seen[-1][2], history[:-1])
+    # another thread's training is not reported to this thread's watcher
+    seen.clear()
+    other = cellgpt.open(WORKBOOK)
+    with training.watching(lambda *args: seen.append(args)):
+        worker = threading.Thread(target=lambda: other["loss_history"])
+        worker.start()
+        worker.join()
+    assert seen == []

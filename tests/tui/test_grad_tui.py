@@ -114,3 +114,36 @@ def test_text_plots() -> None:
     lines = bars(["x", "y"], np.array([2.0, -1.0]), width=8).plain.splitlines()
     assert lines[0].endswith("█" * 8) and lines[1].endswith("█" * 4)
     assert "+2" in lines[0] and "-1" in lines[1]
+
+
+def test_training_shows_its_falling_loss_while_it_runs(tmp_path: Path, monkeypatch: Any) -> None:
+    from cellgpt.tui import jobs
+
+    path = tmp_path / "relu_parabola.py"
+    shutil.copy(REPO / "workbooks" / "relu_parabola.py", path)
+    book = cellgpt.open(path)
+    app = CellGptApp(book, start_cell="steps")
+    reported: list[tuple[int, int | None, str]] = []
+    real = jobs.JobContext.progress
+
+    def recording(self: Any, done: int, total: int | None, cell: str = "") -> None:
+        reported.append((done, total, cell))
+        real(self, done, total, cell)
+
+    monkeypatch.setattr(jobs.JobContext, "progress", recording)
+
+    async def scenario(pilot: Any) -> None:
+        reported.clear()
+        book.set("steps", 40)
+        app.navigate("fitted_loss")
+        await pilot.press("r")
+        await _settle(pilot)
+        training = [(d, t, c) for d, t, c in reported if c.startswith("training, loss")]
+        assert [d for d, _, _ in training] == list(range(1, 41))
+        assert all(t == 40 for _, t, _ in training)
+        first, last = (float(c.split()[2]) for _, _, c in (training[0], training[-1]))
+        assert last < first  # the loss falls as it trains
+        assert any(ch in training[-1][2] for ch in "▁▂▃▄▅▆▇█")  # with a sparkline
+        assert book.status("fitted_loss") == Status.FRESH
+
+    _run(app, scenario)

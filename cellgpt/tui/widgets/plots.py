@@ -20,6 +20,20 @@ from cellgpt.tui.labels import for_axis
 WIDTH, HEIGHT = 60, 12
 BAR = 24
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
+_LEVELS = "▁▂▃▄▅▆▇█"
+
+
+def spark_text(values: list[float], width: int = 24) -> str:
+    """The last `width` values as one line of block characters (low ▁ … high █)."""
+    tail = np.asarray(values[-width:], dtype=np.float64)
+    tail = tail[np.isfinite(tail)]
+    if tail.size == 0:
+        return ""
+    low, span = tail.min(), np.ptp(tail)
+    if span == 0:
+        return _LEVELS[0] * tail.size
+    steps = np.round((tail - low) / span * (len(_LEVELS) - 1)).astype(int)
+    return "".join(_LEVELS[i] for i in steps)
 
 
 def render(wb: Any, info: Any, value: Any) -> Text | None:
