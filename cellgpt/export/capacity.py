@@ -12,14 +12,15 @@ the next empty row grows the prompt.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from cellgpt.engine import CellError, Workbook
+from cellgpt.engine import Workbook
+from cellgpt.export.running import run_for_export
 from cellgpt.export.xlexpr import XlExpr
 from cellgpt.gpt2 import cells
 
@@ -56,9 +57,10 @@ def applies(wb: Workbook) -> bool:
 
 
 @contextlib.contextmanager
-def padded(wb: Workbook, n: int) -> Iterator[Capacity]:
+def padded(wb: Workbook, n: int, exported: Sequence[str] = ()) -> Iterator[Capacity]:
     """Run `wb` with its token ids padded to `n` rows (the real run's values kept in
-    `Capacity.real`); afterwards the workbook is as it was (pins restored, re-run)."""
+    `Capacity.real`), the cells in `exported` included; afterwards the workbook is as it was
+    (pins restored, re-run)."""
     ids = [int(i) for i in np.asarray(wb.value(cells.TOKEN_IDS)).reshape(-1)]
     n_ctx = _n_ctx(wb)
     if n < 1 or (n_ctx is not None and n > n_ctx):
@@ -74,10 +76,7 @@ def padded(wb: Workbook, n: int) -> Iterator[Capacity]:
     try:
         wb.pin(cells.TOKEN_IDS, ids + [PAD_ID] * (n - len(ids)))
         wb.pin(cells.TOKENS, tokens + [PAD_LABEL] * (n - len(ids)))
-        wb.run()
-        for name in wb.evicted():  # the export needs them (see export_workbook)
-            with contextlib.suppress(CellError):
-                wb.run(name)
+        run_for_export(wb, exported)  # the export needs them (see export_workbook)
         yield Capacity(n, len(ids), real)
     finally:
         for name, pin in saved.items():

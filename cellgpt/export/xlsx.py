@@ -28,7 +28,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.writer.excel import ExcelWriter
 
-from cellgpt.engine import CellError, Workbook
+from cellgpt.engine import Workbook
 from cellgpt.engine.steps import alias_tuple, step_number
 from cellgpt.export import styles
 from cellgpt.export.capacity import DEFAULT_CAPACITY, PAD_LABEL, Capacity, applies, padded
@@ -41,7 +41,8 @@ from cellgpt.export.layout import (
     quote_sheet,
     range_ref,
 )
-from cellgpt.export.plan import Entry, Plan, build_plan, is_param
+from cellgpt.export.plan import Entry, Plan, build_plan, is_param, select
+from cellgpt.export.running import run_for_export
 from cellgpt.export.sheetio import (
     RowWriter,
     chunks,
@@ -104,13 +105,11 @@ def export_workbook(
     path = Path(path)
     if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
         raise FileNotFoundError(2, "the folder does not exist", str(path.parent))
-    wb.run()
-    for name in wb.evicted():  # values dropped to save memory: recompute them for the file
-        with contextlib.suppress(CellError):  # (they stay held until the next run)
-            wb.run(name)
+    exported = select(wb, cells, mode, with_params)
+    run_for_export(wb, exported)
     padding: contextlib.AbstractContextManager[Capacity | None] = contextlib.nullcontext()
     if mode == "formulas" and capacity is not None and applies(wb):
-        padding = padded(wb, capacity)
+        padding = padded(wb, capacity, exported)
     with padding as cap:
         plan = build_plan(
             wb, mode, with_params, cells, capacity=cap, on_demand=on_demand, excel365=excel365
