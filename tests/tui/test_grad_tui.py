@@ -4,9 +4,7 @@ gradient cells in the tree's last group, computed on demand with `r`."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +15,13 @@ import cellgpt
 from cellgpt.engine import Status
 from cellgpt.tui.app import CellGptApp
 from cellgpt.tui.widgets.plots import bars, versus
+from tests.tui.test_tui import run_app, settle
 
 REPO = Path(__file__).resolve().parents[2]
-SIZE = (160, 50)
 
 
-async def _settle(pilot: Any, timeout: float = 60.0) -> None:
-    app = pilot.app
-    deadline = time.monotonic() + timeout
-    while True:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        if not app.jobs.busy:
-            break
-        assert time.monotonic() < deadline, f"job still running: {app.jobs.title}"
-        await pilot.pause(0.02)
-    await pilot.pause()
-
-
-def _run(app: CellGptApp, scenario: Any) -> None:
-    async def main() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            await _settle(pilot)
-            await scenario(pilot)
-
-    asyncio.run(main())
+async def _settle(pilot: Any) -> None:
+    await settle(pilot, timeout=60.0)  # a backward pass can take a while on a busy machine
 
 
 def _plot_text(app: CellGptApp) -> str:
@@ -74,7 +54,7 @@ def test_parabola_training_shows_the_loss_curve_and_the_fit(tmp_path: Path) -> N
         assert book.value("hidden").shape == (21, 2)
         assert _plot_text(app) != text
 
-    _run(app, scenario)
+    run_app(app, scenario)
 
 
 def test_gpt2_attributions_are_bars_per_token_and_gradients_come_last(tmp_path: Path) -> None:
@@ -103,7 +83,7 @@ def test_gpt2_attributions_are_bars_per_token_and_gradients_come_last(tmp_path: 
         await _settle(pilot)
         assert book.value("grad.h0.mlp.c_fc.weight").shape == book.value("h0.mlp.c_fc.weight").shape
 
-    _run(app, scenario)
+    run_app(app, scenario)
 
 
 def test_text_plots() -> None:
@@ -146,4 +126,4 @@ def test_training_shows_its_falling_loss_while_it_runs(tmp_path: Path, monkeypat
         assert any(ch in training[-1][2] for ch in "▁▂▃▄▅▆▇█")  # with a sparkline
         assert book.status("fitted_loss") == Status.FRESH
 
-    _run(app, scenario)
+    run_app(app, scenario)
