@@ -172,13 +172,13 @@ class Backward:
     def _spelled_out(self, name: str, formula: Formula) -> Formula:
         """The formula with calls of function cells replaced by their bodies, so the rules
         of the library functions inside them apply (a function cell has no rule of its own)."""
+        if not any(isinstance(self.functions.get(f), UserFunction) for f in formula.functions):
+            return formula  # the usual case: checked before gathering every function's spec
         specs = {
             fname: function.spec
             for fname, function in self.functions.items()
             if isinstance(function, UserFunction)
         }
-        if not any(fname in specs for fname in formula.functions):
-            return formula
         try:
             tree = inline_calls(formula.tree, specs)
         except InlineError as exc:

@@ -354,14 +354,7 @@ class _Walker:
         except Exception as exc:
             return None, [], Check(what, False, note=f"expansion not evaluated: {_message(exc)}")
         env: dict[str, Any] = dict(bound.arguments)
-        constants = self.constants
-
-        def resolve(name: str) -> tuple[str, Any]:
-            if name in env:
-                return ("ref", name)
-            if name in constants:
-                return ("const", constants[name])
-            raise CellEvalError(f"unknown name {name!r} in the expansion of {fname}()")
+        resolve = _local_names(env, self.constants, f"the expansion of {fname}()")
 
         indices: list[int] = []
         value: Any = None
@@ -392,14 +385,7 @@ class _Walker:
             env = function.bind(args, {kw.arg: known[id(kw.value)] for kw in call.keywords})
         except Exception as exc:
             return None, [], Check(what, False, note=f"body not evaluated: {_message(exc)}")
-        constants = self.constants
-
-        def resolve(name: str) -> tuple[str, Any]:
-            if name in env:
-                return ("ref", name)
-            if name in constants:
-                return ("const", constants[name])
-            raise CellEvalError(f"unknown name {name!r} in the body of {function.name}()")
+        resolve = _local_names(env, self.constants, f"the body of {function.name}()")
 
         try:
             value, index = self._root(_Unit(function.spec.formula, env, resolve, None), depth)
@@ -410,6 +396,22 @@ class _Walker:
         record = self.nodes[index]
         record.kind, record.label, record.explains = "step", "body", f"{function.name}()"
         return value, [index], True
+
+
+def _local_names(
+    env: dict[str, Any], constants: Mapping[str, Any], where: str
+) -> Callable[[str], tuple[str, Any]]:
+    """Name lookup for an expansion step or a function body: its parameters (and earlier
+    steps, added to `env` as they are computed), then library constants."""
+
+    def resolve(name: str) -> tuple[str, Any]:
+        if name in env:
+            return ("ref", name)
+        if name in constants:
+            return ("const", constants[name])
+        raise CellEvalError(f"unknown name {name!r} in {where}")
+
+    return resolve
 
 
 def _message(exc: BaseException) -> str:
