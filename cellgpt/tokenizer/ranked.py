@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from functools import cached_property
-from itertools import chain, filterfalse, pairwise
+from itertools import chain, compress, pairwise
 
 import numpy as np
 
@@ -161,33 +161,44 @@ class RankTokenizer(Tokenizer):
 
     def _encode_chunk(self, text: str, out: list[int]) -> None:
         words = self._words(text)
+        cache = self._ids_cache
         if len(words) >= BULK_MIN_PIECES:
+            # Warm path first: every piece cached (`get` gives None for the first that is
+            # not, and chaining None fails), which spares finding the new pieces of a text
+            # that has none.
+            start = len(out)
+            try:
+                out.extend(chain.from_iterable(map(cache.get, words)))
+                return
+            except TypeError:
+                del out[start:]
             self._learn(words)
-        out.extend(chain.from_iterable(map(self._ids_cache.__getitem__, words)))
+        out.extend(chain.from_iterable(map(cache.__getitem__, words)))
 
     def _learn(self, words: list[str]) -> None:
         """Put the ids of the text's new pieces in the cache, merging them in bulk."""
         cache = self._ids_cache
-        new = list(filterfalse(cache.__contains__, set(words)))
+        # C-level passes only (set difference, map): a first encode meets ~14,000 new pieces
+        # and a Python loop over them cost as much as merging them.
+        new = list(set(words).difference(cache))
         if len(new) < BULK_MIN_PIECES:
             return
         if len(cache) + len(new) > CACHE_LIMIT:
             cache.clear()
             new = new[:CACHE_LIMIT]  # the rest go piece by piece as they come
-        ranks = self.ranks
-        get = ranks.get
-        merging: list[str] = []
-        for word, data in zip(new, [w.encode("utf-8") for w in new], strict=True):
-            rank = get(data)
-            if rank is not None:
-                cache[word] = (rank,)
-            elif len(data) <= BULK_MAX:
-                merging.append(word)
-        pieces = [w.encode("utf-8") for w in merging]
-        for word, ids in zip(
-            merging, merge_many(pieces, self._pairs, self._byte_ranks), strict=True
-        ):
-            cache[word] = tuple(ids)
+        data = [w.encode("utf-8") for w in new]
+        ranks = list(map(self.ranks.get, data))
+        # Pieces that are one token whole (most of them); zip() of one iterable makes the
+        # 1-tuples the cache holds.
+        whole = [r is not None for r in ranks]
+        cache.update(zip(compress(new, whole), zip(compress(ranks, whole)), strict=True))
+        merging = [
+            i
+            for i, (r, d) in enumerate(zip(ranks, data, strict=True))
+            if r is None and len(d) <= BULK_MAX
+        ]
+        merged = merge_many([data[i] for i in merging], self._pairs, self._byte_ranks)
+        cache.update(zip([new[i] for i in merging], map(tuple, merged), strict=True))
 
     @cached_property
     def _pairs(self) -> PairTable:
