@@ -191,7 +191,7 @@ def test_generic_workbook_formulas_and_fallback_to_values(tmp_path: Path) -> Non
     index = load_workbook(report.path, read_only=True)["Index"]
     listed = {r[0]: r[6] for r in index.iter_rows(values_only=True) if len(r) > 6}
     assert "no Excel form" in listed["z"]
-    book = load_workbook(recalculate(report.path, tmp_path / "lo"), data_only=True)
+    book = load_workbook(recalculate(report.path, tmp_path / "lo"), data_only=True, read_only=True)
     for name in ("y", "s"):
         e = report.plan.entry(name)
         got = read_array(book, e.placement, np.asarray(e.value).shape)

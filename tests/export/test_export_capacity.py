@@ -73,7 +73,9 @@ def test_edited_token_ids_recompute_the_model(params_tiny_dir: Path, tmp_path: P
     new_ids = [ids[0], 1000, *ids[2:], the]
     typed = {"D3": 1000, f"E{n + 2}": " the"}
     type_into(report.path, tmp_path / "edited.xlsx", "token_ids", typed)
-    book = load_workbook(recalculate(tmp_path / "edited.xlsx", tmp_path / "lo"), data_only=True)
+    book = load_workbook(
+        recalculate(tmp_path / "edited.xlsx", tmp_path / "lo"), data_only=True, read_only=True
+    )
     ids_read = [r[1] for r in book["token_ids"].iter_rows(min_row=2, values_only=True)]
     assert ids_read == new_ids + [None] * (CAPACITY - n - 1)  # (LibreOffice saves "" as empty)
 

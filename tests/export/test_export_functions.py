@@ -76,7 +76,7 @@ def test_calls_are_spelled_out_and_libreoffice_recomputes_them(tmp_path: Path) -
     assert "SQRT(" in formulas["y"] and "rms_norm" not in formulas["y"]
     assert "MMULT(" in formulas["z"] and "relu_mlp" not in formulas["z"]
     assert not report.plan.lambdas
-    book = load_workbook(recalculate(report.path, tmp_path / "lo"), data_only=True)
+    book = load_workbook(recalculate(report.path, tmp_path / "lo"), data_only=True, read_only=True)
     expected = _numpy()
     for name in ("y", "z"):
         entry = report.plan.entry(name)
@@ -133,7 +133,7 @@ def test_gpt2_variants_block_recomputed_by_libreoffice(tmp_path: Path) -> None:
 
     wb = cellgpt.open("gpt2_variants", prompt="Mike is quick.")
     report = export_workbook(wb, tmp_path / "v.xlsx", mode="formulas", cells=["embed", "h0.*"])
-    book = load_workbook(recalculate(report.path, tmp_path / "lo"), data_only=True)
+    book = load_workbook(recalculate(report.path, tmp_path / "lo"), data_only=True, read_only=True)
     for name in ("h0.ln_1", "h0.ln_2", "h0.mlp.out", "h0.resid_post"):
         entry = report.plan.entry(name)
         assert entry is not None and entry.how == "formula" and entry.placement is not None

@@ -65,7 +65,7 @@ def test_ascii_prompts_tokenize_in_formulas_like_tiktoken(
     for k, prompt in enumerate([*PROMPTS, "café au lait"]):
         edited.append(tmp_path / f"p{k}.xlsx")
         type_into(report.path, edited[-1], "prompt", {"B2": prompt})
-    books = [load_workbook(p, data_only=True) for p in recalculate_all(edited, tmp_path / "lo")]
+    books = [load_workbook(p, data_only=True, read_only=True) for p in recalculate_all(edited, tmp_path / "lo")]
     for prompt, book in zip(PROMPTS, books, strict=False):
         assert _status(book) == "ok", prompt
         assert _ids(book) == ref.encode(prompt), prompt
@@ -85,7 +85,7 @@ def test_edited_prompt_recomputes_the_model_and_typed_ids_override(
     runs = recalculate_all([tmp_path / "edited.xlsx", tmp_path / "typed.xlsx"], tmp_path / "lo")
     ids = wb["tokenizer"].encode(prompt)
     for out, want_ids in zip(runs, [ids, [ids[0], 1000, *ids[2:]]], strict=True):
-        book = load_workbook(out, data_only=True)
+        book = load_workbook(out, data_only=True, read_only=True)
         assert _ids(book) == want_ids
         ref = float64_reference(params_tiny_dir, prompt)
         ref.pin("token_ids", want_ids)
