@@ -94,17 +94,24 @@ def export_workbook(
     capacity: int | None = DEFAULT_CAPACITY,
     on_demand: bool = False,
     excel365: bool = False,
+    layout: str = "arrays",
 ) -> ExportReport:
     """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export.
     `capacity` (formulas mode, GPT-2 workbooks): N token rows on every sheet, the ids an
     input column (see capacity.py); 16 like the CLI; None: exactly the prompt's rows.
     `on_demand` (formulas mode): on-demand cells (logits_all) as formulas, not values.
     `excel365`: function cells become LAMBDA defined names called by name (Excel 365 only;
-    see lambdas.py) instead of being spelled out in every formula."""
+    see lambdas.py) instead of being spelled out in every formula.
+    `layout` (formulas mode): "arrays", one array formula per block; "cells", one ordinary
+    formula per number, for small models (see cell_layout.py)."""
     start = time.perf_counter()
     path = Path(path)
     if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
         raise FileNotFoundError(2, "the folder does not exist", str(path.parent))
+    if layout not in ("arrays", "cells"):
+        raise ValueError(f"layout must be arrays or cells, not {layout!r}")
+    if layout == "cells" and (mode != "formulas" or excel365):
+        raise ValueError("layout cells needs mode formulas (and not excel365)")
     exported = select(wb, cells, mode, with_params)
     run_for_export(wb, exported)
     padding: contextlib.AbstractContextManager[Capacity | None] = contextlib.nullcontext()
@@ -114,7 +121,7 @@ def export_workbook(
         plan = build_plan(
             wb, mode, with_params, cells, capacity=cap, on_demand=on_demand, excel365=excel365
         )
-        writer = _Writer(wb, plan, progress)
+        writer = _writer_class(layout)(wb, plan, progress)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
@@ -136,6 +143,14 @@ def export_workbook(
         bytes=path.stat().st_size,
         plan=plan,
     )
+
+
+def _writer_class(layout: str) -> type[_Writer]:
+    if layout == "cells":
+        from cellgpt.export.cell_layout import CellWriter  # it builds on _Writer
+
+        return CellWriter
+    return _Writer
 
 
 class _Writer:
