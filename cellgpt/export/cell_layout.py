@@ -16,6 +16,7 @@ A piece that cannot be written per cell stays one array formula, and the Index s
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,7 @@ from cellgpt.export import styles
 from cellgpt.export.helpers import HelperSink
 from cellgpt.export.layout import DATA_COL0, DATA_ROW0, Placement, range_ref
 from cellgpt.export.plan import Entry, Plan
-from cellgpt.export.sheetio import RowWriter, formula_cell, plain_formula, text_cell, value_cell
-from cellgpt.export.styles import BOLD
+from cellgpt.export.sheetio import RowWriter, formula_cell, plain_formula
 from cellgpt.export.xlarray import NoExcelForm, Piece
 from cellgpt.export.xlexpr import (
     Agg,
@@ -41,7 +41,6 @@ from cellgpt.export.xlexpr import (
     Transpose,
     XlExpr,
 )
-from cellgpt.export.xlsx import _Writer
 
 LAYOUTS = ("arrays", "cells")
 # Formulas a cells-layout workbook may hold: gpt2-mini at capacity 16 writes ~0.35M, GPT-2
@@ -260,14 +259,15 @@ def check_size(plan: Plan, limit: int | None = None) -> int:
     return total
 
 
-class CellWriter(_Writer):
-    """The exporter with one ordinary formula per data cell instead of array formulas."""
+class CellFormulas:
+    """The cells layout of a plan: checks its size, finds the pieces that must stay array
+    formulas (noted on their entries, for the Index) and writes the formula rows."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.formula_cells = check_size(self.plan)
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.count = check_size(plan)
         self.arrays: set[int] = set()  # id() of pieces kept as array formulas
-        for entry in self.plan.entries:
+        for entry in plan.entries:
             if entry.how != "formula":
                 continue
             reasons = []
@@ -282,59 +282,55 @@ class CellWriter(_Writer):
                 note = f"kept as array formulas: {reasons[0]}"
                 entry.note = f"{entry.note}; {note}" if entry.note else note
 
-    def _index(self) -> None:
-        super()._index()
-        ws = self.book.worksheets[-1]
+    def index_note(self) -> str:
         kept = [e.name for e in self.plan.entries if "kept as array formulas" in e.note]
-        ws.append(
-            [
-                "Layout cells: every number of a model sheet is its own formula (click it to "
-                "read how it is made); matrix products are SUMPRODUCT or MMULT of one row "
-                "and one column." + (f" Kept as array formulas: {', '.join(kept)}." if kept else "")
-            ]
+        return (
+            "Layout cells: every number of a model sheet is its own formula (click it to "
+            "read how it is made); matrix products are SUMPRODUCT or MMULT of one row and "
+            "one column." + (f" Kept as array formulas: {', '.join(kept)}." if kept else "")
         )
 
-    def _formula_rows(
-        self, rows: RowWriter, entry: Entry, p: Placement, labels: list[Any], fmt: str | None
+    def write_rows(
+        self,
+        rows: RowWriter,
+        entry: Entry,
+        p: Placement,
+        fmt: str | None,
+        label: Callable[[int], Any],
     ) -> None:
+        """The sheet's rows: `label(r)` in column A, one formula per data and helper cell."""
         ws = rows.ws
         # (stored rectangle, piece, number format) of every piece and helper piece
-        rects: list[tuple[tuple[int, int, int, int], Piece, str | None, bool]] = []
+        rects: list[tuple[tuple[int, int, int, int], Piece, str | None]] = []
         for piece in entry.pieces or []:
             r0, c0, nr, nc = piece.rect
             rect = (c0, r0, nc, nr) if p.transposed else (r0, c0, nr, nc)
-            rects.append((rect, piece, fmt, p.transposed))
+            rects.append((rect, piece, fmt))
         sink = HelperSink(p)
         for slot, column in enumerate(entry.helpers):
             for piece in column.pieces:
                 rect = sink.stored_rect(slot, piece.r0, piece.x.rows)
-                rects.append((rect, piece, styles.ACTIVATION, p.transposed))
+                rects.append((rect, piece, styles.ACTIVATION))
         by_row: dict[int, list[int]] = {}
         for k, (rect, *_) in enumerate(rects):
             for r in range(rect[0], rect[0] + rect[2]):
                 by_row.setdefault(r, []).append(k)
-        n_data = p.parts[0].n_rows
-        n_rows = n_data + (1 + len(entry.helpers) if p.transposed and entry.helpers else 0)
+        n_rows = p.parts[0].n_rows
+        n_rows += 1 + len(entry.helpers) if p.transposed and entry.helpers else 0
         for r in range(n_rows):
-            if r < len(labels):
-                label = self._live_label(ws, entry, p, r, len(labels)) or value_cell(ws, labels[r])
-            elif r > n_data:  # a helper row of a transposed sheet
-                label = text_cell(ws, entry.helpers[r - n_data - 1].label, font=BOLD)
-            else:
-                label = None
-            line: list[Any] = [label]
+            line: list[Any] = [label(r)]
             for k in by_row.get(r, []):
-                (r0, c0, nr, nc), piece, number_format, transposed = rects[k]
+                (r0, c0, nr, nc), piece, number_format = rects[k]
                 for c in range(c0, c0 + nc):
                     at = c + DATA_COL0
                     line += [None] * (at + 1 - len(line))
                     if id(piece) in self.arrays:  # one array formula at its top-left
                         if r == r0 and c == c0:
                             ref = range_ref(r0 + DATA_ROW0, c0 + DATA_COL0, nr, nc, False)
-                            text = piece.x.render(transposed)
+                            text = piece.x.render(p.transposed)
                             line[at] = formula_cell(ws, ref, text, number_format)
                         continue
-                    i, j = (c - c0, r - r0) if transposed else (r - r0, c - c0)
+                    i, j = (c - c0, r - r0) if p.transposed else (r - r0, c - c0)
                     cell = plain_formula(ws, element(piece.x, i, j))
                     if number_format is not None:
                         cell.number_format = number_format

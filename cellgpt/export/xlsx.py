@@ -32,6 +32,7 @@ from cellgpt.engine import Workbook
 from cellgpt.engine.steps import alias_tuple, step_number
 from cellgpt.export import styles
 from cellgpt.export.capacity import DEFAULT_CAPACITY, PAD_LABEL, Capacity, applies, padded
+from cellgpt.export.cell_layout import CellFormulas
 from cellgpt.export.helpers import HelperSink
 from cellgpt.export.layout import (
     DATA_COL0,
@@ -121,7 +122,8 @@ def export_workbook(
         plan = build_plan(
             wb, mode, with_params, cells, capacity=cap, on_demand=on_demand, excel365=excel365
         )
-        writer = _writer_class(layout)(wb, plan, progress)
+        per_cell = CellFormulas(plan) if layout == "cells" else None
+        writer = _Writer(wb, plan, progress, per_cell)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
@@ -145,17 +147,16 @@ def export_workbook(
     )
 
 
-def _writer_class(layout: str) -> type[_Writer]:
-    if layout == "cells":
-        from cellgpt.export.cell_layout import CellWriter  # it builds on _Writer
-
-        return CellWriter
-    return _Writer
-
-
 class _Writer:
-    def __init__(self, wb: Workbook, plan: Plan, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        wb: Workbook,
+        plan: Plan,
+        progress: Progress | None,
+        per_cell: CellFormulas | None = None,
+    ) -> None:
         self.wb, self.plan, self.progress = wb, plan, progress
+        self.per_cell = per_cell  # --layout cells: one formula per number
         self.book = XlWorkbook(write_only=True)
         self.sheet_count = 0
         self.done = 0
@@ -266,6 +267,8 @@ class _Writer:
                     "for characters outside ASCII: then type the ids."
                 ]
             )
+        if self.per_cell is not None:
+            table.append([self.per_cell.index_note()])
         if mode == "formulas":
             table.append(
                 [
@@ -492,6 +495,17 @@ class _Writer:
         """Each piece is one array formula over its rectangle of the sheet; helper columns
         (per-row max, mean, ...) follow the data after one blank column (or row)."""
         ws = rows.ws
+
+        def label(r: int) -> Any:
+            if r < len(labels):
+                return self._live_label(ws, entry, p, r, len(labels)) or value_cell(ws, labels[r])
+            if r > p.parts[0].n_rows:  # a helper row of a transposed sheet
+                return text_cell(ws, entry.helpers[r - p.parts[0].n_rows - 1].label, font=BOLD)
+            return None
+
+        if self.per_cell is not None:
+            self.per_cell.write_rows(rows, entry, p, fmt, label)
+            return
         starts: dict[int, list[tuple[int, Any]]] = {}
 
         def add(rect: tuple[int, int, int, int], text: str, number_format: str | None) -> None:
@@ -511,13 +525,7 @@ class _Writer:
         n_data = p.parts[0].n_rows
         n_rows = n_data + (1 + len(entry.helpers) if p.transposed and entry.helpers else 0)
         for r in range(n_rows):
-            if r < len(labels):
-                label = self._live_label(ws, entry, p, r, len(labels)) or value_cell(ws, labels[r])
-            elif r > n_data:  # a helper row of a transposed sheet
-                label = text_cell(ws, entry.helpers[r - n_data - 1].label, font=BOLD)
-            else:
-                label = None
-            cells: list[Any] = [label]
+            cells: list[Any] = [label(r)]
             for c0, cell in sorted(starts.get(r, []), key=lambda x: x[0]):
                 cells += [None] * (c0 + DATA_COL0 - len(cells))
                 cells.append(cell)
