@@ -48,6 +48,7 @@ from cellgpt.export.sheetio import (
     RowWriter,
     chunks,
     formula_cell,
+    header_cell,
     plain_formula,
     text_cell,
     value_cell,
@@ -391,7 +392,7 @@ class _Writer:
             self._look(ws, entry, p, labels, fmt)
             rows = RowWriter(ws, fmt)
             header = [text_cell(ws, entry.name, font=BOLD, fill=HEADER_FILL)]
-            header += [value_cell(ws, c) for c in (entry.col_labels or [])]
+            header += [header_cell(ws, c) for c in (entry.col_labels or [])]
             if entry.helpers and not p.transposed:
                 header += [None] + [text_cell(ws, h.label, font=BOLD) for h in entry.helpers]
             if entry.blank_from is not None:

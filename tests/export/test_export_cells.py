@@ -76,7 +76,7 @@ def test_cells_layout_recalculated_by_libreoffice(mini1: Path, tmp_path: Path) -
     assert not [e.name for e in report.plan.entries if "kept as array" in e.note]
 
     # Every number of every model sheet is an ordinary formula (no array formula anywhere).
-    book = load_workbook(report.path)
+    book = load_workbook(report.path, read_only=True)  # (read-only sees array formulas too)
     for name in formulas:
         e = report.plan.entry(name)
         ws = book[e.placement.sheet]
@@ -87,14 +87,21 @@ def test_cells_layout_recalculated_by_libreoffice(mini1: Path, tmp_path: Path) -
         assert not any(isinstance(c.value, ArrayFormula) for r in ws.iter_rows() for c in r)
     # A product reads as one row of the named input times one column of the weights,
     # element-wise cells refer to the same position of their operands.
-    qkv = book["h0.qkv"]["R4"].value  # token 3 (row 4), column 17 (R)
-    assert "INDEX(h0_ln_1,3,0)" in qkv and "INDEX(h0_attn_c_attn_w,0,17)" in qkv, qkv
-    assert qkv.startswith("=(MMULT(") or qkv.startswith("=(SUMPRODUCT(")
+    qkv = book["h0.qkv"]["R4"].value  # token 3 (row 4), column 17 (R): the README's example
+    assert qkv == (
+        "=(MMULT(INDEX(h0_ln_1,3,0),INDEX(h0_attn_c_attn_w,0,17))+'h0.attn.c_attn.bias'!R2)"
+    )
     assert book["embed"]["C3"].value == "=('wte_rows'!C3+'wpe_rows'!C3)"
     pattern = book["h0.attn.pattern"]
     assert pattern["I1"].value == "row max"  # helper columns after one blank column
     assert pattern["I3"].value == "=MAX('h0.attn.scores'!$B$3:$G$3)"
-    assert "'h0.attn.pattern'!I3" in pattern["C3"].value  # softmax reads its row's max
+    assert pattern["J3"].value == (
+        "=SUMPRODUCT(EXP(('h0.attn.scores'!$B$3:$G$3-'h0.attn.pattern'!I3)))"
+    )
+    # softmax reads its row's max and sum of exps
+    assert pattern["C3"].value == (
+        "=(EXP(('h0.attn.scores'!C3-'h0.attn.pattern'!I3))/'h0.attn.pattern'!J3)"
+    )
     index = {r[0]: r for r in book["Index"].iter_rows(values_only=True) if r and r[0]}
     assert any(str(k).startswith("Layout cells") for k in index)
     assert "h0_attn_c_attn_w" in book.defined_names and "h0_ln_1" in book.defined_names
