@@ -3,7 +3,7 @@ ordinary formula, so a user can click any number and read how it is made.
 
 The array layout writes one legacy array formula per piece (an `XlExpr` over a rectangle).
 Here the same expression is evaluated *at one element*: a range becomes the cell at that
-position (`='h0.attn.c_attn'!B5+…`), a matrix product one row times one column
+position (`=('wte_rows'!C3+'wpe_rows'!C3)`), a matrix product one row times one column
 (`SUMPRODUCT(INDEX(h0_ln_1,3,0),INDEX(h0_attn_c_attn_w,0,17))`, or MMULT of a row and a
 column when the two are stored in different directions), a per-row reduction the row's
 helper cell. Only functions Excel 2010 and LibreOffice 7.4 both have; no formula needs
@@ -43,8 +43,9 @@ from cellgpt.export.xlexpr import (
 )
 
 LAYOUTS = ("arrays", "cells")
-# Formulas a cells-layout workbook may hold: gpt2-mini at capacity 16 writes ~0.35M, GPT-2
-# small would write ~5M, each reading hundreds of numbers (LibreOffice could not open it).
+# Formulas a cells-layout workbook may hold: gpt2-mini at capacity 16 writes 333,334 (and
+# LibreOffice recalculates them as fast as the array layout); GPT-2 small would write ~3.8M,
+# each reading up to 3,072 numbers: that is what the array layout is for.
 MAX_CELL_FORMULAS = 1_000_000
 # Element-wise functions that SUMPRODUCT evaluates over arrays without Ctrl+Shift+Enter in
 # Excel 2010 (IF and TRANSPOSE inside SUMPRODUCT still need it there).
@@ -157,7 +158,7 @@ def _line(ref: Ref, k: int, along_rows: bool) -> Ref:
     return ref.sub(k, 0, 1, ref.cols) if along_rows else ref.sub(0, k, ref.rows, 1)
 
 
-def _map(x: XlExpr, f: Any, rows: int, cols: int) -> XlExpr:
+def _map(x: XlExpr, f: Callable[[XlExpr], XlExpr], rows: int, cols: int) -> XlExpr:
     """`x` with `f` applied to its operands (element-wise nodes only)."""
     if isinstance(x, Op):
         return Op(f(x.a), x.op, f(x.b), rows, cols)

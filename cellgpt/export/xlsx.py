@@ -32,7 +32,7 @@ from cellgpt.engine import Workbook
 from cellgpt.engine.steps import alias_tuple, step_number
 from cellgpt.export import styles
 from cellgpt.export.capacity import DEFAULT_CAPACITY, PAD_LABEL, Capacity, applies, padded
-from cellgpt.export.cell_layout import CellFormulas
+from cellgpt.export.cell_layout import LAYOUTS, CellFormulas
 from cellgpt.export.helpers import HelperSink
 from cellgpt.export.layout import (
     DATA_COL0,
@@ -110,8 +110,8 @@ def export_workbook(
     path = Path(path)
     if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
         raise FileNotFoundError(2, "the folder does not exist", str(path.parent))
-    if layout not in ("arrays", "cells"):
-        raise ValueError(f"layout must be arrays or cells, not {layout!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     if layout == "cells" and (mode != "formulas" or excel365):
         raise ValueError("layout cells needs mode formulas (and not excel365)")
     exported = select(wb, cells, mode, with_params)
