@@ -129,18 +129,21 @@ def test_cells_layout_recalculated_by_libreoffice(mini1: Path, tmp_path: Path) -
 
 
 def test_cells_layout_refused_when_too_big(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    mini1: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from cellgpt.cli import main
 
     monkeypatch.setattr(cell_layout, "MAX_CELL_FORMULAS", 10_000)
     out = tmp_path / "big.xlsx"
-    args = ["export", str(out), "ROMEO:", "--mode", "formulas", "--layout", "cells", "--quiet"]
-    assert main(args) == 2
+    args = ["export", str(out), "ROMEO:", "--model", str(mini1), "--quiet"]
+    assert main([*args, "--mode", "formulas", "--layout", "cells"]) == 2
     err = capsys.readouterr().err
     assert "formulas (one per number); the limit is 10,000" in err, err
     assert "--layout arrays" in err and not out.exists()
-    assert main([*args[:3], "--layout", "cells"]) == 2  # values mode
+    assert main([*args, "--layout", "cells"]) == 2  # values mode
     assert "--layout cells needs --mode formulas" in capsys.readouterr().err
 
 
