@@ -58,6 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="formulas mode: the workbook's function cells become LAMBDA names that formulas "
         "call (Excel 365 only; by default calls are spelled out, which LibreOffice recomputes)",
     )
+    p.add_argument(
+        "--layout",
+        choices=["arrays", "cells"],
+        default="arrays",
+        help="formulas mode: arrays, one array formula per block (any size); cells, an "
+        "ordinary formula in every cell to click and read (small models only)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
 
@@ -71,6 +78,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print("cellgpt: formulas mode always includes the parameters", file=sys.stderr)
     if args.excel365 and args.mode != "formulas":
         raise UserError("--excel365 needs --mode formulas (it changes how formulas are written)")
+    if args.layout == "cells" and (args.mode != "formulas" or args.excel365):
+        raise UserError("--layout cells needs --mode formulas (and not --excel365)")
     wb = open_workbook(args)
     if args.prompt is not None:
         check_prompt_length(wb)
@@ -89,6 +98,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             capacity=args.capacity if args.mode == "formulas" else None,
             on_demand=args.on_demand,
             excel365=args.excel365,
+            layout=args.layout,
         )
     except ValueError as exc:  # e.g. no cell matches the patterns
         raise UserError(str(exc)) from None

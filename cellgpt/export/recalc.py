@@ -58,8 +58,10 @@ def recalculate_all(
     out_dir: str | os.PathLike[str],
     timeout: float = 600,
     prefix: Sequence[str] = (),
+    convert_to: str = "xlsx:Calc MS Excel 2007 XML",
 ) -> list[Path]:
-    """`recalculate` for several files in one LibreOffice run (it starts once)."""
+    """`recalculate` for several files in one LibreOffice run (it starts once).
+    `convert_to`: LibreOffice's target (e.g. "png": a picture of each file's active sheet)."""
     soffice = soffice_path()
     paths = [Path(src).resolve() for src in srcs]
     out_dir = Path(out_dir).resolve()
@@ -76,7 +78,7 @@ def recalculate_all(
             "--norestore",
             "--nolockcheck",
             "--convert-to",
-            "xlsx:Calc MS Excel 2007 XML",
+            convert_to,
             "--outdir",
             str(out_dir),
             *map(str, paths),
@@ -85,7 +87,8 @@ def recalculate_all(
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise RecalcError(f"LibreOffice did not finish within {timeout:.0f} s") from None
-    outs = [out_dir / src.name for src in paths]
+    suffix = "." + convert_to.split(":")[0]
+    outs = [out_dir / (src.stem + suffix) for src in paths]
     if done.returncode != 0 or not all(out.exists() for out in outs):
         raise RecalcError(
             f"LibreOffice failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()}"

@@ -21,7 +21,7 @@ from openpyxl.worksheet.formula import ArrayFormula
 
 from cellgpt.engine.value_limits import SMALL, fits, preview
 from cellgpt.export.layout import col_letter
-from cellgpt.export.styles import style_id
+from cellgpt.export.styles import BOLD, style_id
 from cellgpt.export.xlexpr import MASKED_VALUE
 from cellgpt.weights.floatfmt import format_float32_shortest
 
@@ -80,6 +80,17 @@ def value_cell(ws: Any, value: Any) -> Any:
             return number_cell(ws, format_float32_shortest(np.array([value]))[0])
         return float(value)
     return text_cell(ws, _short_repr(value))
+
+
+def header_cell(ws: Any, value: Any) -> Any:
+    """A column title: bold; a number in General format, not its column's (0.0000)."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+        cell = WriteOnlyCell(ws, value=int(value))
+        cell.font, cell.number_format = BOLD, "General"
+        return cell
+    if isinstance(value, str):
+        return text_cell(ws, value, font=BOLD)
+    return value_cell(ws, value)
 
 
 def _str(value: Any) -> str:

@@ -18,7 +18,8 @@ from openpyxl.styles.differential import DifferentialStyle
 from cellgpt.export.layout import col_letter
 from cellgpt.gpt2 import cells
 
-BOLD = Font(bold=True)
+# The default font named: a bold cell with no font name is drawn in a serif by LibreOffice.
+BOLD = Font(name="Calibri", sz=11, bold=True)
 HEADER_FILL = PatternFill("solid", start_color="FFDDEBF7")
 INPUT_FILL = PatternFill("solid", start_color="FFFFF2CC")  # cells meant to be typed in
 PERCENT = "0.00%"

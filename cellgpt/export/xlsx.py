@@ -32,6 +32,7 @@ from cellgpt.engine import Workbook
 from cellgpt.engine.steps import alias_tuple, step_number
 from cellgpt.export import styles
 from cellgpt.export.capacity import DEFAULT_CAPACITY, PAD_LABEL, Capacity, applies, padded
+from cellgpt.export.cell_layout import LAYOUTS, CellFormulas
 from cellgpt.export.helpers import HelperSink
 from cellgpt.export.layout import (
     DATA_COL0,
@@ -47,6 +48,7 @@ from cellgpt.export.sheetio import (
     RowWriter,
     chunks,
     formula_cell,
+    header_cell,
     plain_formula,
     text_cell,
     value_cell,
@@ -94,17 +96,24 @@ def export_workbook(
     capacity: int | None = DEFAULT_CAPACITY,
     on_demand: bool = False,
     excel365: bool = False,
+    layout: str = "arrays",
 ) -> ExportReport:
     """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export.
     `capacity` (formulas mode, GPT-2 workbooks): N token rows on every sheet, the ids an
     input column (see capacity.py); 16 like the CLI; None: exactly the prompt's rows.
     `on_demand` (formulas mode): on-demand cells (logits_all) as formulas, not values.
     `excel365`: function cells become LAMBDA defined names called by name (Excel 365 only;
-    see lambdas.py) instead of being spelled out in every formula."""
+    see lambdas.py) instead of being spelled out in every formula.
+    `layout` (formulas mode): "arrays", one array formula per block; "cells", one ordinary
+    formula per number, for small models (see cell_layout.py)."""
     start = time.perf_counter()
     path = Path(path)
     if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
         raise FileNotFoundError(2, "the folder does not exist", str(path.parent))
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+    if layout == "cells" and (mode != "formulas" or excel365):
+        raise ValueError("layout cells needs mode formulas (and not excel365)")
     exported = select(wb, cells, mode, with_params)
     run_for_export(wb, exported)
     padding: contextlib.AbstractContextManager[Capacity | None] = contextlib.nullcontext()
@@ -114,7 +123,8 @@ def export_workbook(
         plan = build_plan(
             wb, mode, with_params, cells, capacity=cap, on_demand=on_demand, excel365=excel365
         )
-        writer = _Writer(wb, plan, progress)
+        per_cell = CellFormulas(plan) if layout == "cells" else None
+        writer = _Writer(wb, plan, progress, per_cell)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
@@ -139,8 +149,15 @@ def export_workbook(
 
 
 class _Writer:
-    def __init__(self, wb: Workbook, plan: Plan, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        wb: Workbook,
+        plan: Plan,
+        progress: Progress | None,
+        per_cell: CellFormulas | None = None,
+    ) -> None:
         self.wb, self.plan, self.progress = wb, plan, progress
+        self.per_cell = per_cell  # --layout cells: one formula per number
         self.book = XlWorkbook(write_only=True)
         self.sheet_count = 0
         self.done = 0
@@ -251,6 +268,8 @@ class _Writer:
                     "for characters outside ASCII: then type the ids."
                 ]
             )
+        if self.per_cell is not None:
+            table.append([self.per_cell.index_note()])
         if mode == "formulas":
             table.append(
                 [
@@ -373,7 +392,7 @@ class _Writer:
             self._look(ws, entry, p, labels, fmt)
             rows = RowWriter(ws, fmt)
             header = [text_cell(ws, entry.name, font=BOLD, fill=HEADER_FILL)]
-            header += [value_cell(ws, c) for c in (entry.col_labels or [])]
+            header += [header_cell(ws, c) for c in (entry.col_labels or [])]
             if entry.helpers and not p.transposed:
                 header += [None] + [text_cell(ws, h.label, font=BOLD) for h in entry.helpers]
             if entry.blank_from is not None:
@@ -477,6 +496,17 @@ class _Writer:
         """Each piece is one array formula over its rectangle of the sheet; helper columns
         (per-row max, mean, ...) follow the data after one blank column (or row)."""
         ws = rows.ws
+
+        def label(r: int) -> Any:
+            if r < len(labels):
+                return self._live_label(ws, entry, p, r, len(labels)) or value_cell(ws, labels[r])
+            if r > p.parts[0].n_rows:  # a helper row of a transposed sheet
+                return text_cell(ws, entry.helpers[r - p.parts[0].n_rows - 1].label, font=BOLD)
+            return None
+
+        if self.per_cell is not None:
+            self.per_cell.write_rows(rows, entry, p, fmt, label)
+            return
         starts: dict[int, list[tuple[int, Any]]] = {}
 
         def add(rect: tuple[int, int, int, int], text: str, number_format: str | None) -> None:
@@ -496,13 +526,7 @@ class _Writer:
         n_data = p.parts[0].n_rows
         n_rows = n_data + (1 + len(entry.helpers) if p.transposed and entry.helpers else 0)
         for r in range(n_rows):
-            if r < len(labels):
-                label = self._live_label(ws, entry, p, r, len(labels)) or value_cell(ws, labels[r])
-            elif r > n_data:  # a helper row of a transposed sheet
-                label = text_cell(ws, entry.helpers[r - n_data - 1].label, font=BOLD)
-            else:
-                label = None
-            cells: list[Any] = [label]
+            cells: list[Any] = [label(r)]
             for c0, cell in sorted(starts.get(r, []), key=lambda x: x[0]):
                 cells += [None] * (c0 + DATA_COL0 - len(cells))
                 cells.append(cell)
