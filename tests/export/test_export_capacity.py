@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -17,7 +18,8 @@ from openpyxl import load_workbook
 import cellgpt
 from cellgpt.export.capacity import PAD_LABEL
 from cellgpt.export.recalc import read_array, recalculate
-from cellgpt.export.xlsx import export_workbook
+from cellgpt.export.xlsx import ExportReport, export_workbook
+from tests.export.conftest import TINY_CAPACITY, TINY_PROMPT
 from tests.export.test_export import GPT2, engine_as_sheet, float64_reference
 
 CAPACITY = 8
@@ -49,13 +51,15 @@ def type_into(path: Path, out: Path, sheet: str, typed: dict[str, int | str]) ->
             dst.writestr(item, data)
 
 
-def test_edited_token_ids_recompute_the_model(params_tiny_dir: Path, tmp_path: Path) -> None:
-    prompt = "ab cd"
-    wb = cellgpt.open(GPT2, model=str(params_tiny_dir), prompt=prompt)
+def test_edited_token_ids_recompute_the_model(
+    params_tiny_dir: Path, tiny_formulas_export: tuple[Any, ExportReport], tmp_path: Path
+) -> None:
+    wb, report = tiny_formulas_export
+    prompt = TINY_PROMPT
+    assert TINY_CAPACITY == CAPACITY
     ids = [int(i) for i in wb["token_ids"]]
     n = len(ids)
     assert n < CAPACITY - 1
-    report = export_workbook(wb, tmp_path / "cap.xlsx", mode="formulas", capacity=CAPACITY)
     assert list(wb["token_ids"]) == ids  # the workbook is as it was
     how = {e.name: e.how for e in report.plan.entries}
     assert how["token_ids"] == "input" and how["n_tokens"] == "formula"
