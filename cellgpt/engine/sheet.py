@@ -47,6 +47,11 @@ class Sheet:
         # Bumped by every change to a cell's formula, the cells or the aliases, for caches of
         # what the formulas say (fusion.ChainFinder).
         self.formula_version = 0
+        # Every change announced to the listeners (and every extender set), counted; and the
+        # last invalidation as (cell, count before, count after): how a replay of row-append
+        # steps (replay.py) knows that nothing but its growing input changed since.
+        self.changes = 0
+        self.last_invalidation: tuple[str, int, int] | None = None
 
     # ------------------------------------------------------------------ names
     def resolve(self, name: str) -> str:
@@ -59,6 +64,7 @@ class Sheet:
         return self.aliases.get(name, name) in self.cells
 
     def notify(self, name: str) -> None:
+        self.changes += 1
         for listener in self.listeners:
             listener(name)
 
@@ -212,6 +218,7 @@ class Sheet:
     def invalidate(self, name: str) -> None:
         """Mark a cell and everything downstream stale. Pinned cells stop the wave: their value
         does not depend on their inputs."""
+        before = self.changes
         stack = [name]
         seen: set[str] = set()
         changed: list[str] = []
@@ -230,6 +237,7 @@ class Sheet:
             stack.extend(self.graph.children(n))
         for n in changed:
             self.notify(n)
+        self.last_invalidation = (name, before, self.changes)
 
 
 def _order_new_cells(refs: dict[str, tuple[str, ...]]) -> list[str]:
