@@ -134,7 +134,9 @@ def softmax_last(a: np.ndarray) -> np.ndarray:
         np.exp(o, out=o)
         o /= np.sum(o, axis=-1, keepdims=True)
 
-    for_chunks(src.shape[0], _in_cache(rows, src[0].nbytes), work=src.size * SOFTMAX_WORK)
+    for_chunks(
+        src.shape[0], _in_cache(rows, src[0].nbytes), work=src.size * SOFTMAX_WORK, blas=False
+    )
     return out.reshape(a.shape)
 
 
@@ -155,7 +157,7 @@ def _softmax_causal(a: np.ndarray, offset: int) -> np.ndarray:
                 o /= np.sum(o, axis=-1, keepdims=True)
                 out[h, r0:r1, seen:] = 0
 
-    for_chunks(heads, per_heads, work=a.size * SOFTMAX_WORK / 2)
+    for_chunks(heads, per_heads, work=a.size * SOFTMAX_WORK / 2, blas=False)
     return causal.mark(out, offset, 0.0)
 
 
@@ -178,7 +180,9 @@ def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float) ->
         o *= gain
         o += bias
 
-    for_chunks(src.shape[0], _in_cache(rows, src[0].nbytes), work=src.size * LAYER_NORM_WORK)
+    for_chunks(
+        src.shape[0], _in_cache(rows, src[0].nbytes), work=src.size * LAYER_NORM_WORK, blas=False
+    )
     return out.reshape(x.shape)
 
 
@@ -191,7 +195,9 @@ def normalize(x: np.ndarray, eps: float) -> np.ndarray:
     def rows(start: int, stop: int) -> None:
         _normalize_rows(src[start:stop], out[start:stop], eps32)
 
-    for_chunks(src.shape[0], _in_cache(rows, src[0].nbytes), work=src.size * NORMALIZE_WORK)
+    for_chunks(
+        src.shape[0], _in_cache(rows, src[0].nbytes), work=src.size * NORMALIZE_WORK, blas=False
+    )
     return out.reshape(x.shape)
 
 
@@ -208,7 +214,9 @@ def norm_scale(x: np.ndarray, eps: float) -> np.ndarray:
         c *= c
         np.sqrt(np.mean(c, axis=-1, keepdims=True) + eps32, out=out[start:stop])
 
-    for_chunks(src.shape[0], _in_cache(rows, src[0].nbytes), work=src.size * NORMALIZE_WORK)
+    for_chunks(
+        src.shape[0], _in_cache(rows, src[0].nbytes), work=src.size * NORMALIZE_WORK, blas=False
+    )
     return out.reshape((*x.shape[:-1], 1))
 
 
@@ -235,5 +243,5 @@ def gelu(x: np.ndarray) -> np.ndarray:
         np.multiply(half, r, out=o)
         o *= inner
 
-    for_chunks(src.shape[0], _in_cache(rows, src[0].nbytes), work=src.size * GELU_WORK)
+    for_chunks(src.shape[0], _in_cache(rows, src[0].nbytes), work=src.size * GELU_WORK, blas=False)
     return out.reshape(x.shape)
