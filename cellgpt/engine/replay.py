@@ -27,6 +27,7 @@ line up — and otherwise runs the generic way; the cells after it then check ag
 
 from __future__ import annotations
 
+import ast
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cellgpt.engine.append import RowExtender, RowTail, _joins, join_rows, take_rows
+from cellgpt.engine.append import (
+    RowExtender,
+    RowTail,
+    _joins,
+    join_rows,
+    keep_for_compare,
+    take_rows,
+)
 from cellgpt.engine.limits import SCALARS, value_bytes
 from cellgpt.engine.row_rules import ndim_of
 from cellgpt.engine.store import MISSING, CellState, Status
@@ -78,9 +86,20 @@ class _Fast:
 
 
 @dataclass
+class _Alias:
+    """A cell whose formula is another cell's name (`resid_pre = prev`): it takes that
+    value as is, and passes its appended rows on."""
+
+    name: str
+    state: CellState
+    ref: str
+    ref_state: CellState
+
+
+@dataclass
 class _Segment:
     target: str
-    steps: list[_Fast | str]  # a cell name: run it the generic way
+    steps: list[_Fast | _Alias | str]  # a cell name: run it the generic way
     evicted: list[str]
 
 
@@ -135,12 +154,23 @@ class AppendReplay:
             return None
         segments = []
         for rec in recordings:
-            steps: list[_Fast | str] = []
+            steps: list[_Fast | _Alias | str] = []
             for name, kind, grown in rec.steps:
-                fast = self._fast(name, kind, grown) if kind != PLAIN else None
-                steps.append(fast if fast is not None else name)
+                step = self._fast(name, kind, grown) if kind != PLAIN else self._alias(name)
+                steps.append(step if step is not None else name)
             segments.append(_Segment(rec.target, steps, rec.evicted))
         return segments
+
+    def _alias(self, name: str) -> _Alias | None:
+        runner = self.runner
+        cell = runner._cells[name]
+        body = cell.formula.tree.body if cell.formula is not None else None
+        if not isinstance(body, ast.Name | ast.Attribute) or len(cell.refs) != 1:
+            return None
+        if cell.pinned or cell.evaluator is None:
+            return None
+        (ref,) = cell.refs
+        return _Alias(name, runner._store[name], ref, runner._store[ref])
 
     def _fast(self, name: str, kind: str, grown: frozenset[str]) -> _Fast | None:
         """The compiled new-rows step, or None (run it the generic way)."""
@@ -188,12 +218,13 @@ class AppendReplay:
         generic = False
         try:
             for step in segment.steps:
-                if type(step) is str:
+                kind = type(step)
+                if kind is str:
                     runner._evaluate(step)
                     status = runner._store[step].status
                     if status is not Status.FRESH and status is not Status.PINNED:
                         generic = True
-                elif not self._run_fast(step):
+                elif not (self._run_fast(step) if kind is _Fast else self._run_alias(step)):
                     runner._evaluate(step.name)
                     generic = True
         finally:
@@ -208,6 +239,32 @@ class AppendReplay:
                     if state.nbytes:
                         runner._store.account(state, 0)
                     runner._notify(name)
+
+    def _run_alias(self, step: _Alias) -> bool:
+        """`x = y` as the generic path runs it (y's value; y's appended rows when x's last
+        value was computed from y's previous one); False: run it the generic way."""
+        runner, state, ref_state = self.runner, step.state, step.ref_state
+        if ref_state.status is not Status.FRESH or ref_state.evicted:
+            return False
+        if runner._cells[step.ref].pinned or not keep_for_compare(state.value):
+            return False
+        seen = state.input_versions
+        version = ref_state.version
+        if seen is None or seen.get(step.ref) != version - 1:
+            return False
+        value = ref_state.value
+        nbytes = 0 if type(value) in SCALARS else value_bytes(value, (value,))
+        store = runner._store
+        if nbytes and store.total_bytes - state.nbytes + nbytes > runner._store_limit:
+            return False
+        state.runs += 1
+        runner.evaluations += 1
+        runner._pending_bytes = nbytes
+        runner._store_value(state, value, 0.0, Status.FRESH)
+        state.appended_from = ref_state.appended_from
+        state.input_versions = {step.ref: version}
+        runner._notify(step.name)
+        return True
 
     def _run_fast(self, step: _Fast) -> bool:
         """Compute one cell's new rows as the generic path would; False: nothing changed,
