@@ -34,7 +34,12 @@ SMALL_PRODUCT = 2e6  # multiply-adds from which a product of two or more rows is
 
 def is_float(*arrays: np.ndarray) -> bool:
     """All float32 or all float64 (the kernels never mix or promote)."""
-    return all(a.dtype.type in _FLOATS for a in arrays) and len({a.dtype for a in arrays}) == 1
+    dtype = arrays[0].dtype
+    if dtype.type not in _FLOATS:
+        return False
+    if len(arrays) == 2:  # a product's two operands, before every product: no generator
+        return bool(arrays[1].dtype == dtype)
+    return all(a.dtype == dtype for a in arrays)
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -147,6 +152,17 @@ def _softmax_causal(a: np.ndarray, offset: int) -> np.ndarray:
     heads, rows = a.shape[0], a.shape[1]
     out = np.empty_like(a)
     blocks = causal.blocks(rows, offset)
+
+    if len(blocks) == 1 and rows * a.shape[2] * heads * 4 <= CACHE_BYTES:
+        # A few new rows (a generated token's scores): every head at once, the same
+        # operations on the same rows as head by head, ~10 numpy calls instead of ~6 a head.
+        ((r0, r1, seen),) = blocks
+        x, o = a[:, r0:r1, :seen], out[:, r0:r1, :seen]
+        np.subtract(x, np.max(x, axis=-1, keepdims=True), out=o)
+        np.exp(o, out=o)
+        o /= np.sum(o, axis=-1, keepdims=True)
+        out[:, r0:r1, seen:] = 0
+        return causal.mark(out, offset, 0.0)
 
     def per_heads(start: int, stop: int) -> None:
         for h in range(start, stop):  # one head's block of rows stays in cache (see above)
