@@ -219,22 +219,21 @@ class Sheet:
         """Mark a cell and everything downstream stale. Pinned cells stop the wave: their value
         does not depend on their inputs."""
         before = self.changes
-        stack = [name]
-        seen: set[str] = set()
-        changed: list[str] = []
+        states, cells, children = self.store.states, self.cells, self.graph.children
+        stale = Status.STALE
+        root = states[name]
+        root.status, root.tail = stale, None
+        changed = [name]
+        stack = list(children(name))  # generation walks ~400 cells per token: a tight loop
         while stack:
             n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            state = self.store[n]
-            if n != name and state.status == Status.STALE:
+            state = states[n]
+            if state.status is stale:
                 continue  # already stale, and so is everything after it: nothing to walk
-            state.status, state.tail = Status.STALE, None
+            state.status, state.tail = stale, None
             changed.append(n)
-            if n != name and self.cells[n].pinned:
-                continue
-            stack.extend(self.graph.children(n))
+            if not cells[n].pinned:
+                stack.extend(children(n))
         for n in changed:
             self.notify(n)
         self.last_invalidation = (name, before, self.changes)
