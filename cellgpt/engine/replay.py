@@ -302,10 +302,18 @@ class AppendReplay:
                 value = ref_state.value
                 if value is MISSING:
                     return False
-                rows = take_rows(value, old, cut_axis)
-            if ndim is not None and not _has_ndim(rows, ndim):
-                return False
-            n = _count(rows, cut_axis)
+                if type(value) is np.ndarray and cut_axis == 0 and value.ndim:
+                    rows = value[old:]  # take_rows, without building an index
+                else:
+                    rows = take_rows(value, old, cut_axis)
+            if type(rows) is np.ndarray:  # _has_ndim and _count, inline for arrays
+                if (ndim is not None and rows.ndim != ndim) or rows.ndim <= cut_axis:
+                    return False
+                n = rows.shape[cut_axis]
+            else:
+                if ndim is not None and not _has_ndim(rows, ndim):
+                    return False
+                n = _count(rows, cut_axis)
             if n is None or (count >= 0 and n != count):
                 return False
             count = n

@@ -169,3 +169,27 @@ def test_a_run_of_another_cell_between_tokens_drops_the_replay(
     # replays from the 3rd token on; the run of top_k after the 6th drops the recording:
     # the 7th runs the generic way, the 8th is recorded, the 9th replays again
     assert np.diff([0, *seen]).tolist() == [0, 0, 1, 1, 1, 1, 0, 0, 1, 1]
+
+
+def test_listeners_hear_of_the_same_cells_as_in_the_generic_path(params_tiny_dir: Path) -> None:
+    """The TUI subscribes to cell changes: a replayed token announces every cell it
+    recomputes or drops, as the generic path does (once each instead of twice)."""
+    heard: dict[bool, list[set[str]]] = {}
+    for on in (False, True):
+        replay.enabled = on
+        try:
+            wb = cellgpt.open(WORKBOOK, model=str(params_tiny_dir), prompt=PROMPT)
+            names: list[str] = []
+            wb.subscribe(names.append)
+            per_token: list[set[str]] = []
+
+            def on_token(_token: int, names: list[str] = names, out: list = per_token) -> None:
+                out.append(set(names))
+                names.clear()
+
+            generate(wb, 6, on_token=on_token)
+            heard[on] = per_token
+        finally:
+            replay.enabled = True
+    assert heard[True][2:] == heard[False][2:]  # tokens 3-6 are replayed
+    assert len(heard[True][-1]) > 40  # 2 blocks: ~20 cells each
