@@ -216,6 +216,7 @@ class AppendReplay:
         runner = self.runner
         runner._begin()
         generic = False
+        evaluations = runner.evaluations
         try:
             for step in segment.steps:
                 kind = type(step)
@@ -229,6 +230,8 @@ class AppendReplay:
                     generic = True
         finally:
             runner._deadline.at = float("inf")
+        if runner.evaluations - evaluations != len(segment.steps):
+            generic = True  # a dropped value was recomputed on the way (_restore)
         if generic:  # the generic run's last step: drop what no reader still needs
             runner._evict_done(list(runner._evictable), keep=target)
         else:
