@@ -4,7 +4,9 @@ torch.inference_mode(), 2 threads), timed with the shared fair protocol (_fair.p
 process, interleaved rounds in alternating order, an idle pause before each side, the median
 of per-round ratios, the load reported). Both sides include the prompt's own forward pass (as
 generate() does) and must produce the same ids (checked every round). `--full` adds the cell
-graph recomputing every row of every cell for each new token (no row-append variants).
+graph recomputing every row of every cell for each new token (no row-append variants);
+`--no-replay` runs every token through the generic row-append path instead of replaying the
+recorded steps (engine/replay.py), for a before/after on the same machine.
 
     python benchmarks/bench_generate.py [--prompts 8,256] [--new 40] [--repeats 5] [--strict]
 """
@@ -37,6 +39,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="kept rounds per prompt length")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--full", action="store_true", help="also time full recompute")
+    parser.add_argument(
+        "--no-replay",
+        action="store_true",
+        help="run every token through the generic row-append path (engine/replay.py off)",
+    )
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="model scratch folder")
     _fair.add_arguments(parser)
     args = parser.parse_args()
@@ -70,7 +77,10 @@ def measure(
     from transformers import GPT2LMHeadModel
 
     import cellgpt
+    from cellgpt.engine import replay
     from cellgpt.gpt2.generate import generate
+
+    replay.enabled = not args.no_replay
 
     torch.set_num_threads(args.threads)
     model = GPT2LMHeadModel.from_pretrained(hf_dir, attn_implementation="sdpa").eval()

@@ -11,6 +11,7 @@ from cellgpt.engine.append import Extender
 from cellgpt.engine.errors import DefinitionError, ErrorInfo, FormulaError
 from cellgpt.engine.formula_compile import Evaluator
 from cellgpt.engine.formula_parse import Formula, parse_formula
+from cellgpt.engine.limits import MAX_FORMULA_CHARS, MAX_NODES
 from cellgpt.engine.store import MISSING, Status
 
 
@@ -88,6 +89,8 @@ def literal_text(value: Any) -> str | None:
         if not all(isinstance(v, bool | int | float | str | type(None)) for v in value):
             return None
         text = repr(value)
+        if _plain_ids(value, text):
+            return text  # token ids (generation sets a longer list per token): no parse
     else:
         return None
     if text in ("inf", "-inf", "nan"):
@@ -96,3 +99,15 @@ def literal_text(value: Any) -> str | None:
         return text if parse_formula(text).is_literal else None
     except FormulaError:
         return None
+
+
+def _plain_ids(value: list[Any] | tuple[Any, ...], text: str) -> bool:
+    """A non-empty list of non-negative ints whose text is within the formula limits: its
+    repr always parses as a literal, so literal_text need not parse it to know (set_formula
+    parses it once anyway)."""
+    return (
+        isinstance(value, list)
+        and 0 < len(value) < MAX_NODES // 2
+        and len(text) <= MAX_FORMULA_CHARS
+        and all(type(v) is int and v >= 0 for v in value)
+    )

@@ -227,10 +227,12 @@ def check_matmul_shapes(sa: tuple[int, ...], sb: tuple[int, ...]) -> None:
         return
     rows = sa[-2] if len(sa) >= 2 else 1
     cols = sb[-1] if len(sb) >= 2 else 1
-    try:
-        batch = np.broadcast_shapes(sa[:-2], sb[:-2])
-    except ValueError:
-        return
+    batch: tuple[int, ...] = ()
+    if len(sa) > 2 or len(sb) > 2:  # np.broadcast_shapes costs ~4 µs: only when needed
+        try:
+            batch = np.broadcast_shapes(sa[:-2], sb[:-2])
+        except ValueError:
+            return
     outputs = math.prod(batch) * rows * cols
     check_elements(outputs)
     flops = outputs * sa[-1]

@@ -160,20 +160,38 @@ MIN_WORK = 2e7
 
 
 def for_chunks(
-    n: int, fn: Callable[[int, int], None], *, work: float, min_work: float = MIN_WORK
+    n: int,
+    fn: Callable[[int, int], None],
+    *,
+    work: float,
+    min_work: float = MIN_WORK,
+    blas: bool = True,
 ) -> None:
     """Call fn(start, stop) over [0, n) — in one chunk per worker if the total `work` (about
     the number of multiply-adds; see kernels.py for element-wise weights) is worth a thread
     hand-off, else inline. BLAS stays single-threaded either way; chunks must write disjoint
-    outputs."""
+    outputs. `blas=False`: fn makes no BLAS call, so BLAS's thread count is left alone
+    (switching it costs 2-10 µs, more right after a threaded product: ~100 element-wise
+    kernels per generated token paid that)."""
+    if not blas:
+        if WORKERS <= 1 or n < 2 or work < min_work or getattr(_local, "busy", False):
+            fn(0, n)
+        else:
+            _split(n, fn)
+        return
     with single_threaded_blas():
         if WORKERS <= 1 or n < 2 or work < min_work or getattr(_local, "busy", False):
             fn(0, n)
             return
-        parts = chunks(n, WORKERS)
-        futures = [_executor().submit(_run_chunk, fn, a, b) for a, b in parts[1:]]
-        try:
-            _run_chunk(fn, *parts[0])
-        finally:
-            for future in futures:
-                future.result()
+        _split(n, fn)
+
+
+def _split(n: int, fn: Callable[[int, int], None]) -> None:
+    """fn over one chunk per worker: the first on this thread, the others on the pool."""
+    parts = chunks(n, WORKERS)
+    futures = [_executor().submit(_run_chunk, fn, a, b) for a, b in parts[1:]]
+    try:
+        _run_chunk(fn, *parts[0])
+    finally:
+        for future in futures:
+            future.result()

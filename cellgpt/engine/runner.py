@@ -31,6 +31,7 @@ from cellgpt.engine.formula_parse import Formula
 from cellgpt.engine.fusion import Chain, ChainFinder
 from cellgpt.engine.grad_functions import NAME_ARGUMENTS as GRADIENT_CALLS
 from cellgpt.engine.limits import SCALARS, budget, value_bytes
+from cellgpt.engine.replay import EXTEND, PLAIN, TAIL, AppendReplay, Recording, replaying
 from cellgpt.engine.sheet import Sheet
 from cellgpt.engine.store import MISSING, CellState, Status
 
@@ -57,6 +58,8 @@ class Runner:
         self._store_limit = sheet.limits.store_bytes
         self.evaluations = 0  # total cell evaluations, for tests and benchmarks
         self._chains = ChainFinder(sheet.library.fusions, self._cell_named)
+        self._replay: AppendReplay | None = None  # while generating (replay.py)
+        self._recording: Recording | None = None  # what the current run does, for a replay
 
     def _cell_named(self, name: str) -> str | None:
         target = self._sheet.aliases.get(name, name)
@@ -76,6 +79,44 @@ class Runner:
     ) -> Any:
         """Recompute what is stale: the ancestors of `target` and `target` itself, or with
         None every stale cell. Returns the value of `target` (raises CellError if it failed)."""
+        replay = self._replay
+        if replay is not None and target is not None and progress is None and cancel is None:
+            self._run_replaying(replay, target, watch)
+            return self.value_or_raise(target)
+        self._run(target, progress, cancel, watch)
+        if target is None:
+            return None
+        return self.value_or_raise(target)
+
+    def replay_appends(self, root: str) -> Any:
+        """A context in which runs after appends to the input `root` replay the steps the
+        first such run took (see replay.py)."""
+        return replaying(self, root)
+
+    def _run_replaying(self, replay: AppendReplay, target: str, watch: Watch | None) -> None:
+        mode = replay.before_run(target)
+        recording = Recording(target) if mode == "record" else None
+        try:
+            if mode == "replay":
+                replay.replay(target)
+            else:
+                self._recording = recording
+                try:
+                    self._run(target, None, None, watch)
+                finally:
+                    self._recording = None
+        except BaseException:
+            replay.drop()
+            raise
+        replay.after_run(mode, recording)
+
+    def _run(
+        self,
+        target: str | None,
+        progress: Progress | None,
+        cancel: Cancel | None,
+        watch: Watch | None,
+    ) -> None:
         ran = False
         try:
             while True:
@@ -86,9 +127,6 @@ class Runner:
         finally:
             if ran:  # drop what is no longer needed (not the value asked for)
                 self._evict_done(list(self._evictable), keep=target)
-        if target is None:
-            return None
-        return self.value_or_raise(target)
 
     def rerun(self, name: str) -> Any:
         """Recompute one cell from its inputs' current values, even if it is fresh."""
@@ -176,6 +214,8 @@ class Runner:
         counts = watch or {}
         hold = self._activations_for_gradients(plan)
         chains = self._fusable_chains(plan, keep, hold) if self._chains else {}
+        if hold and self._recording is not None:
+            self._recording.unrepeatable = True
         deferred = {link for chain in chains.values() for link in chain.links}
         self._begin()
         try:
@@ -198,6 +238,8 @@ class Runner:
                     self._evict_done(self._graph.parents(name), keep=keep, hold=hold)
                 reshape = counts.get(name)
                 if reshape is not None and reshape():
+                    if self._recording is not None:
+                        self._recording.unrepeatable = True
                     return True
         finally:
             self._deadline.at = math.inf  # formulas evaluated outside a run have no deadline
@@ -281,6 +323,8 @@ class Runner:
             self._notify(link)
         state.runs += 1
         self.evaluations += 1
+        if self._recording is not None:
+            self._recording.unrepeatable = True  # fused: not a row-append step
         self._pending_bytes = nbytes
         self._store_value(state, value, time.perf_counter() - start, Status.FRESH)
         reader = self._cells[chain.reader]
@@ -304,6 +348,9 @@ class Runner:
         state = self._store[name]
         state.runs += 1
         self.evaluations += 1
+        recording = self._recording
+        if recording is not None:
+            recording.steps.append((name, PLAIN, frozenset()))
         if cell.pinned:
             self._store_value(state, cell.pin_value, 0.0, Status.PINNED)
             state.appended_from = state.input_versions = None
@@ -337,10 +384,14 @@ class Runner:
                 tail = self._new_rows(cell, env, grown)
                 if tail is not None:
                     self._store_tail(name, tail, grown, time.perf_counter() - start)
+                    if recording is not None:
+                        recording.steps[-1] = (name, TAIL, frozenset(grown))
                     return
             value = self._extend(cell, prev, env, grown)
             if value is not None:
                 appended = min(grown.values(), default=0) if grown else None
+                if recording is not None and grown:
+                    recording.steps[-1] = (name, EXTEND, frozenset(grown))
             else:
                 if tails:  # the formula needs whole values
                     env = {ref: self._input(ref, tails=False) for ref in cell.refs}
@@ -555,3 +606,5 @@ class Runner:
                 state.value, state.tail, state.evicted = MISSING, None, True
                 self._store.account(state, 0)
                 self._notify(name)
+                if self._recording is not None:
+                    self._recording.evicted.append(name)

@@ -74,6 +74,7 @@ class CellState:
 class ValueStore:
     def __init__(self) -> None:
         self._states: dict[str, CellState] = {}
+        self.states = self._states  # read-only use: {name: state}, for tight loops
         self.total_bytes = 0  # of every live value, for the workbook-wide budget
 
     def account(self, state: CellState, nbytes: int) -> None:

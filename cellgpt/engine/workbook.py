@@ -13,6 +13,7 @@ one `Sheet` (cells, aliases, dependency graph, run state):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from cellgpt.engine import stepping, tables
@@ -64,6 +65,7 @@ class Workbook:
     @limits.setter
     def limits(self, limits: Limits) -> None:
         self._sheet.limits = limits
+        self._sheet.changes += 1
 
     @property
     def evaluations(self) -> int:
@@ -134,6 +136,13 @@ class Workbook:
         its inputs only gained rows. Editing the formula drops it."""
         cell = self.cell(name)
         cell.extender, cell.extender_source = extender, cell.source if extender else None
+        self._sheet.changes += 1  # a recorded replay (replay.py) no longer stands
+
+    def replay_appends(self, name: str) -> AbstractContextManager[Any]:
+        """While inside, the runs that follow each append to the input `name` (generation)
+        replay the steps the first such cycle took instead of re-planning every cell; any
+        other change drops the replay (see replay.py). The values are the same either way."""
+        return self._runner.replay_appends(self.resolve(name))
 
     def extender(self, name: str) -> Extender | None:
         """The cell's row-append variant, if one is registered for its current formula."""

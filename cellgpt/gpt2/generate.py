@@ -28,7 +28,7 @@ def generate(
     on_token: Callable[[int], None] | None = None,
 ) -> list[int]:
     """Generate up to `n_new` tokens; stops early at the context limit (or end-of-text)."""
-    with one_row_steps():
+    with one_row_steps(), wb.replay_appends(cells.GENERATED):
         return _generate(wb, n_new, greedy, stop_at_eot, on_token)
 
 

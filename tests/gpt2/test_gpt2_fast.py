@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import cellgpt
-from cellgpt.engine import kernels, parallel
+from cellgpt.engine import causal, kernels, parallel
 from cellgpt.gpt2 import functions as gpt2_functions
 from cellgpt.gpt2.generate import generate
 
@@ -151,3 +151,17 @@ def test_generation_gives_the_same_tokens_on_blas_threads_and_on_our_split(
         runs[quiet] = (generate(wb, 8), np.array(wb["logits"]))
     assert runs[True][0] == runs[False][0]
     np.testing.assert_allclose(runs[True][1], runs[False][1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows,keys", [(1, 1), (1, 37), (1, 1024), (3, 300)])
+def test_causal_softmax_of_new_rows_equals_the_plain_formula_bit_for_bit(rows, keys):
+    # A generated token's scores: [heads, new rows, keys], -inf after each row's own key.
+    rng = np.random.default_rng(rows * keys)
+    scores = rng.standard_normal((12, rows, keys), dtype=np.float32) * np.float32(4)
+    offset = keys - rows
+    future = np.arange(keys)[None, :] > offset + np.arange(rows)[:, None]
+    scores[:, future] = -np.inf
+    got = kernels.softmax_last(causal.mark(scores, offset, -np.inf))
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    np.testing.assert_array_equal(got, e / e.sum(axis=-1, keepdims=True))
