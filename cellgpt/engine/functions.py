@@ -483,6 +483,18 @@ def take(a: Any, indices: Any, axis: int = 0) -> np.ndarray:
     a, idx = _as_array(a), _as_array(indices)
     if a.ndim:
         check_elements(idx.size * (a.size // max(a.shape[int(axis)], 1)), "take()'s result")
+    if idx.dtype.kind not in "iub":
+        # A float index is truncated (and nan or inf cast to garbage) by astype: say which.
+        bad = (
+            np.flatnonzero(~(np.isfinite(idx) & (np.mod(idx, 1) == 0)).ravel())
+            if idx.dtype.kind == "f"
+            else [0]
+        )
+        if len(bad):
+            raise ValueError(
+                f"take(): indices must be whole numbers; entry {int(bad[0])} is "
+                f"{idx.ravel()[int(bad[0])].item()!r}"
+            )
     return np.take(a, idx.astype(np.int64), axis=int(axis))
 
 
