@@ -129,7 +129,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _export_parts(args: argparse.Namespace, wb: object) -> int:
     """`--parts`: the formulas export as several workbooks (cellgpt/export/parts.py)."""
-    from cellgpt.export.parts import export_parts
+    from cellgpt.export.split import export_parts
 
     if args.mode != "formulas" or args.cells:
         raise UserError("--parts needs --mode formulas and no --cells")

@@ -7,7 +7,7 @@ A part after the first starts from the residual stream entering its first block
 (`h{a}.resid_pre`) and the token count (`n_tokens`), both written as the values cellgpt
 computed, labelled as such on the Index and the Summary. Every part but the last checks its
 output residual (`h{b-1}.resid_post`) against cellgpt's values on a `check` sheet.
-`feed` copies one part's recalculated output into the next part's input, to chain them.
+`split.export_parts` writes the parts; `feed` copies one part's recalculated output into the next part's input, to chain them.
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ def n_blocks(wb: Workbook) -> int:
     return max(found) + 1
 
 
-def parse_parts(spec: str, wb: Workbook) -> list[range]:
-    """`spec` is a number of parts ("3", balanced by parameter count) or block ranges
+def parse_parts(spec: str, wb: Workbook, capacity: int | None = None) -> list[range]:
+    """`spec` is a number of parts ("3", balanced by estimated memory) or block ranges
     ("0-3,4-7,8-11"), which must cover every block once, in order."""
     total = n_blocks(wb)
     spec = spec.strip()
@@ -115,7 +115,7 @@ def parse_parts(spec: str, wb: Workbook) -> list[range]:
         k = int(spec)
         if not 1 <= k <= total:
             raise ValueError(f"--parts {spec}: between 1 and the {total} blocks")
-        return balanced(wb, k)
+        return balanced(wb, k, capacity)
     ranges = []
     for piece in spec.split(","):
         found = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", piece)
@@ -132,32 +132,47 @@ def parse_parts(spec: str, wb: Workbook) -> list[range]:
     return ranges
 
 
-def _numbers(wb: Workbook, names: Sequence[str]) -> int:
-    return sum(int(np.asarray(wb.value(n)).size) for n in names if n in wb)
+# What LibreOffice 7.4 holds per item, measured on GPT-2 small (docs/excel.md): ~10 bytes per
+# stored number (a parameter), ~1.1 KB per formula result cell (an activation).
+NUMBER_BYTES, FORMULA_BYTES = 10, 1100
 
 
-def balanced(wb: Workbook, k: int) -> list[range]:
-    """K ranges of consecutive blocks that minimise the largest part's parameter count
-    (the first and last parts also carry the embedding tables)."""
+def _cost(wb: Workbook, names: Sequence[str], scale: float) -> float:
+    """Estimated LibreOffice bytes for these cells; `scale` stretches activations from the
+    prompt's rows to the capacity's."""
+    total = 0.0
+    for name in names:
+        value = wb.value(name)
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiub":
+            continue
+        if wb.cell(name).hints.get("kind") == "param":
+            total += NUMBER_BYTES * value.size
+        else:
+            total += FORMULA_BYTES * value.size * scale
+    return total
+
+
+def balanced(wb: Workbook, k: int, capacity: int | None = None) -> list[range]:
+    """K ranges of consecutive blocks that minimise the largest part's estimated
+    LibreOffice memory (the first part also holds the embeddings, the last the logits)."""
     total = n_blocks(wb)
-    params = [n for n in wb.cells() if wb.cell(n).hints.get("kind") == "param"]
-    per_block = [0] * total
-    for name in params:
-        b = block_of(name)
-        if b is not None:
-            per_block[b] += int(np.asarray(wb.value(name)).size)
-    head = _numbers(wb, ["wte", "wpe"])
-    tail = _numbers(wb, ["wte", "ln_f.weight", "ln_f.bias"])
-    best: tuple[int, list[range]] | None = None
+    n_tokens = max(1, int(np.size(wb.value(cells.TOKEN_IDS))))
+    scale = (capacity or n_tokens) / n_tokens
+    names = wb.cells()
+    per_block = [_cost(wb, [n for n in names if block_of(n) == b], scale) for b in range(total)]
+    after = wb.descendants(f"h{total - 1}.resid_post")
+    before = wb.ancestors("h0.resid_pre")
+    head = _cost(wb, [n for n in before if block_of(n) is None], scale)
+    tail = _cost(wb, [n for n in after | {"ln_f.weight", "ln_f.bias", "wte"} if n in wb], scale)
+    best: tuple[float, list[range]] | None = None
     for cuts in itertools.combinations(range(1, total), k - 1):
         bounds = [0, *cuts, total]
         ranges = [range(a, b) for a, b in itertools.pairwise(bounds)]
         sizes = [sum(per_block[b] for b in r) for r in ranges]
         sizes[0] += head
-        sizes[-1] += tail if k > 1 else tail - _numbers(wb, ["wte"])
-        worst = max(sizes)
-        if best is None or worst < best[0]:
-            best = (worst, ranges)
+        sizes[-1] += tail
+        if best is None or max(sizes) < best[0]:
+            best = (max(sizes), ranges)
     assert best is not None
     return best[1]
 
@@ -194,26 +209,6 @@ def plan_parts(wb: Workbook, ranges: Sequence[range], exported: Sequence[str]) -
             raise ValueError(f"part {i + 1} would need {strays[0]} from another part")
         parts.append(Part(i + 1, len(ranges), blocks, total, chosen, inputs))
     return parts
-
-
-def export_parts(
-    wb: Workbook,
-    path: str | Path,
-    parts: str | int | Sequence[range],
-    **options: Any,
-) -> list[Any]:
-    """Write `wb` (run first) in formulas mode as several workbooks: `parts` is a count
-    (balanced by parameter numbers), "0-3,4-7,8-11" or block ranges. `options` go to
-    `export_workbook` (capacity, on_demand, excel365, progress). Returns one ExportReport
-    per part, in order; files are named model.part1of3.xlsx, ..."""
-    from cellgpt.export.xlsx import export_workbook
-
-    path = Path(path)
-    ranges = parse_parts(str(parts), wb) if isinstance(parts, str | int) else list(parts)
-    split = plan_parts(wb, ranges, select(wb, None, "formulas", False))
-    return [
-        export_workbook(wb, part_path(path, p), mode="formulas", part=p, **options) for p in split
-    ]
 
 
 def part_path(path: Path, part: Part) -> Path:

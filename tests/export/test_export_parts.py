@@ -13,8 +13,17 @@ from openpyxl import load_workbook
 
 import cellgpt
 from cellgpt.cli import main
-from cellgpt.export.parts import OUTPUT_SAME, block_of, export_parts, feed, parse_parts
+from cellgpt.export import excel_forms
+from cellgpt.export.parts import (
+    OUTPUT_SAME,
+    block_of,
+    feed,
+    parse_parts,
+    plan_parts,
+)
+from cellgpt.export.plan import select
 from cellgpt.export.recalc import read_array, recalculate
+from cellgpt.export.split import export_parts
 from cellgpt.export.xlsx import SAME_AS_CELLGPT
 from tests.export.test_export import GPT2, float64_reference
 
@@ -27,62 +36,67 @@ def _summary(book: object) -> dict[str, object]:
     return {r[0]: r[1] for r in rows if r and r[0]}
 
 
-def test_parts_recalculate_and_chain_to_the_engines_next_token(tmp_path: Path) -> None:
-    # gpt2-mini (12 blocks, width 64, vocabulary 2,048): three parts, ~25 s with LibreOffice
+def test_parts_recalculate_and_chain_to_the_engines_next_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gpt2-mini (12 blocks, width 64, vocabulary 2,048) in two parts: LibreOffice twice.
+    # Logits in column chunks of wte (as GPT-2 small's are), 7 here: verified too.
+    monkeypatch.setattr(excel_forms, "MMULT_CHUNK", 20_000)
     wb = cellgpt.open(GPT2, model="gpt2-mini", prompt=PROMPT)
     n = len(wb["token_ids"])
-    reports = export_parts(wb, tmp_path / "m.xlsx", "0-3,4-7,8-11", capacity=CAPACITY)
-    assert [r.path.name for r in reports] == [f"m.part{k}of3.xlsx" for k in (1, 2, 3)]
+    first, last = export_parts(wb, tmp_path / "m.xlsx", "0-5,6-11", capacity=CAPACITY)
+    assert (first.path.name, last.path.name) == ("m.part1of2.xlsx", "m.part2of2.xlsx")
+    index = list(load_workbook(last.path, read_only=True)["Index"].values)
+    row = next(r for r in index if r[0] == "h6.resid_pre")
+    assert row[6] == "values (input from part 1, computed by cellgpt)"
     ref = float64_reference("gpt2-mini", PROMPT)
 
-    for k, report in enumerate(reports):
-        entries = {e.name: e for e in report.plan.entries}
-        blocks = {block_of(name) for name in entries} - {None}
-        assert blocks == set(range(4 * k, 4 * k + 4))
-        assert ("wte" in entries) == (k in (0, 2))  # the embedding and the logits read it
-        assert ("logits" in entries) == (k == 2)
-        if k > 0:
-            for name in (f"h{4 * k}.resid_pre", "n_tokens"):
-                assert entries[name].how == "values"
-                assert entries[name].note == f"input from part {k}, computed by cellgpt"
-            index = [r for r in load_workbook(report.path, read_only=True)["Index"].values]
-            row = next(r for r in index if r[0] == f"h{4 * k}.resid_pre")
-            assert row[6] == f"values (input from part {k}, computed by cellgpt)"
+    book = load_workbook(recalculate(first.path, tmp_path / "lo1"), read_only=True, data_only=True)
+    summary = _summary(book)
+    assert summary["this workbook"] == "part 1 of 2: blocks 0–5"
+    assert summary[OUTPUT_SAME] == "yes"  # the part's own check of its output
+    out = first.plan.entry("h5.resid_post")
+    assert out is not None and out.placement is not None
+    got = read_array(book, out.placement, np.shape(out.value))
+    np.testing.assert_allclose(got[:n], ref["h5.resid_post"], rtol=0, atol=1e-6)
+    book.close()
 
-        book = load_workbook(recalculate(report.path, tmp_path / f"lo{k}"), data_only=True)
-        summary = _summary(book)
-        assert summary["this workbook"] == f"part {k + 1} of 3: blocks {4 * k}–{4 * k + 3}"
-        if k < 2:  # each part's own check: its output against the engine's
-            out = entries[f"h{4 * k + 3}.resid_post"]
-            assert summary[OUTPUT_SAME] == "yes"
-            got = read_array(book, out.placement, np.shape(out.value))
-            np.testing.assert_allclose(got[:n], ref[out.name], rtol=0, atol=1e-6)
-            # chain: this part's recalculated output is the next part's input
-            nxt = reports[k + 1].plan.entry(f"h{4 * k + 4}.resid_pre")
-            assert nxt is not None and nxt.placement is not None
-            feed(got, nxt.placement, reports[k + 1].path)
-        else:
-            assert summary[SAME_AS_CELLGPT] == "yes"
-            assert summary["next token id (this workbook's formula)"] == int(ref["next_token"])
-            logits = entries["logits"]
-            got = read_array(book, logits.placement, np.shape(logits.value))
-            np.testing.assert_allclose(got, ref["logits"], rtol=0, atol=1e-6)
+    # chain: part 1's recalculated output is part 2's input
+    entry = last.plan.entry("h6.resid_pre")
+    assert entry is not None and entry.placement is not None
+    feed(got, entry.placement, last.path)
+    book = load_workbook(recalculate(last.path, tmp_path / "lo2"), read_only=True, data_only=True)
+    summary = _summary(book)
+    assert summary["this workbook"] == "part 2 of 2: blocks 6–11"
+    assert summary[SAME_AS_CELLGPT] == "yes"
+    assert summary["next token id (this workbook's formula)"] == int(ref["next_token"])
+    logits = last.plan.entry("logits")
+    assert logits is not None and logits.pieces is not None and len(logits.pieces) == 7
+    got = read_array(book, logits.placement, np.shape(logits.value))
+    np.testing.assert_allclose(got, ref["logits"], rtol=0, atol=1e-6)
+    book.close()
 
 
-def test_parts_are_balanced_and_checked(tmp_path: Path) -> None:
+def test_parts_hold_their_blocks_and_label_their_inputs(tmp_path: Path) -> None:
     wb = cellgpt.open(GPT2, model="gpt2-mini", prompt=PROMPT)
     wb.run()
-    # 12 equal blocks; the first and last parts also carry wte: they get fewer blocks
-    ranges = parse_parts("3", wb)
-    assert [r[0] for r in ranges] == [0, 3, 9] and ranges[-1][-1] == 11
+    # 12 equal blocks; the first and last parts also carry wte: the middle gets the most
+    ranges = parse_parts("3", wb, CAPACITY)
+    assert [b for r in ranges for b in r] == list(range(12))
+    assert len(ranges[1]) > max(len(ranges[0]), len(ranges[2]))
     assert parse_parts("0-5, 6-11", wb) == [range(0, 6), range(6, 12)]
     for bad in ("0-3,5-11", "0-12", "13", "0", "a-b"):
         with pytest.raises(ValueError, match="--parts"):
             parse_parts(bad, wb)
-    assert (
-        main(
-            ["export", str(tmp_path / "x.xlsx"), "--mode", "formulas", "--parts", "3-11", "--quiet"]
-        )
-        != 0
-    )
+    parts = plan_parts(wb, parse_parts("0-3,4-7,8-11", wb), select(wb, None, "formulas", False))
+    for k, part in enumerate(parts):
+        pulled = select(wb, part.cells, "formulas", False, stops=part.inputs)
+        assert {block_of(n) for n in pulled} - {None} == set(range(4 * k, 4 * k + 4))
+        assert ("wte" in pulled) == (k in (0, 2))  # the embedding and the logits read it
+        assert ("logits" in pulled) == (k == 2)
+        assert ("token_ids" in pulled) == (k == 0)
+        note = f"input from part {k}, computed by cellgpt"
+        want = {f"h{4 * k}.resid_pre": note, "n_tokens": note} if k else {}
+        assert part.inputs == want
+    assert main(["export", str(tmp_path / "x.xlsx"), "--mode", "formulas", "--parts", "3-11"]) != 0
     assert not list(tmp_path.iterdir())
