@@ -7,7 +7,8 @@ A part after the first starts from the residual stream entering its first block
 (`h{a}.resid_pre`) and the token count (`n_tokens`), both written as the values cellgpt
 computed, labelled as such on the Index and the Summary. Every part but the last checks its
 output residual (`h{b-1}.resid_post`) against cellgpt's values on a `check` sheet.
-`split.export_parts` writes the parts; `feed` copies one part's recalculated output into the next part's input, to chain them.
+`split.export_parts` writes the parts; `feed` copies one part's recalculated output into
+the next part's input, to chain them.
 """
 
 from __future__ import annotations

@@ -340,7 +340,7 @@ def _translate(
     progress: Callable[[str], None] | None,
     on_demand: set[str],
     lambdas: Lambdas | None = None,
-    inputs: set[str] = frozenset(),  # type: ignore[assignment]
+    inputs: Collection[str] = (),
 ) -> None:
     translator = Translator(wb, with_excel_forms(wb.library), placements, lambdas)
     for entry in entries:
