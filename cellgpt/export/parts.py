@@ -133,8 +133,9 @@ def parse_parts(spec: str, wb: Workbook, capacity: int | None = None) -> list[ra
     return ranges
 
 
-# What LibreOffice 7.4 holds per item, measured on GPT-2 small (docs/excel.md): ~10 bytes per
-# stored number (a parameter), ~1.1 KB per formula result cell (an activation).
+# A rough model of LibreOffice 7.4's memory, fitted to GPT-2 small (docs/excel.md): ~10 bytes
+# per stored number (a parameter); ~1.1 KB per activation cell, which is a block's whole
+# cost (~0.4 GiB: formula cells, columns, matrices) over its ~300,000 activation cells.
 NUMBER_BYTES, FORMULA_BYTES = 10, 1100
 
 
