@@ -11,12 +11,19 @@ closing notes, each in its own process (so peak RSS is its own):
                   peak RSS) and its next token and logits are compared with the engine run
                   in float64 on the parameters exactly as the sheet holds them
 
+  small-parts     GPT-2-small shapes, formulas mode at capacity 16 split into workbooks of
+                  consecutive blocks (--parts K or block ranges, default 3; export --parts);
+                  with --recalc LibreOffice opens and recalculates each part on its own
+                  (Summary as CSV) under /usr/bin/time -v: wall time, peak RSS, the part's
+                  check of its output residual and, for the last, the next token
+
   With --small-cells PATTERN ... only those cells (and what they read) are exported, to
   see which part of the workbook costs LibreOffice the time and memory (e.g. `embed`:
   the embedding tables; `h0.resid_post`: those plus block 0).
 
     python benchmarks/bench_export.py [--only NAME ...] [--recalc] [--params-part 0.1]
     python benchmarks/bench_export.py --only small-formulas --recalc [--small-cells embed]
+    python benchmarks/bench_export.py --only small-parts --recalc [--parts 3]
 """
 
 from __future__ import annotations
@@ -34,13 +41,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PROMPT = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer"
-CONFIGS = ("mini-formulas", "small-values", "small-params", "small-formulas")
+CONFIGS = ("mini-formulas", "small-values", "small-params", "small-formulas", "small-parts")
 SHORT_PROMPT = "To be, or not to be, that is the question:"  # 12 tokens: fits capacity 16
 CAPACITY = 16
 
 
 def run_one(
-    name: str, out_dir: Path, recalc: bool, part: float, small_cells: list[str] | None = None
+    name: str,
+    out_dir: Path,
+    recalc: bool,
+    part: float,
+    small_cells: list[str] | None = None,
+    parts: str = "3",
 ) -> dict[str, object]:
     from _gpt2_small import ensure_model, peak_rss_mb
 
@@ -50,9 +62,11 @@ def run_one(
     root = Path(__file__).resolve().parent.parent
     workbook = root / "workbooks" / "gpt2.py"
     model = "gpt2-mini" if name == "mini-formulas" else str(ensure_model()[1])
-    prompt = SHORT_PROMPT if name == "small-formulas" else PROMPT
+    prompt = SHORT_PROMPT if name in ("small-formulas", "small-parts") else PROMPT
     wb = cellgpt.open(workbook, model=model, prompt=prompt)
     wb.run()
+    if name == "small-parts":
+        return _export_parts(wb, out_dir, parts)
     cells = small_cells if name == "small-formulas" else None
     if name == "small-params" and part < 1:
         params = [n for n in wb.cells() if wb.cell(n).hints.get("kind") == "param"]
@@ -110,6 +124,53 @@ def run_one(
         result["libreoffice_recalc_seconds"] = round(time.perf_counter() - start, 1)
     path.unlink()
     return result
+
+
+def _export_parts(wb: object, out_dir: Path, parts: str) -> dict[str, object]:
+    from _gpt2_small import peak_rss_mb
+
+    from cellgpt.export.split import export_parts
+
+    start = time.perf_counter()
+    reports = export_parts(wb, out_dir / "small.xlsx", parts, capacity=CAPACITY)  # type: ignore[arg-type]
+    return {
+        "config": "small-parts",
+        "tokens": len(wb.value("tokens")),  # type: ignore[attr-defined]
+        "seconds": round(time.perf_counter() - start, 1),
+        "peak_rss_mb": round(peak_rss_mb()),
+        "parts": [
+            {
+                "part": r.plan.part.title(),
+                "numbers": r.numbers,
+                "sheets": r.sheets,
+                "formula_cells": r.formulas,
+                "seconds": round(r.seconds, 1),
+                "mb": round(r.bytes / 1e6, 1),
+                "workbook": str(r.path),
+            }
+            for r in reports
+        ],
+    }
+
+
+def recalc_parts(result: dict[str, object], out_dir: Path) -> None:
+    """Each part opened and recalculated by LibreOffice on its own (Summary as CSV), under
+    /usr/bin/time -v; one at a time, deleted after, so their peaks are their own."""
+    for k, part in enumerate(result["parts"]):  # type: ignore[union-attr]
+        timing = out_dir / f"time{k}.txt"
+        path = Path(part.pop("workbook"))
+        print(f"LibreOffice: {part['part']} (load average {os.getloadavg()}) ...", flush=True)
+        start = time.perf_counter()
+        csv_dir = out_dir / f"csv{k}"
+        csv_dir.mkdir()
+        summary = _summary_csv(path, csv_dir, ["/usr/bin/time", "-v", "-o", str(timing)])
+        part["libreoffice_recalc_seconds"] = round(time.perf_counter() - start, 1)
+        for line in timing.read_text().splitlines():
+            if "Maximum resident set size" in line:
+                part["libreoffice_peak_rss_mb"] = round(int(line.split()[-1]) / 1024)
+        part["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        part["summary"] = summary
+        path.unlink()
 
 
 def _save_reference(
@@ -235,6 +296,7 @@ def main() -> None:
     parser.add_argument("--recalc", action="store_true", help="also time LibreOffice recalc")
     parser.add_argument("--params-part", type=float, default=1.0, metavar="F")
     parser.add_argument("--small-cells", nargs="+", metavar="PATTERN")
+    parser.add_argument("--parts", default="3", help="small-parts: K or block ranges 0-5,6-11")
     parser.add_argument(
         "--summary-csv",
         action="store_true",
@@ -244,7 +306,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        found = run_one(args.child, args.out, args.recalc, args.params_part, args.small_cells)
+        found = run_one(
+            args.child, args.out, args.recalc, args.params_part, args.small_cells, args.parts
+        )
         print(json.dumps(found))
         return
     print(
@@ -257,11 +321,16 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--child", name, "--out", tmp]
             cmd += ["--params-part", str(args.params_part)] + (["--recalc"] if args.recalc else [])
             cmd += ["--small-cells", *args.small_cells] if args.small_cells else []
+            cmd += ["--parts", args.parts]
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 print(f"{name}: failed\n{done.stderr}")
                 continue
             line = done.stdout.strip().splitlines()[-1]
+            if name == "small-parts" and args.recalc:
+                result = json.loads(line)
+                recalc_parts(result, Path(tmp))
+                line = json.dumps(result)
             if name == "small-formulas" and args.recalc:
                 result = json.loads(line)
                 recalc_small(result, Path(tmp), args.summary_csv)

@@ -65,6 +65,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="formulas mode: arrays, one array formula per block (any size); cells, an "
         "ordinary formula in every cell to click and read (small models only)",
     )
+    p.add_argument(
+        "--parts",
+        metavar="K|RANGES",
+        help="formulas mode: split GPT-2 into K workbooks of consecutive blocks (OUT.part1ofK"
+        ".xlsx, ...; each later part starts from cellgpt's values of the residual stream), "
+        "or give the blocks: 0-3,4-7,8-11",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_export)
 
@@ -86,6 +93,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     for pattern in unmatched(wb, args.cells or []):  # a typo must not shrink the export quietly
         raise UserError(f"--cells: {no_match_message(wb, pattern)}")
     check_target(args.out, files_read(args, wb))
+    if args.parts is not None:
+        return _export_parts(args, wb)
     bar = None if args.quiet else Progress("export", unit="numbers")
     try:
         report = export_workbook(
@@ -125,4 +134,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     on_demand = [e.name for e in report.plan.entries if e.note.startswith("on demand")]
     if on_demand:
         print(f"as values (on demand; --on-demand for formulas): {', '.join(on_demand)}")
+    return 0
+
+
+def _export_parts(args: argparse.Namespace, wb: object) -> int:
+    """`--parts`: the formulas export as several workbooks (cellgpt/export/parts.py)."""
+    from cellgpt.export.split import export_parts
+
+    if args.mode != "formulas" or args.cells:
+        raise UserError("--parts needs --mode formulas and no --cells")
+    if args.layout == "cells":  # parts are for models too big for one workbook
+        raise UserError("--parts writes the arrays layout: leave out --layout cells")
+    try:
+        reports = export_parts(
+            wb,  # type: ignore[arg-type]
+            Path(args.out),
+            args.parts,
+            capacity=args.capacity,
+            on_demand=args.on_demand,
+            excel365=args.excel365,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    for report in reports:
+        part = report.plan.part
+        print(
+            f"wrote {report.path} ({part.title()}): {report.sheets} sheets, "
+            f"{report.formulas} formula cells, {report.numbers:,} numbers, "
+            f"{report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s"
+        )
     return 0

@@ -24,7 +24,9 @@ from cellgpt.export.xlexpr import (
     Agg,
     Index0,
     Lit,
+    Ref,
     RowPick,
+    Transpose,
     XlExpr,
     fn,
     mmult,
@@ -120,6 +122,29 @@ def _rowwise_tiles(x: XArr) -> list[Piece]:
     return x.pieces
 
 
+# LibreOffice copies each MMULT operand range into a matrix (~10 bytes a number) for the
+# formula's whole evaluation: 400 MB for GPT-2's 50,257 × 768 wte in the logits. Beyond
+# this many numbers, the right operand (a sheet range) is cut into column chunks, one array
+# formula each (~35 MB at a time); smaller models keep one MMULT over the named table.
+MMULT_CHUNK = 1 << 22
+
+
+def _column_chunks(b: XlExpr) -> list[tuple[int, XlExpr]]:
+    """b as (first column, column chunk) pairs: one chunk unless b is a big sheet range."""
+    if b.rows * b.cols <= MMULT_CHUNK:
+        return [(0, b)]
+    step = max(1, MMULT_CHUNK // b.rows)
+    if isinstance(b, Transpose) and isinstance(b.x, Ref) and b.x.origin is not None:
+        ref = b.x
+        return [
+            (c0, transpose(ref.sub(c0, 0, min(step, b.cols - c0), b.rows)))
+            for c0 in range(0, b.cols, step)
+        ]
+    if isinstance(b, Ref) and b.origin is not None:
+        return [(c0, b.sub(0, c0, b.rows, min(step, b.cols - c0))) for c0 in range(0, b.cols, step)]
+    return [(0, b)]
+
+
 # ---------------------------------------------------------------- forms
 def matmul_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[Piece]:
     _no_kwargs(kwargs)
@@ -128,7 +153,7 @@ def matmul_form(args: list[XArr], kwargs: dict[str, XArr], result: Any) -> list[
         rows = a.shape[1]
         return [Piece(i * rows, 0, mmult(a.block(i), b.block(i))) for i in range(a.shape[0])]
     if a.array.ndim in (1, 2) and b.array.ndim == 2:
-        return [Piece(0, 0, mmult(a.whole(), b.whole()))]
+        return [Piece(0, c0, mmult(a.whole(), part)) for c0, part in _column_chunks(b.whole())]
     if a.array.ndim == 2 and b.array.ndim == 1:  # (T, n) @ (n,) = (T,), a row in our view
         return [Piece(0, 0, transpose(mmult(a.whole(), transpose(b.whole()))))]
     raise NoExcelForm(f"matmul of shapes {a.shape} and {b.shape}")

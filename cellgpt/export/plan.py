@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,7 @@ class Plan:
     vocab: list[str] | None
     capacity: Capacity | None = None
     lambdas: list[Lambda] = dataclasses.field(default_factory=list)  # --excel365 only
+    part: Any = None  # parts.Part: one workbook of a split export (--parts)
 
     def entry(self, name: str) -> Entry | None:
         return next((e for e in self.entries if e.name == name), None)
@@ -116,8 +117,15 @@ def too_large_to_export(value: Any) -> str:
     return ""
 
 
-def select(wb: Workbook, patterns: Sequence[str] | None, mode: str, with_params: bool) -> list[str]:
-    """Cells to export, in workbook order. Patterns match names or aliases (fnmatch)."""
+def select(
+    wb: Workbook,
+    patterns: Sequence[str] | None,
+    mode: str,
+    with_params: bool,
+    stops: Collection[str] = (),
+) -> list[str]:
+    """Cells to export, in workbook order. Patterns match names or aliases (fnmatch).
+    `stops`: cells exported as values whose own inputs are not pulled in (a part's input)."""
     names = wb.cells()
     if patterns:
         aliases = wb.aliases()
@@ -129,14 +137,28 @@ def select(wb: Workbook, patterns: Sequence[str] | None, mode: str, with_params:
         if not chosen:
             raise ValueError(f"no cell matches {' '.join(patterns)}")
         if mode == "formulas":  # formulas need their inputs on sheets too
-            for n in list(chosen):
-                chosen |= wb.ancestors(n)
+            chosen |= _inputs_until(wb, chosen, set(stops))
         names = [n for n in names if n in chosen]
     if mode == "values" and not with_params:
         names = [n for n in names if not is_param(wb, n)]
     if not with_params and not patterns:  # parameter-sized gradients (grad_cells.py)
         names = [n for n in names if wb.cell(n).hints.get("kind") != "grad"]
     return names
+
+
+def _inputs_until(wb: Workbook, chosen: set[str], stops: set[str]) -> set[str]:
+    """Every input of `chosen`, transitively, not going past the `stops`."""
+    if not stops:
+        return set().union(*(wb.ancestors(n) for n in chosen)) if chosen else set()
+    seen: set[str] = set()
+    todo = [n for n in chosen if n not in stops]
+    while todo:
+        for parent in wb.precedents(todo.pop()):
+            if parent not in seen:
+                seen.add(parent)
+                if parent not in stops:
+                    todo.append(parent)
+    return seen
 
 
 def vocab_labels(wb: Workbook) -> list[str] | None:
@@ -207,13 +229,16 @@ def build_plan(
     capacity: Capacity | None = None,
     on_demand: bool = False,
     excel365: bool = False,
+    inputs: Mapping[str, str] | None = None,
 ) -> Plan:
     """What goes where. With `capacity` (the workbook run padded, see capacity.py), cells
     keep the padded run's rows and the real run's values where the shapes agree. On-demand
-    cells become formulas only with `on_demand` or when `patterns` name them directly."""
+    cells become formulas only with `on_demand` or when `patterns` name them directly.
+    `inputs` (cell -> note): cells written as values, their own inputs left out."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
-    names = select(wb, patterns, mode, with_params)
+    inputs = dict(inputs or {})
+    names = select(wb, patterns, mode, with_params, stops=inputs)
     vocab = vocab_labels(wb)
     sheets = SheetNames()
     names_ = DefinedNames()
@@ -244,13 +269,15 @@ def build_plan(
             entry.sheets = [sheets.make(name)]
         if is_param(wb, name) and entry.kind != "skip":
             entry.how = "parameter values"
+        if name in inputs:
+            entry.note = inputs[name]
         entries.append(entry)
     lambdas = Lambdas(names_) if excel365 else None
     if mode == "formulas":
         count = placements.get(cells.N_TOKENS) if capacity is not None else None
         with counting(cell_ref_expr(count, 0, 0, 1, 1) if count is not None else None):
             wanted = _wanted_on_demand(wb, patterns, on_demand)
-            _translate(wb, entries, placements, progress, wanted, lambdas)
+            _translate(wb, entries, placements, progress, wanted, lambdas, set(inputs))
     if capacity is not None:
         _real_values(wb, entries, capacity)
     return Plan(mode, entries, vocab, capacity, lambdas.all() if lambdas else [])
@@ -313,10 +340,13 @@ def _translate(
     progress: Callable[[str], None] | None,
     on_demand: set[str],
     lambdas: Lambdas | None = None,
+    inputs: Collection[str] = (),
 ) -> None:
     translator = Translator(wb, with_excel_forms(wb.library), placements, lambdas)
     for entry in entries:
         if entry.kind != "array" or entry.how != "values" or wb.cell(entry.name).is_input:
+            continue
+        if entry.name in inputs:  # a part's input: the engine's values
             continue
         if wb.cell(entry.name).hints.get(ON_DEMAND) and entry.name not in on_demand:
             entry.note = ON_DEMAND_NOTE

@@ -42,6 +42,7 @@ from cellgpt.export.layout import (
     quote_sheet,
     range_ref,
 )
+from cellgpt.export.parts import Part, summary_lines, write_check_sheet
 from cellgpt.export.plan import Entry, Plan, build_plan, is_param, select
 from cellgpt.export.running import run_for_export
 from cellgpt.export.sheetio import (
@@ -97,6 +98,7 @@ def export_workbook(
     on_demand: bool = False,
     excel365: bool = False,
     layout: str = "arrays",
+    part: Part | None = None,
 ) -> ExportReport:
     """Write `wb` (run first) to `path`. `cells`: fnmatch patterns of cells to export.
     `capacity` (formulas mode, GPT-2 workbooks): N token rows on every sheet, the ids an
@@ -105,7 +107,8 @@ def export_workbook(
     `excel365`: function cells become LAMBDA defined names called by name (Excel 365 only;
     see lambdas.py) instead of being spelled out in every formula.
     `layout` (formulas mode): "arrays", one array formula per block; "cells", one ordinary
-    formula per number, for small models (see cell_layout.py)."""
+    formula per number, for small models (see cell_layout.py).
+    `part` (formulas mode): one workbook of a split export (parts.py; `export_parts`)."""
     start = time.perf_counter()
     path = Path(path)
     if not path.parent.is_dir():  # a typo in the folder should not create a tree of folders
@@ -114,15 +117,26 @@ def export_workbook(
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     if layout == "cells" and (mode != "formulas" or excel365):
         raise ValueError("layout cells needs mode formulas (and not excel365)")
-    exported = select(wb, cells, mode, with_params)
+    inputs = part.inputs if part is not None else {}
+    if part is not None:
+        cells = part.cells
+    exported = select(wb, cells, mode, with_params, stops=inputs)
     run_for_export(wb, exported)
     padding: contextlib.AbstractContextManager[Capacity | None] = contextlib.nullcontext()
     if mode == "formulas" and capacity is not None and applies(wb):
         padding = padded(wb, capacity, exported)
     with padding as cap:
         plan = build_plan(
-            wb, mode, with_params, cells, capacity=cap, on_demand=on_demand, excel365=excel365
+            wb,
+            mode,
+            with_params,
+            cells,
+            capacity=cap,
+            on_demand=on_demand,
+            excel365=excel365,
+            inputs=inputs,
         )
+        plan.part = part
         per_cell = CellFormulas(plan) if layout == "cells" else None
         writer = _Writer(wb, plan, progress, per_cell)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -192,6 +206,8 @@ class _Writer:
             if entry.name == cells.PROMPT and self.tok is not None:
                 specials = list(getattr(self.wb.value(cells.TOKENIZER), "special_tokens", {}))
                 write_tokenize_sheets(self.tok, self.book, self._sheet, specials)
+        if self.plan.part is not None:
+            write_check_sheet(self, self.plan.part)
         for entry in self.plan.entries:
             p = entry.placement
             if p is not None and p.name is not None and entry.how != "not exported":
@@ -270,6 +286,8 @@ class _Writer:
             )
         if self.per_cell is not None:
             table.append([self.per_cell.index_note()])
+        if self.plan.part is not None:
+            table += [[line] for line in self.plan.part.index_lines()]
         if mode == "formulas":
             table.append(
                 [
@@ -369,6 +387,8 @@ class _Writer:
         elif cells.NEXT_TEXT in get:
             text = str(get[cells.NEXT_TEXT].value)
             lines.append([text_cell(ws, "next token (cellgpt engine)"), text_cell(ws, text)])
+        if self.plan.part is not None:
+            lines += summary_lines(ws, self.plan.part, self.plan, len(lines) + 1)
         labels = [line[0].value for line in lines]
         styles.set_widths(ws, [styles.text_width(labels), styles.text_width(texts, 24.0)])
         for line in lines:
