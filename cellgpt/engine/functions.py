@@ -477,6 +477,13 @@ def topk(a: Any, k: int) -> np.ndarray:
     return np.argsort(-a, kind="stable")[:k]
 
 
+def _whole_numbers(x: np.ndarray) -> np.ndarray:
+    whole = np.atleast_1d(np.isfinite(x))
+    x = np.atleast_1d(x)
+    whole[whole] = np.mod(x[whole], 1) == 0  # mod of inf would warn
+    return whole
+
+
 @core.register("take", cost=take_cost)
 def take(a: Any, indices: Any, axis: int = 0) -> np.ndarray:
     """Pick rows (or entries along an axis) by index."""
@@ -485,11 +492,7 @@ def take(a: Any, indices: Any, axis: int = 0) -> np.ndarray:
         check_elements(idx.size * (a.size // max(a.shape[int(axis)], 1)), "take()'s result")
     if idx.dtype.kind not in "iub":
         # A float index is truncated (and nan or inf cast to garbage) by astype: say which.
-        bad = (
-            np.flatnonzero(~(np.isfinite(idx) & (np.mod(idx, 1) == 0)).ravel())
-            if idx.dtype.kind == "f"
-            else [0]
-        )
+        bad = np.flatnonzero(~_whole_numbers(idx).ravel()) if idx.dtype.kind == "f" else [0]
         if len(bad):
             raise ValueError(
                 f"take(): indices must be whole numbers; entry {int(bad[0])} is "

@@ -10,7 +10,12 @@ from cellgpt.engine import Status, Workbook
 
 @pytest.mark.parametrize(
     ("indices", "shown"),
-    [("[1, 2.5]", "entry 1 is 2.5"), ("[0, nan]", "entry 1 is nan"), ("[inf]", "entry 0 is inf")],
+    [
+        ("[1, 2.5]", "entry 1 is 2.5"),
+        ("[0, nan]", "entry 1 is nan"),
+        ("[inf]", "entry 0 is inf"),
+        ("2.5", "entry 0 is 2.5"),
+    ],
 )
 def test_take_refuses_indices_that_are_not_whole_numbers(indices: str, shown: str) -> None:
     wb = Workbook(full_library())
@@ -28,3 +33,5 @@ def test_take_accepts_whole_floats_and_ints() -> None:
     wb.define("by_float", "take(table, [2.0, 0.0])")
     wb.define("by_int", "take(table, [2, 0])")
     assert wb["by_float"].tolist() == wb["by_int"].tolist() == [[5, 6], [1, 2]]
+    wb.define("one_row", "take(table, 1.0)")
+    assert wb["one_row"].tolist() == [3, 4]

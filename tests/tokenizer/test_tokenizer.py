@@ -348,8 +348,15 @@ def test_prop_special_tokens_match_tiktoken(text: str) -> None:
 
 @settings(max_examples=500, deadline=None)
 @given(st.one_of(st.text(), tricky))
+@example("<|endoftext|>")
 def test_prop_gpt4_pattern_matches_tiktoken(text: str) -> None:
-    assert TOK4.encode(text) == REF4.encode(text)
+    try:
+        want = REF4.encode(text)
+    except ValueError:  # special-token text (hypothesis draws '<|endoftext|>'): both refuse
+        with pytest.raises(TokenizerError):
+            TOK4.encode(text)
+        return
+    assert TOK4.encode(text) == want
 
 
 @settings(max_examples=1000, deadline=None)
