@@ -22,6 +22,7 @@ from cellgpt.api import full_library
 from cellgpt.engine import Workbook, core
 from cellgpt.engine import load_workbook as load_workbook_file
 from cellgpt.export.excel_forms import elementwise
+from cellgpt.export.front_sheets import SAME_AS_CELLGPT
 from cellgpt.export.layout import (
     MAX_COLS,
     MAX_DATA_ROWS,
@@ -32,7 +33,7 @@ from cellgpt.export.layout import (
 from cellgpt.export.recalc import read_array, recalculate
 from cellgpt.export.sheetio import clean_text
 from cellgpt.export.xlexpr import MASKED_VALUE, num, op
-from cellgpt.export.xlsx import SAME_AS_CELLGPT, ExportReport, export_workbook
+from cellgpt.export.xlsx import ExportReport, export_workbook
 from cellgpt.weights.floatfmt import format_float32_shortest
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,8 +20,9 @@ from openpyxl.worksheet.formula import ArrayFormula
 import cellgpt
 from cellgpt.engine import Workbook, core
 from cellgpt.export import cell_layout
+from cellgpt.export.front_sheets import SAME_AS_CELLGPT
 from cellgpt.export.recalc import read_array, recalculate_all
-from cellgpt.export.xlsx import SAME_AS_CELLGPT, ExportReport, export_workbook
+from cellgpt.export.xlsx import ExportReport, export_workbook
 from tests.export.test_export import GPT2, REPO, engine_as_sheet, float64_reference
 from tests.export.test_export_capacity import type_into
 

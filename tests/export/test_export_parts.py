@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 import cellgpt
 from cellgpt.cli import main
 from cellgpt.export import excel_forms
+from cellgpt.export.front_sheets import SAME_AS_CELLGPT
 from cellgpt.export.parts import (
     OUTPUT_SAME,
     block_of,
@@ -24,7 +25,6 @@ from cellgpt.export.parts import (
 from cellgpt.export.plan import select
 from cellgpt.export.recalc import read_array, recalculate
 from cellgpt.export.split import export_parts
-from cellgpt.export.xlsx import SAME_AS_CELLGPT
 from tests.export.test_export import GPT2, float64_reference
 
 PROMPT = "Hello world, it is"

@@ -12,9 +12,10 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 import cellgpt
 from cellgpt.engine import Workbook
+from cellgpt.export.front_sheets import SAME_AS_CELLGPT
 from cellgpt.export.styles import ACTIVATION, LOGIT, MAX_WIDTH, PERCENT
 from cellgpt.export.xlexpr import MASKED_VALUE
-from cellgpt.export.xlsx import SAME_AS_CELLGPT, export_workbook
+from cellgpt.export.xlsx import export_workbook
 
 REPO = Path(__file__).resolve().parents[2]
 LONG_TOKEN_PROMPT = "ROMEO: Extraordinarily"
