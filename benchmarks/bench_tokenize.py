@@ -37,6 +37,9 @@ from cellgpt.tokenizer.ranked import RankTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ("gpt2", "r50k_base", "p50k_base", "cl100k_base", "o200k_base")
+HEADER = (
+    f"{'tokenizer':<12} {'cold MB/s':>9} {'warm MB/s':>9} {'tiktoken':>9}  ours/tiktoken (speed)"
+)
 
 
 def default_text() -> str:
@@ -138,11 +141,6 @@ def main() -> int:
             f"cold {r['cold_ratio']:.2f}x, warm {r['warm_ratio']:.2f}x, first {r['first_ratio']:.2f}x"
         )
     return machine.report(args.strict)
-
-
-HEADER = (
-    f"{'tokenizer':<12} {'cold MB/s':>9} {'warm MB/s':>9} {'tiktoken':>9}  ours/tiktoken (speed)"
-)
 
 
 def _each_in_its_own_process(names: list[str]) -> int:

@@ -477,13 +477,6 @@ def topk(a: Any, k: int) -> np.ndarray:
     return np.argsort(-a, kind="stable")[:k]
 
 
-def _whole_numbers(x: np.ndarray) -> np.ndarray:
-    whole = np.atleast_1d(np.isfinite(x))
-    x = np.atleast_1d(x)
-    whole[whole] = np.mod(x[whole], 1) == 0  # mod of inf would warn
-    return whole
-
-
 @core.register("take", cost=take_cost)
 def take(a: Any, indices: Any, axis: int = 0) -> np.ndarray:
     """Pick rows (or entries along an axis) by index."""
@@ -491,12 +484,15 @@ def take(a: Any, indices: Any, axis: int = 0) -> np.ndarray:
     if a.ndim:
         check_elements(idx.size * (a.size // max(a.shape[int(axis)], 1)), "take()'s result")
     if idx.dtype.kind not in "iub":
-        # A float index is truncated (and nan or inf cast to garbage) by astype: say which.
-        bad = np.flatnonzero(~_whole_numbers(idx).ravel()) if idx.dtype.kind == "f" else [0]
-        if len(bad):
-            raise ValueError(
-                f"take(): indices must be whole numbers; entry {int(bad[0])} is "
-                f"{idx.ravel()[int(bad[0])].item()!r}"
+        # astype truncates 2.5 and turns nan or inf into a garbage index: name the entry.
+        flat = idx.ravel()
+        whole = np.zeros(flat.size, bool)
+        if flat.dtype.kind == "f":  # (nan_to_num: mod of inf would warn; inf is not finite)
+            whole = np.isfinite(flat) & (np.mod(np.nan_to_num(flat), 1) == 0)
+        if not whole.all():
+            at = int(np.argmin(whole))
+            raise CellEvalError(
+                f"take(): indices must be whole numbers; entry {at} is {flat[at].item()!r}"
             )
     return np.take(a, idx.astype(np.int64), axis=int(axis))
 
