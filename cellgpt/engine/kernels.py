@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cellgpt.engine import causal, load_watch
+from cellgpt.engine import causal, load_watch, mkl_blas
 from cellgpt.engine.parallel import MIN_WORK, for_chunks, in_one_row_steps
 
 _FLOATS = (np.float32, np.float64)
@@ -50,6 +50,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.ndim > 2 and b.ndim == 2:  # a batch of prompts' rows times one matrix: one product
         return matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
     if a.ndim <= 2 and b.ndim == 2:
+        mkl = mkl_blas.get()
+        fast = mkl.product(a, b) if mkl is not None else None
+        if fast is not None:
+            return fast
         one_row = a.ndim == 1 or a.shape[0] == 1
         if one_row and in_one_row_steps() and load_watch.machine_is_quiet():
             return np.matmul(a, b)  # a generated token's row: OpenBLAS's threads, see above

@@ -136,6 +136,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+def in_pool_thread() -> bool:
+    """True inside a chunk that for_chunks runs (on the pool or on the calling thread): work
+    started here must not split again."""
+    return bool(getattr(_local, "busy", False))
+
+
 def _run_chunk(fn: Callable[[int, int], None], start: int, stop: int) -> None:
     _local.busy = True
     try:

@@ -129,7 +129,7 @@ def _assert_close(got: Any, want: Any, name: str) -> None:
         assert isinstance(got, list | tuple) and len(got) == len(want), name
         for g, w in zip(got, want, strict=True):
             _assert_close(g, w, name)
-    elif isinstance(want, float):
+    elif isinstance(want, float | np.floating):  # a float32 scalar cell (max_logit) too
         assert math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-5), name
     else:
         assert got == want, name

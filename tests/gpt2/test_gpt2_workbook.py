@@ -73,15 +73,24 @@ def _compare(model: GPT2LMHeadModel, folder: Path, n_tokens: int) -> dict[str, f
     return deltas
 
 
+# Both product libraries: MKL when installed (the test extras install it), numpy's OpenBLAS as
+# a user without the `mkl` extra has it (cellgpt/engine/mkl_blas.py).
+BLAS = ["mkl", "numpy"]
+
+
+@pytest.mark.parametrize("blas", BLAS)
 @pytest.mark.parametrize("n_tokens", [1, 7, 128])
-def test_tiny_model_every_stage_matches_hf(tiny, n_tokens):
+def test_tiny_model_every_stage_matches_hf(tiny, n_tokens, blas, monkeypatch):
+    monkeypatch.setenv("CELLGPT_BLAS", blas)
     model, folder = tiny
     deltas = _compare(model, folder, n_tokens)
     assert max(deltas.values()) <= TOL, deltas
 
 
+@pytest.mark.parametrize("blas", BLAS)
 @pytest.mark.parametrize("n_tokens", [1, 7, 1024])
-def test_gpt2_small_shapes_every_stage_matches_hf(small, n_tokens):
+def test_gpt2_small_shapes_every_stage_matches_hf(small, n_tokens, blas, monkeypatch):
+    monkeypatch.setenv("CELLGPT_BLAS", blas)
     model, folder = small
     deltas = _compare(model, folder, n_tokens)
     print(
@@ -91,7 +100,9 @@ def test_gpt2_small_shapes_every_stage_matches_hf(small, n_tokens):
     assert max(deltas.values()) <= TOL, deltas
 
 
-def test_greedy_generation_matches_hf_generate(small):
+@pytest.mark.parametrize("blas", BLAS)
+def test_greedy_generation_matches_hf_generate(small, blas, monkeypatch):
+    monkeypatch.setenv("CELLGPT_BLAS", blas)
     model, folder = small
     wb = cellgpt.open(WORKBOOK, model=str(folder), prompt="ROMEO: But soft, what light")
     ids = list(wb["prompt_ids"])

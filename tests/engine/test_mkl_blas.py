@@ -1,0 +1,159 @@
+"""The optional MKL product path (cellgpt/engine/mkl_blas.py): the numbers, the layouts it takes
+and refuses, the switch, and the OpenMP clash with PyTorch that once doubled the logits."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cellgpt.engine import kernels, mkl_blas
+from cellgpt.engine.parallel import for_chunks
+
+LINUX_X86 = sys.platform == "linux" and platform.machine() == "x86_64"
+
+
+@pytest.fixture
+def mkl(monkeypatch: pytest.MonkeyPatch) -> mkl_blas.Mkl:
+    monkeypatch.setenv(mkl_blas.ENV, "mkl")
+    found = mkl_blas.get()
+    assert found is not None
+    return found
+
+
+def _want(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a.astype(np.float64) @ b.astype(np.float64)
+
+
+def test_the_test_extras_install_mkl_and_it_is_used_by_default(monkeypatch):
+    monkeypatch.delenv(mkl_blas.ENV, raising=False)
+    # The test extras depend on `mkl` on Linux x86-64: a silently missing library would
+    # leave the fast path untested.
+    assert LINUX_X86 and mkl_blas.library_path() is not None
+    assert mkl_blas.backend() == "mkl"
+
+
+@pytest.mark.parametrize("rows", [1, 2, 6, 64, 300])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_match_a_float64_reference(mkl, rows, dtype):
+    rng = np.random.default_rng(rows)
+    a = rng.standard_normal((rows, 96)).astype(dtype)
+    b = rng.standard_normal((96, 700)).astype(dtype)
+    got = mkl.product(a, b)
+    assert got is not None and got.dtype == dtype and got.shape == (rows, 700)
+    np.testing.assert_allclose(got, _want(a, b), rtol=1e-4, atol=1e-4)
+
+
+def test_layouts_it_reads_directly(mkl):
+    rng = np.random.default_rng(1)
+    big = rng.standard_normal((10, 200), dtype=np.float32)
+    wte = rng.standard_normal((5000, 64), dtype=np.float32)
+    cases = {
+        "one row (1-D)": (big[0, :64], wte.T),  # the output head: x · wteᵀ
+        "rows of a wider matrix": (big[2:7, 10:74], wte[:64, :300]),  # lda, ldb > width
+        "every other row": (big[::2, :64], wte[:64]),
+        "a transposed view": (big[:4, :64], wte[100:400].T),
+    }
+    for name, (a, b) in cases.items():
+        got = mkl.product(a, b)
+        assert got is not None, name
+        assert got.shape == (a.shape[0], b.shape[1]) if a.ndim == 2 else (b.shape[1],), name
+        np.testing.assert_allclose(got, _want(a, b), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_layouts_it_leaves_to_numpy_still_give_the_product(mkl):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((6, 128), dtype=np.float32)
+    b = rng.standard_normal((128, 256), dtype=np.float32)
+    refused = {
+        "strided columns of a": (a[:, ::2], b[:64]),
+        "strided b": (a[:, :64], b[:64, ::2]),
+        "mixed dtypes": (a[:, :64], b[:64].astype(np.float64)),
+        "integers": (a[:, :64].astype(np.int64), b[:64].astype(np.int64)),
+        "empty": (a[:0, :64], b[:64]),
+        "3-D": (a.reshape(2, 3, 128), b),
+    }
+    for name, (x, y) in refused.items():
+        assert mkl.product(x, y) is None, name
+        np.testing.assert_allclose(kernels.matmul(x, y), np.matmul(x, y), rtol=1e-5, atol=1e-4)
+
+
+def test_inside_a_pool_chunk_each_chunk_is_one_thread(mkl):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((8, 64), dtype=np.float32)
+    b = rng.standard_normal((64, 3000), dtype=np.float32)
+    out = np.empty((8, 3000), dtype=np.float32)
+
+    def rows(start: int, stop: int) -> None:
+        out[start:stop] = kernels.matmul(a[start:stop], b)
+
+    for_chunks(8, rows, work=1e12)
+    np.testing.assert_allclose(out, _want(a, b), rtol=1e-4, atol=1e-4)
+
+
+TORCH_FIRST = """
+import torch  # first, as a notebook comparing with Hugging Face would: its libgomp clashed
+import numpy as np
+from cellgpt.engine import kernels, mkl_blas
+assert mkl_blas.backend() == "mkl"
+rng = np.random.default_rng(4)
+wte = rng.standard_normal((50257, 64), dtype=np.float32)
+w = rng.standard_normal((64, 256), dtype=np.float32)
+wrong = 0
+for _ in range(100):
+    np.matmul(rng.standard_normal((1, 64), dtype=np.float32), w)  # OpenBLAS in between
+    kernels.gelu(rng.standard_normal((6, 256), dtype=np.float32))  # our pool in between
+    x = rng.standard_normal(64, dtype=np.float32)
+    want = x.astype(np.float64) @ wte.T.astype(np.float64)
+    wrong += bool(np.abs(kernels.matmul(x, wte.T) - want).max() > 1e-3)
+print("wrong", wrong)
+"""
+
+
+def test_with_pytorch_in_the_process_the_threads_still_split_the_work():
+    """Intel's OpenMP under MKL plus PyTorch's libgomp made both MKL threads compute the same
+    half of a one-row product: logits came out doubled, in ~1 product of 5 (torch imported
+    first). A fresh process, so that the import order is the one that failed."""
+    env = {**os.environ, mkl_blas.ENV: "mkl", "CELLGPT_THREADS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", TORCH_FIRST], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["wrong", "0"], done.stdout
+
+
+def test_the_switch(monkeypatch):
+    monkeypatch.setenv(mkl_blas.ENV, "numpy")
+    assert mkl_blas.get() is None and mkl_blas.backend() == "numpy"
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((6, 64), dtype=np.float32)
+    b = rng.standard_normal((64, 256), dtype=np.float32)
+    np.testing.assert_allclose(kernels.matmul(a, b), _want(a, b), rtol=1e-4, atol=1e-4)
+    monkeypatch.setenv(mkl_blas.ENV, "openblas?")
+    with pytest.raises(mkl_blas.MklUnavailable, match="expected 'mkl' or 'numpy'"):
+        mkl_blas.get()
+
+
+def test_asking_for_mkl_without_it_is_an_error_not_a_fallback(monkeypatch):
+    monkeypatch.setattr(mkl_blas, "_loaded", {})
+    monkeypatch.setattr(mkl_blas, "library_path", lambda: None)
+    monkeypatch.setenv(mkl_blas.ENV, "mkl")
+    with pytest.raises(mkl_blas.MklUnavailable, match=r"pip install \"cellgpt\[mkl\]\""):
+        mkl_blas.get()
+    monkeypatch.delenv(mkl_blas.ENV)
+    assert mkl_blas.get() is None  # by default: numpy, quietly
+
+
+def test_a_library_that_computes_wrong_numbers_is_refused(monkeypatch):
+    monkeypatch.setattr(mkl_blas, "_loaded", {})
+    monkeypatch.setattr(mkl_blas.Mkl, "product", lambda self, a, b: np.zeros((a.shape[0], 1)))
+    monkeypatch.delenv(mkl_blas.ENV, raising=False)
+    assert mkl_blas.get() is None
+    monkeypatch.setattr(mkl_blas, "_loaded", {})
+    monkeypatch.setenv(mkl_blas.ENV, "mkl")
+    with pytest.raises(mkl_blas.MklUnavailable, match="came out wrong"):
+        mkl_blas.get()
