@@ -6,7 +6,10 @@ pause before each side, the median of per-round ratios, the load reported).
     python benchmarks/bench_forward.py [--tokens 6,64,256,1024] [--repeats 7] [--strict] [--busy]
 
 Sides:
-- cell:   cellgpt, `wb.pin("prompt_ids", ids); wb.run("logits")` (the weights are loaded once);
+- cell:   cellgpt, `wb.pin("prompt_ids", ids); wb.run("logits")` (the weights are loaded once),
+          its products in MKL when the `mkl` extra is installed (cellgpt/engine/mkl_blas.py);
+- cell-ob: the same with CELLGPT_BLAS=numpy (numpy's OpenBLAS, as without the extra); only
+          when MKL is in use;
 - torch:  HF GPT2LMHeadModel, SDPA attention, torch.inference_mode(), 2 threads,
           logits_to_keep=1, use_cache=False: the same work as the `logits` cell (headline);
 - torch1: the same with torch.set_num_threads(1) (restored afterwards);
@@ -19,6 +22,7 @@ Random weights (built once, see _gpt2_small.py): they run at the speed of real o
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -56,6 +60,21 @@ def load_torch(hf_dir: Path, threads: int) -> Any:
 
     torch.set_num_threads(threads)
     return GPT2LMHeadModel.from_pretrained(hf_dir, attn_implementation="sdpa").eval()
+
+
+def cell_forward_openblas(wb: Any, ids: list[int]) -> np.ndarray:
+    """cell_forward with the products in numpy's OpenBLAS (what a user without MKL runs)."""
+    from cellgpt.engine import mkl_blas
+
+    before = os.environ.get(mkl_blas.ENV)
+    os.environ[mkl_blas.ENV] = "numpy"
+    try:
+        return cell_forward(wb, ids)
+    finally:
+        if before is None:
+            del os.environ[mkl_blas.ENV]
+        else:
+            os.environ[mkl_blas.ENV] = before
 
 
 def torch_forward(model: Any, ids: list[int]) -> np.ndarray:
@@ -124,6 +143,7 @@ def measure(
 ) -> list[dict[str, Any]]:
     import torch
 
+    from cellgpt.engine import mkl_blas
     from cellgpt.engine.parallel import WORKERS
     from cellgpt.gpt2.reference import reference_forward
     from cellgpt.weights.params import load_params
@@ -132,10 +152,13 @@ def measure(
     params = load_params(csv_dir)
     wb = open_workbook(csv_dir)
     lengths = [int(t) for t in args.tokens.split(",")]
+    mkl = mkl_blas.backend() == "mkl"
+    args.openblas_side = mkl
     print(
         f"GPT-2 small shapes, random weights; torch {torch.__version__} (SDPA, inference_mode, "
         f"logits_to_keep=1, use_cache=False), numpy {np.__version__}, cellgpt workers "
-        f"{WORKERS}; {args.repeats} rounds + 1 warm-up, pause {args.pause} s; load average now "
+        f"{WORKERS}, cellgpt products in {'MKL (cell-ob: OpenBLAS)' if mkl else 'OpenBLAS'}; "
+        f"{args.repeats} rounds + 1 warm-up, pause {args.pause} s; load average now "
         f"{_fair.fmt_load(machine.before)}",
         flush=True,
     )
@@ -154,6 +177,8 @@ def measure(
                 "torch": _fair.Side(lambda: torch_forward(model, ids), threads(args.threads)),
                 "torch1": _fair.Side(lambda: torch_forward(model, ids), threads(1)),
             }
+            if mkl:
+                sides["cell-ob"] = _fair.Side(lambda: cell_forward_openblas(wb, ids))
             if not args.no_numpy:
                 sides["numpy"] = _fair.Side(lambda: reference_forward(params, ids)[-1])
             return sides
@@ -169,12 +194,14 @@ def measure(
             row["rss_cell"] = peak_rss("cell", args, n)
             row["rss_torch"] = peak_rss("torch", args, n)
         rows.append(row)
-        med = {k: rounds.median(k) * 1e3 for k in ("cell", "torch", "torch1", "numpy")
+        med = {k: rounds.median(k) * 1e3 for k in ("cell", "cell-ob", "torch", "torch1", "numpy")
                if k in rounds.times}  # fmt: skip
         print(
             f"  {n:5d} tokens: "
             + "  ".join(f"{k} {v:7.1f} ms" for k, v in med.items())
-            + f"  cell/torch {rounds.ratio('cell', 'torch'):.2f}  max|Δ| {worst[0]:.1e}"
+            + f"  cell/torch {rounds.ratio('cell', 'torch'):.2f}"
+            + (f"  cell-ob/torch {rounds.ratio('cell-ob', 'torch'):.2f}" if mkl else "")
+            + f"  max|Δ| {worst[0]:.1e}"
             + (
                 f"  peak RSS (loaded→peak) cell {row['rss_cell'][0]}→{row['rss_cell'][1]} MiB, "
                 f"torch {row['rss_torch'][0]}→{row['rss_torch'][1]} MiB"
@@ -191,9 +218,12 @@ def measure(
 def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     numpy = not args.no_numpy
     rss = not args.no_rss
-    head = ["tokens", "cellgpt ms", f"torch {args.threads}T ms", "torch 1T ms"]
+    ob = getattr(args, "openblas_side", False)
+    head = ["tokens", "cellgpt ms"] + ["cellgpt (OpenBLAS) ms"] * ob
+    head += [f"torch {args.threads}T ms", "torch 1T ms"]
     head += ["numpy ref ms"] * numpy
     head += [f"cellgpt / torch {args.threads}T", "cellgpt / torch 1T"]
+    head += [f"cellgpt (OpenBLAS) / torch {args.threads}T"] * ob
     head += ["cellgpt / numpy"] * numpy + ["max abs Δ"]
     head += ["peak RSS cellgpt MiB", "peak RSS torch MiB"] * rss
     print()
@@ -201,9 +231,11 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print("|" + "---:|" * len(head))
     for row in rows:
         r: _fair.Rounds = row["rounds"]
-        cells = [str(row["n"])] + [f"{r.median(k) * 1e3:.0f}" for k in ("cell", "torch", "torch1")]
+        sides = ("cell", "cell-ob", "torch", "torch1") if ob else ("cell", "torch", "torch1")
+        cells = [str(row["n"])] + [f"{r.median(k) * 1e3:.0f}" for k in sides]
         cells += [f"{r.median('numpy') * 1e3:.0f}"] if numpy else []
         cells += [f"{r.ratio('cell', 'torch'):.2f}", f"{r.ratio('cell', 'torch1'):.2f}"]
+        cells += [f"{r.ratio('cell-ob', 'torch'):.2f}"] if ob else []
         cells += [f"{r.ratio('cell', 'numpy'):.2f}"] if numpy else []
         cells += [f"{row['diff']:.0e}"]
         cells += [str(row["rss_cell"][1]), str(row["rss_torch"][1])] if rss else []
