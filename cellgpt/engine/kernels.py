@@ -50,11 +50,14 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.ndim > 2 and b.ndim == 2:  # a batch of prompts' rows times one matrix: one product
         return matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
     if a.ndim <= 2 and b.ndim == 2:
-        mkl = mkl_blas.get()
+        one_row = a.ndim == 1 or a.shape[0] == 1
+        # Two rows or more: MKL when installed (mkl_blas.py: it does not pack b, which is
+        # most of a few-row product's time in OpenBLAS). One row is a matrix-vector product,
+        # as fast in either library, and stays below: its threading follows the load.
+        mkl = None if one_row else mkl_blas.get()
         fast = mkl.product(a, b) if mkl is not None else None
         if fast is not None:
             return fast
-        one_row = a.ndim == 1 or a.shape[0] == 1
         if one_row and in_one_row_steps() and load_watch.machine_is_quiet():
             return np.matmul(a, b)  # a generated token's row: OpenBLAS's threads, see above
         # Split b's columns, whatever the rows: each core then packs and reads only its half

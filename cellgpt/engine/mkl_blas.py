@@ -5,6 +5,8 @@ few rows (a short prompt) costs more than the arithmetic. MKL's threaded gemm do
 48 block products of a 6-token forward at GPT-2-small shapes take ~36 ms in MKL and ~62 in
 OpenBLAS on the 2-core VM, the same as in PyTorch (which is built on MKL). From ~256 rows on
 both are within ~10%. `pip install "cellgpt[mkl]"` installs it; nothing else changes.
+kernels.matmul hands it products of two rows or more: one row (a generated token) is a
+matrix-vector product, as fast in OpenBLAS, whose threading there follows the machine's load.
 
 Loaded through ctypes from the `mkl` wheel's libmkl_rt (LP64 interface, GNU OpenMP threads),
 then checked on a few products against numpy. `CELLGPT_BLAS=numpy` turns it off; `CELLGPT_BLAS=mkl` makes a missing or broken MKL
@@ -129,7 +131,8 @@ class Mkl:
         # MKL's threads on every call, whatever the load: a split of our own gives other
         # bits (MKL's threads may cut the inner axis), and a cell's value must not depend on
         # what else the machine was doing. Inside a pool chunk the chunk is the thread.
-        before = self._local_threads(1 if in_pool_thread() else WORKERS)  # this OS thread
+        threads = 1 if in_pool_thread() or _forked[0] else WORKERS
+        before = self._local_threads(threads)  # for this OS thread only
         try:
             gemm(_ROW_MAJOR, _NO_TRANS, trans_b, m, n, k, 1.0, a_ptr, lda, b_ptr, ldb, 0.0,
                  o_ptr, n)  # fmt: skip
@@ -146,6 +149,19 @@ def _leading(stride: int, size: int, minimum: int, count: int) -> int | None:
         return None
     return stride // size
 
+
+# GNU OpenMP does not survive fork(): a forked child's first parallel region waits for the
+# parent's worker threads, which the child does not have (batch workers hung). A child runs
+# MKL on its calling thread only (MKL then starts no OpenMP region).
+_forked = [False]
+
+
+def _after_fork_in_child() -> None:
+    _forked[0] = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _lock = threading.Lock()
 _loaded: dict[str, Mkl | None] = {}

@@ -18,7 +18,7 @@ import numpy as np
 from cellgpt.engine import causal
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.fusion import Fusion
-from cellgpt.engine.kernels import SOFTMAX_WORK
+from cellgpt.engine.kernels import CACHE_BYTES, SOFTMAX_WORK
 from cellgpt.engine.limits import charge
 from cellgpt.engine.parallel import for_chunks
 
@@ -43,6 +43,21 @@ def fused_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     future = causal.future_mask(t, n_keys)
     k_t = k.transpose(0, 2, 1)
     blocks = causal.blocks(t, offset)
+
+    if len(blocks) == 1 and heads * t * n_keys * q.itemsize <= CACHE_BYTES:
+        # A short prompt, or a generated token's row: every head at once, the same calls on
+        # the same rows as head by head (~10 numpy calls instead of ~8 a head).
+        ((r0, r1, seen),) = blocks
+        s = np.matmul(q[:, r0:r1], k_t[:, :, :seen])
+        s *= scale
+        diagonal = slice(offset + r0, offset + r1)
+        np.copyto(s[:, :, diagonal], -np.inf, where=future[r0:r1, diagonal])
+        np.subtract(s, np.max(s, axis=-1, keepdims=True), out=s)
+        np.exp(s, out=s)
+        s /= np.sum(s, axis=-1, keepdims=True)
+        z = np.matmul(s, v[:, :seen])  # [heads, rows, d_head]
+        out[r0:r1].reshape(r1 - r0, heads, d_head)[...] = z.transpose(1, 0, 2)
+        return out
 
     def per_heads(start: int, stop: int) -> None:
         # Rows as wide as the whole score row, like a row of the [H, T, T] matrix: the

@@ -29,6 +29,20 @@ def _want(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a.astype(np.float64) @ b.astype(np.float64)
 
 
+def test_one_row_products_stay_in_numpy(mkl, monkeypatch):
+    """A matrix-vector product is as fast in OpenBLAS, whose threading follows the machine's
+    load (kernels.matmul); MKL takes two rows and more."""
+    calls = []
+    monkeypatch.setattr(mkl_blas.Mkl, "product", lambda self, a, b: calls.append(a.shape))
+    rng = np.random.default_rng(6)
+    b = rng.standard_normal((64, 300), dtype=np.float32)
+    kernels.matmul(rng.standard_normal(64, dtype=np.float32), b)
+    kernels.matmul(rng.standard_normal((1, 64), dtype=np.float32), b)
+    assert calls == []
+    kernels.matmul(rng.standard_normal((2, 64), dtype=np.float32), b)
+    assert calls == [(2, 64)]
+
+
 def test_the_test_extras_install_mkl_and_it_is_used_by_default(monkeypatch):
     monkeypatch.delenv(mkl_blas.ENV, raising=False)
     # The test extras depend on `mkl` on Linux x86-64: a silently missing library would
@@ -100,6 +114,7 @@ import torch  # first, as a notebook comparing with Hugging Face would: its libg
 import numpy as np
 from cellgpt.engine import kernels, mkl_blas
 assert mkl_blas.backend() == "mkl"
+kernels.matmul(np.ones((2, 64), np.float32), np.ones((64, 8), np.float32))  # MKL loaded
 rng = np.random.default_rng(4)
 wte = rng.standard_normal((50257, 64), dtype=np.float32)
 w = rng.standard_normal((64, 256), dtype=np.float32)
@@ -107,9 +122,9 @@ wrong = 0
 for _ in range(100):
     np.matmul(rng.standard_normal((1, 64), dtype=np.float32), w)  # OpenBLAS in between
     kernels.gelu(rng.standard_normal((6, 256), dtype=np.float32))  # our pool in between
-    x = rng.standard_normal(64, dtype=np.float32)
-    want = x.astype(np.float64) @ wte.T.astype(np.float64)
-    wrong += bool(np.abs(kernels.matmul(x, wte.T) - want).max() > 1e-3)
+    for x in (rng.standard_normal(64, dtype=np.float32), rng.standard_normal((6, 64), dtype=np.float32)):
+        want = x.astype(np.float64) @ wte.T.astype(np.float64)
+        wrong += bool(np.abs(mkl_blas.get().product(x, wte.T) - want).max() > 1e-3)
 print("wrong", wrong)
 """
 
@@ -157,3 +172,34 @@ def test_a_library_that_computes_wrong_numbers_is_refused(monkeypatch):
     monkeypatch.setenv(mkl_blas.ENV, "mkl")
     with pytest.raises(mkl_blas.MklUnavailable, match="came out wrong"):
         mkl_blas.get()
+
+
+FORKED_CHILD = """
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+import numpy as np
+from cellgpt.engine import kernels, mkl_blas
+assert mkl_blas.backend() == "mkl"
+a = np.ones((6, 64), np.float32)
+b = np.ones((64, 4096), np.float32)
+kernels.matmul(a, b)  # the parent's OpenMP threads exist from here on
+
+
+def child(_):
+    return float(kernels.matmul(a, b)[0, 0])
+
+
+with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+    print(list(pool.map(child, range(4))))
+"""
+
+
+def test_a_forked_child_computes_instead_of_waiting_for_its_parents_threads():
+    """GNU OpenMP does not survive fork(): `cellgpt batch`'s forked workers hung in their
+    first MKL product until children ran MKL on one thread."""
+    env = {**os.environ, mkl_blas.ENV: "mkl", "CELLGPT_THREADS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_CHILD], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[64.0, 64.0, 64.0, 64.0]"
