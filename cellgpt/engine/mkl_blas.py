@@ -5,8 +5,9 @@ few rows (a short prompt) costs more than the arithmetic. MKL's threaded gemm do
 48 block products of a 6-token forward at GPT-2-small shapes take ~36 ms in MKL and ~62 in
 OpenBLAS on the 2-core VM, the same as in PyTorch (which is built on MKL). From ~256 rows on
 both are within ~10%. `pip install "cellgpt[mkl]"` installs it; nothing else changes.
-kernels.matmul hands it products of two rows or more: one row (a generated token) is a
+kernels.matmul hands it products of 2 to MAX_ROWS rows. One row (a generated token) is a
 matrix-vector product, as fast in OpenBLAS, whose threading there follows the machine's load.
+Above MAX_ROWS, see there.
 
 Loaded through ctypes from the `mkl` wheel's libmkl_rt (LP64 interface, GNU OpenMP threads),
 then checked on a few products against numpy. `CELLGPT_BLAS=numpy` turns it off; `CELLGPT_BLAS=mkl` makes a missing or broken MKL
@@ -40,6 +41,13 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # (seen in the test-suite). One libgomp per process (the loader shares it by soname) avoids it.
 _GNU_OPENMP = 3
 ENV = "CELLGPT_BLAS"
+# Above this many rows the products stay in OpenBLAS. MKL's product alone is still ~10%
+# faster there, but after each call its OpenMP workers spin (GNU OpenMP's default, which
+# PyTorch relies on too: with a short spin torch's forward took 15-25% longer), competing
+# with our pool's element-wise kernels on 2 cores: whole forwards (workbook, 10 runs each)
+# at 32 / 128 / 192 / 256 tokens took 88 / 206 / 304 / 390 ms with MKL and 113 / 219 / 304 /
+# 372 with OpenBLAS; at 6 tokens 61 against 89.
+MAX_ROWS = 128
 
 
 class MklUnavailable(RuntimeError):

@@ -29,9 +29,9 @@ def _want(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a.astype(np.float64) @ b.astype(np.float64)
 
 
-def test_one_row_products_stay_in_numpy(mkl, monkeypatch):
+def test_one_row_and_many_row_products_stay_in_numpy(mkl, monkeypatch):
     """A matrix-vector product is as fast in OpenBLAS, whose threading follows the machine's
-    load (kernels.matmul); MKL takes two rows and more."""
+    load (kernels.matmul); MKL takes 2 to MAX_ROWS rows (see there for why not more)."""
     calls = []
     monkeypatch.setattr(mkl_blas.Mkl, "product", lambda self, a, b: calls.append(a.shape))
     rng = np.random.default_rng(6)
@@ -40,7 +40,9 @@ def test_one_row_products_stay_in_numpy(mkl, monkeypatch):
     kernels.matmul(rng.standard_normal((1, 64), dtype=np.float32), b)
     assert calls == []
     kernels.matmul(rng.standard_normal((2, 64), dtype=np.float32), b)
-    assert calls == [(2, 64)]
+    kernels.matmul(rng.standard_normal((mkl_blas.MAX_ROWS, 64), dtype=np.float32), b)
+    kernels.matmul(rng.standard_normal((mkl_blas.MAX_ROWS + 1, 64), dtype=np.float32), b)
+    assert calls == [(2, 64), (mkl_blas.MAX_ROWS, 64)]
 
 
 def test_the_test_extras_install_mkl_and_it_is_used_by_default(monkeypatch):
