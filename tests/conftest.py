@@ -13,6 +13,10 @@ import pytest
 # Hermetic: the user's own models, workbooks and caches never leak into a test, and tests
 # never write into the user's folders. Set before any test (and any subprocess it starts).
 os.environ["CELLGPT_HOME"] = tempfile.mkdtemp(prefix="cellgpt-test-home-")
+# MKL's products whatever the machine's load (by default they switch to numpy's under load,
+# which changes last bits): tests comparing two runs bit for bit must not depend on the load.
+# tests/engine/test_mkl_blas.py covers the default switch.
+os.environ.setdefault("CELLGPT_BLAS", "mkl")
 
 # The tiny model every test can afford; the full model has GPT-2 small's exact shapes.
 TINY = {"vocab_size": 50257, "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128}

@@ -51,11 +51,10 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
     if a.ndim <= 2 and b.ndim == 2:
         one_row = a.ndim == 1 or a.shape[0] == 1
-        # A few rows: MKL when installed (mkl_blas.py: it does not pack b, which is most of a
-        # few-row product's time in OpenBLAS). One row is a matrix-vector product, as fast in
-        # either library, and stays below (its threading follows the load); so do many rows.
-        few = not one_row and a.shape[0] <= mkl_blas.MAX_ROWS
-        mkl = mkl_blas.get() if few else None
+        # A few rows: MKL when installed and the machine is quiet (mkl_blas.for_rows: it does
+        # not pack b, which is most of a few-row product's time in OpenBLAS). One row is a
+        # matrix-vector product, as fast in either library, and stays below; so do many rows.
+        mkl = None if one_row else mkl_blas.for_rows(a.shape[0])
         fast = mkl.product(a, b) if mkl is not None else None
         if fast is not None:
             return fast

@@ -10,17 +10,18 @@ matrix-vector product, as fast in OpenBLAS, whose threading there follows the ma
 Above MAX_ROWS, see there.
 
 Loaded through ctypes from the `mkl` wheel's libmkl_rt (LP64 interface, GNU OpenMP threads),
-then checked on a few products against numpy. `CELLGPT_BLAS=numpy` turns it off; `CELLGPT_BLAS=mkl` makes a missing or broken MKL
-an error instead of a silent fallback. Only row-major float32/float64 operands whose rows are
+then checked on a few products against numpy. `CELLGPT_BLAS=numpy` turns it off; `CELLGPT_BLAS=mkl` uses it whatever the load and makes
+a missing or broken MKL an error instead of a silent fallback. Only row-major float32/float64 operands whose rows are
 contiguous are handed over (a transposed right operand too: the output head reads wteᵀ);
 anything else returns None and the caller uses numpy.
 
-Threads: MKL's own (OpenMP), one call per product, on a quiet machine or not. Cutting
-a product into per-core chunks of our own under load (as kernels.matmul does for OpenBLAS)
-would give other bits in the last place, since MKL's threads may split the inner axis, and a
-cell's value must not depend on the machine's load. Measured under one busy loop, MKL's
-threads still beat the numpy path's split: 102 vs 125 ms for the 48 block products at 6
-rows, 1390 vs 1567 at 1024.
+Threads: MKL's own (OpenMP), one call per product. They collapse when another process holds
+a core, as PyTorch's do, so unless CELLGPT_BLAS=mkl a product takes MKL only while the
+machine is quiet (load_watch.py) and numpy's split otherwise (for_rows). The two agree to
+float32 rounding, not to the bit: under changing load a recomputed cell can differ in its
+last bit (one-row products already could). CELLGPT_BLAS=mkl gives MKL's bits always (the
+test-suite sets it). Within MKL the thread count is fixed (a split of our own would give
+other last bits, since MKL's threads may cut the inner axis).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cellgpt.engine import load_watch
 from cellgpt.engine.parallel import WORKERS, in_pool_thread
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -199,5 +201,21 @@ def get() -> Mkl | None:
 
 
 def backend() -> str:
-    """'mkl' or 'numpy': which library computes the 2-D products in this process."""
+    """'mkl' or 'numpy': which library computes this process's products of a few rows (on a
+    quiet machine, unless CELLGPT_BLAS=mkl; see for_rows)."""
     return "mkl" if get() is not None else "numpy"
+
+
+def for_rows(rows: int) -> Mkl | None:
+    """MKL for a product of `rows` rows, or None for numpy's path: one row or more than
+    MAX_ROWS (see there), MKL off or missing, or — unless CELLGPT_BLAS=mkl asks for MKL
+    always — another process using the CPU. MKL's OpenMP threads collapse when a core is
+    taken, as PyTorch's do (6-token forward under one busy loop: 284 ms with MKL, 200 on
+    numpy's split, 84 quiet), so under load products take numpy's path; the two agree to
+    float32 rounding, not to the bit."""
+    if rows < 2 or rows > MAX_ROWS:
+        return None
+    mkl = get()
+    if mkl is None or os.environ.get(ENV) == "mkl" or load_watch.machine_is_quiet():
+        return mkl
+    return None

@@ -45,6 +45,22 @@ def test_one_row_and_many_row_products_stay_in_numpy(mkl, monkeypatch):
     assert calls == [(2, 64), (mkl_blas.MAX_ROWS, 64)]
 
 
+def test_by_default_products_leave_mkl_while_another_process_uses_the_cpu(mkl, monkeypatch):
+    from cellgpt.engine import load_watch
+
+    monkeypatch.delenv(mkl_blas.ENV)
+    monkeypatch.setattr(load_watch, "machine_is_quiet", lambda: True)
+    assert mkl_blas.for_rows(6) is mkl
+    assert mkl_blas.for_rows(1) is None and mkl_blas.for_rows(mkl_blas.MAX_ROWS + 1) is None
+    monkeypatch.setattr(load_watch, "machine_is_quiet", lambda: False)
+    assert mkl_blas.for_rows(6) is None  # numpy's split: OpenMP collapses under load
+    monkeypatch.setenv(mkl_blas.ENV, "mkl")
+    assert mkl_blas.for_rows(6) is mkl  # asked for: MKL's bits whatever the load
+    monkeypatch.setenv(mkl_blas.ENV, "numpy")
+    monkeypatch.setattr(load_watch, "machine_is_quiet", lambda: True)
+    assert mkl_blas.for_rows(6) is None
+
+
 def test_the_test_extras_install_mkl_and_it_is_used_by_default(monkeypatch):
     monkeypatch.delenv(mkl_blas.ENV, raising=False)
     # The test extras depend on `mkl` on Linux x86-64: a silently missing library would
