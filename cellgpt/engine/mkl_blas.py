@@ -2,16 +2,17 @@
 
 Why: numpy's OpenBLAS packs the whole weight matrix on every call, which for a product of a
 few rows (a short prompt) costs more than the arithmetic. MKL's threaded gemm does not: the
-48 block products of a 6-token forward at GPT-2-small shapes take ~36 ms in MKL and ~62 in
-OpenBLAS on the 2-core VM, the same as in PyTorch (which is built on MKL). From ~256 rows on
-both are within ~10%. `pip install "cellgpt[mkl]"` installs it; nothing else changes.
+48 block products of a 6-token forward at GPT-2-small shapes take ~36-40 ms in MKL and ~62
+in OpenBLAS on the 2-core VM, as in PyTorch (which is built on MKL). From ~256 rows on both
+are within ~10%. `pip install "cellgpt[mkl]"` installs it; nothing else changes.
 kernels.matmul hands it products of 2 to MAX_ROWS rows. One row (a generated token) is a
 matrix-vector product, as fast in OpenBLAS, whose threading there follows the machine's load.
 Above MAX_ROWS, see there.
 
 Loaded through ctypes from the `mkl` wheel's libmkl_rt (LP64 interface, GNU OpenMP threads),
-then checked on a few products against numpy. `CELLGPT_BLAS=numpy` turns it off; `CELLGPT_BLAS=mkl` uses it whatever the load and makes
-a missing or broken MKL an error instead of a silent fallback. Only row-major float32/float64 operands whose rows are
+then checked on a few products against numpy. `CELLGPT_BLAS=numpy` turns it off;
+`CELLGPT_BLAS=mkl` uses it whatever the load and makes a missing or broken MKL an error
+instead of a silent fallback. Only row-major float32/float64 operands whose rows are
 contiguous are handed over (a transposed right operand too: the output head reads wteᵀ);
 anything else returns None and the caller uses numpy.
 
