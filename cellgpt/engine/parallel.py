@@ -84,7 +84,7 @@ def _get_blas() -> _Blas:
 def single_threaded_blas() -> Iterator[None]:
     """BLAS calls inside run on the calling thread only (restored afterwards)."""
     blas = _get_blas()
-    if blas.get is None or blas.set is None or getattr(_local, "busy", False):
+    if blas.get is None or blas.set is None or in_pool_thread():
         yield
         return
     before = blas.get()
@@ -180,13 +180,13 @@ def for_chunks(
     (switching it costs 2-10 µs, more right after a threaded product: ~100 element-wise
     kernels per generated token paid that)."""
     if not blas:
-        if WORKERS <= 1 or n < 2 or work < min_work or getattr(_local, "busy", False):
+        if WORKERS <= 1 or n < 2 or work < min_work or in_pool_thread():
             fn(0, n)
         else:
             _split(n, fn)
         return
     with single_threaded_blas():
-        if WORKERS <= 1 or n < 2 or work < min_work or getattr(_local, "busy", False):
+        if WORKERS <= 1 or n < 2 or work < min_work or in_pool_thread():
             fn(0, n)
             return
         _split(n, fn)

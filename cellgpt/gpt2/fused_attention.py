@@ -18,7 +18,7 @@ import numpy as np
 from cellgpt.engine import causal
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.fusion import Fusion
-from cellgpt.engine.kernels import CACHE_BYTES, SOFTMAX_WORK
+from cellgpt.engine.kernels import CACHE_BYTES, SOFTMAX_WORK, softmax_into
 from cellgpt.engine.limits import charge
 from cellgpt.engine.parallel import for_chunks
 
@@ -52,9 +52,7 @@ def fused_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
         s *= scale
         diagonal = slice(offset + r0, offset + r1)
         np.copyto(s[:, :, diagonal], -np.inf, where=future[r0:r1, diagonal])
-        np.subtract(s, np.max(s, axis=-1, keepdims=True), out=s)
-        np.exp(s, out=s)
-        s /= np.sum(s, axis=-1, keepdims=True)
+        softmax_into(s, s)
         z = np.matmul(s, v[:, :seen])  # [heads, rows, d_head]
         out[r0:r1].reshape(r1 - r0, heads, d_head)[...] = z.transpose(1, 0, 2)
         return out
@@ -71,9 +69,7 @@ def fused_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
                 s *= scale
                 diagonal = slice(offset + r0, offset + r1)
                 np.copyto(s[:, diagonal], -np.inf, where=future[r0:r1, diagonal])
-                np.subtract(s, np.max(s, axis=-1, keepdims=True), out=s)
-                np.exp(s, out=s)
-                s /= np.sum(s, axis=-1, keepdims=True)
+                softmax_into(s, s)
                 np.matmul(s, v[h, :seen], out=z[r0:r1])
 
     # products (scores and pattern x values, half skipped) plus the softmax's element work
