@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,19 @@ import pytest
 
 # Hermetic: the user's own models, workbooks and caches never leak into a test, and tests
 # never write into the user's folders. Set before any test (and any subprocess it starts).
-os.environ["CELLGPT_HOME"] = tempfile.mkdtemp(prefix="cellgpt-test-home-")
+os.environ["CELLGPT_HOME"] = _HOME = tempfile.mkdtemp(prefix="cellgpt-test-home-")
+_HOME_OWNER = os.getpid()
+
+
+@atexit.register
+def _remove_home() -> None:
+    # Its weight caches reach ~0.6 GB a session: left behind, 762 runs had filled 56 GB of
+    # /tmp and a test failed for want of disk. Only the process that made it removes it
+    # (a forked batch worker exiting must not pull it from under the session).
+    if os.getpid() == _HOME_OWNER:
+        shutil.rmtree(_HOME, ignore_errors=True)
+
+
 # MKL's products whatever the machine's load (by default they switch to numpy's under load,
 # which changes last bits): tests comparing two runs bit for bit must not depend on the load.
 # tests/engine/test_mkl_blas.py covers the default switch.
