@@ -139,9 +139,9 @@ class Mkl:
         out = np.empty((m, n), dtype=a.dtype)
         a_ptr, b_ptr, o_ptr = rows.ctypes.data, b.ctypes.data, out.ctypes.data
 
-        # MKL's threads on every call, whatever the load: a split of our own gives other
-        # bits (MKL's threads may cut the inner axis), and a cell's value must not depend on
-        # what else the machine was doing. Inside a pool chunk the chunk is the thread.
+        # A fixed thread count, never a split of our own: MKL's threads may cut the inner
+        # axis, so a split would give other last bits. Inside a pool chunk the chunk is the
+        # thread; a forked child has no OpenMP workers (see _forked).
         threads = 1 if in_pool_thread() or _forked[0] else WORKERS
         before = self._local_threads(threads)  # for this OS thread only
         try:
@@ -178,14 +178,24 @@ _lock = threading.Lock()
 _loaded: dict[str, Mkl | None] = {}
 
 
+def _choice() -> str:
+    """CELLGPT_BLAS as given: '' (MKL if installed, while the machine is quiet), 'mkl' or
+    'numpy'."""
+    choice = os.environ.get(ENV, "").strip().lower()
+    if choice not in ("", "mkl", "numpy"):
+        raise MklUnavailable(f"{ENV}={choice!r}: expected 'mkl' or 'numpy'")
+    return choice
+
+
 def get() -> Mkl | None:
     """The process's MKL, loaded on first use; None when off, missing or unloadable (an error
     instead when CELLGPT_BLAS=mkl asks for it)."""
-    choice = os.environ.get(ENV, "").strip().lower()
+    return _get(_choice())
+
+
+def _get(choice: str) -> Mkl | None:
     if choice == "numpy":
         return None
-    if choice not in ("", "mkl"):
-        raise MklUnavailable(f"{ENV}={choice!r}: expected 'mkl' or 'numpy'")
     with _lock:
         if "mkl" not in _loaded:
             path = library_path()
@@ -216,7 +226,8 @@ def for_rows(rows: int) -> Mkl | None:
     float32 rounding, not to the bit."""
     if rows < 2 or rows > MAX_ROWS:
         return None
-    mkl = get()
-    if mkl is None or os.environ.get(ENV) == "mkl" or load_watch.machine_is_quiet():
+    choice = _choice()
+    mkl = _get(choice)
+    if mkl is None or choice == "mkl" or load_watch.machine_is_quiet():
         return mkl
     return None
