@@ -104,6 +104,9 @@ def test_layouts_it_leaves_to_numpy_still_give_the_product(mkl):
     refused = {
         "strided columns of a": (a[:, ::2], b[:64]),
         "strided b": (a[:, :64], b[:64, ::2]),
+        "reversed columns of a": (a[:, ::-1], b),
+        "reversed rows of b": (a, b[::-1]),
+        "a broadcast row": (np.broadcast_to(a[0], (6, 128)), b),
         "mixed dtypes": (a[:, :64], b[:64].astype(np.float64)),
         "integers": (a[:, :64].astype(np.int64), b[:64].astype(np.int64)),
         "empty": (a[:0, :64], b[:64]),
