@@ -65,8 +65,14 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         cols = b.shape[1]
         out = np.empty((*a.shape[:-1], cols), dtype=a.dtype)
         work = float(math.prod(a.shape[:-1])) * b.shape[0] * cols
+        # Each chunk in MKL on its own thread when installed (mkl_blas.for_split), else numpy.
+        split_mkl = None if one_row else mkl_blas.for_split()
 
         def col_chunk(start: int, stop: int) -> None:
+            if split_mkl is not None:
+                done = split_mkl.product(a, b[:, start:stop], out[..., start:stop], threads=1)
+                if done is not None:
+                    return
             np.matmul(a, b[:, start:stop], out=out[..., start:stop])
 
         # One row is a matrix-vector product (no packing): splitting it pays only when big

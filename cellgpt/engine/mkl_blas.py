@@ -5,9 +5,10 @@ few rows (a short prompt) costs more than the arithmetic. MKL's threaded gemm do
 48 block products of a 6-token forward at GPT-2-small shapes take ~36-40 ms in MKL and ~62
 in OpenBLAS on the 2-core VM, as in PyTorch (which is built on MKL). From ~256 rows on both
 are within ~10%. `pip install "cellgpt[mkl]"` installs it; nothing else changes.
-kernels.matmul hands it products of 2 to MAX_ROWS rows. One row (a generated token) is a
-matrix-vector product, as fast in OpenBLAS, whose threading there follows the machine's load.
-Above MAX_ROWS, see there.
+kernels.matmul hands it products of 2 to MAX_ROWS rows on its own threads, and the chunks of
+its own split of bigger products on one thread each (see MAX_ROWS). One row (a generated
+token) is a matrix-vector product, as fast in OpenBLAS, whose threading there follows the
+machine's load.
 
 Loaded through ctypes from the `mkl` wheel's libmkl_rt (LP64 interface, GNU OpenMP threads),
 then checked on a few products against numpy. `CELLGPT_BLAS=numpy` turns it off;
@@ -16,13 +17,13 @@ instead of a silent fallback. Only row-major float32/float64 operands whose rows
 contiguous are handed over (a transposed right operand too: the output head reads wteᵀ);
 anything else returns None and the caller uses numpy.
 
-Threads: MKL's own (OpenMP), one call per product. They collapse when another process holds
-a core, as PyTorch's do, so unless CELLGPT_BLAS=mkl a product takes MKL only while the
-machine is quiet (load_watch.py) and numpy's split otherwise (for_rows). The two agree to
-float32 rounding, not to the bit: under changing load a recomputed cell can differ in its
-last bit (one-row products already could). CELLGPT_BLAS=mkl gives MKL's bits always (the
-test-suite sets it). Within MKL the thread count is fixed (a split of our own would give
-other last bits, since MKL's threads may cut the inner axis).
+Threads: for a few rows MKL's own (OpenMP), one call per product. They collapse when another
+process holds a core, as PyTorch's do, so unless CELLGPT_BLAS=mkl a few-row product takes
+them only while the machine is quiet (load_watch.py) and our split otherwise (for_rows,
+for_split). The two agree to float32 rounding, not to the bit: under changing load a
+recomputed cell can differ in its last bit (one-row products already could).
+CELLGPT_BLAS=mkl gives the same bits always (the test-suite sets it). For one shape the
+path, and so the bits, are fixed (MKL's threads may cut the inner axis, our split never does).
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # (seen in the test-suite). One libgomp per process (the loader shares it by soname) avoids it.
 _GNU_OPENMP = 3
 ENV = "CELLGPT_BLAS"
-# Above this many rows the products stay in OpenBLAS. MKL's product alone is still ~10%
-# faster there, but after each call its OpenMP workers spin (GNU OpenMP's default, which
-# PyTorch relies on too: with a short spin torch's forward took 15-25% longer), competing
-# with our pool's element-wise kernels on 2 cores: whole forwards (workbook, 10 runs each)
-# at 32 / 128 / 192 / 256 tokens took 88 / 206 / 304 / 390 ms with MKL and 113 / 219 / 304 /
-# 372 with OpenBLAS; at 6 tokens 61 against 89.
+# Above this many rows (and under load) a product is split by kernels.matmul into one chunk
+# per core, each chunk MKL's single-threaded gemm (for_split). MKL's own threads are ~10%
+# faster on the product alone, but after each call its OpenMP workers spin (GNU OpenMP's
+# default, which PyTorch relies on too: with a short spin torch's forward took 15-25%
+# longer), competing with our pool's element-wise kernels on 2 cores: whole forwards at 32 /
+# 128 / 192 / 256 tokens took 88 / 206 / 304 / 390 ms with MKL's threads and 113 / 219 / 304
+# / 372 with OpenBLAS's split; at 6 tokens 61 against 89.
 MAX_ROWS = 128
 
 
@@ -115,9 +117,13 @@ class Mkl:
                 if got is None or not np.allclose(got, expected, rtol=1e-4, atol=1e-3):
                     raise MklBroken(f"{self.path}: a test product came out wrong")
 
-    def product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    def product(
+        self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, threads: int = 0
+    ) -> np.ndarray | None:
         """a @ b for a 1-D or 2-D a and a 2-D b of one float dtype, or None if the operands'
-        layout is not one gemm reads directly."""
+        layout is not one gemm reads directly. `out`: a [rows, columns] array with contiguous
+        rows to write into (a column block of a bigger result, say). `threads`: 1 runs the
+        product on the calling thread (a chunk of our own split); 0 picks (see below)."""
         gemm = self._gemm.get(a.dtype)
         if gemm is None or b.dtype != a.dtype or b.ndim != 2 or a.ndim not in (1, 2):
             return None
@@ -134,19 +140,24 @@ class Mkl:
             trans_b, ldb = _TRANS, _leading(b.strides[1], size, k, n)
         else:
             return None
-        if lda is None or ldb is None or max(m, n, k, lda, ldb) >= 2**31:
+        if out is None:
+            out = np.empty((m, n), dtype=a.dtype)
+        elif out.shape != (m, n) or out.dtype != a.dtype or (out.strides[1] != size and n > 1):
             return None
-        out = np.empty((m, n), dtype=a.dtype)
+        ldc = _leading(out.strides[0], size, n, m)
+        if lda is None or ldb is None or ldc is None or max(m, n, k, lda, ldb, ldc) >= 2**31:
+            return None
         a_ptr, b_ptr, o_ptr = rows.ctypes.data, b.ctypes.data, out.ctypes.data
 
         # A fixed thread count, never a split of our own: MKL's threads may cut the inner
         # axis, so a split would give other last bits. Inside a pool chunk the chunk is the
         # thread; a forked child has no OpenMP workers (see _forked).
-        threads = 1 if in_pool_thread() or _forked[0] else WORKERS
+        if threads != 1:
+            threads = 1 if in_pool_thread() or _forked[0] else WORKERS
         before = self._local_threads(threads)  # for this OS thread only
         try:
             gemm(_ROW_MAJOR, _NO_TRANS, trans_b, m, n, k, 1.0, a_ptr, lda, b_ptr, ldb, 0.0,
-                 o_ptr, n)  # fmt: skip
+                 o_ptr, ldc)  # fmt: skip
         finally:
             self._local_threads(before)
         return out.reshape(n) if a.ndim == 1 else out
@@ -215,6 +226,15 @@ def backend() -> str:
     """'mkl' or 'numpy': which library computes this process's products of a few rows (on a
     quiet machine, unless CELLGPT_BLAS=mkl; see for_rows)."""
     return "mkl" if get() is not None else "numpy"
+
+
+def for_split() -> Mkl | None:
+    """MKL for the chunks of our own split of a product (kernels.matmul: many rows, or a few
+    under load), each on its calling thread, or None for numpy's. No OpenMP region, so no
+    spinning workers and no collapse under load: MKL's single-threaded gemm, ~10% faster
+    than OpenBLAS's on these shapes (the 48 block products of a 1024-token forward, each
+    followed by a GELU: ~680 against ~760 ms; at 192 rows ~150 against ~210)."""
+    return get()
 
 
 def for_rows(rows: int) -> Mkl | None:

@@ -29,20 +29,43 @@ def _want(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a.astype(np.float64) @ b.astype(np.float64)
 
 
-def test_one_row_and_many_row_products_stay_in_numpy(mkl, monkeypatch):
-    """A matrix-vector product is as fast in OpenBLAS, whose threading follows the machine's
-    load (kernels.matmul); MKL takes 2 to MAX_ROWS rows (see there for why not more)."""
+def test_which_products_take_mkl_and_on_how_many_threads(mkl, monkeypatch):
+    """A matrix-vector product stays in OpenBLAS, whose threading follows the machine's load
+    (kernels.matmul); 2 to MAX_ROWS rows are one call on MKL's threads; more rows are split
+    by columns into one chunk per core, each chunk MKL on its own thread (see MAX_ROWS)."""
     calls = []
-    monkeypatch.setattr(mkl_blas.Mkl, "product", lambda self, a, b: calls.append(a.shape))
+    real = mkl_blas.Mkl.product
+
+    def spy(self, a, b, out=None, *, threads=0):
+        calls.append((a.shape, b.shape[1], threads))
+        return real(self, a, b, out, threads=threads)
+
+    monkeypatch.setattr(mkl_blas.Mkl, "product", spy)
     rng = np.random.default_rng(6)
-    b = rng.standard_normal((64, 300), dtype=np.float32)
-    kernels.matmul(rng.standard_normal(64, dtype=np.float32), b)
-    kernels.matmul(rng.standard_normal((1, 64), dtype=np.float32), b)
+    b = rng.standard_normal((64, 3000), dtype=np.float32)
+    for a in (rng.standard_normal(64, dtype=np.float32), rng.standard_normal((1, 64), np.float32)):
+        np.testing.assert_allclose(kernels.matmul(a, b), _want(a, b), rtol=1e-4, atol=1e-4)
     assert calls == []
-    kernels.matmul(rng.standard_normal((2, 64), dtype=np.float32), b)
-    kernels.matmul(rng.standard_normal((mkl_blas.MAX_ROWS, 64), dtype=np.float32), b)
-    kernels.matmul(rng.standard_normal((mkl_blas.MAX_ROWS + 1, 64), dtype=np.float32), b)
-    assert calls == [(2, 64), (mkl_blas.MAX_ROWS, 64)]
+    few = rng.standard_normal((mkl_blas.MAX_ROWS, 64), dtype=np.float32)
+    np.testing.assert_allclose(kernels.matmul(few, b), _want(few, b), rtol=1e-4, atol=1e-4)
+    assert calls == [((mkl_blas.MAX_ROWS, 64), 3000, 0)]
+    calls.clear()
+    many = rng.standard_normal((mkl_blas.MAX_ROWS + 1, 64), dtype=np.float32)
+    np.testing.assert_allclose(kernels.matmul(many, b), _want(many, b), rtol=1e-4, atol=1e-4)
+    assert sum(cols for _, cols, _ in calls) == 3000  # every column once, in chunks
+    assert {(shape, threads) for shape, _, threads in calls} == {(many.shape, 1)}
+
+
+def test_a_product_into_a_column_block_of_a_bigger_result(mkl):
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((5, 64), dtype=np.float32)
+    b = rng.standard_normal((64, 900), dtype=np.float32)
+    out = np.full((5, 900), np.nan, dtype=np.float32)
+    assert mkl.product(a, b[:, 300:700], out[:, 300:700], threads=1) is not None
+    np.testing.assert_allclose(out[:, 300:700], _want(a, b)[:, 300:700], rtol=1e-4, atol=1e-4)
+    assert np.isnan(out[:, :300]).all() and np.isnan(out[:, 700:]).all()  # nothing else written
+    for bad in (out[:, ::2][:, :400], out[:4, :400], out[:, :400].astype(np.float64)):
+        assert mkl.product(a, b[:, :400], bad) is None  # strided, wrong shape, wrong dtype
 
 
 def test_by_default_products_leave_mkl_while_another_process_uses_the_cpu(mkl, monkeypatch):
@@ -53,12 +76,13 @@ def test_by_default_products_leave_mkl_while_another_process_uses_the_cpu(mkl, m
     assert mkl_blas.for_rows(6) is mkl
     assert mkl_blas.for_rows(1) is None and mkl_blas.for_rows(mkl_blas.MAX_ROWS + 1) is None
     monkeypatch.setattr(load_watch, "machine_is_quiet", lambda: False)
-    assert mkl_blas.for_rows(6) is None  # numpy's split: OpenMP collapses under load
+    assert mkl_blas.for_rows(6) is None  # our split: OpenMP collapses under load
+    assert mkl_blas.for_split() is mkl  # its chunks: MKL on one thread each, no OpenMP
     monkeypatch.setenv(mkl_blas.ENV, "mkl")
     assert mkl_blas.for_rows(6) is mkl  # asked for: MKL's bits whatever the load
     monkeypatch.setenv(mkl_blas.ENV, "numpy")
     monkeypatch.setattr(load_watch, "machine_is_quiet", lambda: True)
-    assert mkl_blas.for_rows(6) is None
+    assert mkl_blas.for_rows(6) is None and mkl_blas.for_split() is None
 
 
 def test_the_test_extras_install_mkl_and_it_is_used_by_default(monkeypatch):
