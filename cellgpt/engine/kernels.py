@@ -25,11 +25,13 @@ _FLOATS = (np.float32, np.float64)
 # normalize ~1.5), so that for_chunks weighs every kernel on one scale.
 GELU_WORK, SOFTMAX_WORK, LAYER_NORM_WORK, NORMALIZE_WORK = 200.0, 170.0, 160.0, 130.0
 SMALL_PRODUCT = 2e6  # multiply-adds from which a product of two or more rows is split
-# While generating (parallel.one_row_steps), one-row products run on OpenBLAS's own threads
-# if the machine is quiet: 1.7x our split, whose hand-off costs as much as half the work
-# (see load_watch.py for why only then). Elsewhere every product keeps our split: OpenBLAS's
-# threads spin for a while after a call and would compete with our pool's (a forward right
-# after a threaded one-row product ran 10-20% slower).
+# Without MKL, while generating (parallel.one_row_steps), one-row products run on OpenBLAS's
+# own threads if the machine is quiet: 1.7x our split, whose hand-off costs as much as half
+# the work (see load_watch.py for why only then). Elsewhere every product keeps our split:
+# OpenBLAS's threads spin for a while after a call and would compete with our pool's (a
+# forward right after a threaded one-row product ran 10-20% slower). With MKL its threads
+# take one-row products too (mkl_blas.for_rows), and OpenBLAS's never run: two libraries'
+# spinning workers on two cores slowed each other's products up to 6x.
 
 
 def is_float(*arrays: np.ndarray) -> bool:
@@ -51,10 +53,11 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
     if a.ndim <= 2 and b.ndim == 2:
         one_row = a.ndim == 1 or a.shape[0] == 1
-        # A few rows: MKL when installed and the machine is quiet (mkl_blas.for_rows: it does
-        # not pack b, which is most of a few-row product's time in OpenBLAS). One row is a
-        # matrix-vector product, as fast in either library, and stays below; so do many rows.
-        mkl = None if one_row else mkl_blas.for_rows(a.shape[0])
+        # Up to a few rows: MKL when installed and the machine is quiet (mkl_blas.for_rows:
+        # it does not pack b, which is most of a few-row product's time in OpenBLAS, and its
+        # threads read the output head's 154 MB in ~5.5 ms where our split took ~9 in a
+        # forward). Many rows, or under load: our split below.
+        mkl = mkl_blas.for_rows(1 if one_row else a.shape[0])
         fast = mkl.product(a, b) if mkl is not None else None
         if fast is not None:
             return fast

@@ -7,8 +7,9 @@ in OpenBLAS on the 2-core VM, as in PyTorch (which is built on MKL). From ~256 r
 are within ~10%. `pip install "cellgpt[mkl]"` installs it; nothing else changes.
 kernels.matmul hands it products of 2 to MAX_ROWS rows on its own threads, and the chunks of
 its own split of bigger products on one thread each (see MAX_ROWS). One row (a generated
-token) is a matrix-vector product, as fast in OpenBLAS, whose threading there follows the
-machine's load.
+token, the output head) is a matrix-vector product bound by memory: MKL's threads read the
+weights as fast as OpenBLAS's, faster than our split, and keep OpenBLAS's threads (which
+would spin beside MKL's) out of the process.
 
 Loaded through ctypes from the `mkl` wheel's libmkl_rt (LP64 interface, GNU OpenMP threads),
 then checked on a few products against numpy. `CELLGPT_BLAS=numpy` turns it off;
@@ -238,13 +239,13 @@ def for_split() -> Mkl | None:
 
 
 def for_rows(rows: int) -> Mkl | None:
-    """MKL for a product of `rows` rows, or None for numpy's path: one row or more than
+    """MKL on its own threads for a product of `rows` rows, or None for our split: more than
     MAX_ROWS (see there), MKL off or missing, or — unless CELLGPT_BLAS=mkl asks for MKL
     always — another process using the CPU. MKL's OpenMP threads collapse when a core is
     taken, as PyTorch's do (6-token forward under one busy loop: 284 ms with MKL, 200 on
     numpy's split, 84 quiet), so under load products take numpy's path; the two agree to
     float32 rounding, not to the bit."""
-    if rows < 2 or rows > MAX_ROWS:
+    if rows < 1 or rows > MAX_ROWS:
         return None
     choice = _choice()
     mkl = _get(choice)

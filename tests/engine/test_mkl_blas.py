@@ -30,9 +30,8 @@ def _want(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_which_products_take_mkl_and_on_how_many_threads(mkl, monkeypatch):
-    """A matrix-vector product stays in OpenBLAS, whose threading follows the machine's load
-    (kernels.matmul); 2 to MAX_ROWS rows are one call on MKL's threads; more rows are split
-    by columns into one chunk per core, each chunk MKL on its own thread (see MAX_ROWS)."""
+    """1 to MAX_ROWS rows are one call on MKL's threads; more rows are split by columns
+    into one chunk per core, each chunk MKL on its own thread (see MAX_ROWS)."""
     calls = []
     real = mkl_blas.Mkl.product
 
@@ -45,7 +44,8 @@ def test_which_products_take_mkl_and_on_how_many_threads(mkl, monkeypatch):
     b = rng.standard_normal((64, 3000), dtype=np.float32)
     for a in (rng.standard_normal(64, dtype=np.float32), rng.standard_normal((1, 64), np.float32)):
         np.testing.assert_allclose(kernels.matmul(a, b), _want(a, b), rtol=1e-4, atol=1e-4)
-    assert calls == []
+    assert calls == [((64,), 3000, 0), ((1, 64), 3000, 0)]  # one row: a vector, or a matrix
+    calls.clear()
     few = rng.standard_normal((mkl_blas.MAX_ROWS, 64), dtype=np.float32)
     np.testing.assert_allclose(kernels.matmul(few, b), _want(few, b), rtol=1e-4, atol=1e-4)
     assert calls == [((mkl_blas.MAX_ROWS, 64), 3000, 0)]
@@ -74,7 +74,7 @@ def test_by_default_products_leave_mkl_while_another_process_uses_the_cpu(mkl, m
     monkeypatch.delenv(mkl_blas.ENV)
     monkeypatch.setattr(load_watch, "machine_is_quiet", lambda: True)
     assert mkl_blas.for_rows(6) is mkl
-    assert mkl_blas.for_rows(1) is None and mkl_blas.for_rows(mkl_blas.MAX_ROWS + 1) is None
+    assert mkl_blas.for_rows(1) is mkl and mkl_blas.for_rows(mkl_blas.MAX_ROWS + 1) is None
     monkeypatch.setattr(load_watch, "machine_is_quiet", lambda: False)
     assert mkl_blas.for_rows(6) is None  # our split: OpenMP collapses under load
     assert mkl_blas.for_split() is mkl  # its chunks: MKL on one thread each, no OpenMP
