@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cellgpt.engine import causal, load_watch, mkl_blas
+from cellgpt.engine import causal, key_major, load_watch, mkl_blas
 from cellgpt.engine.parallel import MIN_WORK, for_chunks, in_one_row_steps
 
 _FLOATS = (np.float32, np.float64)
@@ -107,6 +107,18 @@ def _matmul_causal(a: np.ndarray, b: np.ndarray, offset: int) -> np.ndarray:
     batch, rows, inner = a.shape
     out = np.empty((batch, rows, b.shape[2]), dtype=a.dtype)
     blocks = causal.blocks(rows, offset)
+    if key_major.key_major_blocks(rows, inner):  # a long prompt: as fused attention does it
+
+        def per_head(start: int, stop: int) -> None:
+            buffer = key_major.scratch(inner, a.dtype)
+            for h in range(start, stop):
+                for r0, r1, seen in blocks:
+                    s = buffer[:seen, : r1 - r0]
+                    np.copyto(s, a[h, r0:r1, :seen].T)
+                    key_major.values(s, b[h], out[h, r0:r1])
+
+        for_chunks(batch, per_head, work=float(batch) * rows * inner * b.shape[2] / 2)
+        return out
 
     def per_batch(start: int, stop: int) -> None:
         for r0, r1, seen in blocks:
@@ -172,24 +184,30 @@ def _softmax_causal(a: np.ndarray, offset: int) -> np.ndarray:
     """softmax_last of [heads, queries, keys] scores that are -inf above the diagonal: each
     block of queries is computed over the keys it can see, the rest of its row is 0. The
     result is marked causal (fill 0) for the product with the values."""
-    heads, rows = a.shape[0], a.shape[1]
+    heads, rows, n_keys = a.shape
     out = np.empty_like(a)
     blocks = causal.blocks(rows, offset)
 
-    if len(blocks) == 1 and rows * a.shape[2] * heads * 4 <= CACHE_BYTES:
-        # A few new rows (a generated token's scores): every head at once, the same
-        # operations on the same rows as head by head, ~10 numpy calls instead of ~6 a head.
+    if not key_major.key_major_blocks(rows, n_keys):
+        # A short prompt's scores or a few new rows (a generated token's): one block, every
+        # head of a chunk at once, the same operations on the same rows as head by head.
         ((r0, r1, seen),) = blocks
-        x, o = a[:, r0:r1, :seen], out[:, r0:r1, :seen]
-        softmax_into(x, o)
-        out[:, r0:r1, seen:] = 0
+
+        def heads_at_once(start: int, stop: int) -> None:
+            softmax_into(a[start:stop, r0:r1, :seen], out[start:stop, r0:r1, :seen])
+            out[start:stop, r0:r1, seen:] = 0
+
+        for_chunks(heads, heads_at_once, work=a.size * SOFTMAX_WORK / 2, blas=False)
         return causal.mark(out, offset, 0.0)
 
     def per_heads(start: int, stop: int) -> None:
-        for h in range(start, stop):  # one head's block of rows stays in cache (see above)
+        buffer = key_major.scratch(n_keys, a.dtype)  # as fused attention does it
+        for h in range(start, stop):
             for r0, r1, seen in blocks:
-                x, o = a[h, r0:r1, :seen], out[h, r0:r1, :seen]
-                softmax_into(x, o)
+                s = buffer[:seen, : r1 - r0]
+                np.copyto(s, a[h, r0:r1, :seen].T)
+                key_major.softmax(s)
+                np.copyto(out[h, r0:r1, :seen], s.T)
                 out[h, r0:r1, seen:] = 0
 
     for_chunks(heads, per_heads, work=a.size * SOFTMAX_WORK / 2, blas=False)

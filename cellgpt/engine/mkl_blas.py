@@ -15,7 +15,7 @@ Loaded through ctypes from the `mkl` wheel's libmkl_rt (LP64 interface, GNU Open
 then checked on a few products against numpy. `CELLGPT_BLAS=numpy` turns it off;
 `CELLGPT_BLAS=mkl` uses it whatever the load and makes a missing or broken MKL an error
 instead of a silent fallback. Only row-major float32/float64 operands whose rows are
-contiguous are handed over (a transposed right operand too: the output head reads wteᵀ);
+contiguous are handed over (transposed operands too: the output head reads wteᵀ);
 anything else returns None and the caller uses numpy.
 
 Threads: for a few rows MKL's own (OpenMP), one call per product. They collapse when another
@@ -132,9 +132,14 @@ class Mkl:
         m, k = rows.shape
         n = b.shape[1]
         size = a.itemsize
-        if b.shape[0] != k or 0 in (m, n, k) or (rows.strides[1] != size and k > 1):
+        if b.shape[0] != k or 0 in (m, n, k):
             return None
-        lda = _leading(rows.strides[0], size, k, m)
+        if rows.strides[1] == size or k == 1:
+            trans_a, lda = _NO_TRANS, _leading(rows.strides[0], size, k, m)
+        elif rows.strides[0] == size:  # a transposed C array (a key-major attention block)
+            trans_a, lda = _TRANS, _leading(rows.strides[1], size, m, k)
+        else:
+            return None
         if b.strides[1] == size or n == 1:
             trans_b, ldb = _NO_TRANS, _leading(b.strides[0], size, n, k)
         elif b.strides[0] == size:  # a transposed C array, e.g. wteᵀ
@@ -157,7 +162,7 @@ class Mkl:
             threads = 1 if in_pool_thread() or _forked[0] else WORKERS
         before = self._local_threads(threads)  # for this OS thread only
         try:
-            gemm(_ROW_MAJOR, _NO_TRANS, trans_b, m, n, k, 1.0, a_ptr, lda, b_ptr, ldb, 0.0,
+            gemm(_ROW_MAJOR, trans_a, trans_b, m, n, k, 1.0, a_ptr, lda, b_ptr, ldb, 0.0,
                  o_ptr, ldc)  # fmt: skip
         finally:
             self._local_threads(before)

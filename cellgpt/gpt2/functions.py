@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from cellgpt.engine import FunctionLibrary, causal
+from cellgpt.engine import FunctionLibrary, causal, key_major
 from cellgpt.engine.costs import PY_OP, by_size, fixed, python_loop, scaled, size_of, sorting
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.parallel import for_chunks
@@ -183,6 +183,9 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     offset = n_keys - t  # queries are the last t positions (t < n_keys when extending)
     scale = q.dtype.type(np.float32(1.0 / math.sqrt(d_head)))  # as the plain formula
     out = np.empty((heads, t, n_keys), dtype=q.dtype)
+    if key_major.key_major_blocks(t, n_keys):  # a long prompt: as fused attention does it
+        _key_major_scores(q, k, scale, offset, out)
+        return causal.mark(out, offset, -np.inf)
     future = causal.future_mask(t, n_keys)
     k_t = k.transpose(0, 2, 1)
 
@@ -201,6 +204,26 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
 
     for_chunks(heads, per_heads, work=float(heads) * t * n_keys * d_head)
     return causal.mark(out, offset, -np.inf)  # softmax and pattern x values skip the future
+
+
+def _key_major_scores(
+    q: np.ndarray, k: np.ndarray, scale: np.generic, offset: int, out: np.ndarray
+) -> None:
+    """Each head's blocks computed key-major (engine/key_major.py), stored query-major."""
+    heads, t, _ = q.shape
+    blocks = causal.blocks(t, offset)
+    q_t, post_scale = key_major.scaled_queries(q, scale)
+
+    def per_heads(start: int, stop: int) -> None:
+        buffer = key_major.scratch(k.shape[1], q.dtype)
+        for h in range(start, stop):
+            for block in blocks:
+                r0, r1, seen = block
+                s = key_major.scores(k[h], q_t[h], block, offset, post_scale, buffer)
+                np.copyto(out[h, r0:r1, :seen], s.T)
+                out[h, r0:r1, seen:] = -np.inf
+
+    for_chunks(heads, per_heads, work=float(heads) * t * k.shape[1] * q.shape[2])
 
 
 def _attention_scores_rows(args: Sequence[Arg]) -> Out | None:

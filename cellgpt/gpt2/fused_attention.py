@@ -6,7 +6,8 @@ writing two [heads, tokens, tokens] matrices to memory and reading them back (se
 engine/fusion.py for when the runner uses it). Every block goes through the same numpy
 and BLAS calls, on the same shapes and strides, as the separate kernels
 (gpt2.functions.attention_scores, kernels.softmax_last's causal path and kernels.matmul's
-causal path), so the result is bit for bit what the three cells give.
+causal path), so the result is bit for bit what the three cells give: a long prompt's blocks
+through engine/key_major.py, a short prompt's single block all heads at once.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import math
 
 import numpy as np
 
-from cellgpt.engine import causal
+from cellgpt.engine import causal, key_major
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.fusion import Fusion
-from cellgpt.engine.kernels import CACHE_BYTES, SOFTMAX_WORK, softmax_into
+from cellgpt.engine.kernels import SOFTMAX_WORK, softmax_into
 from cellgpt.engine.limits import charge
 from cellgpt.engine.parallel import for_chunks
 
@@ -37,40 +38,36 @@ def fused_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     n_keys = k.shape[1]
     offset = n_keys - t
     work = float(heads) * t * n_keys * d_head
-    charge("attention", t * heads * d_head * q.itemsize, int(2 * work))
+    long_prompt = key_major.key_major_blocks(t, n_keys)
+    z_bytes = t * heads * d_head * q.itemsize  # the result, and a long prompt's scaled q
+    charge("attention", z_bytes * (2 if long_prompt else 1), int(2 * work))
     scale = q.dtype.type(np.float32(1.0 / math.sqrt(d_head)))  # as attention_scores
     out = np.empty((t, heads * d_head), dtype=q.dtype)
-    future = causal.future_mask(t, n_keys)
-    k_t = k.transpose(0, 2, 1)
     blocks = causal.blocks(t, offset)
 
-    if len(blocks) == 1 and heads * t * n_keys * q.itemsize <= CACHE_BYTES:
-        # A short prompt, or a generated token's row: every head at once, the same calls on
-        # the same rows as head by head (~10 numpy calls instead of ~8 a head).
+    if not long_prompt:
+        # A short prompt, or a generated token's row: one block, every head at once, the
+        # same calls on the same rows as head by head (~10 numpy calls instead of ~8 a head).
         ((r0, r1, seen),) = blocks
-        s = np.matmul(q[:, r0:r1], k_t[:, :, :seen])
+        s = np.matmul(q[:, r0:r1], k.transpose(0, 2, 1)[:, :, :seen])
         s *= scale
         diagonal = slice(offset + r0, offset + r1)
-        np.copyto(s[:, :, diagonal], -np.inf, where=future[r0:r1, diagonal])
+        np.copyto(s[:, :, diagonal], -np.inf, where=causal.future_mask(t, n_keys)[r0:r1, diagonal])
         softmax_into(s, s)
         z = np.matmul(s, v[:, :seen])  # [heads, rows, d_head]
         out[r0:r1].reshape(r1 - r0, heads, d_head)[...] = z.transpose(1, 0, 2)
         return out
 
+    q_t, post_scale = key_major.scaled_queries(q, scale)
+
     def per_heads(start: int, stop: int) -> None:
-        # Rows as wide as the whole score row, like a row of the [H, T, T] matrix: the
-        # reductions below then see the same strides as the unfused softmax.
-        scratch = np.empty((causal.ROW_BLOCK, n_keys), dtype=q.dtype)
+        buffer = key_major.scratch(n_keys, q.dtype)  # one block, in the core's cache
         for h in range(start, stop):
             z = out[:, h * d_head : (h + 1) * d_head]
-            for r0, r1, seen in blocks:
-                s = scratch[: r1 - r0, :seen]
-                np.matmul(q[h, r0:r1], k_t[h, :, :seen], out=s)
-                s *= scale
-                diagonal = slice(offset + r0, offset + r1)
-                np.copyto(s[:, diagonal], -np.inf, where=future[r0:r1, diagonal])
-                softmax_into(s, s)
-                np.matmul(s, v[h, :seen], out=z[r0:r1])
+            for block in blocks:
+                s = key_major.scores(k[h], q_t[h], block, offset, post_scale, buffer)
+                key_major.softmax(s)
+                key_major.values(s, v[h], z[block[0] : block[1]])
 
     # products (scores and pattern x values, half skipped) plus the softmax's element work
     for_chunks(heads, per_heads, work=work + heads * t * n_keys * SOFTMAX_WORK / 2)

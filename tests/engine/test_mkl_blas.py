@@ -113,6 +113,7 @@ def test_layouts_it_reads_directly(mkl):
         "rows of a wider matrix": (big[2:7, 10:74], wte[:64, :300]),  # lda, ldb > width
         "every other row": (big[::2, :64], wte[:64]),
         "a transposed view": (big[:4, :64], wte[100:400].T),
+        "a transposed left operand": (wte[:64, :5].T, wte[:64, 5:300]),  # a key-major block
     }
     for name, (a, b) in cases.items():
         got = mkl.product(a, b)
