@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from cellgpt.engine import load_watch
-from cellgpt.engine.parallel import WORKERS, in_pool_thread
+from cellgpt.engine.parallel import WORKERS, foreign_threads_ran, in_pool_thread
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 # MKL_Set_Threading_Layer: GNU OpenMP (libgomp), the runtime PyTorch ships too. With Intel's
@@ -166,6 +166,8 @@ class Mkl:
                  o_ptr, ldc)  # fmt: skip
         finally:
             self._local_threads(before)
+            if threads > 1:
+                foreign_threads_ran()  # MKL's OpenMP workers now spin for a while
         return out.reshape(n) if a.ndim == 1 else out
 
 

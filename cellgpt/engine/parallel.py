@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -165,6 +166,19 @@ def chunks(n: int, parts: int) -> list[tuple[int, int]]:
 MIN_WORK = 2e7
 
 
+# Another library's worker threads (MKL's OpenMP team) spin for a few ms after each call,
+# waiting for the next: a split of ours in that time competes with them for the other core
+# and ran slower than no split (GELU of 64 x 3072 right after a 64-row MKL product: 382 µs
+# split in two, 285 inline; 610 against 500 at 128 rows). Measured spin: ~3 ms.
+FOREIGN_SPIN = 0.004
+_foreign_spin_until = [0.0]
+
+
+def foreign_threads_ran() -> None:
+    """Called after a product on another library's threads: splits wait out their spin."""
+    _foreign_spin_until[0] = time.perf_counter() + FOREIGN_SPIN
+
+
 def for_chunks(
     n: int,
     fn: Callable[[int, int], None],
@@ -175,21 +189,28 @@ def for_chunks(
 ) -> None:
     """Call fn(start, stop) over [0, n) — in one chunk per worker if the total `work` (about
     the number of multiply-adds; see kernels.py for element-wise weights) is worth a thread
-    hand-off, else inline. BLAS stays single-threaded either way; chunks must write disjoint
-    outputs. `blas=False`: fn makes no BLAS call, so BLAS's thread count is left alone
-    (switching it costs 2-10 µs, more right after a threaded product: ~100 element-wise
-    kernels per generated token paid that)."""
+    hand-off and no other library's threads are spinning (FOREIGN_SPIN), else inline. BLAS
+    stays single-threaded either way; chunks must write disjoint outputs. `blas=False`: fn
+    makes no BLAS call, so BLAS's thread count is left alone (switching it costs 2-10 µs,
+    more right after a threaded product: ~100 element-wise kernels per generated token
+    paid that)."""
     if not blas:
-        if WORKERS <= 1 or n < 2 or work < min_work or in_pool_thread():
+        if _inline(n, work, min_work):
             fn(0, n)
         else:
             _split(n, fn)
         return
     with single_threaded_blas():
-        if WORKERS <= 1 or n < 2 or work < min_work or in_pool_thread():
+        if _inline(n, work, min_work):
             fn(0, n)
             return
         _split(n, fn)
+
+
+def _inline(n: int, work: float, min_work: float) -> bool:
+    if WORKERS <= 1 or n < 2 or work < min_work or in_pool_thread():
+        return True
+    return time.perf_counter() < _foreign_spin_until[0]  # see FOREIGN_SPIN
 
 
 def _split(n: int, fn: Callable[[int, int], None]) -> None:
