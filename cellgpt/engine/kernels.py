@@ -107,17 +107,18 @@ def _matmul_causal(a: np.ndarray, b: np.ndarray, offset: int) -> np.ndarray:
     batch, rows, inner = a.shape
     out = np.empty((batch, rows, b.shape[2]), dtype=a.dtype)
     blocks = causal.blocks(rows, offset)
-    if key_major.key_major_blocks(rows, inner):  # a long prompt: as fused attention does it
+    if key_major.key_major(rows):  # a prompt's pattern: as fused attention computes it
 
-        def per_head(start: int, stop: int) -> None:
-            buffer = key_major.scratch(inner, a.dtype)
-            for h in range(start, stop):
-                for r0, r1, seen in blocks:
-                    s = buffer[:seen, : r1 - r0]
-                    np.copyto(s, a[h, r0:r1, :seen].T)
-                    key_major.values(s, b[h], out[h, r0:r1])
+        def per_heads(start: int, stop: int) -> None:
+            buffer = key_major.scratch(inner, rows, a.dtype)
+            for block in blocks:
+                r0, r1, seen = block
+                for h0, h1 in key_major.head_groups(start, stop, block, a.itemsize):
+                    s = key_major.block_view(buffer, (h0, h1), block)
+                    np.copyto(s, a[h0:h1, r0:r1, :seen].transpose(2, 0, 1))
+                    key_major.values(s, b, (h0, h1), out[h0:h1, r0:r1])
 
-        for_chunks(batch, per_head, work=float(batch) * rows * inner * b.shape[2] / 2)
+        for_chunks(batch, per_heads, work=float(batch) * rows * inner * b.shape[2] / 2)
         return out
 
     def per_batch(start: int, stop: int) -> None:
@@ -188,9 +189,9 @@ def _softmax_causal(a: np.ndarray, offset: int) -> np.ndarray:
     out = np.empty_like(a)
     blocks = causal.blocks(rows, offset)
 
-    if not key_major.key_major_blocks(rows, n_keys):
-        # A short prompt's scores or a few new rows (a generated token's): one block, every
-        # head of a chunk at once, the same operations on the same rows as head by head.
+    if not key_major.key_major(rows):
+        # A generated token's row(s): one block, every head of a chunk at once, the same
+        # operations on the same rows as head by head.
         ((r0, r1, seen),) = blocks
 
         def heads_at_once(start: int, stop: int) -> None:
@@ -201,14 +202,15 @@ def _softmax_causal(a: np.ndarray, offset: int) -> np.ndarray:
         return causal.mark(out, offset, 0.0)
 
     def per_heads(start: int, stop: int) -> None:
-        buffer = key_major.scratch(n_keys, a.dtype)  # as fused attention does it
-        for h in range(start, stop):
-            for r0, r1, seen in blocks:
-                s = buffer[:seen, : r1 - r0]
-                np.copyto(s, a[h, r0:r1, :seen].T)
+        buffer = key_major.scratch(n_keys, rows, a.dtype)  # as fused attention computes it
+        for block in blocks:
+            r0, r1, seen = block
+            for h0, h1 in key_major.head_groups(start, stop, block, a.itemsize):
+                s = key_major.block_view(buffer, (h0, h1), block)
+                np.copyto(s, a[h0:h1, r0:r1, :seen].transpose(2, 0, 1))
                 key_major.softmax(s)
-                np.copyto(out[h, r0:r1, :seen], s.T)
-                out[h, r0:r1, seen:] = 0
+                np.copyto(out[h0:h1, r0:r1, :seen], s.transpose(1, 2, 0))
+            out[start:stop, r0:r1, seen:] = 0
 
     for_chunks(heads, per_heads, work=a.size * SOFTMAX_WORK / 2, blas=False)
     return causal.mark(out, offset, 0.0)

@@ -183,7 +183,7 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     offset = n_keys - t  # queries are the last t positions (t < n_keys when extending)
     scale = q.dtype.type(np.float32(1.0 / math.sqrt(d_head)))  # as the plain formula
     out = np.empty((heads, t, n_keys), dtype=q.dtype)
-    if key_major.key_major_blocks(t, n_keys):  # a long prompt: as fused attention does it
+    if key_major.key_major(t):  # a prompt: as fused attention computes it
         _key_major_scores(q, k, scale, offset, out)
         return causal.mark(out, offset, -np.inf)
     future = causal.future_mask(t, n_keys)
@@ -209,21 +209,23 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
 def _key_major_scores(
     q: np.ndarray, k: np.ndarray, scale: np.generic, offset: int, out: np.ndarray
 ) -> None:
-    """Each head's blocks computed key-major (engine/key_major.py), stored query-major."""
+    """Each group of heads' blocks computed key-major (engine/key_major.py), stored
+    query-major."""
     heads, t, _ = q.shape
+    n_keys = k.shape[1]
     blocks = causal.blocks(t, offset)
     q_t, post_scale = key_major.scaled_queries(q, scale)
 
     def per_heads(start: int, stop: int) -> None:
-        buffer = key_major.scratch(k.shape[1], q.dtype)
-        for h in range(start, stop):
-            for block in blocks:
-                r0, r1, seen = block
-                s = key_major.scores(k[h], q_t[h], block, offset, post_scale, buffer)
-                np.copyto(out[h, r0:r1, :seen], s.T)
-                out[h, r0:r1, seen:] = -np.inf
+        buffer = key_major.scratch(n_keys, t, q.dtype)
+        for block in blocks:
+            r0, r1, seen = block
+            for h0, h1 in key_major.head_groups(start, stop, block, q.itemsize):
+                s = key_major.scores(k, q_t, (h0, h1), block, offset, post_scale, buffer)
+                np.copyto(out[h0:h1, r0:r1, :seen], s.transpose(1, 2, 0))
+            out[start:stop, r0:r1, seen:] = -np.inf
 
-    for_chunks(heads, per_heads, work=float(heads) * t * k.shape[1] * q.shape[2])
+    for_chunks(heads, per_heads, work=float(heads) * t * n_keys * q.shape[2])
 
 
 def _attention_scores_rows(args: Sequence[Arg]) -> Out | None:

@@ -6,8 +6,8 @@ writing two [heads, tokens, tokens] matrices to memory and reading them back (se
 engine/fusion.py for when the runner uses it). Every block goes through the same numpy
 and BLAS calls, on the same shapes and strides, as the separate kernels
 (gpt2.functions.attention_scores, kernels.softmax_last's causal path and kernels.matmul's
-causal path), so the result is bit for bit what the three cells give: a long prompt's blocks
-through engine/key_major.py, a short prompt's single block all heads at once.
+causal path), so the result is bit for bit what the three cells give: a prompt's blocks
+through engine/key_major.py, a generated token's rows all heads at once.
 """
 
 from __future__ import annotations
@@ -38,16 +38,16 @@ def fused_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     n_keys = k.shape[1]
     offset = n_keys - t
     work = float(heads) * t * n_keys * d_head
-    long_prompt = key_major.key_major_blocks(t, n_keys)
-    z_bytes = t * heads * d_head * q.itemsize  # the result, and a long prompt's scaled q
-    charge("attention", z_bytes * (2 if long_prompt else 1), int(2 * work))
+    few_rows = not key_major.key_major(t)
+    z_bytes = t * heads * d_head * q.itemsize  # the result, and a prompt's scaled q
+    charge("attention", z_bytes * (1 if few_rows else 2), int(2 * work))
     scale = q.dtype.type(np.float32(1.0 / math.sqrt(d_head)))  # as attention_scores
     out = np.empty((t, heads * d_head), dtype=q.dtype)
     blocks = causal.blocks(t, offset)
 
-    if not long_prompt:
-        # A short prompt, or a generated token's row: one block, every head at once, the
-        # same calls on the same rows as head by head (~10 numpy calls instead of ~8 a head).
+    if few_rows:
+        # A generated token's row(s): one block, every head at once, the same calls on the
+        # same rows as head by head (~10 numpy calls instead of ~8 a head).
         ((r0, r1, seen),) = blocks
         s = np.matmul(q[:, r0:r1], k.transpose(0, 2, 1)[:, :, :seen])
         s *= scale
@@ -61,13 +61,14 @@ def fused_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     q_t, post_scale = key_major.scaled_queries(q, scale)
 
     def per_heads(start: int, stop: int) -> None:
-        buffer = key_major.scratch(n_keys, q.dtype)  # one block, in the core's cache
-        for h in range(start, stop):
-            z = out[:, h * d_head : (h + 1) * d_head]
-            for block in blocks:
-                s = key_major.scores(k[h], q_t[h], block, offset, post_scale, buffer)
+        buffer = key_major.scratch(n_keys, t, q.dtype)  # one group's block, in cache
+        for block in blocks:
+            r0, r1, _ = block
+            z = out[r0:r1].reshape(r1 - r0, heads, d_head).transpose(1, 0, 2)
+            for group in key_major.head_groups(start, stop, block, q.itemsize):
+                s = key_major.scores(k, q_t, group, block, offset, post_scale, buffer)
                 key_major.softmax(s)
-                key_major.values(s, v[h], z[block[0] : block[1]])
+                key_major.values(s, v, group, z[group[0] : group[1]])
 
     # products (scores and pattern x values, half skipped) plus the softmax's element work
     for_chunks(heads, per_heads, work=work + heads * t * n_keys * SOFTMAX_WORK / 2)

@@ -4,10 +4,12 @@ path that reaches these blocks (one prompt, a batch, a scale that is not a power
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
-from cellgpt.engine import causal, kernels, key_major, parallel
+from cellgpt.engine import kernels, key_major, parallel
 from cellgpt.gpt2.functions import attention_scores, merge_heads, split_heads
 from cellgpt.gpt2.fused_attention import fused_attention
 
@@ -33,8 +35,8 @@ def _in_order(s: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("queries", [1, 2, 3, 12, 128])
 def test_key_sums_add_the_keys_in_order_on_every_block_shape(keys, queries):
     rng = np.random.default_rng(keys * queries)
-    buffer = key_major.scratch(keys, np.dtype(np.float32))  # blocks are views of this
-    block = buffer[:keys, :queries]
+    buffer = key_major.scratch(keys, 128, np.dtype(np.float32))  # blocks are views of this
+    block = buffer[: keys * 128].reshape(keys, 128)[:, :queries]
     block[...] = rng.random((keys, queries), dtype=np.float32)
     np.testing.assert_array_equal(key_major.key_sums(block), _in_order(block))
     # A transposed view (columns not contiguous) takes the running sum: the same order.
@@ -43,11 +45,30 @@ def test_key_sums_add_the_keys_in_order_on_every_block_shape(keys, queries):
 
 
 def test_which_attentions_run_key_major():
-    assert not key_major.key_major_blocks(1, 1024)  # a generated token's row
-    assert not key_major.key_major_blocks(3, 300)  # a few new rows
-    assert not key_major.key_major_blocks(causal.ROW_BLOCK, causal.ROW_BLOCK)  # one block
-    assert key_major.key_major_blocks(causal.ROW_BLOCK + 1, causal.ROW_BLOCK + 1)
-    assert key_major.key_major_blocks(100, 1000)  # one block of queries, many keys
+    assert not key_major.key_major(1)  # a generated token's row
+    assert not key_major.key_major(key_major.FEW_ROWS)  # a few new rows
+    assert key_major.key_major(key_major.FEW_ROWS + 1)  # a prompt
+
+
+@pytest.mark.parametrize("keys", [1, 7, 8, 9, 100, 1024])
+def test_key_max_is_the_columns_maximum(keys):
+    rng = np.random.default_rng(keys)
+    block = key_major.scratch(keys, 64, np.dtype(np.float32))[: keys * 48].reshape(keys, 48)
+    block[...] = rng.standard_normal(block.shape, dtype=np.float32)
+    block[rng.integers(0, keys), 3] = np.nan  # NaN wins, as in np.max
+    block[:, 5] = -np.inf
+    np.testing.assert_array_equal(key_major.key_max(block), np.max(block, axis=0))
+
+
+def test_head_groups_fit_the_cache_and_cover_every_head_once():
+    for block in [(0, 128, 128), (896, 1024, 1024), (0, 64, 64), (0, 9, 300)]:
+        groups = key_major.head_groups(2, 12, block, 4)
+        assert groups[0][0] == 2 and groups[-1][1] == 12
+        assert all(a < b for a, b in groups)
+        assert all(b == c for (_, b), (c, _) in itertools.pairwise(groups))
+        seen, n = block[2], block[1] - block[0]
+        fits = key_major.GROUP_BYTES
+        assert all((b - a) == 1 or (b - a) * seen * n * 4 <= fits for a, b in groups)
 
 
 @pytest.mark.parametrize("scale", [0.125, 0.25, 1 / np.sqrt(12.0)])
@@ -85,7 +106,7 @@ def test_fused_and_separate_cells_agree_to_the_bit_and_match_float64(monkeypatch
     rng = np.random.default_rng(d_head)
     qkv = rng.standard_normal((300, 3 * 4 * d_head)).astype(np.float32) * 2
     q, k, v = (split_heads(qkv, part, 4) for part in range(3))
-    assert key_major.key_major_blocks(300, 300)
+    assert key_major.key_major(300)
     got = fused_attention(q, k, v)
     np.testing.assert_array_equal(got, _plain_attention(q, k, v))
     want = _reference(q, k, v)
@@ -95,6 +116,25 @@ def test_fused_and_separate_cells_agree_to_the_bit_and_match_float64(monkeypatch
     scores = attention_scores(q, k).copy()
     query_major = merge_heads(np.matmul(kernels.softmax_last(scores), v))
     assert np.abs(got - want).max() <= 1.5 * np.abs(query_major - want).max()
+
+
+@pytest.mark.parametrize("tokens", [9, 64, 200])
+def test_every_grouping_of_heads_gives_the_same_numbers(monkeypatch, tokens):
+    """With one worker all 6 heads share groups; with two each worker groups its 3; with a
+    tiny GROUP_BYTES every head is its own group: the same bits each time."""
+    rng = np.random.default_rng(tokens)
+    qkv = rng.standard_normal((tokens, 3 * 6 * 16)).astype(np.float32)
+    q, k, v = (split_heads(qkv, part, 6) for part in range(3))
+    runs = []
+    for workers, group_bytes in [(1, key_major.GROUP_BYTES), (2, key_major.GROUP_BYTES), (1, 1)]:
+        monkeypatch.setattr(parallel, "WORKERS", workers)
+        monkeypatch.setattr(key_major, "GROUP_BYTES", group_bytes)
+        monkeypatch.setitem(parallel.for_chunks.__kwdefaults__, "min_work", 0.0)
+        monkeypatch.setattr(parallel, "_foreign_spin_until", [0.0])  # no MKL spin: split
+        runs.append(fused_attention(q, k, v))
+        np.testing.assert_array_equal(runs[-1], _plain_attention(q, k, v))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    np.testing.assert_array_equal(runs[0], runs[2])
 
 
 def test_a_batch_of_prompts_agrees_with_one_prompt_at_a_time():
