@@ -17,6 +17,7 @@ import time
 
 INTERVAL = 0.25  # seconds between readings
 OTHERS_LIMIT = 0.25  # cores used by other processes above which the machine is busy
+MIN_SPAN = 0.1  # seconds: a shorter span between two readings measures only tick noise
 
 _lock = threading.Lock()
 _state: dict[str, float | bool] = {"at": -1.0, "quiet": False}
@@ -43,7 +44,8 @@ def _own_seconds() -> float:
 
 def machine_is_quiet() -> bool:
     """True if other processes used less than OTHERS_LIMIT cores lately (cached for
-    INTERVAL seconds). False until two readings exist, and whenever /proc/stat is missing."""
+    INTERVAL seconds). False until two readings at least MIN_SPAN apart exist (the first is
+    taken at import), and whenever /proc/stat is missing."""
     global _last
     now = time.monotonic()
     if now - float(_state["at"]) < INTERVAL:
@@ -55,9 +57,27 @@ def machine_is_quiet() -> bool:
         quiet = False
         if busy is not None:
             own = _own_seconds()
-            if _last is not None and now > _last[0]:
+            if _last is not None and now - _last[0] < MIN_SPAN:
+                # Too short to tell (clock ticks are 10 ms): "busy" until MIN_SPAN is up.
+                _state["at"], _state["quiet"] = _last[0] + MIN_SPAN - INTERVAL, False
+                return False
+            if _last is not None:
                 others = (busy - _last[1]) - (own - _last[2])
                 quiet = others / (now - _last[0]) < OTHERS_LIMIT
             _last = (now, busy, own)
         _state["at"], _state["quiet"] = now, quiet
         return quiet
+
+
+def prime() -> None:
+    """Take the first reading now (at import), so that the first question, typically after
+    the weights have loaded, already has a span to measure: a short `cellgpt run` would
+    otherwise spend its first INTERVAL on the path for a busy machine."""
+    global _last
+    busy = _system_busy_seconds()
+    if busy is not None:
+        with _lock:
+            _last = (time.monotonic(), busy, _own_seconds())
+
+
+prime()

@@ -66,3 +66,23 @@ def test_without_proc_stat_it_is_never_quiet(monkeypatch):
     monkeypatch.setattr(load_watch, "_system_busy_seconds", lambda: None)
     assert load_watch.machine_is_quiet() is False
     assert _reading_after(0.3) is False
+
+
+def test_the_first_reading_is_taken_at_import_so_the_first_question_can_be_quiet(monkeypatch):
+    """A short `cellgpt run` asks first right after loading the weights: with a reading taken
+    at import it gets an answer then, not "busy" for its whole first INTERVAL."""
+    clock = {"now": 100.0, "busy": 5000.0, "own": 10.0}
+    monkeypatch.setattr(load_watch.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(load_watch, "_system_busy_seconds", lambda: clock["busy"])
+    monkeypatch.setattr(load_watch, "_own_seconds", lambda: clock["own"])
+    load_watch.prime()
+    clock["now"] += load_watch.MIN_SPAN / 2  # too soon: not enough ticks to tell
+    assert load_watch.machine_is_quiet() is False
+    clock["now"] += load_watch.MIN_SPAN / 4
+    clock["busy"] += 5.0  # another process's work in between: still not asked again
+    assert load_watch.machine_is_quiet() is False
+    clock["busy"] -= 5.0
+    clock["now"] += 1.0  # loading the weights: all ours
+    clock["own"] += 1.9
+    clock["busy"] += 1.9
+    assert load_watch.machine_is_quiet() is True
