@@ -43,11 +43,13 @@ NASTY_PROMPT = '=1+1 @SUM(A1) =HYPERLINK("x")'
 
 
 # ---------------------------------------------------------------------------- helpers
-def float64_reference(model: Any, prompt: str) -> Workbook:
+def float64_reference(model: Any, prompt: str, held: dict[str, Any] | None = None) -> Workbook:
     """The same workbook computed in float64 from the parameters exactly as the sheet holds
     them (shortest float32 text read as float64). LibreOffice computes in float64, so this is
     the fair reference for a 1e-6 comparison; the float32 engine differs by ~1e-5 on logits
-    only because of its own rounding (reported separately)."""
+    only because of its own rounding (reported separately). `held`: cells the sheet holds as
+    float32 values from the engine (no Excel form, e.g. a gradient), pinned the same way, so
+    that the formulas reading them start from the sheet's numbers too."""
     library = full_library()
     # The Excel formulas use exact constants (SQRT(2/PI()), 0.044715); the engine rounds them
     # to float32 (a 3e-8 relative change). Same math, float64 constants:
@@ -58,6 +60,13 @@ def float64_reference(model: Any, prompt: str) -> Workbook:
             value = np.asarray(wb[name])
             text = format_float32_shortest(value)
             wb.pin(name, np.array(text, dtype=np.float64).reshape(value.shape))
+    for name, value in (held or {}).items():
+        if not isinstance(value, np.ndarray | np.floating):
+            continue  # a table or text: no number a formula reads
+        array = np.asarray(value)
+        if array.dtype == np.float32 and name in wb.cells():
+            text = format_float32_shortest(array.reshape(-1))
+            wb.pin(name, np.array(text, dtype=np.float64).reshape(array.shape))
     wb.run()
     assert np.asarray(wb.value("logits")).dtype == np.float64, (
         "the engine no longer computes in float64 when given float64 parameters"
@@ -108,7 +117,10 @@ def check_formulas_against_libreoffice(
 
     out = recalculate(report.path, tmp / "recalculated")
     book = load_workbook(out, data_only=True, read_only=True)
-    ref64 = float64_reference(model, prompt)
+    # Cells without an Excel form are written as the float32 engine's values: the formulas
+    # after them (grad_x_input reads embed_grad) start from those numbers in both.
+    held = {e.name: e.value for e in report.plan.entries if e.how == "values"}
+    ref64 = float64_reference(model, prompt, held)
     worst64, worst32 = 0.0, 0.0
     for entry in formula_cells:
         shape = np.asarray(entry.value).shape
