@@ -3,10 +3,12 @@ in the folder changes)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
 
+from cellgpt.engine import mkl_blas
 from cellgpt.locations import DEFAULT_MODEL, ModelNotFoundError, resolve_model
 from cellgpt.weights.params import Params, Progress, load_params
 
@@ -30,4 +32,14 @@ def load_model_params(model: str | os.PathLike[str], *, progress: Progress | Non
         cached = _params.get(folder)
         if cached is None or cached[0] != stamp:
             _params[folder] = (stamp, load_params(folder, progress=progress))
+            _load_product_library()
         return _params[folder][1]
+
+
+def _load_product_library() -> None:
+    """Load MKL (when installed) with the weights: its first use loads the library and checks
+    it (~60-80 ms once per process), which `run --profile` would otherwise count to the
+    first product cell (h0.qkv: 60% of a short prompt's time on the bundled model)."""
+    # A wrong CELLGPT_BLAS is left to the first product cell, whose error names the variable.
+    with contextlib.suppress(mkl_blas.MklUnavailable):
+        mkl_blas.get()

@@ -249,3 +249,22 @@ def test_a_forked_child_computes_instead_of_waiting_for_its_parents_threads():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[64.0, 64.0, 64.0, 64.0]"
+
+
+def test_loading_a_model_loads_mkl_with_it(monkeypatch, params_tiny_dir):
+    """MKL's first use (~60-80 ms: the library and its self-check) is paid with the weights,
+    not inside the first product cell, where `run --profile` showed it as 60% of a short
+    prompt; a wrong CELLGPT_BLAS does not fail the load (the first product names it)."""
+    from cellgpt.weights import models
+
+    monkeypatch.setattr(mkl_blas, "_loaded", {})
+    monkeypatch.setattr(models, "_params", {})
+    monkeypatch.delenv(mkl_blas.ENV, raising=False)
+    models.load_model_params(params_tiny_dir)
+    assert mkl_blas._loaded.get("mkl") is not None
+    monkeypatch.setattr(mkl_blas, "_loaded", {})
+    monkeypatch.setattr(models, "_params", {})
+    monkeypatch.setenv(mkl_blas.ENV, "bogus")
+    assert models.load_model_params(params_tiny_dir) is not None
+    with pytest.raises(mkl_blas.MklUnavailable, match="CELLGPT_BLAS='bogus'"):
+        kernels.matmul(np.ones((2, 8), np.float32), np.ones((8, 4), np.float32))
