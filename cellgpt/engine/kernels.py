@@ -111,12 +111,9 @@ def _matmul_causal(a: np.ndarray, b: np.ndarray, offset: int) -> np.ndarray:
 
         def per_heads(start: int, stop: int) -> None:
             buffer = key_major.scratch(inner, rows, a.dtype)
-            for block in blocks:
-                r0, r1, seen = block
-                for h0, h1 in key_major.head_groups(start, stop, block, a.itemsize):
-                    s = key_major.block_view(buffer, (h0, h1), block)
-                    np.copyto(s, a[h0:h1, r0:r1, :seen].transpose(2, 0, 1))
-                    key_major.values(s, b, (h0, h1), out[h0:h1, r0:r1])
+            for block, (h0, h1) in key_major.block_groups(start, stop, blocks, a.itemsize):
+                s = key_major.load(a, (h0, h1), block, buffer)
+                key_major.values(s, b, (h0, h1), out[h0:h1, block[0] : block[1]])
 
         for_chunks(batch, per_heads, work=float(batch) * rows * inner * b.shape[2] / 2)
         return out
@@ -203,14 +200,10 @@ def _softmax_causal(a: np.ndarray, offset: int) -> np.ndarray:
 
     def per_heads(start: int, stop: int) -> None:
         buffer = key_major.scratch(n_keys, rows, a.dtype)  # as fused attention computes it
-        for block in blocks:
-            r0, r1, seen = block
-            for h0, h1 in key_major.head_groups(start, stop, block, a.itemsize):
-                s = key_major.block_view(buffer, (h0, h1), block)
-                np.copyto(s, a[h0:h1, r0:r1, :seen].transpose(2, 0, 1))
-                key_major.softmax(s)
-                np.copyto(out[h0:h1, r0:r1, :seen], s.transpose(1, 2, 0))
-            out[start:stop, r0:r1, seen:] = 0
+        for block, group in key_major.block_groups(start, stop, blocks, a.itemsize):
+            s = key_major.load(a, group, block, buffer)
+            key_major.softmax(s)
+            key_major.store(s, group, block, out, 0.0)
 
     for_chunks(heads, per_heads, work=a.size * SOFTMAX_WORK / 2, blas=False)
     return causal.mark(out, offset, 0.0)

@@ -26,6 +26,7 @@ to the bit, for one prompt or a batch (flattened to more heads).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -59,6 +60,16 @@ def head_groups(start: int, stop: int, block: Block, itemsize: int) -> list[tupl
     return [(h, min(stop, h + size)) for h in range(start, stop, size)]
 
 
+def block_groups(
+    start: int, stop: int, blocks: Sequence[Block], itemsize: int
+) -> Iterator[tuple[Block, tuple[int, int]]]:
+    """(block, group of heads) for heads start..stop, block after block (see head_groups):
+    the loop every key-major kernel runs over one chunk of heads."""
+    for block in blocks:
+        for group in head_groups(start, stop, block, itemsize):
+            yield block, group
+
+
 def scratch(n_keys: int, rows: int, dtype: np.dtype) -> np.ndarray:
     """One thread's buffer for any group of any block of an attention of `rows` queries
     over `n_keys` keys."""
@@ -71,6 +82,24 @@ def block_view(buffer: np.ndarray, heads: tuple[int, int], block: Block) -> np.n
     r0, r1, seen = block
     nh = heads[1] - heads[0]
     return buffer[: seen * nh * (r1 - r0)].reshape(seen, nh, r1 - r0)
+
+
+def load(a: np.ndarray, heads: tuple[int, int], block: Block, buffer: np.ndarray) -> np.ndarray:
+    """A group's block of a [head, query, key] array (the layout the user sees), copied
+    key-major into `buffer`; the view is returned."""
+    (h0, h1), (r0, r1, seen) = heads, block
+    s = block_view(buffer, heads, block)
+    np.copyto(s, a[h0:h1, r0:r1, :seen].transpose(2, 0, 1))
+    return s
+
+
+def store(
+    s: np.ndarray, heads: tuple[int, int], block: Block, out: np.ndarray, fill: float
+) -> None:
+    """A key-major block back into a [head, query, key] array, the keys after it `fill`."""
+    (h0, h1), (r0, r1, seen) = heads, block
+    np.copyto(out[h0:h1, r0:r1, :seen], s.transpose(1, 2, 0))
+    out[h0:h1, r0:r1, seen:] = fill
 
 
 def scaled_queries(q: np.ndarray, scale: np.generic) -> tuple[np.ndarray, np.generic | None]:

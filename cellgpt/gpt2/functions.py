@@ -218,12 +218,9 @@ def _key_major_scores(
 
     def per_heads(start: int, stop: int) -> None:
         buffer = key_major.scratch(n_keys, t, q.dtype)
-        for block in blocks:
-            r0, r1, seen = block
-            for h0, h1 in key_major.head_groups(start, stop, block, q.itemsize):
-                s = key_major.scores(k, q_t, (h0, h1), block, offset, post_scale, buffer)
-                np.copyto(out[h0:h1, r0:r1, :seen], s.transpose(1, 2, 0))
-            out[start:stop, r0:r1, seen:] = -np.inf
+        for block, group in key_major.block_groups(start, stop, blocks, q.itemsize):
+            s = key_major.scores(k, q_t, group, block, offset, post_scale, buffer)
+            key_major.store(s, group, block, out, -np.inf)
 
     for_chunks(heads, per_heads, work=float(heads) * t * n_keys * q.shape[2])
 

@@ -62,13 +62,12 @@ def fused_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
 
     def per_heads(start: int, stop: int) -> None:
         buffer = key_major.scratch(n_keys, t, q.dtype)  # one group's block, in cache
-        for block in blocks:
-            r0, r1, _ = block
-            z = out[r0:r1].reshape(r1 - r0, heads, d_head).transpose(1, 0, 2)
-            for group in key_major.head_groups(start, stop, block, q.itemsize):
-                s = key_major.scores(k, q_t, group, block, offset, post_scale, buffer)
-                key_major.softmax(s)
-                key_major.values(s, v, group, z[group[0] : group[1]])
+        for block, (h0, h1) in key_major.block_groups(start, stop, blocks, q.itemsize):
+            s = key_major.scores(k, q_t, (h0, h1), block, offset, post_scale, buffer)
+            key_major.softmax(s)
+            r0, r1, _ = block  # the group's heads' columns of the result, [heads, rows, d]
+            z = out[r0:r1].reshape(r1 - r0, heads, d_head)[:, h0:h1].transpose(1, 0, 2)
+            key_major.values(s, v, (h0, h1), z)
 
     # products (scores and pattern x values, half skipped) plus the softmax's element work
     for_chunks(heads, per_heads, work=work + heads * t * n_keys * SOFTMAX_WORK / 2)
