@@ -5,7 +5,7 @@ few rows (a short prompt) costs more than the arithmetic. MKL's threaded gemm do
 48 block products of a 6-token forward at GPT-2-small shapes take ~36-40 ms in MKL and ~62
 in OpenBLAS on the 2-core VM, as in PyTorch (which is built on MKL). From ~256 rows on both
 are within ~10%. `pip install "cellgpt[mkl]"` installs it; nothing else changes.
-kernels.matmul hands it products of 2 to MAX_ROWS rows on its own threads, and the chunks of
+kernels.matmul hands it products of 1 to MAX_ROWS rows on its own threads, and the chunks of
 its own split of bigger products on one thread each (see MAX_ROWS). One row (a generated
 token, the output head) is a matrix-vector product bound by memory: MKL's threads read the
 weights as fast as OpenBLAS's, faster than our split, and keep OpenBLAS's threads (which
@@ -155,9 +155,9 @@ class Mkl:
             return None
         a_ptr, b_ptr, o_ptr = rows.ctypes.data, b.ctypes.data, out.ctypes.data
 
-        # A fixed thread count, never a split of our own: MKL's threads may cut the inner
-        # axis, so a split would give other last bits. Inside a pool chunk the chunk is the
-        # thread; a forked child has no OpenMP workers (see _forked).
+        # threads=0: one call on WORKERS of MKL's threads (they may cut the inner axis, so
+        # this gives other last bits than a split of ours; for_rows picks which path). Inside
+        # a pool chunk the chunk is the thread; a forked child has no OpenMP workers.
         if threads != 1:
             threads = 1 if in_pool_thread() or _forked[0] else WORKERS
         before = self._local_threads(threads)  # for this OS thread only
@@ -250,8 +250,8 @@ def for_rows(rows: int) -> Mkl | None:
     MAX_ROWS (see there), MKL off or missing, or — unless CELLGPT_BLAS=mkl asks for MKL
     always — another process using the CPU. MKL's OpenMP threads collapse when a core is
     taken, as PyTorch's do (6-token forward under one busy loop: 284 ms with MKL, 200 on
-    numpy's split, 84 quiet), so under load products take numpy's path; the two agree to
-    float32 rounding, not to the bit."""
+    numpy's split, 84 quiet), so under load products take our split (for_split); the two
+    agree to float32 rounding, not to the bit."""
     if rows < 1 or rows > MAX_ROWS:
         return None
     choice = _choice()
