@@ -160,3 +160,20 @@ def test_the_pattern_a_user_reads_is_query_major_and_causal():
     s[:, np.triu_indices(260, 1)[0], np.triu_indices(260, 1)[1]] = -np.inf
     want = np.exp(s - s.max(axis=-1, keepdims=True))
     np.testing.assert_allclose(pattern, want / want.sum(axis=-1, keepdims=True), atol=1e-6)
+
+
+def test_a_huge_or_missing_number_spreads_as_in_the_plain_formula():
+    """A user's edit can put inf or NaN into q or k (ablations, typos): each query's column
+    goes NaN exactly where numpy's query-major softmax of the same scores does."""
+    rng = np.random.default_rng(8)
+    qkv = rng.standard_normal((40, 3 * 2 * 16)).astype(np.float32)
+    qkv[5, 3] = np.inf  # q of token 5, head 0
+    qkv[7, 2 * 16 + 20] = np.nan  # k of token 7, head 1
+    q, k, v = (split_heads(qkv, part, 2) for part in range(3))
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, as intended here
+        got = fused_attention(q, k, v)
+        np.testing.assert_array_equal(got, _plain_attention(q, k, v))
+        scores = attention_scores(q, k).copy()  # unmarked: numpy's own query-major softmax
+        query_major = merge_heads(np.matmul(kernels.softmax_last(scores), v))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(query_major))
+    assert np.isnan(got).any() and np.isfinite(got[:5]).all()  # earlier tokens untouched
