@@ -73,37 +73,47 @@ def join_rows(prev: np.ndarray, new: np.ndarray, axis: int, pad: float | None) -
     otherwise copy all of every cell for each token). Earlier values stay valid: they are
     views of the part of the buffer that is never written again."""
     grow_cols = pad is not None and prev.ndim > axis + 1
-    rows = prev.shape[axis] + new.shape[axis]
+    old_r = prev.shape[axis]
+    rows = old_r + new.shape[axis]
     cols = new.shape[axis + 1] if grow_cols else None
     buf = _room_after(prev, new, axis, rows, cols)
     if buf is None:
         buf = _new_buffer(prev, new, axis, rows, cols)
-    lead = (slice(None),) * axis
-    old_r = prev.shape[axis]
-    if grow_cols:
-        old_c = prev.shape[axis + 1]
-        buf[(*lead, slice(0, old_r), slice(old_c, cols))] = pad
-        buf[(*lead, slice(old_r, rows), slice(0, cols))] = new
-        view = buf[(*lead, slice(0, rows), slice(0, cols))]
+    if axis == 0 and not grow_cols:  # the common case (a token's row), without index tuples
+        buf[old_r:rows] = new
+        view = buf[:rows]
     else:
-        buf[(*lead, slice(old_r, rows))] = new
-        view = buf[(*lead, slice(0, rows))]
-    _frontier[id(buf)] = view.shape
+        lead = (slice(None),) * axis
+        if grow_cols:
+            old_c = prev.shape[axis + 1]
+            buf[(*lead, slice(0, old_r), slice(old_c, cols))] = pad
+            buf[(*lead, slice(old_r, rows), slice(0, cols))] = new
+            view = buf[(*lead, slice(0, rows), slice(0, cols))]
+        else:
+            buf[(*lead, slice(old_r, rows))] = new
+            view = buf[(*lead, slice(0, rows))]
+    _frontier[id(buf)] = weakref.ref(view)
     return view
 
 
-# id(buffer) -> shape of the newest view handed out (only that one may be extended in place)
-_frontier: dict[int, tuple[int, ...]] = {}
+# id(buffer) -> the newest view handed out (only that one may be extended in place: an older
+# or derived view of the same buffer must not write over rows a newer value already holds)
+_frontier: dict[int, weakref.ref[np.ndarray]] = {}
 
 
 def _room_after(
     prev: np.ndarray, new: np.ndarray, axis: int, rows: int, cols: int | None
 ) -> np.ndarray | None:
-    """prev's buffer, if prev is its newest view and the buffer has room for the result."""
+    """prev's buffer, if prev is (the very object of) its newest view and the buffer has room
+    for the result. By identity: every view join_rows hands out starts at the buffer's first
+    element with the buffer's strides, so the object itself says where it lies."""
     buf = prev.base
-    if not isinstance(buf, np.ndarray) or _frontier.get(id(buf)) != prev.shape:
+    if type(buf) is not np.ndarray:
         return None
-    if buf.dtype != np.result_type(prev, new) or prev.ctypes.data != buf.ctypes.data:
+    newest = _frontier.get(id(buf))
+    if newest is None or newest() is not prev:
+        return None
+    if new.dtype != buf.dtype and buf.dtype != np.result_type(prev, new):
         return None
     if buf.shape[axis] < rows or (cols is not None and buf.shape[axis + 1] < cols):
         return None

@@ -93,6 +93,26 @@ def test_prefix_rows_and_join_rows():
     np.testing.assert_array_equal(joined[0, 2], [7, 7, 7])
 
 
+def test_join_rows_extends_only_its_newest_view_in_place():
+    first = join_rows(np.zeros((2, 3), np.float32), np.ones((1, 3), np.float32), 0, None)
+    second = join_rows(first, np.full((1, 3), 2, np.float32), 0, None)
+    assert second.base is first.base  # the newest view grows into the spare rows
+    np.testing.assert_array_equal(second[:, 0], [0, 0, 1, 2])
+    # An older view, or another view of the same rows (same shape even), must not write
+    # into the rows the newest already holds: those get a buffer of their own.
+    for stale in (first, second[:], second[::-1]):
+        kept = second.copy()
+        other = join_rows(stale, np.full((1, 3), 9, np.float32), 0, None)
+        assert other.base is not second.base
+        np.testing.assert_array_equal(other[-1], [9, 9, 9])
+        np.testing.assert_array_equal(second, kept)
+    third = join_rows(second, np.full((1, 3), 3, np.float32), 0, None)
+    assert third.base is second.base  # still the newest: in place again
+    np.testing.assert_array_equal(third[:, 0], [0, 0, 1, 2, 3])
+    wider = join_rows(third, np.full((1, 3), 4.0), 0, None)  # float64 rows: a new buffer
+    assert wider.dtype == np.float64 and wider.base is not third.base
+
+
 @pytest.mark.parametrize("bad", [np.zeros((2, 5)), [1, 2]])
 def test_extender_refuses_what_it_cannot_extend(bad):
     ext = RowExtender({"x": 0})
