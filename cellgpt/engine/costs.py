@@ -14,6 +14,7 @@ import numpy as np
 
 from cellgpt.engine.errors import CellEvalError
 from cellgpt.engine.formula import MAX_ELEMENTS, check_elements, check_matmul_shapes, count_items
+from cellgpt.engine.limits import budget
 
 # A function's budget, declared with it: from the call's arguments (before it runs), the
 # bytes its result and internal copies may take and its work in multiply-add equivalents.
@@ -48,7 +49,7 @@ def shape_arg(shape: Any) -> tuple[int, ...]:
 
 def size_of(x: Any) -> int:
     """Elements (or items, or characters) in a value, walking nested lists boundedly."""
-    if isinstance(x, np.ndarray):
+    if type(x) is np.ndarray or isinstance(x, np.ndarray):
         return int(x.size)
     if isinstance(x, list | tuple | dict):
         return count_items(x, MAX_ELEMENTS)
@@ -58,7 +59,7 @@ def size_of(x: Any) -> int:
 
 
 def shape_of(x: Any) -> tuple[int, ...]:
-    if isinstance(x, np.ndarray | np.generic):
+    if type(x) is np.ndarray or isinstance(x, np.ndarray | np.generic):
         return x.shape
     if isinstance(x, list | tuple):
         size_of(x)  # bounded before numpy walks it
@@ -124,13 +125,15 @@ def matmul_cost(a: Any, b: Any) -> tuple[int, int]:
     sa, sb = shape_of(a), shape_of(b)
     if not sa or not sb:
         return 8 * (size_of(a) + size_of(b)), size_of(a) * size_of(b)
-    check_matmul_shapes(sa, sb)
     rows = sa[-2] if len(sa) >= 2 else 1
     cols = sb[-1] if len(sb) >= 2 else 1
     batch = sa[:-2] or sb[:-2]  # plain 2-D products (most of a forward) skip the broadcast
     if sa[:-2] and sb[:-2]:
         batch = np.broadcast_shapes(sa[:-2], sb[:-2])
     outputs = math.prod(batch) * rows * cols
+    limits = budget.limits
+    if outputs > limits.max_elements or outputs * sa[-1] > limits.max_cost:
+        check_matmul_shapes(sa, sb)  # refuses it, naming both shapes
     return 8 * outputs, outputs * sa[-1]
 
 

@@ -80,7 +80,8 @@ class LibraryFunction:
         name, impl, cost = self.name, self.impl, self.cost or by_size
 
         def run(*args: Any, **kwargs: Any) -> Any:
-            charge(name, *cost(*args, **kwargs))
+            nbytes, work = cost(*args, **kwargs)
+            charge(name, nbytes, work)
             return impl(*args, **kwargs)
 
         return run

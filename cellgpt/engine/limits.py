@@ -94,12 +94,18 @@ def check_bytes(count: int, what: str = "result") -> None:
 
 def charge(name: str, nbytes: int, cost: int) -> None:
     """The one check before a library function runs: its estimated result/copy bytes and
-    work (from the argument shapes) against the budgets, and the cell's deadline."""
-    check_bytes(nbytes, f"{name}()'s result")
-    limit = budget.limits.max_cost
-    if cost > limit:
-        raise LimitError(f"{name}() would cost {cost:,} multiply-adds; the limit is {limit:,}")
-    check_time()
+    work (from the argument shapes) against the budgets, and the cell's deadline. Runs
+    before every library call (~250 a forward, as many a generated token): the messages
+    are built only when a limit is passed."""
+    limits = budget.limits
+    if nbytes > limits.max_bytes:
+        check_bytes(nbytes, f"{name}()'s result")
+    if cost > limits.max_cost:
+        raise LimitError(
+            f"{name}() would cost {cost:,} multiply-adds; the limit is {limits.max_cost:,}"
+        )
+    if clock() > budget.deadline.at:
+        raise LimitError(f"over the time budget of {limits.cell_seconds:g} s per cell")
 
 
 def seq_bytes(x: Any) -> int:
