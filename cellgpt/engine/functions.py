@@ -56,6 +56,7 @@ from cellgpt.engine.fusion import Fusion
 from cellgpt.engine.grad_functions import register_grad
 from cellgpt.engine.limits import MAX_TEXT_BYTES, charge, seq_bytes
 from cellgpt.engine.losses import register_losses
+from cellgpt.engine.replay_group import ReplayGroup
 from cellgpt.engine.row_rules import (
     RowRule,
     along_last_axis,
@@ -95,6 +96,8 @@ class FunctionLibrary:
     fusions: list[Fusion] = field(default_factory=list)
     # {function: its steps in the formula language}, for Evaluate Formula (expansions.py)
     expansions: dict[str, Expansion] = field(default_factory=dict)
+    # runs of a generated token's one-row cells computed by one kernel (replay_group.py)
+    replay_groups: list[ReplayGroup] = field(default_factory=list)
 
     def register(
         self,
@@ -123,7 +126,11 @@ class FunctionLibrary:
 
     def copy(self) -> FunctionLibrary:
         return FunctionLibrary(
-            dict(self.functions), dict(self.constants), list(self.fusions), dict(self.expansions)
+            dict(self.functions),
+            dict(self.constants),
+            list(self.fusions),
+            dict(self.expansions),
+            list(self.replay_groups),
         )
 
     def impls(self) -> dict[str, Callable[..., Any]]:

@@ -20,6 +20,10 @@ the sheet counts every change it announces (`Sheet.changes`: each notify, each s
 and a cycle may be replayed only if the changes since the last run are exactly one
 invalidation of `root`. Any edit, pin, formula change, extender change, restored or evicted
 value, or run of another cell drops the recording (the generic path then records afresh).
+A library may also register *replay groups* (replay_group.py): a run of new-rows cells
+with given formulas (GPT-2's block) is then computed by one kernel that calls the same
+functions and stores each cell's rows through the same `commit` as a single cell.
+
 Within a replay, each new-rows cell still checks what its shortcut relies on — its inputs
 grew from the same row count, its previous value or tail is where it expects, the shapes
 line up — and otherwise runs the generic way; the cells after it then check again.
@@ -45,6 +49,7 @@ from cellgpt.engine.append import (
     take_rows,
 )
 from cellgpt.engine.limits import SCALARS, value_bytes
+from cellgpt.engine.replay_group import Calls, _Group, find_groups, run_group
 from cellgpt.engine.row_rules import ndim_of
 from cellgpt.engine.store import MISSING, CellState, Status
 
@@ -99,8 +104,9 @@ class _Alias:
 @dataclass
 class _Segment:
     target: str
-    steps: list[_Fast | _Alias | str]  # a cell name: run it the generic way
+    steps: list[_Fast | _Alias | _Group | str]  # a cell name: run it the generic way
     evicted: list[str]
+    cells: int = 0  # cells the steps evaluate (a group evaluates several)
 
 
 class AppendReplay:
@@ -114,6 +120,7 @@ class AppendReplay:
         self.pos = 0  # the next segment of the program
         self.recording: list[Recording] | None = None
         self.replays = 0  # segments replayed, for tests and benchmarks
+        self._group_calls: Calls | None = None
 
     # ------------------------------------------------------------------ the state machine
     def before_run(self, target: str) -> str | None:
@@ -153,13 +160,21 @@ class AppendReplay:
         if not recordings or any(r.unrepeatable for r in recordings):
             return None
         segments = []
+        runner = self.runner
+        groups = self.sheet.library.replay_groups
+        self._group_calls = None
         for rec in recordings:
-            steps: list[_Fast | _Alias | str] = []
+            steps: list[_Fast | _Alias | _Group | str] = []
             for name, kind, grown in rec.steps:
                 step = self._fast(name, kind, grown) if kind != PLAIN else self._alias(name)
                 steps.append(step if step is not None else name)
-            segments.append(_Segment(rec.target, steps, rec.evicted))
+            steps = find_groups(steps, groups, self._formula_body, runner._cell_named, _Fast)
+            segments.append(_Segment(rec.target, steps, rec.evicted, len(rec.steps)))
         return segments
+
+    def _formula_body(self, name: str) -> ast.AST | None:
+        cell = self.runner._cells[name]
+        return cell.formula.tree.body if cell.formula is not None else None
 
     def _alias(self, name: str) -> _Alias | None:
         runner = self.runner
@@ -225,12 +240,18 @@ class AppendReplay:
                     status = runner._store[step].status
                     if status is not Status.FRESH and status is not Status.PINNED:
                         generic = True
+                elif kind is _Group:
+                    done = run_group(self, step, self._calls())
+                    for member in step.members[done:]:  # what did not fit: one by one
+                        if not self._run_fast(member):
+                            runner._evaluate(member.name)
+                            generic = True
                 elif not (self._run_fast(step) if kind is _Fast else self._run_alias(step)):
                     runner._evaluate(step.name)
                     generic = True
         finally:
             runner._deadline.at = float("inf")
-        if runner.evaluations - evaluations != len(segment.steps):
+        if runner.evaluations - evaluations != segment.cells:
             generic = True  # a dropped value was recomputed on the way (_restore)
         if generic:  # the generic run's last step: drop what no reader still needs
             runner._evict_done(list(runner._evictable), keep=target)
@@ -242,6 +263,13 @@ class AppendReplay:
                     if state.nbytes:
                         runner._store.account(state, 0)
                     runner._notify(name)
+
+    def _calls(self) -> Calls:
+        """The library's functions as the formulas call them, for replay groups (taken
+        when the program is compiled: any change to the sheet drops the program)."""
+        if self._group_calls is None:
+            self._group_calls = Calls(self.sheet.functions)
+        return self._group_calls
 
     def _run_alias(self, step: _Alias) -> bool:
         """`x = y` as the generic path runs it (y's value; y's appended rows when x's last
@@ -272,51 +300,16 @@ class AppendReplay:
     def _run_fast(self, step: _Fast) -> bool:
         """Compute one cell's new rows as the generic path would; False: nothing changed,
         run it the generic way."""
-        old = -1
-        for grown in step.grown:
-            rows_before = grown.appended_from
-            if rows_before is None or (old >= 0 and rows_before != old):
-                return False
-            old = rows_before
-        if old < 0:
+        old = self._rows_before(step)
+        if old is None or not self._ready(step, old):
             return False
-        state, axis = step.state, step.axis
-        if step.tail:
-            if not state.evicted:
-                return False
-            prev = MISSING
-        else:
-            prev = state.value
-            if state.evicted or type(prev) is not np.ndarray or prev.ndim <= axis:
-                return False
-            if prev.shape[axis] != old or (
-                step.out_ndim is not None and prev.ndim != step.out_ndim
-            ):
-                return False
         local: dict[str, Any] = dict(step.fixed)
         count = -1
         for ref, ref_state, cut_axis, ndim in step.cuts:
-            if ref_state.evicted:
-                tail = ref_state.tail
-                if tail is None or tail.start != old or tail.axis != cut_axis:
-                    return False
-                rows = tail.rows
-            else:
-                value = ref_state.value
-                if value is MISSING:
-                    return False
-                if type(value) is np.ndarray and cut_axis == 0 and value.ndim:
-                    rows = value[old:]  # take_rows, without building an index
-                else:
-                    rows = take_rows(value, old, cut_axis)
-            if type(rows) is np.ndarray:  # _has_ndim and _count, inline for arrays
-                if (ndim is not None and rows.ndim != ndim) or rows.ndim <= cut_axis:
-                    return False
-                n = rows.shape[cut_axis]
-            else:
-                if ndim is not None and not _has_ndim(rows, ndim):
-                    return False
-                n = _count(rows, cut_axis)
+            rows = _new_rows_of(ref_state, old, cut_axis, ndim)
+            if rows is None:
+                return False
+            n = rows.shape[cut_axis] if type(rows) is np.ndarray else _count(rows, cut_axis)
             if n is None or (count >= 0 and n != count):
                 return False
             count = n
@@ -335,10 +328,48 @@ class AppendReplay:
             new = step.evaluator(local)
         except Exception:  # the generic way gives the cell its error
             return False
+        return self.commit(step, new, old, count, local.values(), start) is not None
+
+    @staticmethod
+    def new_rows_of(state: CellState, old: int, axis: int, ndim: int | None) -> Any:
+        """An input's new rows as a cut input reads them (replay groups read theirs so)."""
+        return _new_rows_of(state, old, axis, ndim)
+
+    @staticmethod
+    def _rows_before(step: _Fast) -> int | None:
+        """How many rows every grown input had before (all the same), or None."""
+        old = -1
+        for grown in step.grown:
+            rows_before = grown.appended_from
+            if rows_before is None or (old >= 0 and rows_before != old):
+                return None
+            old = rows_before
+        return None if old < 0 else old
+
+    @staticmethod
+    def _ready(step: _Fast, old: int) -> bool:
+        """The cell is where its shortcut expects it: dropped (a tail), or holding exactly
+        the `old` rows to join onto."""
+        state = step.state
+        if step.tail:
+            return state.evicted
+        prev = state.value
+        if state.evicted or type(prev) is not np.ndarray or prev.ndim <= step.axis:
+            return False
+        if prev.shape[step.axis] != old:
+            return False
+        return step.out_ndim is None or prev.ndim == step.out_ndim
+
+    def commit(self, step: _Fast, new: Any, old: int, count: int, inputs: Any, start: float) -> Any:
+        """Store a cell's new rows as the generic path would: kept as its tail, or joined
+        onto its value. Returns what readers of the whole cell now see (the tail's rows or
+        the joined value), or None: the rows do not fit, nothing changed."""
+        axis = step.axis
         if type(new) is not np.ndarray or new.ndim <= axis or new.shape[axis] != count:
-            return False
+            return None
         if step.out_ndim is not None and new.ndim != step.out_ndim:
-            return False
+            return None
+        runner, state = self.runner, step.state
         if step.tail:
             if new.flags.writeable:
                 new.flags.writeable = False
@@ -346,17 +377,19 @@ class AppendReplay:
             runner.evaluations += 1
             runner._store_value(state, MISSING, time.perf_counter() - start, Status.FRESH)
             state.evicted, state.tail = True, RowTail(new, old, axis)
+            value = new
         else:
+            prev = state.value
             if not _joins(prev, new, axis, step.pad):
-                return False
+                return None
             try:
                 value = join_rows(prev, new, axis, step.pad)
             except (ValueError, IndexError, TypeError):
-                return False
-            nbytes = 0 if type(value) in SCALARS else value_bytes(value, local.values())
+                return None
+            nbytes = 0 if type(value) in SCALARS else value_bytes(value, inputs)
             store = runner._store
             if nbytes and store.total_bytes - state.nbytes + nbytes > runner._store_limit:
-                return False  # the generic way fails it with the budget's message
+                return None  # the generic way fails it with the budget's message
             state.runs += 1
             runner.evaluations += 1
             runner._pending_bytes = nbytes
@@ -364,7 +397,31 @@ class AppendReplay:
         state.appended_from = old
         state.input_versions = {ref: s.version for ref, s in step.refs}
         runner._notify(step.name)
-        return True
+        return value
+
+
+def _new_rows_of(state: CellState, old: int, axis: int, ndim: int | None) -> Any:
+    """An input's rows from `old` on along `axis` (its tail, if it keeps only those), or
+    None when they are not there as a cut input expects them."""
+    if state.evicted:
+        tail = state.tail
+        if tail is None or tail.start != old or tail.axis != axis:
+            return None
+        rows = tail.rows
+    else:
+        value = state.value
+        if value is MISSING:
+            return None
+        if type(value) is np.ndarray and axis == 0 and value.ndim:
+            rows = value[old:]  # take_rows, without building an index
+        else:
+            rows = take_rows(value, old, axis)
+    if type(rows) is np.ndarray:  # _has_ndim, inline for arrays
+        if (ndim is not None and rows.ndim != ndim) or rows.ndim <= axis:
+            return None
+    elif ndim is not None and not _has_ndim(rows, ndim):
+        return None
+    return rows
 
 
 def _has_ndim(value: Any, ndim: int) -> bool:

@@ -17,6 +17,7 @@ from cellgpt.engine.row_rules import Arg, Fixed, Out, Rows, moves_rows
 from cellgpt.gpt2 import vjp as _vjp  # noqa: F401  (registers GPT-2's gradient rules)
 from cellgpt.gpt2.explain_steps import GPT2 as GPT2_EXPANSIONS
 from cellgpt.gpt2.fused_attention import ATTENTION
+from cellgpt.gpt2.replay_block import BLOCK
 from cellgpt.tokenizer.named import load_model_tokenizer
 from cellgpt.weights.models import load_model_params
 
@@ -388,6 +389,7 @@ def register(library: FunctionLibrary) -> FunctionLibrary:
         "attention_scores", attention_scores, rows=_attention_scores_rows, cost=_attention_cost
     )
     library.fusions.append(ATTENTION)
+    library.replay_groups.append(BLOCK)
     library.expansions.update(GPT2_EXPANSIONS)
     library.constant("BPE_COLUMNS", BPE_COLUMNS)
     library.constant("TOP_K_COLUMNS", TOP_K_COLUMNS)

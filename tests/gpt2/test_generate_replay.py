@@ -4,6 +4,7 @@ whenever the workbook is edited, pinned or read in a way the recording did not f
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -85,15 +86,23 @@ def test_replayed_generation_equals_the_generic_path_cell_for_cell(
     # the 7th is recorded afresh
     assert replays.count("next_token") == (8 if edit == "none" else 6)
     assert fast["generated"] == generic["generated"]
+    assert len(_cells_with_values(generic)) > 50  # 2 blocks: every cell, evicted ones too
+    _same_cells(fast, generic)
+    assert fast.needs_run() == generic.needs_run()
+
+
+def _same_cells(fast: Workbook, generic: Workbook) -> None:
+    """Every cell in the same state with the same value: same operations on the same
+    numbers, bit for bit."""
     names = _cells_with_values(generic)
     assert names == _cells_with_values(fast)
-    assert len(names) > 50  # 2 blocks: every block cell, evicted ones included
-    for name in names:  # same operations on the same numbers: bit for bit
+    for name in names:
         mine, theirs = fast.state(name), generic.state(name)
-        assert (mine.status, mine.appended_from, mine.evicted) == (
+        assert (mine.status, mine.appended_from, mine.evicted, mine.version) == (
             theirs.status,
             theirs.appended_from,
             theirs.evicted,
+            theirs.version,
         ), name
         assert mine.input_versions == theirs.input_versions, name
         got, want = fast[name], generic[name]
@@ -101,7 +110,6 @@ def test_replayed_generation_equals_the_generic_path_cell_for_cell(
             np.testing.assert_array_equal(got, want, err_msg=name)
         else:
             assert got == want, name
-    assert fast.needs_run() == generic.needs_run()
 
 
 @pytest.mark.parametrize("edit", ["none", "formula", "pin"])
@@ -193,3 +201,101 @@ def test_listeners_hear_of_the_same_cells_as_in_the_generic_path(params_tiny_dir
             replay.enabled = True
     assert heard[True][2:] == heard[False][2:]  # tokens 3-6 are replayed
     assert len(heard[True][-1]) > 40  # 2 blocks: ~20 cells each
+
+
+# ---------------------------------------------------------------------------- replay groups
+# A block's seventeen one-row cells run as one kernel while generating (gpt2/replay_block.py,
+# engine/replay_group.py); the tests above compare every cell with the generic path with it
+# on. These check that it is used, and that whatever stops it midway leaves the same cells.
+
+
+def _generate_with(folder: Path, groups: Callable[[Workbook], None] | None) -> Workbook:
+    wb = cellgpt.open(WORKBOOK, model=str(folder), prompt=PROMPT)
+    if groups is not None:
+        groups(wb)
+    generate(wb, 8)
+    return wb
+
+
+@pytest.fixture
+def group_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many members each replayed group stored (a spy on run_group)."""
+    from cellgpt.engine import replay_group
+
+    stored: list[int] = []
+    original = replay_group.run_group
+
+    def spy(*args: Any) -> int:
+        stored.append(original(*args))
+        return stored[-1]
+
+    monkeypatch.setattr(replay, "run_group", spy)
+    return stored
+
+
+def test_every_block_of_a_replayed_token_runs_as_one_group(
+    params_tiny_dir: Path, group_runs: list[int]
+) -> None:
+    wb = _generate_with(params_tiny_dir, None)
+    n_layer = int(wb["n_layer"])
+    # tokens 3..8 replay (the 2nd records): every block, all seventeen cells each time
+    assert group_runs == [17] * (6 * n_layer)
+
+
+def test_an_edited_block_runs_cell_by_cell_and_the_others_as_groups(
+    params_tiny_dir: Path, group_runs: list[int]
+) -> None:
+    def edit(wb: Workbook) -> None:
+        wb.set_formula("h1.mlp.gelu", "gelu(h1.mlp.fc) * 1.0")
+
+    fast = _generate_with(params_tiny_dir, edit)
+    assert group_runs == [17] * 6  # block 0 only: block 1's gelu is not the group's formula
+    replay.enabled = False
+    try:
+        generic = _generate_with(params_tiny_dir, edit)
+    finally:
+        replay.enabled = True
+    _same_cells(fast, generic)
+
+
+# the row axis of each member: [heads, rows, ...] for q, k, v, scores and pattern
+ROW_AXIS = [0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("stop_after", [0, 6, 9, 16])
+@pytest.mark.parametrize("how", ["raises", "wrong-rows"])
+def test_a_group_stopped_midway_leaves_the_rest_to_the_ordinary_way(
+    params_tiny_dir: Path, group_runs: list[int], stop_after: int, how: str
+) -> None:
+    """A kernel that fails (or hands over rows that do not fit) after some members: those
+    are stored, the others run one by one, and every cell ends as in the generic path."""
+
+    def failing(wb: Workbook) -> None:
+        (block,) = wb.library.replay_groups
+        kernel = block.kernel
+
+        def stops(step: Callable[[Any], Any], *args: Any) -> None:
+            stored = [0]
+
+            def counted(new: Any) -> Any:
+                if stored[0] == stop_after:
+                    if how == "raises":
+                        raise ZeroDivisionError("a kernel bug")
+                    # twice the rows along the member's row axis: what it cannot store
+                    new = np.concatenate([new, new], axis=ROW_AXIS[stop_after])
+                stored[0] += 1
+                return step(new)
+
+            kernel(counted, *args)
+
+        wb.library.replay_groups[0] = dataclasses.replace(block, kernel=stops)
+
+    fast = _generate_with(params_tiny_dir, failing)
+    assert group_runs and set(group_runs) == {stop_after}
+    replay.enabled = False
+    try:
+        generic = _generate_with(params_tiny_dir, None)
+    finally:
+        replay.enabled = True
+    assert fast["generated"] == generic["generated"]
+    _same_cells(fast, generic)
