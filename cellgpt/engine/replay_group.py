@@ -140,6 +140,8 @@ def _match(
             return None
         if any(cells.get(ref) in group.whole for ref, *_ in member.cuts):
             return None
+        if cells[member.name] in group.whole and member.tail:
+            return None  # read whole, so it must keep its value (not only a tail)
     sources = []
     inside = {id(member.state) for member in members}
     outside = {id(state) for member in members for state in member.grown} - inside

@@ -40,26 +40,25 @@ def block_rows(
     bp: Any,
 ) -> None:
     """The block's new rows from the residual stream's new rows `x`, cell by cell. `step`
-    stores a cell's rows and returns the whole cell (all keys and values for attention)."""
+    stores a cell's rows and returns the whole cell: only k and v are read whole (by the
+    attention); every other cell is read as the new rows computed here."""
     op = calls.op
-    n1 = step(calls.normalize(x, eps))  # ln_1.normalized
-    l1 = step(op(ADD, op(MUL, n1, w1), b1))  # ln_1
-    qkv = step(op(ADD, calls.matmul(l1, wa), ba))  # qkv
-    q = calls.split_heads(qkv, 0, n_head)
-    step(q)  # q: its new rows are what the scores read
-    k = step(calls.split_heads(qkv, 1, n_head))  # k, every key so far
-    v = step(calls.split_heads(qkv, 2, n_head))  # v, every value so far
-    scores = step(calls.attention_scores(q, k))  # attn.scores
-    pattern = step(calls.softmax(scores))  # attn.pattern
-    z = step(calls.merge_heads(calls.matmul(pattern, v)))  # attn.z
-    out = step(op(ADD, calls.matmul(z, wo), bo))  # attn.out
-    mid = op(ADD, x, out)
-    step(mid)  # resid_mid
-    n2 = step(calls.normalize(mid, eps))  # ln_2.normalized
-    l2 = step(op(ADD, op(MUL, n2, w2), b2))  # ln_2
-    fc = step(op(ADD, calls.matmul(l2, wf), bf))  # mlp.fc
-    gelu = step(calls.gelu(fc))  # mlp.gelu
-    mlp_out = step(op(ADD, calls.matmul(gelu, wp), bp))  # mlp.out
+    step(n1 := calls.normalize(x, eps))  # ln_1.normalized
+    step(l1 := op(ADD, op(MUL, n1, w1), b1))  # ln_1
+    step(qkv := op(ADD, calls.matmul(l1, wa), ba))  # qkv
+    step(q := calls.split_heads(qkv, 0, n_head))  # q
+    keys = step(calls.split_heads(qkv, 1, n_head))  # k, every key so far
+    values = step(calls.split_heads(qkv, 2, n_head))  # v, every value so far
+    step(scores := calls.attention_scores(q, keys))  # attn.scores
+    step(pattern := calls.softmax(scores))  # attn.pattern
+    step(z := calls.merge_heads(calls.matmul(pattern, values)))  # attn.z
+    step(out := op(ADD, calls.matmul(z, wo), bo))  # attn.out
+    step(mid := op(ADD, x, out))  # resid_mid
+    step(n2 := calls.normalize(mid, eps))  # ln_2.normalized
+    step(l2 := op(ADD, op(MUL, n2, w2), b2))  # ln_2
+    step(fc := op(ADD, calls.matmul(l2, wf), bf))  # mlp.fc
+    step(gelu := calls.gelu(fc))  # mlp.gelu
+    step(mlp_out := op(ADD, calls.matmul(gelu, wp), bp))  # mlp.out
     step(op(ADD, mid, mlp_out))  # resid_post
 
 

@@ -299,3 +299,35 @@ def test_a_group_stopped_midway_leaves_the_rest_to_the_ordinary_way(
         replay.enabled = True
     assert fast["generated"] == generic["generated"]
     _same_cells(fast, generic)
+
+
+@pytest.mark.parametrize(
+    "cell, hint",
+    [("k", 'step="k", rows="tokens", evict=True'), ("ln_1", 'step=True, rows="tokens"')],
+    ids=["k-evictable", "ln_1-kept"],
+)
+def test_a_workbook_that_evicts_or_keeps_other_cells_gets_the_same_cells(
+    params_tiny_dir: Path, tmp_path: Path, group_runs: list[int], cell: str, hint: str
+) -> None:
+    """A workbook file may keep cells the stock one drops, or drop one the attention reads
+    whole (k): the group must not hand a cell's tail where its whole value is read."""
+    text = WORKBOOK.read_text(encoding="utf-8")
+    line = next(x for x in text.splitlines() if x.lstrip().startswith(f"{cell}: cell("))
+    head, formula = line.split(") = ", 1)
+    edited = text.replace(line, f"{head.split('cell(')[0]}cell({hint}) = {formula}")
+    assert edited != text
+    path = tmp_path / "gpt2_edited.py"
+    path.write_text(edited, encoding="utf-8")
+    runs = {}
+    for on in (True, False):
+        replay.enabled = on
+        try:
+            wb = cellgpt.open(path, model=str(params_tiny_dir), prompt=PROMPT)
+            generate(wb, 8)
+            runs[on] = wb
+        finally:
+            replay.enabled = True
+    assert runs[True]["generated"] == runs[False]["generated"]
+    _same_cells(runs[True], runs[False])
+    if cell == "ln_1":
+        assert group_runs and set(group_runs) == {17}  # a kept ln_1 is read as new rows
