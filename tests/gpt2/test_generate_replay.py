@@ -16,6 +16,7 @@ import torch
 
 import cellgpt
 from cellgpt.engine import Workbook, replay
+from cellgpt.engine.errors import CellError
 from cellgpt.gpt2.generate import generate
 
 WORKBOOK = Path(__file__).resolve().parents[2] / "workbooks" / "gpt2.py"
@@ -331,3 +332,33 @@ def test_a_workbook_that_evicts_or_keeps_other_cells_gets_the_same_cells(
     _same_cells(runs[True], runs[False])
     if cell == "ln_1":
         assert group_runs and set(group_runs) == {17}  # a kept ln_1 is read as new rows
+
+
+def test_a_group_over_the_memory_budget_fails_as_the_generic_path(
+    params_tiny_dir: Path, group_runs: list[int]
+) -> None:
+    """A token whose kept cells no longer fit the workbook's memory budget: the group stops
+    at the member that does not fit, and that cell gets the generic path's error (the
+    same cell, the same message, at the same token)."""
+    from cellgpt.engine.limits import Limits
+
+    def run(on: bool) -> tuple[list[int], str]:
+        replay.enabled = on
+        try:
+            wb = cellgpt.open(WORKBOOK, model=str(params_tiny_dir), prompt=PROMPT)
+            generate(wb, 3)  # the replay is recorded and running
+            used = wb._sheet.store.total_bytes
+            # room for ~15 tokens: then the kept cells' buffers grow (append.py's spare
+            # rows run out) and h0.q, the first of them in a block, no longer fits
+            wb.limits = Limits(store_bytes=used + 16_000)
+            tokens: list[int] = []
+            with pytest.raises(CellError) as failed:
+                generate(wb, 20, on_token=tokens.append)
+            return tokens, str(failed.value)
+        finally:
+            replay.enabled = True
+
+    fast, generic = run(True), run(False)
+    assert "over the workbook memory budget" in generic[1] and "h0.q" in generic[1]
+    assert fast == generic
+    assert 3 in group_runs  # block 0's group stored ln_1 .. qkv, then q did not fit
