@@ -209,6 +209,12 @@ class _Compiler:
         return lambda env: tuple(e(env) for e in elts)
 
     def build_List(self, node: ast.List) -> Evaluator:
+        if type(self).build is _Compiler.build and all(type(e) is ast.Constant for e in node.elts):
+            # A list of numbers (generation's token ids, one longer each token): one copy
+            # instead of a closure per item. Compilers that see every node (autodiff's
+            # tape, Evaluate Formula) override build and keep the items.
+            values = [e.value for e in node.elts]
+            return lambda env: list(values)
         elts = [self.build(e) for e in node.elts]
         return lambda env: [e(env) for e in elts]
 

@@ -159,6 +159,8 @@ def parse_formula(text: str, *, cell: str | None = None) -> Formula:
     if not text.strip():
         raise FormulaSyntaxError("formula is empty", cell=cell)
     tree, offsets = _parse_expression(text, cell)
+    if _int_list(tree.body):  # token ids (generation sets a longer list per token)
+        return Formula(text, tree, (), (), [], True, _offsets=offsets)
     checker = _Checker(text, offsets, cell)
     checker.refuse_dunders(tree)
     checker.visit(tree.body, depth=0)
@@ -171,6 +173,17 @@ def parse_formula(text: str, *, cell: str | None = None) -> Formula:
         occurrences=checker.occurrences,
         is_literal=checker.is_literal,
         _offsets=offsets,
+    )
+
+
+def _int_list(body: ast.AST) -> bool:
+    """A list of whole-number constants within the size limit: no names, calls or operators
+    to check, nothing the walk below could refuse (it counts one part per number), so it
+    is not walked: generation's token ids grow by one per token."""
+    return (
+        type(body) is ast.List
+        and len(body.elts) < MAX_NODES
+        and all(type(e) is ast.Constant and type(e.value) is int for e in body.elts)
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import time
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cellgpt.engine import Status, Workbook
+from cellgpt.engine import CellSpec, Status, Workbook
 from cellgpt.engine.errors import (
     ForbiddenConstructError,
     FormulaError,
@@ -186,3 +187,56 @@ def test_fuzz_structured_formulas_never_escape(parts):
         return
     wb.run()  # may fail in the cell, must not raise
     assert wb.status("z") in (Status.FRESH, Status.ERROR)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [[0], [50256, 11, 0, 7], [7] * 4_999, [10**30, 1]],
+    ids=["one", "few", "most", "big"],
+)
+def test_a_list_of_token_ids_parses_as_the_checked_walk_would(ids: list[int]) -> None:
+    """Generation sets a list of ids one longer each token: it skips the walk that checks
+    names and calls (there are none) but ends as the walk would."""
+    from cellgpt.engine.formula_parse import _Checker, _parse_expression
+
+    text = repr(ids)
+    fast = parse_formula(text)
+    tree, offsets = _parse_expression(text, None)
+    walked = _Checker(text, offsets, None)
+    walked.refuse_dunders(tree)
+    walked.visit(tree.body, depth=0)
+    assert (fast.names, fast.functions, fast.occurrences, fast.is_literal) == (
+        (),
+        (),
+        walked.occurrences,
+        walked.is_literal,
+    )
+    assert ast.dump(fast.tree) == ast.dump(tree)
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        (repr([7] * 5_000), "more than 5000 parts"),  # one part more than the limit
+        ("[1, True]", None),  # not only whole numbers: the walk, which accepts it
+        ("[1, -2]", None),
+        ("[1, x__y]", "double underscores"),
+    ],
+    ids=["too-many", "bool", "negative", "dunder"],
+)
+def test_lists_that_are_not_plain_ids_take_the_walk(text: str, error: str | None) -> None:
+    if error is None:
+        assert parse_formula(text).is_literal
+    else:
+        with pytest.raises(FormulaError, match=error):
+            parse_formula(text)
+
+
+def test_a_list_of_numbers_is_a_new_list_each_run() -> None:
+    wb = Workbook()
+    wb.define_many([CellSpec("ids", "[3, 1, 2.5, None, 'a']"), CellSpec("n", "len(ids)")])
+    first = wb["ids"]
+    assert first == [3, 1, 2.5, None, "a"] and wb["n"] == 5
+    first.append(99)  # a caller changing what it was handed changes no later value
+    wb.set("ids", [3, 1, 2.5, None, "a"])
+    assert wb["ids"] == [3, 1, 2.5, None, "a"] and wb["ids"] is not first
