@@ -48,6 +48,31 @@ def prefix_rows(prev: Any, new: Any) -> int | None:
     return None
 
 
+def shared_prefix(prev: Any, new: Any) -> int | None:
+    """len(prev) if `new` starts with prev's very memory: both views of one array nobody
+    writes (a read-only root, e.g. memory-mapped parameters), from the same first element
+    with the same strides, `new` the longer. Its first rows are then prev's without comparing
+    them (`wpe_rows`, rows 0..n of the position table, one longer each generated token)."""
+    if type(prev) is not np.ndarray or type(new) is not np.ndarray or prev.ndim == 0:
+        return None
+    if prev.ndim != new.ndim or prev.dtype != new.dtype or prev.strides != new.strides:
+        return None
+    if prev.shape[1:] != new.shape[1:] or new.shape[0] < prev.shape[0]:
+        return None
+    root = _root(prev)
+    if root is prev or _root(new) is not root or root.flags.writeable:
+        return None
+    if prev.__array_interface__["data"][0] != new.__array_interface__["data"][0]:
+        return None
+    return prev.shape[0]
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
 def keep_for_compare(value: Any) -> bool:
     """Whether a stale value is small enough to keep until its recompute (to compare)."""
     if isinstance(value, list | tuple):

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from cellgpt.engine.append import RowTail, keep_for_compare, prefix_rows
+from cellgpt.engine.append import RowTail, keep_for_compare, prefix_rows, shared_prefix
 from cellgpt.engine.cells import Cell
 from cellgpt.engine.errors import CellError, CellEvalError, ErrorInfo, RunCancelled
 from cellgpt.engine.formula_parse import Formula
@@ -471,6 +471,9 @@ class Runner:
         for ref, ref_value in env.items():  # `x = y`: the input's record, without comparing
             if ref_value is value and seen.get(ref) == self._store[ref].version - 1:
                 return self._store[ref].appended_from
+        shared = shared_prefix(prev, value)  # the same read-only memory, one row longer
+        if shared is not None:
+            return shared
         if self._rewritten_inputs(env, seen):
             return None
         return prefix_rows(prev, value)

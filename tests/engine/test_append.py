@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cellgpt.engine import CellSpec, Workbook
-from cellgpt.engine.append import RowExtender, join_rows, prefix_rows
+from cellgpt.engine.append import RowExtender, join_rows, prefix_rows, shared_prefix
 
 
 class Spy:
@@ -149,3 +149,45 @@ def test_a_value_rewritten_upstream_is_not_compared_row_by_row(monkeypatch):
     wb.run()
     assert len(compared) == 4
     assert wb.state("x").appended_from == wb.state("z").appended_from == 3
+
+
+def test_shared_prefix_needs_the_same_read_only_memory():
+    table = np.arange(24.0).reshape(8, 3).copy()  # its own memory: the root
+    table.flags.writeable = False  # as memory-mapped parameters are
+    assert shared_prefix(table[:3], table[:5]) == 3  # rows 0..2 are rows 0..2: no compare
+    assert shared_prefix(table[:5], table[:3]) is None  # shorter
+    assert shared_prefix(table[1:4], table[:5]) is None  # another first row
+    assert shared_prefix(table[:3, :2], table[:5, :2]) == 3
+    assert shared_prefix(table[:3, :2], table[:5]) is None  # other columns
+    assert shared_prefix(table[:3], table[:6:2]) is None  # other strides
+    assert shared_prefix(table, table) is None  # the root itself: not a view of anything
+    writeable = np.arange(24.0).reshape(8, 3).copy()
+    assert shared_prefix(writeable[:3], writeable[:5]) is None  # its rows could have changed
+    copy = np.array(table[:5])
+    copy.flags.writeable = False
+    assert shared_prefix(table[:3], copy) is None  # equal numbers, other memory
+
+
+def test_a_growing_view_of_read_only_rows_is_known_to_have_grown():
+    """wpe_rows-like: a slice of a read-only table, one row longer each time; the cell after
+    it then extends its rows instead of recomputing them all."""
+    table = np.arange(40.0).reshape(10, 4).copy()
+    table.flags.writeable = False
+    wb = Workbook()
+    wb.define_many(
+        [
+            CellSpec("table", "0"),
+            CellSpec("ids", "[7, 8, 9]"),
+            CellSpec("n", "len(ids)"),  # a count, as n_tokens: not rows that grew
+            CellSpec("part", "table[:n]"),
+            CellSpec("doubled", "part * 2"),
+        ]
+    )
+    wb.pin("table", table)  # a parameter table: read-only memory
+    wb.set_extender("doubled", RowExtender({"part": 0}))
+    wb.run()
+    wb.set("ids", [7, 8, 9, 10, 11])
+    wb.run()
+    assert wb.state("part").appended_from == 3
+    assert wb.state("doubled").appended_from == 3
+    np.testing.assert_array_equal(wb["doubled"], table[:5] * 2)

@@ -349,7 +349,7 @@ def test_a_group_over_the_memory_budget_fails_as_the_generic_path(
             generate(wb, 3)  # the replay is recorded and running
             used = wb._sheet.store.total_bytes
             # room for ~15 tokens: then the kept cells' buffers grow (append.py's spare
-            # rows run out) and h0.q, the first of them in a block, no longer fits
+            # rows run out) and one of block 0's kept cells no longer fits
             wb.limits = Limits(store_bytes=used + 16_000)
             tokens: list[int] = []
             with pytest.raises(CellError) as failed:
@@ -359,6 +359,7 @@ def test_a_group_over_the_memory_budget_fails_as_the_generic_path(
             replay.enabled = True
 
     fast, generic = run(True), run(False)
-    assert "over the workbook memory budget" in generic[1] and "h0.q" in generic[1]
+    assert "over the workbook memory budget" in generic[1] and "blocked by h0." in generic[1]
     assert fast == generic
-    assert 3 in group_runs  # block 0's group stored ln_1 .. qkv, then q did not fit
+    # block 0's group stored its members up to a kept one (q, k, v, ...) that did not fit
+    assert any(0 < stored < 17 for stored in group_runs)
