@@ -24,6 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from cellgpt.engine.limits import array_root
+from cellgpt.engine.row_rules import ndim_of
+from cellgpt.engine.store import MISSING, CellState
+
 # Evaluate the cell's own formula against an environment of input values.
 Evaluate = Callable[[Mapping[str, Any]], Any]
 # extender(previous value, current inputs, {grown input: rows it had before}, evaluate)
@@ -59,18 +63,12 @@ def shared_prefix(prev: Any, new: Any) -> int | None:
         return None
     if prev.shape[1:] != new.shape[1:] or new.shape[0] < prev.shape[0]:
         return None
-    root = _root(prev)
-    if root is prev or _root(new) is not root or root.flags.writeable:
+    root = array_root(prev)
+    if root is prev or array_root(new) is not root or root.flags.writeable:
         return None
     if prev.__array_interface__["data"][0] != new.__array_interface__["data"][0]:
         return None
     return prev.shape[0]
-
-
-def _root(a: np.ndarray) -> np.ndarray:
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
 
 
 def keep_for_compare(value: Any) -> bool:
@@ -217,7 +215,7 @@ class RowExtender:
                 return None
             value = env[name]
             rows = value.rows if isinstance(value, RowTail) else take_rows(value, old, axis)
-            counts.add(_count(rows, axis))
+            counts.add(count_rows(rows, axis))
             local[name] = rows
         if len(counts) != 1 or None in counts:
             return None  # inputs grew by different counts: the formula would not line up
@@ -229,11 +227,40 @@ class RowExtender:
         return RowTail(new, old, self.axis)
 
 
-def _count(rows: Any, axis: int) -> int | None:
+def count_rows(rows: Any, axis: int) -> int | None:
     """How many rows a cut input holds along `axis` (lists: axis 0 only)."""
     if isinstance(rows, np.ndarray):
         return rows.shape[axis] if rows.ndim > axis else None
     return len(rows) if axis == 0 and isinstance(rows, list | tuple) else None
+
+
+def new_rows_of(state: CellState, old: int, axis: int, ndim: int | None) -> Any:
+    """A cut input's rows from `old` on along `axis` (its tail, if it keeps only those), or
+    None when they are not there as the cut expects them (a replayed step reads them so)."""
+    if state.evicted:
+        tail = state.tail
+        if tail is None or tail.start != old or tail.axis != axis:
+            return None
+        rows = tail.rows
+    else:
+        value = state.value
+        if value is MISSING:
+            return None
+        if type(value) is np.ndarray and axis == 0 and value.ndim:
+            rows = value[old:]  # take_rows, without building an index
+        else:
+            rows = take_rows(value, old, axis)
+    if type(rows) is np.ndarray:  # has_ndim, inline for arrays
+        if (ndim is not None and rows.ndim != ndim) or rows.ndim <= axis:
+            return None
+    elif ndim is not None and not has_ndim(rows, ndim):
+        return None
+    return rows
+
+
+def has_ndim(value: Any, ndim: int) -> bool:
+    """DerivedRows' check of an input's axes (arrays by .ndim, lists by their nesting)."""
+    return getattr(value, "ndim", None) == ndim or ndim_of(value) == ndim
 
 
 def _joins(prev: np.ndarray, new: np.ndarray, axis: int, pad: float | None) -> bool:

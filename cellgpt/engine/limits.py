@@ -146,11 +146,11 @@ def value_bytes(value: Any, inputs: Any = ()) -> int:
     if isinstance(value, np.ndarray):
         if value.base is None:
             return value.nbytes  # a fresh result owns its memory: the common case, no walk
-        root = _root(value)
+        root = array_root(value)
         if isinstance(root, np.memmap) or root.base is not None:
             return 0  # memory-mapped file or foreign buffer: not the process's own heap
         for x in inputs:
-            if isinstance(x, np.ndarray) and (x is root or _root(x) is root):
+            if isinstance(x, np.ndarray) and (x is root or array_root(x) is root):
                 return 0
         return int(root.nbytes)
     if isinstance(value, _SEQUENCES):
@@ -158,7 +158,8 @@ def value_bytes(value: Any, inputs: Any = ()) -> int:
     return 32  # a number or an object of the library's own
 
 
-def _root(a: np.ndarray) -> np.ndarray:
+def array_root(a: np.ndarray) -> np.ndarray:
+    """The array that owns `a`'s memory (follows .base through views)."""
     while isinstance(a.base, np.ndarray):
         a = a.base
     return a

@@ -44,13 +44,14 @@ from cellgpt.engine.append import (
     RowExtender,
     RowTail,
     _joins,
+    count_rows,
+    has_ndim,
     join_rows,
     keep_for_compare,
-    take_rows,
+    new_rows_of,
 )
 from cellgpt.engine.limits import SCALARS, value_bytes
 from cellgpt.engine.replay_group import Calls, _Group, find_groups, run_group
-from cellgpt.engine.row_rules import ndim_of
 from cellgpt.engine.store import MISSING, CellState, Status
 
 if TYPE_CHECKING:
@@ -306,10 +307,10 @@ class AppendReplay:
         local: dict[str, Any] = dict(step.fixed)
         count = -1
         for ref, ref_state, cut_axis, ndim in step.cuts:
-            rows = _new_rows_of(ref_state, old, cut_axis, ndim)
+            rows = new_rows_of(ref_state, old, cut_axis, ndim)
             if rows is None:
                 return False
-            n = rows.shape[cut_axis] if type(rows) is np.ndarray else _count(rows, cut_axis)
+            n = rows.shape[cut_axis] if type(rows) is np.ndarray else count_rows(rows, cut_axis)
             if n is None or (count >= 0 and n != count):
                 return False
             count = n
@@ -318,7 +319,7 @@ class AppendReplay:
             value = ref_state.value
             if ref_state.evicted or value is MISSING:
                 return False
-            if ndim is not None and not _has_ndim(value, ndim):
+            if ndim is not None and not has_ndim(value, ndim):
                 return False
             local[ref] = value
         runner = self.runner
@@ -329,11 +330,6 @@ class AppendReplay:
         except Exception:  # the generic way gives the cell its error
             return False
         return self.commit(step, new, old, count, local.values(), start) is not None
-
-    @staticmethod
-    def new_rows_of(state: CellState, old: int, axis: int, ndim: int | None) -> Any:
-        """An input's new rows as a cut input reads them (replay groups read theirs so)."""
-        return _new_rows_of(state, old, axis, ndim)
 
     @staticmethod
     def _rows_before(step: _Fast) -> int | None:
@@ -398,41 +394,6 @@ class AppendReplay:
         state.input_versions = {ref: s.version for ref, s in step.refs}
         runner._notify(step.name)
         return value
-
-
-def _new_rows_of(state: CellState, old: int, axis: int, ndim: int | None) -> Any:
-    """An input's rows from `old` on along `axis` (its tail, if it keeps only those), or
-    None when they are not there as a cut input expects them."""
-    if state.evicted:
-        tail = state.tail
-        if tail is None or tail.start != old or tail.axis != axis:
-            return None
-        rows = tail.rows
-    else:
-        value = state.value
-        if value is MISSING:
-            return None
-        if type(value) is np.ndarray and axis == 0 and value.ndim:
-            rows = value[old:]  # take_rows, without building an index
-        else:
-            rows = take_rows(value, old, axis)
-    if type(rows) is np.ndarray:  # _has_ndim, inline for arrays
-        if (ndim is not None and rows.ndim != ndim) or rows.ndim <= axis:
-            return None
-    elif ndim is not None and not _has_ndim(rows, ndim):
-        return None
-    return rows
-
-
-def _has_ndim(value: Any, ndim: int) -> bool:
-    """DerivedRows' check of an input's axes (arrays by .ndim, lists by their nesting)."""
-    return getattr(value, "ndim", None) == ndim or ndim_of(value) == ndim
-
-
-def _count(rows: Any, axis: int) -> int | None:
-    if isinstance(rows, np.ndarray):
-        return rows.shape[axis] if rows.ndim > axis else None
-    return len(rows) if axis == 0 and isinstance(rows, list | tuple) else None
 
 
 @contextmanager

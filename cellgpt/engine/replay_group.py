@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cellgpt.engine.append import new_rows_of
 from cellgpt.engine.formula_parse import BIN_OPS, parse_formula
 from cellgpt.engine.fusion import match
 from cellgpt.engine.limits import BINOP_GUARDS, check_broadcast
@@ -200,7 +201,7 @@ def run_group(replay: AppendReplay, compiled: _Group, calls: Calls) -> int:
             inputs.append(source[1])
             continue
         _, state, axis, ndim = source
-        rows = replay.new_rows_of(state, old, axis, ndim)
+        rows = new_rows_of(state, old, axis, ndim)
         if type(rows) is not np.ndarray or (count >= 0 and rows.shape[axis] != count):
             return 0
         count = rows.shape[axis]

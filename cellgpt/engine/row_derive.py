@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cellgpt.engine.append import Evaluate, RowExtender, RowTail
+from cellgpt.engine.append import Evaluate, RowExtender, RowTail, has_ndim
 from cellgpt.engine.formula import dotted_name
 from cellgpt.engine.inline import InlineError, inline_calls
 from cellgpt.engine.row_rules import UNKNOWN, Arg, Fixed, Out, Rows, elementwise, matmul_rows
@@ -62,7 +62,7 @@ class DerivedRows(RowExtender):
             value = env[name]
             if isinstance(value, RowTail):
                 value = value.rows
-            if getattr(value, "ndim", None) != ndim and _ndim(value) != ndim:
+            if not has_ndim(value, ndim):
                 return None
         tail = super().new_rows(env, grown, evaluate)
         return tail if tail is not None and tail.rows.ndim == self.out_ndim else None
