@@ -36,11 +36,16 @@ class Fusion:
     fused: Callable[..., Any]
 
     def patterns(self) -> tuple[list[tuple[str, ast.AST]], ast.AST]:
-        links = []
-        for text in self.links:
-            placeholder, formula = (part.strip() for part in text.split("=", 1))
-            links.append((placeholder, parse_formula(formula).tree.body))
-        return links, parse_formula(self.reader).tree.body
+        return named_patterns(self.links), parse_formula(self.reader).tree.body
+
+
+def named_patterns(texts: Iterable[str]) -> list[tuple[str, ast.AST]]:
+    """("NAME", parsed pattern) for each "NAME = formula" text."""
+    patterns = []
+    for text in texts:
+        placeholder, formula = (part.strip() for part in text.split("=", 1))
+        patterns.append((placeholder, parse_formula(formula).tree.body))
+    return patterns
 
 
 @dataclass(frozen=True)

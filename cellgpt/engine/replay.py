@@ -163,7 +163,8 @@ class AppendReplay:
         segments = []
         runner = self.runner
         groups = self.sheet.library.replay_groups
-        self._group_calls = None
+        # the library's functions as the formulas call them, for the groups' kernels
+        self._group_calls = Calls(self.sheet.functions) if groups else None
         for rec in recordings:
             steps: list[_Fast | _Alias | _Group | str] = []
             for name, kind, grown in rec.steps:
@@ -242,7 +243,7 @@ class AppendReplay:
                     if status is not Status.FRESH and status is not Status.PINNED:
                         generic = True
                 elif kind is _Group:
-                    done = run_group(self, step, self._calls())
+                    done = run_group(self, step, self._group_calls)
                     for member in step.members[done:]:  # what did not fit: one by one
                         if not self._run_fast(member):
                             runner._evaluate(member.name)
@@ -264,13 +265,6 @@ class AppendReplay:
                     if state.nbytes:
                         runner._store.account(state, 0)
                     runner._notify(name)
-
-    def _calls(self) -> Calls:
-        """The library's functions as the formulas call them, for replay groups (taken
-        when the program is compiled: any change to the sheet drops the program)."""
-        if self._group_calls is None:
-            self._group_calls = Calls(self.sheet.functions)
-        return self._group_calls
 
     def _run_alias(self, step: _Alias) -> bool:
         """`x = y` as the generic path runs it (y's value; y's appended rows when x's last

@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cellgpt.engine.append import new_rows_of
-from cellgpt.engine.formula_parse import BIN_OPS, parse_formula
-from cellgpt.engine.fusion import match
+from cellgpt.engine.formula_parse import BIN_OPS
+from cellgpt.engine.fusion import match, named_patterns
 from cellgpt.engine.limits import BINOP_GUARDS, check_broadcast
 
 if TYPE_CHECKING:
@@ -51,14 +52,10 @@ class ReplayGroup:
     whole: frozenset[str]
     inputs: tuple[str, ...]
     kernel: Callable[..., None]
-    _parsed: list[tuple[str, ast.AST]] = field(default_factory=list, compare=False, repr=False)
 
+    @functools.cached_property
     def patterns(self) -> list[tuple[str, ast.AST]]:
-        if not self._parsed:
-            for text in self.cells:
-                placeholder, formula = (part.strip() for part in text.split("=", 1))
-                self._parsed.append((placeholder, parse_formula(formula).tree.body))
-        return self._parsed
+        return named_patterns(self.cells)
 
 
 class Calls:
@@ -125,13 +122,13 @@ def _match(
     resolve: Callable[[str], str | None],
 ) -> _Group | None:
     binds: dict[str, str] = {}
-    for (placeholder, pattern), member in zip(group.patterns(), members, strict=True):
+    for (placeholder, pattern), member in zip(group.patterns, members, strict=True):
         body = formula_of(member.name)
         if body is None or binds.setdefault(placeholder, member.name) != member.name:
             return None
         if not match(pattern, body, binds):
             return None
-    cells = {binds[p]: p for p, _ in group.patterns()}
+    cells = {binds[p]: p for p, _ in group.patterns}
     # Each member's row-append shape must be the one the kernel assumes: its inputs that
     # are members of the group and declared whole are read whole, every other grown input
     # is cut to its new rows.
