@@ -62,6 +62,15 @@ class Side:
 
 
 @dataclass
+class Measured:
+    """What a side returns when it times itself (e.g. the median of its tokens, leaving out
+    its warm-up): run_rounds keeps `seconds` instead of the side's wall time."""
+
+    seconds: float
+    output: Any
+
+
+@dataclass
 class Rounds:
     """Seconds per side per kept round, in round order (every side has one entry per round)."""
 
@@ -187,6 +196,8 @@ def run_rounds(
             start = time.perf_counter()
             outputs[name] = side.run()
             seconds = time.perf_counter() - start
+            if isinstance(outputs[name], Measured):
+                seconds, outputs[name] = outputs[name].seconds, outputs[name].output
             if r >= warmup:
                 result.times.setdefault(name, []).append(seconds)
         if check is not None:

@@ -67,14 +67,14 @@ def measure(args: argparse.Namespace, csv_dir: Path, machine: _fair.Machine) -> 
     print(f"GPT-2 small shapes; prompt {args.prompt} tokens, {args.new} new; load average now "
           f"{_fair.fmt_load(machine.before)}", flush=True)  # fmt: skip
 
-    def cell(ids: list[int]) -> tuple[float, list[int]]:
+    def cell(ids: list[int]) -> _fair.Measured:
         wb.set("generated", [])
         wb.pin("prompt_ids", [(ids[0] + 1) % VOCAB])  # no rows shared with the last run
         wb.run("token_ids")
         wb.pin("prompt_ids", ids)
         stamps: list[float] = []
         out = generate(wb, args.new, on_token=lambda _t: stamps.append(time.perf_counter()))
-        return statistics.median(np.diff(stamps[2:])), out
+        return _fair.Measured(statistics.median(np.diff(stamps[2:])), out)
 
     def make_round(r: int) -> dict[str, _fair.Side]:
         ids = [int(i) for i in np.random.default_rng(r).integers(0, VOCAB, args.prompt)]
@@ -84,19 +84,11 @@ def measure(args: argparse.Namespace, csv_dir: Path, machine: _fair.Machine) -> 
             "numpy": _fair.Side(lambda: by_hand(weights, ids, args.new, numpy_block)),
         }
 
-    result = _fair.Rounds()
-    for r in range(1 + args.repeats):
-        sides = make_round(r)
-        order = list(sides) if r % 2 == 0 else list(reversed(list(sides)))
-        ids: dict[str, list[int]] = {}
-        for name in order:
-            machine.pause(args.pause)
-            seconds, ids[name] = sides[name].run()
-            if r >= 1:
-                result.times.setdefault(name, []).append(seconds)
+    def check(ids: dict[str, list[int]]) -> None:
         if len({tuple(v) for v in ids.values()}) != 1:  # other float orders: a near tie
-            print(f"  note: round {r} ids differ between sides: {ids}", flush=True)
-    return result
+            print(f"  note: ids differ between sides: {ids}", flush=True)
+
+    return _fair.run_rounds(make_round, args.repeats, machine, pause=args.pause, check=check)
 
 
 Block = Callable[[dict[str, np.ndarray], str, np.ndarray, list[Any]], np.ndarray]
@@ -104,7 +96,7 @@ Block = Callable[[dict[str, np.ndarray], str, np.ndarray, list[Any]], np.ndarray
 
 def by_hand(
     weights: dict[str, np.ndarray], ids: list[int], n_new: int, block: Block
-) -> tuple[float, list[int]]:
+) -> _fair.Measured:
     """Greedy generation written out (prompt one token at a time, a list of keys and
     values per block); the median seconds of the tokens after the 2nd new one, the ids."""
     from cellgpt.engine import functions as fn
@@ -127,7 +119,7 @@ def by_hand(
             token = int(np.argmax(logits))
             out.append(token)
             stamps.append(time.perf_counter())
-    return statistics.median(np.diff(stamps[2:])), out
+    return _fair.Measured(statistics.median(np.diff(stamps[2:])), out)
 
 
 def _extend(cache: list[Any], slot: int, rows: np.ndarray) -> np.ndarray:
