@@ -49,7 +49,7 @@ def shape_arg(shape: Any) -> tuple[int, ...]:
 
 def size_of(x: Any) -> int:
     """Elements (or items, or characters) in a value, walking nested lists boundedly."""
-    if type(x) is np.ndarray or isinstance(x, np.ndarray):
+    if isinstance(x, np.ndarray):
         return int(x.size)
     if isinstance(x, list | tuple | dict):
         return count_items(x, MAX_ELEMENTS)

@@ -160,7 +160,15 @@ def parse_formula(text: str, *, cell: str | None = None) -> Formula:
         raise FormulaSyntaxError("formula is empty", cell=cell)
     tree, offsets = _parse_expression(text, cell)
     if _int_list(tree.body):  # token ids (generation sets a longer list per token)
-        return Formula(text, tree, (), (), [], True, _offsets=offsets)
+        return Formula(
+            text=text,
+            tree=tree,
+            names=(),
+            functions=(),
+            occurrences=[],
+            is_literal=True,
+            _offsets=offsets,
+        )
     checker = _Checker(text, offsets, cell)
     checker.refuse_dunders(tree)
     checker.visit(tree.body, depth=0)

@@ -104,8 +104,7 @@ def charge(name: str, nbytes: int, cost: int) -> None:
         raise LimitError(
             f"{name}() would cost {cost:,} multiply-adds; the limit is {limits.max_cost:,}"
         )
-    if clock() > budget.deadline.at:
-        raise LimitError(f"over the time budget of {limits.cell_seconds:g} s per cell")
+    check_time()
 
 
 def seq_bytes(x: Any) -> int:
