@@ -66,6 +66,10 @@ def _generated() -> list[Attempt]:
         Attempt("long", "characters long", "'" + "a" * MAX_FORMULA_CHARS + "'"),
         Attempt("long", "nested|parts", "+".join(["x"] * 5_001)),
         Attempt("long", "more than 5000 parts", "[" + ",".join(["1"] * 5_001) + "]"),
+        # token-id lists skip the checking walk below the part limit (formula_parse._int_list):
+        # one number over it, and a number too long to read, are still refused
+        Attempt("long", "more than 5000 parts", "[" + ",".join(["1"] * 5_000) + "]"),
+        Attempt("huge", "4300 digits", "[1, " + "9" * 5_000 + "]"),
         Attempt("long", "nested", "m" + "[0]" * 3_000),
         Attempt("long", "nested", "(" * 5_000 + "1" + ")" * 5_000),
         Attempt("long", "characters long", "(" * 100_000 + "1" + ")" * 100_000),
