@@ -5,7 +5,8 @@ not slowed (profile_steps.py has the step-by-step view). Same forwards as bench_
 
 - cellgpt: the wall time of running `logits` after pinning the ids; products = the recorded
   durations of the product cells (`qkv`, `attn.out`, `mlp.fc`, `mlp.out` of every block and
-  `logits`: each a product plus its bias);
+  `logits`: each a product plus its bias), and of those the time inside MKL's gemm calls
+  (when MKL is installed: its `product` method timed on the loaded instance);
 - torch:   the wall time of HF GPT2LMHeadModel's forward (SDPA, inference_mode, 2 threads,
   logits_to_keep=1, use_cache=False); products = the time inside its Conv1D projections and
   lm_head (addmm with the bias), from perf_counter forward hooks on those 49 modules only.
@@ -51,10 +52,11 @@ def main() -> int:
     args = parser.parse_args()
     hf_dir, csv_dir = ensure_model(args.dir)
     model = load_torch(hf_dir, args.threads)
-    clock = {"products": 0.0}
+    clock = {"products": 0.0, "mkl": 0.0}
     time_products(model, clock)
     wb = open_workbook(csv_dir)
     recorder = Recorder(wb)
+    time_mkl_calls(clock)
     products = [f"h{i}.{c}" for i in range(int(wb["n_layer"])) for c in PRODUCT_CELLS]
     products.append("logits")
     table = []
@@ -79,15 +81,17 @@ def measure(
     clock: dict[str, float],
 ) -> tuple[_fair.Rounds, dict[str, list[float]]]:
     """The fair rounds at one prompt length, and each side's product seconds per kept round."""
-    split: dict[str, list[float]] = {"cell": [], "torch": []}
+    split: dict[str, list[float]] = {"cell": [], "torch": [], "mkl": []}
 
     def cell(ids: list[int]) -> _fair.Measured:
         recorder.take()
+        clock["mkl"] = 0.0
         start = time.perf_counter()
         logits = cell_forward(wb, ids)
         wall = time.perf_counter() - start
         ran = recorder.take()
         split["cell"].append(sum(ran.get(name, 0.0) for name in products))
+        split["mkl"].append(clock["mkl"])
         return _fair.Measured(wall, logits)
 
     def torch_side(ids: list[int]) -> np.ndarray:
@@ -113,6 +117,32 @@ def measure(
     return rounds, {side: times[warmups:] for side, times in split.items()}
 
 
+def time_mkl_calls(clock: dict[str, float]) -> None:
+    """Add the time of every MKL gemm call on the main thread (the loaded instance's
+    `product`) to clock["mkl"]: above 128 rows a product is two single-threaded calls side by
+    side, one on each core, and the main thread's stands for both."""
+    import threading
+
+    from cellgpt.engine import mkl_blas
+
+    main = threading.main_thread()
+    mkl = mkl_blas.get()
+    if mkl is None:
+        return
+    product = mkl.product
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is not main:
+            return product(*args, **kwargs)
+        start = time.perf_counter()
+        try:
+            return product(*args, **kwargs)
+        finally:
+            clock["mkl"] += time.perf_counter() - start
+
+    mkl.product = timed  # type: ignore[method-assign]
+
+
 def time_products(model: Any, clock: dict[str, float]) -> None:
     """perf_counter hooks on the 49 product modules only, adding to clock["products"]."""
     starts: list[float] = []
@@ -132,8 +162,9 @@ def time_products(model: Any, clock: dict[str, float]) -> None:
 def print_table(table: list[tuple[int, _fair.Rounds, dict[str, list[float]]]]) -> None:
     print(
         "\nms per forward, medians of the rounds (rest = wall − products; ratio: cellgpt / torch)"
-        "\n\n| tokens | cellgpt wall | products | rest | torch wall | products | rest "
-        "| wall ratio | products ratio | rest ratio |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "\n\n| tokens | cellgpt wall | products | of which MKL calls | rest | torch wall | products "
+        "| rest | wall ratio | products ratio | rest ratio |"
+        "\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     for n, rounds, split in table:
         walls = {side: rounds.times[side] for side in ("cell", "torch")}
@@ -148,7 +179,8 @@ def print_table(table: list[tuple[int, _fair.Rounds, dict[str, list[float]]]]) -
             return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
         print(
-            f"| {n} | {med(walls['cell']):.1f} | {med(split['cell']):.1f} | {med(rests['cell']):.1f} "
+            f"| {n} | {med(walls['cell']):.1f} | {med(split['cell']):.1f} | {med(split['mkl']):.1f} "
+            f"| {med(rests['cell']):.1f} "
             f"| {med(walls['torch']):.1f} | {med(split['torch']):.1f} | {med(rests['torch']):.1f} "
             f"| {rounds.ratio('cell', 'torch'):.2f} | {ratio(split['cell'], split['torch']):.2f} "
             f"| {ratio(rests['cell'], rests['torch']):.2f} |"
