@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _fair
 from _gpt2_small import DEFAULT_DIR, ensure_model
 from bench_forward import cell_forward, load_torch, open_workbook, prompt_ids, torch_forward
+from profile_steps import add_clocks
 
 from cellgpt.cli.profile import Recorder
 
@@ -53,7 +54,7 @@ def main() -> int:
     hf_dir, csv_dir = ensure_model(args.dir)
     model = load_torch(hf_dir, args.threads)
     clock = {"products": 0.0, "mkl": 0.0}
-    time_products(model, clock)
+    add_clocks(model, clock, product_module)
     wb = open_workbook(csv_dir)
     recorder = Recorder(wb)
     time_mkl_calls(clock)
@@ -143,20 +144,9 @@ def time_mkl_calls(clock: dict[str, float]) -> None:
     mkl.product = timed  # type: ignore[method-assign]
 
 
-def time_products(model: Any, clock: dict[str, float]) -> None:
-    """perf_counter hooks on the 49 product modules only, adding to clock["products"]."""
-    starts: list[float] = []
-
-    def pre(_module: Any, _inputs: Any) -> None:
-        starts.append(time.perf_counter())
-
-    def post(_module: Any, _inputs: Any, _output: Any) -> None:
-        clock["products"] += time.perf_counter() - starts.pop()
-
-    for path, module in model.named_modules():
-        if path == "lm_head" or path.endswith(PRODUCT_MODULES):
-            module.register_forward_pre_hook(pre)
-            module.register_forward_hook(post)
+def product_module(path: str) -> str | None:
+    """add_clocks' name for the 49 product modules ("products"); None for the rest."""
+    return "products" if path == "lm_head" or path.endswith(PRODUCT_MODULES) else None
 
 
 def print_table(table: list[tuple[int, _fair.Rounds, dict[str, list[float]]]]) -> None:

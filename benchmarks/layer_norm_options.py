@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _fair
 
 from cellgpt.engine import kernels
@@ -54,23 +53,8 @@ def main() -> int:
         machine = _fair.Machine(busy=args.busy)
         table = []
         for rows in (int(r) for r in args.rows.split(",")):
-            x, gain, bias = inputs(rows)
-            want = reference(x, gain, bias)
-            errors: dict[str, float] = {}
-
-            def check(
-                outputs: dict[str, np.ndarray], want: np.ndarray = want, errors: dict = errors
-            ) -> None:
-                for name, got in outputs.items():
-                    errors[name] = float(np.max(np.abs(got.astype(np.float64) - want)))
-
-            def make_round(_r: int, x=x, gain=gain, bias=bias) -> dict[str, _fair.Side]:
-                return {name: _fair.Side(repeat(fn, x, gain, bias)) for name, fn in sides.items()}
-
-            rounds = _fair.run_rounds(
-                make_round, args.repeats, machine, check=check, pause=args.pause
-            )
-            table.append((rows, rounds, dict(errors)))
+            rounds, errors = measure(rows, sides, args, machine)
+            table.append((rows, rounds, errors))
         status = machine.report(args.strict)
     names = list(sides)
     print(f"\nms per forward ({PER_FORWARD} layer norms), median of rounds; ratio: side / torch")
@@ -83,6 +67,25 @@ def main() -> int:
         worst = max(errors.values())
         print(f"| {rows} | {times} | {ratios} | {worst:.1e} |")
     return status
+
+
+def measure(
+    rows: int, sides: dict[str, Norm], args: argparse.Namespace, machine: _fair.Machine
+) -> tuple[_fair.Rounds, dict[str, float]]:
+    """The fair rounds at one row count, and each side's max |Δ| from the float64 reference."""
+    x, gain, bias = inputs(rows)
+    want = reference(x, gain, bias)
+    errors: dict[str, float] = {}
+
+    def check(outputs: dict[str, np.ndarray]) -> None:
+        for name, got in outputs.items():
+            errors[name] = float(np.max(np.abs(got.astype(np.float64) - want)))
+
+    def make_round(_r: int) -> dict[str, _fair.Side]:
+        return {name: _fair.Side(repeat(fn, x, gain, bias)) for name, fn in sides.items()}
+
+    rounds = _fair.run_rounds(make_round, args.repeats, machine, check=check, pause=args.pause)
+    return rounds, errors
 
 
 def inputs(rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

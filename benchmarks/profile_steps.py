@@ -25,6 +25,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,9 @@ RANGES = {
 
 
 def range_name(path: str) -> str | None:
+    """The range a module's time goes to ("forward" for the whole model), or None."""
+    if path == "":
+        return "forward"
     if path in RANGES:
         return RANGES[path]
     parts = path.split(".")
@@ -95,26 +99,30 @@ def add_ranges(model: Any) -> None:
         module._profile_ranges.pop().__exit__(None, None, None)
 
     for path, module in model.named_modules():
-        name = "forward" if path == "" else range_name(path)
+        name = range_name(path)
         if name is not None:
             module.register_forward_pre_hook(pre(name))
             module.register_forward_hook(post)
 
 
-def add_clocks(model: Any, clock: dict[str, float]) -> None:
-    """Forward hooks that add each mapped module's wall time (perf_counter) to clock[name]."""
+def add_clocks(
+    model: Any, clock: dict[str, float], name_of: Callable[[str], str | None] = range_name
+) -> None:
+    """Forward hooks that add the wall time (perf_counter) of each module that name_of maps
+    (by its path; None: not timed) to clock[name]."""
+    starts: list[float] = []  # hooks nest like the modules' calls: a stack serves all
 
-    def pre(module: Any, _inputs: Any) -> None:
-        module._clock_starts = [*getattr(module, "_clock_starts", []), time.perf_counter()]
+    def pre(_module: Any, _inputs: Any) -> None:
+        starts.append(time.perf_counter())
 
     def post(name: str) -> Any:
-        def hook(module: Any, _inputs: Any, _output: Any) -> None:
-            clock[name] = clock.get(name, 0.0) + time.perf_counter() - module._clock_starts.pop()
+        def hook(_module: Any, _inputs: Any, _output: Any) -> None:
+            clock[name] = clock.get(name, 0.0) + time.perf_counter() - starts.pop()
 
         return hook
 
     for path, module in model.named_modules():
-        name = "forward" if path == "" else range_name(path)
+        name = name_of(path)
         if name is not None:
             module.register_forward_pre_hook(pre)
             module.register_forward_hook(post(name))
